@@ -1,0 +1,77 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+// Stage boundaries of ../shared/DESIGN.md are visible as targets:
+// receive (HTTPServing, OTLPReceiver) → decode (OTLPDecoding) → assemble (TraceAssembly)
+// → attribute (Attribution) → roll up (Rollups) → store (LedgerStore), joined by
+// LedgerPipeline; read side QueryAPI; executable `spanledger`.
+let package = Package(
+    name: "SpanLedger",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "spanledger", targets: ["SpanLedgerCLI"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-collections", from: "1.6.0"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+        .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
+    ],
+    targets: [
+        // C libraries and generated code.
+        .systemLibrary(name: "CProtobufC", pkgConfig: "libprotobuf-c", providers: [.apt(["libprotobuf-c-dev"])]),
+        .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
+        .target(name: "OTLPProtoC", dependencies: ["CProtobufC"]),
+        .target(name: "CDecodeSupport", dependencies: ["CProtobufC"]),
+
+        // Domain and wire helpers.
+        .target(name: "LedgerCore"),
+        .target(name: "ProtoWire"),
+        .target(name: "ZlibCodec", dependencies: ["CZlib"]),
+
+        // Pipeline stages.
+        .target(name: "OTLPDecoding", dependencies: ["LedgerCore", "OTLPProtoC", "CDecodeSupport", "CProtobufC", "ProtoWire"]),
+        .target(name: "TraceAssembly", dependencies: ["LedgerCore", .product(name: "DequeModule", package: "swift-collections")]),
+        .target(name: "Attribution", dependencies: ["LedgerCore"]),
+        .target(name: "Rollups", dependencies: ["LedgerCore"]),
+        .target(name: "LedgerStore", dependencies: ["LedgerCore", "Rollups", "ProtoWire", "ZlibCodec"]),
+        .target(name: "LedgerPipeline", dependencies: [
+            "LedgerCore", "TraceAssembly", "Attribution", "Rollups", "LedgerStore",
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+        ]),
+
+        // Receivers and read side.
+        .target(name: "HTTPServing", dependencies: [
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOPosix", package: "swift-nio"),
+            .product(name: "NIOHTTP1", package: "swift-nio"),
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+        ]),
+        .target(name: "OTLPReceiver", dependencies: ["HTTPServing", "OTLPDecoding", "LedgerPipeline", "LedgerCore"]),
+        .target(name: "QueryAPI", dependencies: ["HTTPServing", "LedgerPipeline", "Rollups", "LedgerStore", "LedgerCore"]),
+        .target(name: "OTLPFixtures", dependencies: ["ProtoWire", "LedgerCore"]),
+
+        .executableTarget(name: "SpanLedgerCLI", dependencies: [
+            "LedgerCore", "OTLPReceiver", "QueryAPI", "LedgerPipeline", "LedgerStore", "Attribution", "Rollups",
+            "OTLPDecoding", "OTLPFixtures", "HTTPServing",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            .product(name: "Yams", package: "Yams"),
+        ]),
+
+        // Tests: one target per module, plus the in-process pipeline tests.
+        .testTarget(name: "OTLPDecodingTests", dependencies: ["OTLPDecoding", "OTLPFixtures", "LedgerCore"]),
+        .testTarget(name: "ZlibCodecTests", dependencies: ["ZlibCodec"]),
+        .testTarget(name: "TraceAssemblyTests", dependencies: ["TraceAssembly", "LedgerCore"]),
+        .testTarget(name: "AttributionTests", dependencies: ["Attribution", "LedgerCore"]),
+        .testTarget(name: "RollupsTests", dependencies: ["Rollups", "LedgerCore"]),
+        .testTarget(name: "LedgerStoreTests", dependencies: ["LedgerStore", "Rollups", "LedgerCore"]),
+        .testTarget(name: "LedgerPipelineTests", dependencies: ["LedgerPipeline", "OTLPDecoding", "OTLPFixtures", "Attribution", "Rollups", "LedgerStore", "LedgerCore"]),
+    ],
+    swiftLanguageModes: [.v6]
+)

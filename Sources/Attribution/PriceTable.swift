@@ -1,0 +1,230 @@
+import Foundation
+import LedgerCore
+
+/// Prices of one model pattern, in pico-dollars per token (= USD per million tokens × 10⁶),
+/// so any price with up to six decimals is exact.
+public struct PriceEntry: Sendable, Hashable {
+    public enum Source: Sendable, Hashable {
+        case builtin
+        case file(String)
+    }
+
+    public var match: String
+    public var provider: String?
+    public var effectiveFromUnixNano: Int64?
+    public var input: Int64
+    public var cachedInput: Int64
+    public var cacheWrite: Int64
+    public var output: Int64
+    public var reasoning: Int64
+    public var source: Source
+    /// 1-based position of the entry in its file's `models` array.
+    public var position: Int
+
+    /// Non-wildcard characters of the pattern: more means more specific.
+    public var specificity: Int { match.filter { $0 != "*" && $0 != "?" }.count }
+
+    public init(match: String, provider: String? = nil, effectiveFromUnixNano: Int64? = nil, input: Int64, cachedInput: Int64? = nil,
+                cacheWrite: Int64? = nil, output: Int64, reasoning: Int64? = nil, source: Source = .builtin, position: Int = 0) {
+        self.match = match
+        self.provider = provider
+        self.effectiveFromUnixNano = effectiveFromUnixNano
+        self.input = input
+        self.cachedInput = cachedInput ?? input
+        self.cacheWrite = cacheWrite ?? input
+        self.output = output
+        self.reasoning = reasoning ?? output
+        self.source = source
+        self.position = position
+    }
+
+    /// Cost of one call in micro-dollars, rounded half up from exact pico-dollars.
+    public func costMicros(for usage: TokenUsage) -> Int64 {
+        let u = usage.normalized()
+        let uncachedInput = max(0, u.input - u.cacheRead - u.cacheWrite)
+        let plainOutput = max(0, u.output - u.reasoning)
+        var pico: Int64 = 0
+        for (tokens, price) in [(uncachedInput, input), (u.cacheRead, cachedInput), (u.cacheWrite, cacheWrite), (plainOutput, output), (u.reasoning, reasoning)] {
+            let (p, o1) = tokens.multipliedReportingOverflow(by: price)
+            let (s, o2) = pico.addingReportingOverflow(p)
+            pico = (o1 || o2) ? Int64.max : s
+        }
+        if pico == Int64.max { return Int64.max / 1_000_000 }
+        return (pico + 500_000) / 1_000_000
+    }
+}
+
+public struct PriceFileError: Error, CustomStringConvertible, Sendable {
+    public var path: String
+    public var line: Int?
+    public var reason: String
+    public var description: String { "price file \(path)\(line.map { ":\($0)" } ?? ""): \(reason)" }
+}
+
+/// The price table (../shared/DESIGN.md "Cost"; format in Schemas/prices.md): the user's
+/// entries first, then the built-in table; most specific pattern, then latest effective date.
+public struct PriceTable: Sendable {
+    public private(set) var userEntries: [PriceEntry]
+    public private(set) var builtinEntries: [PriceEntry]
+
+    public init(userEntries: [PriceEntry] = [], builtinEntries: [PriceEntry] = BuiltinPrices.entries) {
+        self.userEntries = userEntries
+        self.builtinEntries = builtinEntries
+    }
+
+    /// Loads the built-in table plus the user's file, if any.
+    public static func load(userFile: String?) throws -> PriceTable {
+        guard let path = userFile else { return PriceTable() }
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw PriceFileError(path: path, line: nil, reason: "cannot read the file")
+        }
+        return PriceTable(userEntries: try parse(data, source: .file(path)))
+    }
+
+    /// The entry that prices `model` for a call starting at `unixNano`, or nil (unpriced).
+    public func entry(forModel model: String, atUnixNano unixNano: Int64) -> PriceEntry? {
+        guard !model.isEmpty else { return nil }
+        let names = Self.candidateNames(model)
+        for entries in [userEntries, builtinEntries] {
+            var best: PriceEntry?
+            for e in entries where names.contains(where: { Glob.matches(e.match, $0) }) {
+                if let from = e.effectiveFromUnixNano, from > unixNano { continue }
+                guard let b = best else { best = e; continue }
+                if e.specificity > b.specificity || (e.specificity == b.specificity && (e.effectiveFromUnixNano ?? .min) > (b.effectiveFromUnixNano ?? .min)) {
+                    best = e
+                }
+            }
+            if let best { return best }
+        }
+        return nil
+    }
+
+    static func candidateNames(_ model: String) -> [String] {
+        let lower = model.lowercased()
+        if let slash = lower.lastIndex(of: "/") { return [lower, String(lower[lower.index(after: slash)...])] }
+        return [lower]
+    }
+
+    /// Parses a price file (Schemas/prices.md). Errors name the entry's line in the file.
+    public static func parse(_ data: Data, source: PriceEntry.Source) throws -> [PriceEntry] {
+        let path: String = if case .file(let p) = source { p } else { "<builtin>" }
+        let lines = EntryLines(data: data)
+        let file: PriceFileJSON
+        do {
+            file = try JSONDecoder().decode(PriceFileJSON.self, from: data)
+        } catch let DecodingError.dataCorrupted(ctx) where ctx.codingPath.isEmpty {
+            throw PriceFileError(path: path, line: nil, reason: "not valid JSON: \(ctx.debugDescription)")
+        } catch let e as DecodingError {
+            let (ctx, what): (DecodingError.Context, String) = switch e {
+            case .keyNotFound(let k, let c): (c, "\"\(k.stringValue)\" is required")
+            case .typeMismatch(_, let c), .valueNotFound(_, let c), .dataCorrupted(let c): (c, c.debugDescription)
+            @unknown default: (DecodingError.Context(codingPath: [], debugDescription: "\(e)"), "\(e)")
+            }
+            let index = ctx.codingPath.first(where: { $0.intValue != nil })?.intValue
+            let field = ctx.codingPath.last.map { $0.intValue == nil ? " (\($0.stringValue))" : "" } ?? ""
+            throw PriceFileError(path: path, line: index.flatMap(lines.line(ofEntry:)),
+                                 reason: (index.map { "models[\($0)]: " } ?? "") + what + field)
+        }
+        var out: [PriceEntry] = []
+        for (i, m) in file.models.enumerated() {
+            func fail(_ reason: String) -> PriceFileError { PriceFileError(path: path, line: lines.line(ofEntry: i), reason: "models[\(i)]: \(reason)") }
+            guard !m.match.isEmpty else { throw fail("\"match\" (a model-name pattern) must not be empty") }
+            func pico(_ key: String, _ value: Double?) throws -> Int64? {
+                guard let value else { return nil }
+                guard value.isFinite, value >= 0, value < 1_000_000 else { throw fail("\"\(key)\" must be a non-negative price below 1000000") }
+                return Int64((value * 1_000_000).rounded())
+            }
+            var effective: Int64?
+            if let text = m.effective_from {
+                guard let t = RFC3339.parse(text) else { throw fail("\"effective_from\" must be YYYY-MM-DD or an RFC 3339 time") }
+                effective = t
+            }
+            out.append(PriceEntry(
+                match: m.match.lowercased(), provider: m.provider, effectiveFromUnixNano: effective,
+                input: try pico("input", m.input)!, cachedInput: try pico("cached_input", m.cached_input),
+                cacheWrite: try pico("cache_write", m.cache_write), output: try pico("output", m.output)!,
+                reasoning: try pico("reasoning", m.reasoning), source: source, position: i + 1))
+        }
+        return out
+    }
+}
+
+/// The price file's JSON shape (Schemas/prices.md).
+struct PriceFileJSON: Decodable {
+    struct Model: Decodable {
+        var match: String
+        var provider: String?
+        var effective_from: String?
+        var input: Double
+        var cached_input: Double?
+        var cache_write: Double?
+        var output: Double
+        var reasoning: Double?
+    }
+
+    var version: Int?
+    var models: [Model]
+}
+
+/// Finds the line on which the i-th object of the `models` array starts, for error messages.
+struct EntryLines {
+    var starts: [Int] = []
+
+    init(data: Data) {
+        let bytes = [UInt8](data)
+        guard let modelsKey = Self.find(Array("\"models\"".utf8), in: bytes) else { return }
+        var depth = 0
+        var line = 1 + bytes[..<modelsKey].filter { $0 == 10 }.count
+        var inString = false
+        var escaped = false
+        var i = modelsKey
+        var arrayDepth = -1
+        while i < bytes.count {
+            let c = bytes[i]
+            if c == 10 { line += 1 }
+            if inString {
+                if escaped { escaped = false } else if c == UInt8(ascii: "\\") { escaped = true } else if c == UInt8(ascii: "\"") { inString = false }
+            } else if c == UInt8(ascii: "\"") {
+                inString = true
+            } else if c == UInt8(ascii: "[") || c == UInt8(ascii: "{") {
+                if c == UInt8(ascii: "[") && arrayDepth < 0 { arrayDepth = depth + 1 }
+                else if c == UInt8(ascii: "{") && depth == arrayDepth { starts.append(line) }
+                depth += 1
+            } else if c == UInt8(ascii: "]") || c == UInt8(ascii: "}") {
+                depth -= 1
+                if depth < arrayDepth && arrayDepth >= 0 { break }
+            }
+            i += 1
+        }
+    }
+
+    func line(ofEntry i: Int) -> Int? { i < starts.count ? starts[i] : nil }
+
+    static func find(_ needle: [UInt8], in hay: [UInt8]) -> Int? {
+        guard needle.count <= hay.count else { return nil }
+        for i in 0...(hay.count - needle.count) where hay[i..<(i + needle.count)].elementsEqual(needle) { return i }
+        return nil
+    }
+}
+
+/// Case-insensitive glob over the whole string: `*` any run, `?` one character.
+public enum Glob {
+    public static func matches(_ pattern: String, _ text: String) -> Bool {
+        let p = Array(pattern.lowercased().utf8)
+        let t = Array(text.lowercased().utf8)
+        var pi = 0, ti = 0, star = -1, mark = 0
+        while ti < t.count {
+            if pi < p.count && (p[pi] == UInt8(ascii: "?") || p[pi] == t[ti]) {
+                pi += 1; ti += 1
+            } else if pi < p.count && p[pi] == UInt8(ascii: "*") {
+                star = pi; mark = ti; pi += 1
+            } else if star >= 0 {
+                pi = star + 1; mark += 1; ti = mark
+            } else {
+                return false
+            }
+        }
+        while pi < p.count && p[pi] == UInt8(ascii: "*") { pi += 1 }
+        return pi == p.count
+    }
+}

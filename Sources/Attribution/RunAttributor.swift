@@ -1,0 +1,181 @@
+import LedgerCore
+
+/// One LLM call priced: the unit the rollups split by model.
+public struct AttributedCall: Sendable, Hashable {
+    public var spanIndex: Int
+    public var model: String
+    public var usage: TokenUsage
+    public var costMicros: Int64
+    public var priced: Bool
+    public var explicitCost: Bool
+    public var isRetry: Bool
+    public var isError: Bool
+
+    /// Tokens counted as unpriced (input + output) when the call has no price.
+    public var unpricedTokens: Int64 { priced ? 0 : usage.total }
+}
+
+/// A released trace turned into a run: workflow, outcome, priced calls
+/// (../shared/DESIGN.md "Semantics that must hold"; Schemas/conventions.md).
+public struct AttributedRun: Sendable {
+    public var traceID: TraceID
+    public var workflow: String
+    public var service: String
+    public var startUnixNano: Int64
+    public var durationNano: Int64
+    public var verdict: Verdict?
+    public var incomplete: Bool
+    public var spans: [SpanRecord]
+    public var calls: [AttributedCall]
+    public var toolCalls: Int64
+    /// Errored spans that are not LLM calls (LLM-call errors are on `calls`).
+    public var otherErrors: Int64
+
+    public init(traceID: TraceID, workflow: String, service: String, startUnixNano: Int64, durationNano: Int64, verdict: Verdict?,
+                incomplete: Bool, spans: [SpanRecord], calls: [AttributedCall] = [], toolCalls: Int64 = 0, otherErrors: Int64 = 0) {
+        self.traceID = traceID
+        self.workflow = workflow
+        self.service = service
+        self.startUnixNano = startUnixNano
+        self.durationNano = durationNano
+        self.verdict = verdict
+        self.incomplete = incomplete
+        self.spans = spans
+        self.calls = calls
+        self.toolCalls = toolCalls
+        self.otherErrors = otherErrors
+    }
+
+    public var outcome: Outcome { verdict?.outcome ?? .pending }
+    public var costMicros: Int64 { calls.reduce(0) { $0 + $1.costMicros } }
+
+    /// Models in first-call order; "" when the run made no LLM call.
+    public var models: [String] {
+        var seen: [String] = []
+        for c in calls where !seen.contains(c.model) { seen.append(c.model) }
+        return seen
+    }
+}
+
+/// Turns the spans of one trace into an `AttributedRun`.
+public struct RunAttributor: Sendable {
+    public var prices: PriceTable
+
+    public init(prices: PriceTable) {
+        self.prices = prices
+    }
+
+    /// Attributes a whole trace. `incomplete` marks a trace released without its root.
+    public func attribute(traceID: TraceID, spans: [SpanRecord]) -> AttributedRun {
+        let root = Self.root(of: spans)
+        let hasRoot = spans.contains { $0.isRoot }
+        let workflowSpan = Self.workflowSpan(spans, root: root)
+        let workflow = Self.workflowName(workflowSpan: workflowSpan, root: root)
+        let start: Int64
+        let duration: Int64
+        if let root, hasRoot {
+            start = root.startUnixNano
+            duration = root.durationNano
+        } else {
+            start = spans.map(\.startUnixNano).min() ?? 0
+            duration = max(0, (spans.map(\.endUnixNano).max() ?? 0) - start)
+        }
+        var run = AttributedRun(
+            traceID: traceID, workflow: workflow, service: root?.service ?? "", startUnixNano: start, durationNano: duration,
+            verdict: Self.latestVerdict(spans), incomplete: !hasRoot, spans: spans, calls: [], toolCalls: 0, otherErrors: 0)
+        attributeCalls(&run)
+        return run
+    }
+
+    /// Prices calls, counts tools, retries and errors of `run.spans`.
+    public func attributeCalls(_ run: inout AttributedRun) {
+        let spans = run.spans
+        let retries = Self.retrySpanIndexes(spans)
+        run.calls = []
+        run.toolCalls = 0
+        run.otherErrors = 0
+        for (i, s) in spans.enumerated() {
+            switch s.category {
+            case .llm:
+                let usage = s.usage.normalized()
+                var call = AttributedCall(spanIndex: i, model: s.model, usage: usage, costMicros: 0, priced: false,
+                                          explicitCost: false, isRetry: retries.contains(i), isError: s.isError)
+                if let explicit = s.explicitCostMicros {
+                    call.costMicros = explicit
+                    call.priced = true
+                    call.explicitCost = true
+                } else if let entry = prices.entry(forModel: s.model, atUnixNano: s.startUnixNano) {
+                    call.costMicros = entry.costMicros(for: usage)
+                    call.priced = true
+                }
+                run.calls.append(call)
+            case .tool:
+                run.toolCalls += 1
+                if s.isError { run.otherErrors += 1 }
+            case .workflow, .other:
+                if s.isError { run.otherErrors += 1 }
+            }
+        }
+    }
+
+    /// The root: the span with no parent (earliest if several); else the earliest span
+    /// whose parent is not in the trace.
+    static func root(of spans: [SpanRecord]) -> SpanRecord? {
+        if let r = spans.filter(\.isRoot).min(by: { $0.startUnixNano < $1.startUnixNano }) { return r }
+        let ids = Set(spans.map(\.spanID))
+        return spans.filter { !ids.contains($0.parentSpanID) }.min(by: { $0.startUnixNano < $1.startUnixNano })
+    }
+
+    /// The root if it is a workflow/agent span, else the shallowest such span (earliest first).
+    static func workflowSpan(_ spans: [SpanRecord], root: SpanRecord?) -> SpanRecord? {
+        guard let root else { return nil }
+        if root.category == .workflow { return root }
+        var children: [SpanID: [SpanRecord]] = [:]
+        for s in spans where !s.isRoot { children[s.parentSpanID, default: []].append(s) }
+        var level = [root]
+        var visited: Set<SpanID> = [root.spanID]
+        while !level.isEmpty {
+            var next: [SpanRecord] = []
+            for s in level { next += children[s.spanID] ?? [] }
+            next = next.filter { visited.insert($0.spanID).inserted }.sorted { $0.startUnixNano < $1.startUnixNano }
+            if let w = next.first(where: { $0.category == .workflow }) { return w }
+            level = next
+        }
+        return nil
+    }
+
+    static func workflowName(workflowSpan: SpanRecord?, root: SpanRecord?) -> String {
+        for s in [workflowSpan, root] {
+            if let name = s?.workflowNames.first, !name.isEmpty { return name }
+        }
+        return root?.name ?? ""
+    }
+
+    static func latestVerdict(_ spans: [SpanRecord]) -> Verdict? {
+        var best: Verdict?
+        for s in spans {
+            if let v = s.verdict { best = best.map { $0.latest(v) } ?? v }
+        }
+        return best
+    }
+
+    /// LLM calls that are retries: `http.request.resend_count` > 0, or the previous
+    /// sibling call to the same model (same parent, earlier start) ended in error.
+    static func retrySpanIndexes(_ spans: [SpanRecord]) -> Set<Int> {
+        var out: Set<Int> = []
+        var siblings: [SpanID: [Int]] = [:]
+        for (i, s) in spans.enumerated() where s.category == .llm {
+            if s.resendCount > 0 { out.insert(i) }
+            siblings[s.parentSpanID, default: []].append(i)
+        }
+        for (_, group) in siblings where group.count > 1 {
+            let ordered = group.sorted { (spans[$0].startUnixNano, $0) < (spans[$1].startUnixNano, $1) }
+            var lastByModel: [String: Int] = [:]
+            for i in ordered {
+                if let prev = lastByModel[spans[i].model], spans[prev].isError { out.insert(i) }
+                lastByModel[spans[i].model] = i
+            }
+        }
+        return out
+    }
+}

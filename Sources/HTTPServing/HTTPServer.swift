@@ -1,0 +1,286 @@
+import Logging
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+import ServiceLifecycle
+
+/// A request as handlers see it: the whole body collected (within the handler's limit).
+public struct HTTPRequest: Sendable {
+    public var method: HTTPMethod
+    public var uri: String
+    public var headers: HTTPHeaders
+    public var body: ByteBuffer
+
+    public init(method: HTTPMethod, uri: String, headers: HTTPHeaders = [:], body: ByteBuffer = ByteBuffer()) {
+        self.method = method
+        self.uri = uri
+        self.headers = headers
+        self.body = body
+    }
+
+    public var path: String { String(uri.split(separator: "?", maxSplits: 1).first ?? "") }
+
+    /// Query parameters, percent-decoded; the last value of a repeated name wins.
+    public var queryItems: [String: String] {
+        guard let q = uri.split(separator: "?", maxSplits: 1).dropFirst().first else { return [:] }
+        var out: [String: String] = [:]
+        for pair in q.split(separator: "&") {
+            let kv = pair.split(separator: "=", maxSplits: 1)
+            out[Self.percentDecode(kv[0])] = kv.count > 1 ? Self.percentDecode(kv[1]) : ""
+        }
+        return out
+    }
+
+    static func percentDecode(_ s: Substring) -> String {
+        var bytes: [UInt8] = []
+        var it = Array(s.utf8)[...]
+        while let c = it.first {
+            it = it.dropFirst()
+            if c == UInt8(ascii: "+") { bytes.append(UInt8(ascii: " ")); continue }
+            if c == UInt8(ascii: "%"), it.count >= 2, let h = hex(it[it.startIndex]), let l = hex(it[it.startIndex + 1]) {
+                bytes.append(h << 4 | l)
+                it = it.dropFirst(2)
+                continue
+            }
+            bytes.append(c)
+        }
+        return String(decoding: bytes, as: UTF8.self)
+    }
+
+    static func hex(_ c: UInt8) -> UInt8? {
+        switch c {
+        case 48...57: c - 48
+        case 65...70: c - 55
+        case 97...102: c - 87
+        default: nil
+        }
+    }
+}
+
+public struct HTTPResponse: Sendable {
+    public var status: HTTPResponseStatus
+    public var headers: HTTPHeaders
+    public var body: [UInt8]
+    /// Close the connection after this response.
+    public var close: Bool
+
+    public init(status: HTTPResponseStatus, headers: HTTPHeaders = [:], body: [UInt8] = [], close: Bool = false) {
+        self.status = status
+        self.headers = headers
+        self.body = body
+        self.close = close
+    }
+
+    public static func text(_ status: HTTPResponseStatus, _ text: String, contentType: String = "text/plain; charset=utf-8") -> HTTPResponse {
+        HTTPResponse(status: status, headers: ["Content-Type": contentType], body: Array(text.utf8))
+    }
+}
+
+/// What a server asks of the code behind it.
+public protocol HTTPHandler: Sendable {
+    /// Largest request body accepted; larger ones get `bodyTooLarge`.
+    var maxBodySize: Int { get }
+    func handle(_ request: HTTPRequest) async -> HTTPResponse
+    /// The response for a body over `maxBodySize` (the connection is then closed).
+    func bodyTooLarge(_ head: HTTPRequestHead) -> HTTPResponse
+}
+
+/// Timeouts against slow clients: a connection that sends nothing for `idleTimeout`
+/// (between requests or in the middle of one) is closed.
+public struct HTTPServerConfiguration: Sendable {
+    public var host: String
+    public var port: Int
+    public var idleTimeout: TimeAmount = .seconds(30)
+    public var backlog: Int32 = 256
+
+    public init(host: String, port: Int) {
+        self.host = host
+        self.port = port
+    }
+
+    /// Parses `HOST:PORT` (`[::1]:4318` for IPv6).
+    public init(address: String) throws {
+        let (h, p) = try Self.split(address)
+        self.init(host: h, port: p)
+    }
+
+    static func split(_ address: String) throws -> (String, Int) {
+        guard let colon = address.lastIndex(of: ":"), let port = Int(address[address.index(after: colon)...]), (0...65535).contains(port) else {
+            throw HTTPServerError("address '\(address)' is not HOST:PORT")
+        }
+        var host = String(address[..<colon])
+        if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+        return (host.isEmpty ? "127.0.0.1" : host, port)
+    }
+}
+
+public struct HTTPServerError: Error, CustomStringConvertible {
+    public var description: String
+    public init(_ d: String) { description = d }
+}
+
+/// An HTTP/1.1 server (keep-alive, pipelining) over SwiftNIO: one task per connection,
+/// structured concurrency, graceful shutdown that finishes responses in flight and closes
+/// idle connections.
+public final class HTTPServer: Service, Sendable {
+    public let name: String
+    let configuration: HTTPServerConfiguration
+    let handler: any HTTPHandler
+    let logger: Logger
+    let onBound: @Sendable (SocketAddress) async -> Void
+    let connections = ConnectionTracker()
+
+    public init(name: String, configuration: HTTPServerConfiguration, handler: any HTTPHandler, logger: Logger,
+                onBound: @escaping @Sendable (SocketAddress) async -> Void = { _ in }) {
+        self.name = name
+        self.configuration = configuration
+        self.handler = handler
+        self.logger = logger
+        self.onBound = onBound
+    }
+
+    public func run() async throws {
+        let idle = configuration.idleTimeout
+        let server = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .serverChannelOption(.backlog, value: configuration.backlog)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+            .bind(host: configuration.host, port: configuration.port) { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(IdleStateHandler(readTimeout: idle))
+                    try channel.pipeline.syncOperations.addHandler(CloseOnIdleHandler())
+                    try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: true)
+                    return try NIOAsyncChannel<HTTPServerRequestPart, HTTPServerResponsePart>(wrappingChannelSynchronously: channel)
+                }
+            }
+        if let address = server.channel.localAddress {
+            logger.info("\(name) listening", metadata: ["address": "\(address)"])
+            await onBound(address)
+        }
+        try await withGracefulShutdownHandler {
+            try await withThrowingDiscardingTaskGroup { group in
+                try await server.executeThenClose { inbound in
+                    for try await connection in inbound {
+                        group.addTask { await self.serve(connection) }
+                    }
+                }
+            }
+        } onGracefulShutdown: {
+            server.channel.close(promise: nil)
+            self.connections.shutdown()
+        }
+        logger.info("\(name) stopped")
+    }
+
+    func serve(_ connection: NIOAsyncChannel<HTTPServerRequestPart, HTTPServerResponsePart>) async {
+        let channel = connection.channel
+        let id = ObjectIdentifier(channel)
+        guard connections.opened(id, channel) else {
+            channel.close(promise: nil)
+            return
+        }
+        defer { connections.closed(id) }
+        do {
+            try await connection.executeThenClose { inbound, outbound in
+                var head: HTTPRequestHead?
+                var body = channel.allocator.buffer(capacity: 0)
+                let limit = handler.maxBodySize
+                for try await part in inbound {
+                    switch part {
+                    case .head(let h):
+                        connections.busy(id)
+                        head = h
+                        body.clear()
+                        if let length = h.headers.first(name: "content-length").flatMap(Int.init), length > limit {
+                            try await write(handler.bodyTooLarge(h), keepAlive: false, to: outbound)
+                            return
+                        }
+                    case .body(var chunk):
+                        guard let h = head else { continue }
+                        if body.readableBytes + chunk.readableBytes > limit {
+                            try await write(handler.bodyTooLarge(h), keepAlive: false, to: outbound)
+                            return
+                        }
+                        body.writeBuffer(&chunk)
+                    case .end:
+                        guard let h = head else { continue }
+                        head = nil
+                        let response = await handler.handle(HTTPRequest(method: h.method, uri: h.uri, headers: h.headers, body: body))
+                        let keepAlive = h.isKeepAlive && !response.close && !connections.isShuttingDown
+                        try await write(response, keepAlive: keepAlive, to: outbound)
+                        if !keepAlive { return }
+                        body = channel.allocator.buffer(capacity: 0)
+                        connections.idle(id)
+                    }
+                }
+            }
+        } catch {
+            logger.debug("connection ended", metadata: ["error": "\(error)"])
+        }
+    }
+
+    func write(_ response: HTTPResponse, keepAlive: Bool, to outbound: NIOAsyncChannelOutboundWriter<HTTPServerResponsePart>) async throws {
+        var headers = response.headers
+        headers.replaceOrAdd(name: "Content-Length", value: String(response.body.count))
+        headers.replaceOrAdd(name: "Connection", value: keepAlive ? "keep-alive" : "close")
+        let head = HTTPResponseHead(version: .http1_1, status: response.status, headers: headers)
+        var parts: [HTTPServerResponsePart] = [.head(head)]
+        if !response.body.isEmpty { parts.append(.body(.byteBuffer(ByteBuffer(bytes: response.body)))) }
+        parts.append(.end(nil))
+        try await outbound.write(contentsOf: parts)
+    }
+}
+
+/// Open connections and whether each is between requests, so shutdown can close the idle ones.
+final class ConnectionTracker: Sendable {
+    struct State {
+        var channels: [ObjectIdentifier: (Channel, busy: Bool)] = [:]
+        var shuttingDown = false
+    }
+
+    private let state = NIOLockedValueBox(State())
+
+    func opened(_ id: ObjectIdentifier, _ channel: Channel) -> Bool {
+        state.withLockedValue { s in
+            guard !s.shuttingDown else { return false }
+            s.channels[id] = (channel, false)
+            return true
+        }
+    }
+
+    func busy(_ id: ObjectIdentifier) { state.withLockedValue { $0.channels[id]?.busy = true } }
+
+    func idle(_ id: ObjectIdentifier) {
+        let close: Channel? = state.withLockedValue { s in
+            s.channels[id]?.busy = false
+            return s.shuttingDown ? s.channels[id]?.0 : nil
+        }
+        close?.close(promise: nil)
+    }
+
+    func closed(_ id: ObjectIdentifier) { _ = state.withLockedValue { $0.channels.removeValue(forKey: id) } }
+
+    var isShuttingDown: Bool { state.withLockedValue { $0.shuttingDown } }
+
+    func shutdown() {
+        let idle: [Channel] = state.withLockedValue { s in
+            s.shuttingDown = true
+            return s.channels.values.filter { !$0.busy }.map(\.0)
+        }
+        for c in idle { c.close(promise: nil) }
+    }
+}
+
+/// Closes a connection on which nothing was read for the idle timeout (slow clients).
+final class CloseOnIdleHandler: ChannelInboundHandler, Sendable {
+    typealias InboundIn = NIOAny
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if let e = event as? IdleStateHandler.IdleStateEvent, e == .read {
+            context.close(promise: nil)
+            return
+        }
+        context.fireUserInboundEventTriggered(event)
+    }
+}

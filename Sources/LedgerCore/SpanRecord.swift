@@ -1,0 +1,109 @@
+/// What the pipeline keeps of one span: identity, timing, and the attributes the
+/// conventions (Schemas/conventions.md) give meaning to, already interpreted by the
+/// decoder. Everything else on the span is dropped at decode time.
+public struct SpanRecord: Sendable, Hashable {
+    public enum Category: UInt8, Sendable {
+        case other = 0
+        case llm = 1
+        case tool = 2
+        case workflow = 3
+    }
+
+    public var traceID: TraceID
+    public var spanID: SpanID
+    public var parentSpanID: SpanID
+    public var name: String
+    public var service: String
+    public var startUnixNano: Int64
+    public var endUnixNano: Int64
+    public var isError: Bool
+    public var category: Category
+    public var model: String
+    public var usage: TokenUsage
+    /// Explicit cost from the span, in micro-dollars (wins over the price table).
+    public var explicitCostMicros: Int64?
+    public var workflowNames: WorkflowNames
+    public var resendCount: Int64
+    public var verdict: Verdict?
+
+    public init(
+        traceID: TraceID, spanID: SpanID, parentSpanID: SpanID = .none, name: String, service: String = "",
+        startUnixNano: Int64, endUnixNano: Int64, isError: Bool = false, category: Category = .other,
+        model: String = "", usage: TokenUsage = TokenUsage(), explicitCostMicros: Int64? = nil,
+        workflowNames: WorkflowNames = WorkflowNames(), resendCount: Int64 = 0, verdict: Verdict? = nil
+    ) {
+        self.traceID = traceID
+        self.spanID = spanID
+        self.parentSpanID = parentSpanID
+        self.name = name
+        self.service = service
+        self.startUnixNano = startUnixNano
+        self.endUnixNano = endUnixNano
+        self.isError = isError
+        self.category = category
+        self.model = model
+        self.usage = usage
+        self.explicitCostMicros = explicitCostMicros
+        self.workflowNames = workflowNames
+        self.resendCount = resendCount
+        self.verdict = verdict
+    }
+
+    public var isRoot: Bool { parentSpanID.isNone }
+    public var durationNano: Int64 { max(0, endUnixNano - startUnixNano) }
+
+    /// Approximate memory a buffered span holds, for the assembly byte limit.
+    public var approximateBytes: Int { 160 + name.utf8.count + model.utf8.count + workflowNames.approximateBytes }
+}
+
+/// The three workflow-naming attributes a span may carry, kept apart so the attributor
+/// can apply their precedence (gen_ai.workflow.name, traceloop.workflow.name, gen_ai.agent.name).
+public struct WorkflowNames: Sendable, Hashable {
+    public var genAIWorkflow: String?
+    public var traceloopWorkflow: String?
+    public var agent: String?
+
+    public init(genAIWorkflow: String? = nil, traceloopWorkflow: String? = nil, agent: String? = nil) {
+        self.genAIWorkflow = genAIWorkflow
+        self.traceloopWorkflow = traceloopWorkflow
+        self.agent = agent
+    }
+
+    public var first: String? { genAIWorkflow ?? traceloopWorkflow ?? agent }
+    var approximateBytes: Int { (genAIWorkflow?.utf8.count ?? 0) + (traceloopWorkflow?.utf8.count ?? 0) + (agent?.utf8.count ?? 0) }
+}
+
+/// Tokens of one LLM call by type. `input` includes cache reads and writes and `output`
+/// includes reasoning, as in the GenAI conventions; `normalized()` enforces that.
+public struct TokenUsage: Sendable, Hashable {
+    public var input: Int64
+    public var cacheRead: Int64
+    public var cacheWrite: Int64
+    public var output: Int64
+    public var reasoning: Int64
+
+    public init(input: Int64 = 0, cacheRead: Int64 = 0, cacheWrite: Int64 = 0, output: Int64 = 0, reasoning: Int64 = 0) {
+        self.input = input
+        self.cacheRead = cacheRead
+        self.cacheWrite = cacheWrite
+        self.output = output
+        self.reasoning = reasoning
+    }
+
+    public var total: Int64 { input + output }
+    public var isZero: Bool { input == 0 && output == 0 && cacheRead == 0 && cacheWrite == 0 && reasoning == 0 }
+
+    /// Makes the parts subsets of the totals: a producer that reported cache or reasoning
+    /// tokens exclusively (parts larger than the total) has them added to the total.
+    public func normalized() -> TokenUsage {
+        var u = self
+        u.input = max(0, u.input)
+        u.output = max(0, u.output)
+        u.cacheRead = max(0, u.cacheRead)
+        u.cacheWrite = max(0, u.cacheWrite)
+        u.reasoning = max(0, u.reasoning)
+        if u.cacheRead + u.cacheWrite > u.input { u.input += u.cacheRead + u.cacheWrite }
+        if u.reasoning > u.output { u.output += u.reasoning }
+        return u
+    }
+}

@@ -1,0 +1,319 @@
+import Attribution
+import DequeModule
+import LedgerCore
+import LedgerStore
+import Logging
+import Rollups
+import TraceAssembly
+
+/// Counters of the pipeline, for logs and `/metrics`.
+public struct LedgerStats: Sendable {
+    public var spansAccepted: Int64 = 0
+    public var runsReleased: Int64 = 0
+    public var runsIncomplete: Int64 = 0
+    public var tracesEvicted: Int64 = 0
+    public var tracesReleasedAtMaxAge: Int64 = 0
+    public var lateSpanGroups: Int64 = 0
+    public var flushes: Int64 = 0
+    public var flushFailures: Int64 = 0
+    public var damagedSegments: Int64 = 0
+    public var pendingTraces: Int = 0
+    public var pendingSpans: Int = 0
+}
+
+/// One run as `spanledger trace` explains it.
+public struct RunExplanation: Sendable {
+    public var entry: TraceIndexEntry
+    public var spans: [StoredSpan]
+}
+
+/// The pipeline from decoded spans to rollups (../shared/DESIGN.md data flow):
+/// assemble trees → attribute cost → roll up → store. One actor owns the state; file
+/// writes happen outside it (`flush`), so ingest never waits on the disk.
+public actor Ledger: SpanConsumer {
+    public let configuration: LedgerConfiguration
+    let directory: DataDirectory
+    let attributor: RunAttributor
+    let logger: Logger
+    let monotonicNow: @Sendable () -> UInt64
+    let wallNow: @Sendable () -> Int64
+
+    var assembler: TraceAssembler
+    /// Everything: disk plus unflushed. Queries read this.
+    var table = RollupTable()
+    /// Changes since the last flush.
+    var unflushed = RollupTable()
+    var index: [TraceID: TraceIndexEntry] = [:]
+    var unflushedIndex: [TraceID: TraceIndexEntry] = [:]
+    var unflushedDetails: [TraceDetail] = []
+    var recentTrees: [TraceID: [StoredSpan]] = [:]
+    var recentOrder: Deque<TraceID> = []
+    var nextSequence: UInt64
+    public private(set) var stats = LedgerStats()
+
+    /// Opens the data directory and loads what it holds.
+    public init(configuration: LedgerConfiguration, prices: PriceTable, logger: Logger,
+                monotonicNow: @escaping @Sendable () -> UInt64 = WallClock.monotonicNano,
+                wallNow: @escaping @Sendable () -> Int64 = WallClock.nowUnixNano) throws {
+        self.configuration = configuration
+        self.directory = DataDirectory(path: configuration.dataDirectory)
+        self.attributor = RunAttributor(prices: prices)
+        self.logger = logger
+        self.monotonicNow = monotonicNow
+        self.wallNow = wallNow
+        self.assembler = TraceAssembler(limits: configuration.assembly)
+        let removed = try directory.prepare()
+        for name in removed { logger.warning("removed leftover temporary file", metadata: ["file": "\(name)"]) }
+        let (table, damagedRollups) = directory.loadRollups()
+        let (index, damagedIndex) = directory.loadIndex()
+        for e in damagedRollups + damagedIndex { logger.error("skipped damaged segment", metadata: ["error": "\(e)"]) }
+        self.table = table
+        self.index = index
+        self.nextSequence = directory.nextSequence()
+        self.stats.damagedSegments = Int64(damagedRollups.count + damagedIndex.count)
+        logger.info("data directory loaded", metadata: [
+            "path": "\(configuration.dataDirectory)", "rollup_records": "\(table.count)", "runs": "\(index.count)",
+        ])
+    }
+
+    // MARK: Ingest
+
+    public func consume(_ spans: [SpanRecord]) throws(IngestRefusal) {
+        guard !spans.isEmpty else { return }
+        let now = monotonicNow()
+        var byTrace: [TraceID: [SpanRecord]] = [:]
+        for s in spans { byTrace[s.traceID, default: []].append(s) }
+        for (id, group) in byTrace {
+            let late = index[id] != nil && !assembler.isOpen(id)
+            for released in assembler.ingest(group, of: id, late: late, now: now) { process(released) }
+        }
+        stats.spansAccepted += Int64(spans.count)
+    }
+
+    /// Releases traces whose wait window or maximum age has passed.
+    public func tick() {
+        for released in assembler.releaseDue(now: monotonicNow()) { process(released) }
+    }
+
+    /// Releases every pending trace (shutdown), then flushes.
+    public func drain() async throws {
+        for released in assembler.releaseAll() { process(released) }
+        try await flush()
+    }
+
+    // MARK: Attribution and roll-up
+
+    func process(_ released: TraceAssembler.Released) {
+        switch released.reason {
+        case .evicted: stats.tracesEvicted += 1
+        case .maxAge: stats.tracesReleasedAtMaxAge += 1
+        default: break
+        }
+        if released.late, let entry = index[released.traceID] {
+            processLate(released.spans, entry: entry)
+            return
+        }
+        let run = attributor.attribute(traceID: released.traceID, spans: released.spans)
+        stats.runsReleased += 1
+        if run.incomplete { stats.runsIncomplete += 1 }
+        let minute = RollupKey.minuteStart(ofUnixNano: run.startUnixNano)
+        var runMeasures = RollupMeasures()
+        runMeasures.runs = 1
+        runMeasures.incompleteRuns = run.incomplete ? 1 : 0
+        runMeasures.toolCalls = run.toolCalls
+        runMeasures.latency.add(milliseconds: Double(run.durationNano) / 1_000_000)
+        var runLevel = runMeasures
+        runLevel.errors = run.otherErrors
+        add(RollupKey(bucketStartUnix: minute, workflow: run.workflow, model: "", outcome: run.outcome, service: run.service, runLevel: true), runLevel)
+        let models = run.calls.isEmpty ? [""] : run.models
+        for model in models {
+            var m = runMeasures
+            for c in run.calls where c.model == model { Self.addCall(c, to: &m) }
+            add(RollupKey(bucketStartUnix: minute, workflow: run.workflow, model: model, outcome: run.outcome, service: run.service, runLevel: false), m)
+        }
+        let entry = TraceIndexEntry(
+            traceID: run.traceID, workflow: run.workflow, service: run.service, startUnixNano: run.startUnixNano,
+            durationNano: run.durationNano, outcome: run.outcome, costMicros: run.costMicros, llmCalls: Int64(run.calls.count),
+            inputTokens: run.calls.reduce(0) { $0 + $1.usage.input }, outputTokens: run.calls.reduce(0) { $0 + $1.usage.output },
+            unpricedTokens: run.calls.reduce(0) { $0 + $1.unpricedTokens }, spanCount: Int64(run.spans.count),
+            incomplete: run.incomplete, models: models, toolCalls: run.toolCalls,
+            retries: Int64(run.calls.filter(\.isRetry).count), errors: run.otherErrors + Int64(run.calls.filter(\.isError).count))
+        record(entry, tree: Self.tree(run))
+    }
+
+    /// Spans that arrived after their run was released join the same run: their calls
+    /// are charged to the run's minute, workflow, outcome and service; the run is not
+    /// counted again (a model new to the run counts the run under that model).
+    func processLate(_ spans: [SpanRecord], entry: TraceIndexEntry) {
+        stats.lateSpanGroups += 1
+        var run = AttributedRun(traceID: entry.traceID, workflow: entry.workflow, service: entry.service, startUnixNano: entry.startUnixNano,
+                                durationNano: entry.durationNano, verdict: nil, incomplete: false, spans: spans, calls: [], toolCalls: 0, otherErrors: 0)
+        attributor.attributeCalls(&run)
+        let minute = RollupKey.minuteStart(ofUnixNano: entry.startUnixNano)
+        func key(_ model: String, runLevel: Bool) -> RollupKey {
+            RollupKey(bucketStartUnix: minute, workflow: entry.workflow, model: model, outcome: entry.outcome, service: entry.service, runLevel: runLevel)
+        }
+        var runLevel = RollupMeasures()
+        runLevel.toolCalls = run.toolCalls
+        runLevel.errors = run.otherErrors
+        if !runLevel.isZero { add(key("", runLevel: true), runLevel) }
+        var models = entry.models
+        let hadOnlyNoModel = models == [""]
+        for model in run.models {
+            var m = RollupMeasures()
+            for c in run.calls where c.model == model { Self.addCall(c, to: &m) }
+            if !models.contains(model) {
+                // The run now counts under this model too, with its run measures.
+                m.runs = 1
+                m.incompleteRuns = entry.incomplete ? 1 : 0
+                m.toolCalls = entry.toolCalls
+                m.latency.add(milliseconds: Double(entry.durationNano) / 1_000_000)
+                models.append(model)
+            }
+            add(key(model, runLevel: false), m)
+        }
+        if hadOnlyNoModel && !run.calls.isEmpty {
+            // The run's placeholder "" model record is replaced by its real models.
+            var undo = RollupMeasures()
+            undo.runs = -1
+            undo.incompleteRuns = entry.incomplete ? -1 : 0
+            undo.toolCalls = -entry.toolCalls
+            undo.latency.add(milliseconds: Double(entry.durationNano) / 1_000_000, count: -1)
+            add(key("", runLevel: false), undo)
+            models.removeAll { $0 == "" }
+        }
+        if run.toolCalls != 0 {
+            var t = RollupMeasures()
+            t.toolCalls = run.toolCalls
+            for model in models { add(key(model, runLevel: false), t) }
+        }
+        var updated = entry
+        updated.models = models
+        updated.costMicros += run.costMicros
+        updated.llmCalls += Int64(run.calls.count)
+        updated.inputTokens += run.calls.reduce(0) { $0 + $1.usage.input }
+        updated.outputTokens += run.calls.reduce(0) { $0 + $1.usage.output }
+        updated.unpricedTokens += run.calls.reduce(0) { $0 + $1.unpricedTokens }
+        updated.spanCount += Int64(spans.count)
+        updated.toolCalls += run.toolCalls
+        updated.retries += Int64(run.calls.filter(\.isRetry).count)
+        updated.errors += run.otherErrors + Int64(run.calls.filter(\.isError).count)
+        run.startUnixNano = entry.startUnixNano
+        record(updated, tree: Self.tree(run))
+    }
+
+    static func addCall(_ c: AttributedCall, to m: inout RollupMeasures) {
+        m.llmCalls += 1
+        m.inputTokens += c.usage.input
+        m.cachedInputTokens += c.usage.cacheRead
+        m.cacheWriteTokens += c.usage.cacheWrite
+        m.outputTokens += c.usage.output
+        m.reasoningTokens += c.usage.reasoning
+        m.unpricedTokens += c.unpricedTokens
+        m.costMicros += c.costMicros
+        m.retries += c.isRetry ? 1 : 0
+        m.errors += c.isError ? 1 : 0
+    }
+
+    static func tree(_ run: AttributedRun) -> [StoredSpan] {
+        var callBySpan: [Int: AttributedCall] = [:]
+        for c in run.calls { callBySpan[c.spanIndex] = c }
+        return run.spans.enumerated().map { i, s in
+            let c = callBySpan[i]
+            return StoredSpan(
+                spanID: s.spanID, parentSpanID: s.parentSpanID, name: s.name, kind: StoredSpan.Kind(rawValue: s.category.rawValue) ?? .other,
+                model: s.model, startOffsetNano: s.startUnixNano - run.startUnixNano, durationNano: s.durationNano,
+                usage: c?.usage ?? TokenUsage(), costMicros: c?.costMicros ?? 0, priced: c?.priced ?? false, error: s.isError,
+                retry: c?.isRetry ?? false, explicitCost: c?.explicitCost ?? false)
+        }
+    }
+
+    func add(_ key: RollupKey, _ m: RollupMeasures) {
+        table.add(key, m)
+        unflushed.add(key, m)
+    }
+
+    func record(_ entry: TraceIndexEntry, tree: [StoredSpan]) {
+        index[entry.traceID] = entry
+        unflushedIndex[entry.traceID] = entry
+        unflushedDetails.append(TraceDetail(traceID: entry.traceID, spans: tree))
+        if recentTrees[entry.traceID] == nil { recentOrder.append(entry.traceID) }
+        recentTrees[entry.traceID, default: []] += tree
+        while recentOrder.count > configuration.recentTreeCapacity, let old = recentOrder.popFirst() {
+            recentTrees[old] = nil
+        }
+    }
+
+    // MARK: Store
+
+    struct PendingFlush: Sendable {
+        var sequence: UInt64
+        var rollups: RollupTable
+        var index: [TraceIndexEntry]
+        var details: [TraceDetail]
+    }
+
+    func takeUnflushed() -> PendingFlush? {
+        guard !unflushed.isEmpty || !unflushedIndex.isEmpty || !unflushedDetails.isEmpty else { return nil }
+        let p = PendingFlush(sequence: nextSequence, rollups: unflushed, index: Array(unflushedIndex.values), details: unflushedDetails)
+        nextSequence += 1
+        unflushed = RollupTable()
+        unflushedIndex = [:]
+        unflushedDetails = []
+        return p
+    }
+
+    func restore(_ p: PendingFlush) {
+        // Put a failed flush back in front of what arrived since.
+        var merged = p.rollups
+        merged.merge(unflushed)
+        unflushed = merged
+        for e in p.index where unflushedIndex[e.traceID] == nil { unflushedIndex[e.traceID] = e }
+        unflushedDetails = p.details + unflushedDetails
+        stats.flushFailures += 1
+    }
+
+    func flushed() { stats.flushes += 1 }
+
+    /// Writes everything not yet on disk as one set of segments.
+    public func flush() async throws {
+        guard let pending = takeUnflushed() else { return }
+        let directory = self.directory
+        let now = wallNow() / 1_000_000
+        do {
+            try await Self.write(pending, to: directory, nowUnixMs: now)
+            flushed()
+        } catch {
+            restore(pending)
+            logger.error("flush failed; will retry", metadata: ["error": "\(error)"])
+            throw error
+        }
+    }
+
+    nonisolated static func write(_ p: PendingFlush, to directory: DataDirectory, nowUnixMs: Int64) async throws {
+        try directory.writeFlush(sequence: p.sequence, rollups: p.rollups, index: p.index, details: p.details, nowUnixMs: nowUnixMs)
+    }
+
+    // MARK: Read side
+
+    public func query(_ q: RollupQuery) -> [QueryGroup] {
+        q.run(over: table.records.lazy.map { (key: $0.key, value: $0.value) })
+    }
+
+    public func explain(_ traceID: TraceID) -> RunExplanation? {
+        guard let entry = index[traceID] else { return nil }
+        if let tree = recentTrees[traceID] { return RunExplanation(entry: entry, spans: tree) }
+        return RunExplanation(entry: entry, spans: directory.loadDetail(traceID))
+    }
+
+    public func currentStats() -> LedgerStats {
+        var s = stats
+        s.pendingTraces = assembler.openTraces
+        s.pendingSpans = assembler.bufferedSpans
+        return s
+    }
+
+    public func workflows() -> [String] {
+        Array(Set(table.records.keys.map(\.workflow))).sorted()
+    }
+}

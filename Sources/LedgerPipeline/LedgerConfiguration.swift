@@ -1,0 +1,19 @@
+import TraceAssembly
+
+/// Settings of the ledger (assembly, attribution, rollups, store). Each names its
+/// `serve` flag / config key; defaults in `.default`.
+public struct LedgerConfiguration: Sendable {
+    /// Data directory (`--data`, key `data`, default `./data`).
+    public var dataDirectory: String = "./data"
+    /// Trace assembly limits (`--trace-wait`, `--trace-max-age`, `--max-pending-traces`, `--max-pending-bytes`).
+    public var assembly: TraceAssembler.Limits = .default
+    /// How often unflushed rollups are written (`--flush-interval`, default 5 s).
+    public var flushIntervalNano: UInt64 = 5_000_000_000
+    /// How often due traces are released (fixed, 100 ms).
+    public var tickIntervalNano: UInt64 = 100_000_000
+    /// Run trees kept in memory for `trace` before falling back to disk (default 20,000).
+    public var recentTreeCapacity: Int = 20_000
+
+    public init() {}
+    public static let `default` = LedgerConfiguration()
+}

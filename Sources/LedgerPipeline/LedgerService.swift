@@ -1,0 +1,32 @@
+import Logging
+import ServiceLifecycle
+
+/// Runs the ledger's clock: releases due traces every tick and flushes on the flush
+/// interval. On graceful shutdown (after the receivers have stopped) it releases every
+/// pending trace and writes the last flush.
+public struct LedgerService: Service {
+    let ledger: Ledger
+    let logger: Logger
+
+    public init(ledger: Ledger, logger: Logger) {
+        self.ledger = ledger
+        self.logger = logger
+    }
+
+    public func run() async throws {
+        let tick = ledger.configuration.tickIntervalNano
+        let flushEvery = ledger.configuration.flushIntervalNano
+        var sinceFlush: UInt64 = 0
+        while !Task.isShuttingDownGracefully && !Task.isCancelled {
+            try? await Task.sleep(nanoseconds: tick)
+            await ledger.tick()
+            sinceFlush += tick
+            if sinceFlush >= flushEvery {
+                sinceFlush = 0
+                try? await ledger.flush()
+            }
+        }
+        logger.info("releasing pending traces and flushing before exit")
+        try await ledger.drain()
+    }
+}

@@ -1,0 +1,117 @@
+import LedgerCore
+import Rollups
+
+/// The data directory's layout (README "Data directory"):
+/// `rollups/rollup-N.seg`, `index/index-N.seg`, `traces/traces-N.seg`, one set per flush,
+/// N increasing. Files are written atomically; leftover `*.tmp` files are removed at open.
+public struct DataDirectory: Sendable {
+    public let path: String
+
+    public init(path: String) {
+        self.path = path
+    }
+
+    public func directory(_ kind: SegmentKind) -> String { path + "/" + kind.directory }
+
+    public func file(_ kind: SegmentKind, sequence: UInt64) -> String {
+        let digits = String(sequence)
+        return directory(kind) + "/" + kind.prefix + "-" + String(repeating: "0", count: max(0, 12 - digits.count)) + digits + ".seg"
+    }
+
+    /// Creates the directories and removes temporary files a crash left behind.
+    /// Returns the names of the removed files.
+    @discardableResult
+    public func prepare() throws(StoreError) -> [String] {
+        var removed: [String] = []
+        try FileIO.makeDirectories(path)
+        for kind in SegmentKind.allCases {
+            try FileIO.makeDirectories(directory(kind))
+            for name in FileIO.list(directory(kind)) where name.hasSuffix(".tmp") {
+                FileIO.remove(directory(kind) + "/" + name)
+                removed.append(kind.directory + "/" + name)
+            }
+        }
+        return removed
+    }
+
+    /// Segment sequence numbers present for `kind`, ascending.
+    public func sequences(_ kind: SegmentKind) -> [UInt64] {
+        FileIO.list(directory(kind)).compactMap { name in
+            guard name.hasPrefix(kind.prefix + "-"), name.hasSuffix(".seg") else { return nil }
+            return UInt64(name.dropFirst(kind.prefix.count + 1).dropLast(4))
+        }.sorted()
+    }
+
+    public func nextSequence() -> UInt64 {
+        (SegmentKind.allCases.compactMap { sequences($0).last }.max() ?? 0) + 1
+    }
+
+    /// Everything on disk, merged. Damaged segments are skipped and reported.
+    public func loadRollups() -> (table: RollupTable, damaged: [StoreError]) {
+        var table = RollupTable()
+        var damaged: [StoreError] = []
+        for seq in sequences(.rollup) {
+            let p = file(.rollup, sequence: seq)
+            do {
+                let message = try SegmentFrame.decode(try FileIO.readAll(p), expecting: .rollup, path: p)
+                table.merge(try RollupSegmentCodec.decode(message, path: p))
+            } catch {
+                damaged.append(error)
+            }
+        }
+        return (table, damaged)
+    }
+
+    /// The trace index, last entry per trace winning.
+    public func loadIndex() -> (entries: [TraceID: TraceIndexEntry], damaged: [StoreError]) {
+        var out: [TraceID: TraceIndexEntry] = [:]
+        var damaged: [StoreError] = []
+        for seq in sequences(.traceIndex) {
+            let p = file(.traceIndex, sequence: seq)
+            do {
+                let message = try SegmentFrame.decode(try FileIO.readAll(p), expecting: .traceIndex, path: p)
+                for e in try TraceIndexCodec.decode(message, path: p) { out[e.traceID] = e }
+            } catch {
+                damaged.append(error)
+            }
+        }
+        return (out, damaged)
+    }
+
+    /// All stored spans of one trace, from every detail segment (newest first scan).
+    public func loadDetail(_ traceID: TraceID) -> [StoredSpan] {
+        var spans: [StoredSpan] = []
+        for seq in sequences(.traceDetail).reversed() {
+            let p = file(.traceDetail, sequence: seq)
+            guard let bytes = try? FileIO.readAll(p), let message = try? SegmentFrame.decode(bytes, expecting: .traceDetail, path: p),
+                  let details = try? TraceDetailCodec.decode(message, path: p, only: traceID) else { continue }
+            for d in details.reversed() { spans = d.spans + spans }
+        }
+        return spans
+    }
+
+    /// Writes one flush: the rollup delta, index entries and run trees, each file atomically.
+    public func writeFlush(sequence: UInt64, rollups: RollupTable, index: [TraceIndexEntry], details: [TraceDetail], nowUnixMs: Int64) throws {
+        if !details.isEmpty {
+            try FileIO.writeAtomically(try SegmentFrame.encode(kind: .traceDetail, message: TraceDetailCodec.encode(details, createdUnixMs: nowUnixMs)),
+                                       to: file(.traceDetail, sequence: sequence))
+        }
+        if !index.isEmpty {
+            try FileIO.writeAtomically(try SegmentFrame.encode(kind: .traceIndex, message: TraceIndexCodec.encode(index, createdUnixMs: nowUnixMs)),
+                                       to: file(.traceIndex, sequence: sequence))
+        }
+        if !rollups.isEmpty {
+            try FileIO.writeAtomically(try SegmentFrame.encode(kind: .rollup, message: RollupSegmentCodec.encode(rollups, createdUnixMs: nowUnixMs)),
+                                       to: file(.rollup, sequence: sequence))
+        }
+    }
+
+    /// Bytes on disk per segment kind.
+    public func bytesOnDisk() -> [SegmentKind: Int64] {
+        var out: [SegmentKind: Int64] = [:]
+        for kind in SegmentKind.allCases {
+            out[kind] = sequences(kind).reduce(0) { $0 + FileIO.fileSize(file(kind, sequence: $1)) }
+        }
+        return out
+    }
+}

@@ -1,0 +1,125 @@
+import LedgerCore
+import ProtoWire
+import Rollups
+
+/// Encodes a RollupTable as a spanledger.v1.RollupSegment (Schemas/spanledger/v1/rollup.proto).
+public enum RollupSegmentCodec {
+    public static let formatVersion: UInt64 = 1
+
+    public static func encode(_ table: RollupTable, createdUnixMs: Int64) -> [UInt8] {
+        var strings = StringTableBuilder()
+        var records = ProtoWriter(capacity: table.count * 48)
+        for (key, m) in table.records.sorted(by: { $0.key < $1.key }) {
+            let w = strings.index(key.workflow), mo = strings.index(key.model), s = strings.index(key.service)
+            records.message(4) { r in
+                r.int(1, key.bucketStartUnix)
+                r.uint(2, UInt64(key.resolutionSeconds))
+                r.uint(3, UInt64(w))
+                r.uint(4, UInt64(mo))
+                r.uint(5, UInt64(key.outcome.rawValue))
+                r.uint(6, UInt64(s))
+                r.bool(7, key.runLevel)
+                r.sint(10, m.runs)
+                r.sint(11, m.incompleteRuns)
+                r.sint(12, m.toolCalls)
+                if !m.latency.isEmpty {
+                    r.message(13) { l in
+                        let ordered = m.latency.buckets.sorted { $0.key < $1.key }
+                        l.packedSInt(1, ordered.map { Int64($0.key) })
+                        l.packedSInt(2, ordered.map(\.value))
+                        l.sint(3, m.latency.zeroCount)
+                    }
+                }
+                r.sint(20, m.llmCalls)
+                r.sint(21, m.inputTokens)
+                r.sint(22, m.cachedInputTokens)
+                r.sint(23, m.cacheWriteTokens)
+                r.sint(24, m.outputTokens)
+                r.sint(25, m.reasoningTokens)
+                r.sint(26, m.unpricedTokens)
+                r.sint(27, m.costMicros)
+                r.sint(28, m.retries)
+                r.sint(29, m.errors)
+            }
+        }
+        var w = ProtoWriter(capacity: records.bytes.count + 256)
+        w.uint(1, formatVersion)
+        w.int(2, createdUnixMs)
+        for s in strings.strings { w.string(3, s, always: true) }
+        return w.bytes + records.bytes
+    }
+
+    public static func decode(_ bytes: [UInt8], path: String) throws(StoreError) -> RollupTable {
+        var table = RollupTable()
+        var strings = StringTable()
+        var rawRecords: [ArraySlice<UInt8>] = []
+        do {
+            var r = ProtoReader(bytes)
+            while let (field, value) = try r.next() {
+                switch field {
+                case 3: strings.strings.append(value.string)
+                case 4: rawRecords.append(value.slice)
+                default: break
+                }
+            }
+            for raw in rawRecords {
+                var key = RollupKey(bucketStartUnix: 0, resolutionSeconds: 60, workflow: "", model: "", outcome: .pending, service: "", runLevel: false)
+                var m = RollupMeasures()
+                var rr = ProtoReader(raw)
+                while let (field, v) = try rr.next() {
+                    switch field {
+                    case 1: key.bucketStartUnix = v.int64
+                    case 2: key.resolutionSeconds = UInt32(truncatingIfNeeded: v.uint64)
+                    case 3: key.workflow = try strings.string(v.uint64, path: path)
+                    case 4: key.model = try strings.string(v.uint64, path: path)
+                    case 5: key.outcome = Outcome(rawValue: Int(v.uint64)) ?? .pending
+                    case 6: key.service = try strings.string(v.uint64, path: path)
+                    case 7: key.runLevel = v.bool
+                    case 10: m.runs = v.sint64
+                    case 11: m.incompleteRuns = v.sint64
+                    case 12: m.toolCalls = v.sint64
+                    case 13: m.latency = try decodeSketch(v.slice)
+                    case 20: m.llmCalls = v.sint64
+                    case 21: m.inputTokens = v.sint64
+                    case 22: m.cachedInputTokens = v.sint64
+                    case 23: m.cacheWriteTokens = v.sint64
+                    case 24: m.outputTokens = v.sint64
+                    case 25: m.reasoningTokens = v.sint64
+                    case 26: m.unpricedTokens = v.sint64
+                    case 27: m.costMicros = v.sint64
+                    case 28: m.retries = v.sint64
+                    case 29: m.errors = v.sint64
+                    default: break
+                    }
+                }
+                table.add(key, m)
+            }
+        } catch let e as ProtoDecodeError {
+            throw StoreError(path: path, message: e.message)
+        } catch let e as StoreError {
+            throw e
+        } catch {
+            throw StoreError(path: path, message: "\(error)")
+        }
+        return table
+    }
+
+    static func decodeSketch(_ bytes: ArraySlice<UInt8>) throws(ProtoDecodeError) -> LatencySketch {
+        var indexes: [Int64] = []
+        var counts: [Int64] = []
+        var zero: Int64 = 0
+        var r = ProtoReader(bytes)
+        while let (field, v) = try r.next() {
+            switch field {
+            case 1: indexes = try ProtoReader.packedVarints(v.slice).map(ProtoWriter.unzigzag)
+            case 2: counts = try ProtoReader.packedVarints(v.slice).map(ProtoWriter.unzigzag)
+            case 3: zero = v.sint64
+            default: break
+            }
+        }
+        guard indexes.count == counts.count else { throw ProtoDecodeError("latency sketch index/count length mismatch") }
+        var buckets: [Int32: Int64] = [:]
+        for (i, c) in zip(indexes, counts) { buckets[Int32(truncatingIfNeeded: i), default: 0] += c }
+        return LatencySketch(buckets: buckets, zeroCount: zero)
+    }
+}

@@ -1,0 +1,137 @@
+import LedgerCore
+import ProtoWire
+
+/// One run in the per-trace index (trace ID → workflow, start, cost, outcome, …).
+public struct TraceIndexEntry: Sendable, Hashable {
+    public var traceID: TraceID
+    public var workflow: String
+    public var service: String
+    public var startUnixNano: Int64
+    public var durationNano: Int64
+    public var outcome: Outcome
+    public var costMicros: Int64
+    public var llmCalls: Int64
+    public var inputTokens: Int64
+    public var outputTokens: Int64
+    public var unpricedTokens: Int64
+    public var spanCount: Int64
+    public var incomplete: Bool
+    /// Models the run called, in first-call order ("" for a run with no LLM call).
+    public var models: [String]
+    public var toolCalls: Int64
+    public var retries: Int64
+    public var errors: Int64
+
+    public init(traceID: TraceID, workflow: String, service: String, startUnixNano: Int64, durationNano: Int64, outcome: Outcome,
+                costMicros: Int64, llmCalls: Int64, inputTokens: Int64, outputTokens: Int64, unpricedTokens: Int64, spanCount: Int64,
+                incomplete: Bool, models: [String], toolCalls: Int64, retries: Int64, errors: Int64) {
+        self.traceID = traceID
+        self.workflow = workflow
+        self.service = service
+        self.startUnixNano = startUnixNano
+        self.durationNano = durationNano
+        self.outcome = outcome
+        self.costMicros = costMicros
+        self.llmCalls = llmCalls
+        self.inputTokens = inputTokens
+        self.outputTokens = outputTokens
+        self.unpricedTokens = unpricedTokens
+        self.spanCount = spanCount
+        self.incomplete = incomplete
+        self.models = models
+        self.toolCalls = toolCalls
+        self.retries = retries
+        self.errors = errors
+    }
+}
+
+/// Encodes index entries as a spanledger.v1.TraceIndexSegment. On load, the last entry
+/// for a trace ID wins (later segments carry updated entries for late spans).
+public enum TraceIndexCodec {
+    public static func encode(_ entries: [TraceIndexEntry], createdUnixMs: Int64) -> [UInt8] {
+        var strings = StringTableBuilder()
+        var body = ProtoWriter(capacity: entries.count * 40)
+        for e in entries {
+            let w = strings.index(e.workflow), s = strings.index(e.service)
+            let models = e.models.map { Int64(strings.index($0)) }
+            body.message(4) { r in
+                r.bytesField(1, e.traceID.bytes)
+                r.uint(2, UInt64(w))
+                r.uint(3, UInt64(s))
+                r.int(4, e.startUnixNano)
+                r.int(5, e.durationNano)
+                r.uint(6, UInt64(e.outcome.rawValue))
+                r.sint(7, e.costMicros)
+                r.sint(8, e.llmCalls)
+                r.sint(9, e.inputTokens)
+                r.sint(10, e.outputTokens)
+                r.sint(11, e.unpricedTokens)
+                r.uint(12, UInt64(e.spanCount))
+                r.bool(13, e.incomplete)
+                if !models.isEmpty {
+                    var packed = ProtoWriter()
+                    for m in models { packed.varint(UInt64(m)) }
+                    r.bytesField(14, packed.bytes)
+                }
+                r.sint(15, e.toolCalls)
+                r.sint(16, e.retries)
+                r.sint(17, e.errors)
+            }
+        }
+        var w = ProtoWriter(capacity: body.bytes.count + 128)
+        w.uint(1, 1)
+        w.int(2, createdUnixMs)
+        for s in strings.strings { w.string(3, s, always: true) }
+        return w.bytes + body.bytes
+    }
+
+    public static func decode(_ bytes: [UInt8], path: String) throws(StoreError) -> [TraceIndexEntry] {
+        var strings = StringTable()
+        var raw: [ArraySlice<UInt8>] = []
+        var out: [TraceIndexEntry] = []
+        do {
+            var r = ProtoReader(bytes)
+            while let (field, value) = try r.next() {
+                if field == 3 { strings.strings.append(value.string) } else if field == 4 { raw.append(value.slice) }
+            }
+            for slice in raw {
+                var e = TraceIndexEntry(traceID: TraceID(high: 0, low: 0), workflow: "", service: "", startUnixNano: 0, durationNano: 0,
+                                        outcome: .pending, costMicros: 0, llmCalls: 0, inputTokens: 0, outputTokens: 0, unpricedTokens: 0,
+                                        spanCount: 0, incomplete: false, models: [], toolCalls: 0, retries: 0, errors: 0)
+                var rr = ProtoReader(slice)
+                while let (f, v) = try rr.next() {
+                    switch f {
+                    case 1:
+                        guard let id = TraceID(bytes: Array(v.slice)) else { throw StoreError(path: path, message: "bad trace ID length") }
+                        e.traceID = id
+                    case 2: e.workflow = try strings.string(v.uint64, path: path)
+                    case 3: e.service = try strings.string(v.uint64, path: path)
+                    case 4: e.startUnixNano = v.int64
+                    case 5: e.durationNano = v.int64
+                    case 6: e.outcome = Outcome(rawValue: Int(v.uint64)) ?? .pending
+                    case 7: e.costMicros = v.sint64
+                    case 8: e.llmCalls = v.sint64
+                    case 9: e.inputTokens = v.sint64
+                    case 10: e.outputTokens = v.sint64
+                    case 11: e.unpricedTokens = v.sint64
+                    case 12: e.spanCount = v.int64
+                    case 13: e.incomplete = v.bool
+                    case 14: e.models = try ProtoReader.packedVarints(v.slice).map { m throws(StoreError) in try strings.string(m, path: path) }
+                    case 15: e.toolCalls = v.sint64
+                    case 16: e.retries = v.sint64
+                    case 17: e.errors = v.sint64
+                    default: break
+                    }
+                }
+                out.append(e)
+            }
+        } catch let e as ProtoDecodeError {
+            throw StoreError(path: path, message: e.message)
+        } catch let e as StoreError {
+            throw e
+        } catch {
+            throw StoreError(path: path, message: "\(error)")
+        }
+        return out
+    }
+}

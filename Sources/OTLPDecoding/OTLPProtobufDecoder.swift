@@ -1,0 +1,193 @@
+internal import CDecodeSupport
+internal import CProtobufC
+internal import OTLPProtoC
+import LedgerCore
+
+/// The result of decoding one ExportTraceServiceRequest: the spans kept, and the spans
+/// rejected alone (bad IDs) for the OTLP partial-success response.
+public struct DecodedBatch: Sendable {
+    public var spans: [SpanRecord] = []
+    public var rejectedSpans: Int64 = 0
+    public var rejectionMessage: String?
+
+    public init() {}
+
+    mutating func reject(_ reason: String) {
+        rejectedSpans += 1
+        if rejectionMessage == nil { rejectionMessage = reason }
+    }
+}
+
+public struct OTLPDecodeError: Error, Sendable, CustomStringConvertible {
+    public var message: String
+    public init(_ message: String) { self.message = message }
+    public var description: String { message }
+}
+
+/// Decodes OTLP/protobuf trace requests with libprotobuf-c through a per-decoder arena
+/// (one bump allocation region reset per request). Not thread-safe: use one per
+/// connection or task. OTLP spec: opentelemetry-proto docs/specification.md.
+public final class OTLPProtobufDecoder {
+    private var arena = sl_arena()
+    private let arenaLimit: Int
+
+    /// `arenaLimit` bounds the memory one decode may take (default 256 MiB).
+    public init(blockSize: Int = 1 << 20, arenaLimit: Int = 256 << 20) {
+        self.arenaLimit = arenaLimit
+        sl_arena_init(&arena, blockSize, arenaLimit)
+    }
+
+    deinit {
+        sl_arena_destroy(&arena)
+    }
+
+    public func decode(_ bytes: UnsafeRawBufferPointer) throws(OTLPDecodeError) -> DecodedBatch {
+        sl_arena_reset(&arena)
+        defer { sl_arena_reset(&arena) }
+        let base = bytes.baseAddress?.assumingMemoryBound(to: UInt8.self)
+        guard let request = opentelemetry__proto__collector__trace__v1__export_trace_service_request__unpack(
+            sl_arena_allocator(&arena), bytes.count, base ?? UnsafePointer(bitPattern: 1)) else {
+            if arena.bytes_allocated + 4096 >= arenaLimit {
+                throw OTLPDecodeError("request needs more than \(arenaLimit) bytes to decode")
+            }
+            throw OTLPDecodeError("request body is not a valid OTLP ExportTraceServiceRequest protobuf message")
+        }
+        var batch = DecodedBatch()
+        let r = request.pointee
+        for i in 0..<r.n_resource_spans {
+            guard let rs = r.resource_spans[i] else { continue }
+            let service = Self.serviceName(rs.pointee.resource)
+            for j in 0..<rs.pointee.n_scope_spans {
+                guard let ss = rs.pointee.scope_spans[j] else { continue }
+                batch.spans.reserveCapacity(batch.spans.count + ss.pointee.n_spans)
+                for k in 0..<ss.pointee.n_spans {
+                    guard let span = ss.pointee.spans[k] else { continue }
+                    if let record = Self.record(span, service: service, batch: &batch) {
+                        batch.spans.append(record)
+                    }
+                }
+            }
+        }
+        return batch
+    }
+
+    public func decode(_ bytes: [UInt8]) throws(OTLPDecodeError) -> DecodedBatch {
+        do {
+            return try bytes.withUnsafeBytes { try decode($0) }
+        } catch let e as OTLPDecodeError {
+            throw e
+        } catch {
+            throw OTLPDecodeError("\(error)")
+        }
+    }
+
+    static func serviceName(_ resource: UnsafeMutablePointer<Opentelemetry__Proto__Resource__V1__Resource>?) -> String {
+        guard let resource else { return "" }
+        for i in 0..<resource.pointee.n_attributes {
+            guard let kv = resource.pointee.attributes[i], sl_attribute_key(kv.pointee.key) == SL_KEY_SERVICE_NAME else { continue }
+            return AttributeValue(kv.pointee.value).string ?? ""
+        }
+        return ""
+    }
+
+    static func bytes(_ b: ProtobufCBinaryData) -> UnsafeRawBufferPointer {
+        UnsafeRawBufferPointer(start: b.data, count: b.len)
+    }
+
+    static func record(_ span: UnsafeMutablePointer<Opentelemetry__Proto__Trace__V1__Span>, service: String, batch: inout DecodedBatch) -> SpanRecord? {
+        let s = span.pointee
+        guard let traceID = TraceID(bytes: bytes(s.trace_id)), !traceID.isZero else {
+            batch.reject("span with an invalid trace_id (must be 16 bytes, not all zero)")
+            return nil
+        }
+        guard let spanID = SpanID(bytes: bytes(s.span_id)), !spanID.isNone else {
+            batch.reject("span with an invalid span_id (must be 8 bytes, not all zero)")
+            return nil
+        }
+        let parent: SpanID
+        if s.parent_span_id.len == 0 {
+            parent = .none
+        } else if let p = SpanID(bytes: bytes(s.parent_span_id)) {
+            parent = p
+        } else {
+            batch.reject("span with an invalid parent_span_id (must be empty or 8 bytes)")
+            return nil
+        }
+        var builder = SpanConventionReader()
+        for i in 0..<s.n_attributes {
+            guard let kv = s.attributes[i] else { continue }
+            let key = sl_attribute_key(kv.pointee.key)
+            if key != SL_KEY_NONE { builder.read(key, AttributeValue(kv.pointee.value)) }
+        }
+        let end = Int64(clamping: s.end_time_unix_nano)
+        for i in 0..<s.n_events {
+            guard let ev = s.events[i], let name = ev.pointee.name, strcmpEquals(name, "gen_ai.evaluation.result") else { continue }
+            for a in 0..<ev.pointee.n_attributes {
+                guard let kv = ev.pointee.attributes[a], sl_attribute_key(kv.pointee.key) == SL_KEY_EVALUATION_SCORE_LABEL,
+                      let label = AttributeValue(kv.pointee.value).string, let outcome = Outcome(label: label) else { continue }
+                let v = Verdict(outcome: outcome, timeUnixNano: Int64(clamping: ev.pointee.time_unix_nano))
+                builder.verdict = v.latest(builder.verdict)
+            }
+        }
+        let isError = s.status?.pointee.code == OPENTELEMETRY__PROTO__TRACE__V1__STATUS__STATUS_CODE__STATUS_CODE_ERROR
+        return builder.finish(
+            traceID: traceID, spanID: spanID, parent: parent, name: s.name.map { String(cString: $0) } ?? "", service: service,
+            start: Int64(clamping: s.start_time_unix_nano), end: end, isError: isError)
+    }
+}
+
+@inline(__always)
+func strcmpEquals(_ a: UnsafePointer<CChar>, _ b: StaticString) -> Bool {
+    let n = b.utf8CodeUnitCount
+    let p = b.utf8Start
+    for i in 0..<n where UInt8(bitPattern: a[i]) != p[i] { return false }
+    return a[n] == 0
+}
+
+/// An OTLP AnyValue read through protobuf-c, converted on demand.
+struct AttributeValue {
+    enum Kind { case string(UnsafePointer<CChar>), int(Int64), double(Double), bool(Bool), other }
+    let kind: Kind
+
+    init(_ value: UnsafeMutablePointer<Opentelemetry__Proto__Common__V1__AnyValue>?) {
+        guard let v = value?.pointee else { kind = .other; return }
+        switch v.value_case {
+        case OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_STRING_VALUE:
+            kind = v.string_value.map { .string(UnsafePointer($0)) } ?? .other
+        case OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_INT_VALUE: kind = .int(v.int_value)
+        case OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_DOUBLE_VALUE: kind = .double(v.double_value)
+        case OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_BOOL_VALUE: kind = .bool(v.bool_value != 0)
+        default: kind = .other
+        }
+    }
+
+    init(kind: Kind) { self.kind = kind }
+
+    var string: String? {
+        switch kind {
+        case .string(let p): String(cString: p)
+        case .int(let i): String(i)
+        case .double(let d): String(d)
+        case .bool(let b): String(b)
+        case .other: nil
+        }
+    }
+
+    var int: Int64? {
+        switch kind {
+        case .int(let i): i
+        case .double(let d): d.isFinite && abs(d) < 9e18 ? Int64(d) : nil
+        case .string: string.flatMap { Int64($0.trimmingWhitespace()) ?? Double($0.trimmingWhitespace()).flatMap { $0.isFinite && abs($0) < 9e18 ? Int64($0) : nil } }
+        case .bool, .other: nil
+        }
+    }
+
+    var double: Double? {
+        switch kind {
+        case .int(let i): Double(i)
+        case .double(let d): d.isFinite ? d : nil
+        case .string: string.flatMap { Double($0.trimmingWhitespace()) }
+        case .bool, .other: nil
+        }
+    }
+}

@@ -1,0 +1,45 @@
+import ProtoWire
+
+/// Encodes the OTLP responses and google.rpc.Status error bodies
+/// (opentelemetry-proto docs/specification.md "OTLP/HTTP Response").
+public enum OTLPResponses {
+    /// ExportTraceServiceResponse; with rejected spans, its partial_success (field 1:
+    /// rejected_spans = 1, error_message = 2).
+    public static func exportResponse(rejectedSpans: Int64 = 0, errorMessage: String? = nil) -> [UInt8] {
+        guard rejectedSpans > 0 || errorMessage != nil else { return [] }
+        var w = ProtoWriter()
+        w.message(1) { p in
+            p.int(1, rejectedSpans)
+            p.string(2, errorMessage ?? "")
+        }
+        return w.bytes
+    }
+
+    /// google.rpc.Status {code = 1, message = 2, details = 3 (Any)}; with `retryAfterSeconds`,
+    /// a google.rpc.RetryInfo detail.
+    public static func status(code: Int32, message: String, retryAfterSeconds: Int64? = nil) -> [UInt8] {
+        var w = ProtoWriter()
+        w.int(1, Int64(code))
+        w.string(2, message)
+        if let retryAfterSeconds {
+            w.message(3) { any in
+                any.string(1, "type.googleapis.com/google.rpc.RetryInfo")
+                any.message(2) { info in
+                    info.message(1) { d in d.int(1, retryAfterSeconds) }
+                }
+            }
+        }
+        return w.bytes
+    }
+}
+
+/// gRPC status codes used in google.rpc.Status bodies.
+public enum RPCCode {
+    public static let ok: Int32 = 0
+    public static let invalidArgument: Int32 = 3
+    public static let notFound: Int32 = 5
+    public static let resourceExhausted: Int32 = 8
+    public static let unimplemented: Int32 = 12
+    public static let `internal`: Int32 = 13
+    public static let unavailable: Int32 = 14
+}

@@ -1,0 +1,127 @@
+import HTTPServing
+import LedgerCore
+import LedgerPipeline
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOHTTP1
+import OTLPDecoding
+import ZlibCodec
+
+/// OTLP/HTTP trace receiver: `POST /v1/traces` with `application/x-protobuf`
+/// (opentelemetry-proto docs/specification.md "OTLP/HTTP"). Success answers an
+/// ExportTraceServiceResponse (with partial_success when spans were rejected); every
+/// error answers a google.rpc.Status body.
+public struct OTLPHTTPReceiver: HTTPHandler {
+    public let maxBodySize: Int
+    let consumer: any SpanConsumer
+    let decoders = DecoderPool()
+    let counters: ReceiverCounters
+
+    public init(consumer: any SpanConsumer, maxBodySize: Int = 16 << 20, counters: ReceiverCounters = ReceiverCounters()) {
+        self.consumer = consumer
+        self.maxBodySize = maxBodySize
+        self.counters = counters
+    }
+
+    public static let tracesPath = "/v1/traces"
+
+    public func handle(_ request: HTTPRequest) async -> HTTPResponse {
+        guard request.path == Self.tracesPath else {
+            return error(.notFound, RPCCode.notFound, "no such path \(request.path); OTLP traces are received at POST \(Self.tracesPath)")
+        }
+        guard request.method == .POST else {
+            var r = error(.methodNotAllowed, RPCCode.unimplemented, "method \(request.method) not allowed on \(Self.tracesPath); use POST")
+            r.headers.add(name: "Allow", value: "POST")
+            return r
+        }
+        let mediaType = request.headers.first(name: "content-type").map(Self.mediaType) ?? ""
+        guard mediaType == "application/x-protobuf" else {
+            return error(.unsupportedMediaType, RPCCode.invalidArgument,
+                         "unsupported Content-Type '\(mediaType)'; this endpoint accepts application/x-protobuf")
+        }
+        var body = request.body
+        var bytes = body.readBytes(length: body.readableBytes) ?? []
+        switch request.headers.first(name: "content-encoding")?.lowercased().trimmingWhitespace() ?? "identity" {
+        case "", "identity":
+            break
+        case "gzip":
+            do {
+                bytes = try Zlib.decompress(bytes, format: .gzip, limit: maxBodySize)
+            } catch let e where e.code == .outputLimitExceeded {
+                counters.add(refused: 1)
+                return self.error(.payloadTooLarge, RPCCode.resourceExhausted, "decompressed body exceeds the limit of \(maxBodySize) bytes")
+            } catch {
+                counters.add(refused: 1)
+                return self.error(.badRequest, RPCCode.invalidArgument, "gzip body cannot be decompressed: \(error.message)")
+            }
+        case let other:
+            return error(.unsupportedMediaType, RPCCode.invalidArgument, "unsupported Content-Encoding '\(other)'; use gzip or none")
+        }
+        let batch: DecodedBatch
+        do {
+            batch = try decoders.withDecoder { try $0.decode(bytes) }
+        } catch {
+            counters.add(refused: 1)
+            return self.error(.badRequest, RPCCode.invalidArgument, "\(error)")
+        }
+        do {
+            try await consumer.consume(batch.spans)
+        } catch {
+            counters.add(refused: 1)
+            var r = self.error(.serviceUnavailable, RPCCode.unavailable, error.message, retryAfter: error.retryAfterSeconds)
+            r.headers.add(name: "Retry-After", value: String(error.retryAfterSeconds))
+            return r
+        }
+        counters.add(spans: Int64(batch.spans.count), rejected: batch.rejectedSpans)
+        let message = batch.rejectedSpans > 0 ? "\(batch.rejectedSpans) span(s) rejected: \(batch.rejectionMessage ?? "invalid span")" : nil
+        return HTTPResponse(status: .ok, headers: ["Content-Type": "application/x-protobuf"],
+                            body: OTLPResponses.exportResponse(rejectedSpans: batch.rejectedSpans, errorMessage: message))
+    }
+
+    public func bodyTooLarge(_ head: HTTPRequestHead) -> HTTPResponse {
+        counters.add(refused: 1)
+        return error(.payloadTooLarge, RPCCode.resourceExhausted, "request body exceeds the limit of \(maxBodySize) bytes", close: true)
+    }
+
+    func error(_ status: HTTPResponseStatus, _ code: Int32, _ message: String, retryAfter: Int? = nil, close: Bool = false) -> HTTPResponse {
+        HTTPResponse(status: status, headers: ["Content-Type": "application/x-protobuf"],
+                     body: OTLPResponses.status(code: code, message: message, retryAfterSeconds: retryAfter.map(Int64.init)), close: close)
+    }
+
+    /// `application/x-protobuf; charset=…` → `application/x-protobuf`.
+    static func mediaType(_ header: String) -> String {
+        String(header.split(separator: ";", maxSplits: 1).first ?? "").trimmingWhitespace().lowercased()
+    }
+}
+
+/// Counts for the receiver's self-metrics.
+public final class ReceiverCounters: Sendable {
+    struct Values { var spans: Int64 = 0; var rejected: Int64 = 0; var refusedRequests: Int64 = 0; var requests: Int64 = 0 }
+    private let values = NIOLockedValueBox(Values())
+
+    public init() {}
+
+    func add(spans: Int64 = 0, rejected: Int64 = 0, refused: Int64 = 0) {
+        values.withLockedValue {
+            $0.spans += spans
+            $0.rejected += rejected
+            $0.refusedRequests += refused
+            $0.requests += 1
+        }
+    }
+
+    public var snapshot: (spans: Int64, rejectedSpans: Int64, refusedRequests: Int64, requests: Int64) {
+        values.withLockedValue { ($0.spans, $0.rejected, $0.refusedRequests, $0.requests) }
+    }
+}
+
+/// Reusable decoders (each owns an arena), so concurrent requests never share one.
+final class DecoderPool: @unchecked Sendable {
+    private let free = NIOLockedValueBox<[OTLPProtobufDecoder]>([])
+
+    func withDecoder<T>(_ body: (OTLPProtobufDecoder) throws -> T) rethrows -> T {
+        let decoder = free.withLockedValue { $0.popLast() } ?? OTLPProtobufDecoder()
+        defer { free.withLockedValue { if $0.count < 16 { $0.append(decoder) } } }
+        return try body(decoder)
+    }
+}

@@ -1,0 +1,183 @@
+/// Minimal protobuf wire-format writer and reader (https://protobuf.dev/programming-guides/encoding/)
+/// for SpanLedger's own segment messages and small responses, where building
+/// protobuf-c structs from Swift would cost more code than it saves.
+public struct ProtoWriter: Sendable {
+    public private(set) var bytes: [UInt8] = []
+
+    public init(capacity: Int = 256) {
+        bytes.reserveCapacity(capacity)
+    }
+
+    public mutating func varint(_ value: UInt64) {
+        var v = value
+        while v >= 0x80 {
+            bytes.append(UInt8(truncatingIfNeeded: v) | 0x80)
+            v >>= 7
+        }
+        bytes.append(UInt8(v))
+    }
+
+    public mutating func tag(_ field: Int, _ wireType: Int) { varint(UInt64(field << 3 | wireType)) }
+
+    public mutating func uint(_ field: Int, _ value: UInt64) {
+        guard value != 0 else { return }
+        tag(field, 0)
+        varint(value)
+    }
+
+    public mutating func int(_ field: Int, _ value: Int64) {
+        guard value != 0 else { return }
+        tag(field, 0)
+        varint(UInt64(bitPattern: value))
+    }
+
+    public mutating func sint(_ field: Int, _ value: Int64) {
+        guard value != 0 else { return }
+        tag(field, 0)
+        varint(Self.zigzag(value))
+    }
+
+    public mutating func bool(_ field: Int, _ value: Bool) {
+        guard value else { return }
+        tag(field, 0)
+        varint(1)
+    }
+
+    public mutating func fixed64(_ field: Int, _ value: UInt64) {
+        guard value != 0 else { return }
+        tag(field, 1)
+        for i in 0..<8 { bytes.append(UInt8(truncatingIfNeeded: value >> (8 * i))) }
+    }
+
+    /// Writes 8 little-endian bytes with no tag (the payload after `tag(field, 1)`).
+    public mutating func rawFixed64(_ value: UInt64) {
+        for i in 0..<8 { bytes.append(UInt8(truncatingIfNeeded: value >> (8 * i))) }
+    }
+
+    public mutating func double(_ field: Int, _ value: Double) {
+        guard value != 0 else { return }
+        fixed64(field, value.bitPattern)
+    }
+
+    public mutating func bytesField(_ field: Int, _ value: [UInt8], always: Bool = false) {
+        guard always || !value.isEmpty else { return }
+        tag(field, 2)
+        varint(UInt64(value.count))
+        bytes += value
+    }
+
+    public mutating func string(_ field: Int, _ value: String, always: Bool = false) {
+        bytesField(field, Array(value.utf8), always: always)
+    }
+
+    /// Writes a nested message built by `build`.
+    public mutating func message(_ field: Int, always: Bool = true, _ build: (inout ProtoWriter) -> Void) {
+        var inner = ProtoWriter()
+        build(&inner)
+        bytesField(field, inner.bytes, always: always)
+    }
+
+    public mutating func packedSInt(_ field: Int, _ values: [Int64]) {
+        guard !values.isEmpty else { return }
+        var inner = ProtoWriter(capacity: values.count * 2)
+        for v in values { inner.varint(Self.zigzag(v)) }
+        bytesField(field, inner.bytes)
+    }
+
+    public static func zigzag(_ v: Int64) -> UInt64 { UInt64(bitPattern: (v << 1) ^ (v >> 63)) }
+    public static func unzigzag(_ v: UInt64) -> Int64 { Int64(bitPattern: v >> 1) ^ -Int64(bitPattern: v & 1) }
+}
+
+public struct ProtoDecodeError: Error, Sendable, CustomStringConvertible {
+    public var message: String
+    public init(_ message: String) { self.message = message }
+    public var description: String { "protobuf decode error: \(message)" }
+}
+
+/// Iterates the fields of one serialized message.
+public struct ProtoReader {
+    public enum Value {
+        case varint(UInt64)
+        case fixed64(UInt64)
+        case bytes(ArraySlice<UInt8>)
+        case fixed32(UInt32)
+    }
+
+    let data: ArraySlice<UInt8>
+    var position: Int
+
+    public init(_ data: ArraySlice<UInt8>) {
+        self.data = data
+        self.position = data.startIndex
+    }
+
+    public init(_ data: [UInt8]) { self.init(data[...]) }
+
+    public mutating func next() throws(ProtoDecodeError) -> (field: Int, value: Value)? {
+        guard position < data.endIndex else { return nil }
+        let key = try readVarint()
+        let field = Int(key >> 3)
+        guard field > 0 else { throw ProtoDecodeError("field number 0 at offset \(position)") }
+        switch key & 7 {
+        case 0: return (field, .varint(try readVarint()))
+        case 1:
+            guard data.endIndex - position >= 8 else { throw ProtoDecodeError("truncated fixed64") }
+            var v: UInt64 = 0
+            for i in 0..<8 { v |= UInt64(data[position + i]) << (8 * i) }
+            position += 8
+            return (field, .fixed64(v))
+        case 2:
+            let len = try readVarint()
+            guard len <= UInt64(data.endIndex - position) else { throw ProtoDecodeError("length \(len) past end of message") }
+            let slice = data[position..<(position + Int(len))]
+            position += Int(len)
+            return (field, .bytes(slice))
+        case 5:
+            guard data.endIndex - position >= 4 else { throw ProtoDecodeError("truncated fixed32") }
+            var v: UInt32 = 0
+            for i in 0..<4 { v |= UInt32(data[position + i]) << (8 * i) }
+            position += 4
+            return (field, .fixed32(v))
+        default:
+            throw ProtoDecodeError("unsupported wire type \(key & 7)")
+        }
+    }
+
+    mutating func readVarint() throws(ProtoDecodeError) -> UInt64 {
+        var result: UInt64 = 0
+        var shift: UInt64 = 0
+        while position < data.endIndex {
+            let b = data[position]
+            position += 1
+            result |= UInt64(b & 0x7F) << shift
+            if b < 0x80 { return result }
+            shift += 7
+            if shift > 63 { throw ProtoDecodeError("varint too long") }
+        }
+        throw ProtoDecodeError("truncated varint")
+    }
+
+    /// Decodes a packed repeated varint field's payload.
+    public static func packedVarints(_ slice: ArraySlice<UInt8>) throws(ProtoDecodeError) -> [UInt64] {
+        var r = ProtoReader(slice)
+        var out: [UInt64] = []
+        while r.position < r.data.endIndex { out.append(try r.readVarint()) }
+        return out
+    }
+}
+
+extension ProtoReader.Value {
+    public var uint64: UInt64 {
+        switch self {
+        case .varint(let v), .fixed64(let v): v
+        case .fixed32(let v): UInt64(v)
+        case .bytes: 0
+        }
+    }
+
+    public var int64: Int64 { Int64(bitPattern: uint64) }
+    public var sint64: Int64 { ProtoWriter.unzigzag(uint64) }
+    public var bool: Bool { uint64 != 0 }
+    public var slice: ArraySlice<UInt8> { if case .bytes(let b) = self { b } else { [] } }
+    public var string: String { String(decoding: slice, as: UTF8.self) }
+}

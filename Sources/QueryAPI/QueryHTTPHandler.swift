@@ -1,0 +1,89 @@
+import HTTPServing
+import LedgerCore
+import LedgerPipeline
+import NIOCore
+import NIOHTTP1
+import Rollups
+
+/// The query API on the API listener (default 127.0.0.1:4320):
+/// `GET /api/v1/rollups`, `GET /api/v1/traces/{id}`, `GET /api/v1/workflows`,
+/// `GET /healthz`, `GET /metrics`. Errors are `{"error":{"code":N,"message":"…"}}`.
+public struct QueryHTTPHandler: HTTPHandler {
+    public let maxBodySize = 64 << 10
+    let ledger: Ledger
+    let metrics: @Sendable () async -> String
+
+    public init(ledger: Ledger, metrics: @escaping @Sendable () async -> String) {
+        self.ledger = ledger
+        self.metrics = metrics
+    }
+
+    public func handle(_ request: HTTPRequest) async -> HTTPResponse {
+        let path = request.path
+        guard request.method == .GET || request.method == .HEAD else {
+            var r = Self.error(.methodNotAllowed, "method \(request.method) not allowed; the query API is read-only (GET)")
+            r.headers.add(name: "Allow", value: "GET")
+            return r
+        }
+        switch path {
+        case "/api/v1/rollups":
+            let q = request.queryItems
+            do {
+                let query = try QueryParameters.rollupQuery(
+                    since: q["since"], until: q["until"], groupBy: q["group_by"], workflow: q["workflow"], model: q["model"],
+                    service: q["service"], now: WallClock.nowUnixNano())
+                let groups = await ledger.query(query)
+                return Self.json(RollupJSON.render(groups, query: query))
+            } catch {
+                return Self.error(.badRequest, error.message)
+            }
+        case "/api/v1/workflows":
+            var w = JSONWriter()
+            w.objectStart()
+            w.key("workflows")
+            w.arrayStart()
+            for name in await ledger.workflows() { w.string(name) }
+            w.arrayEnd()
+            w.objectEnd()
+            return Self.json(w.text)
+        case "/healthz":
+            return HTTPResponse.text(.ok, "ok\n")
+        case "/metrics":
+            return HTTPResponse.text(.ok, await metrics(), contentType: "text/plain; version=0.0.4; charset=utf-8")
+        default:
+            if path.hasPrefix("/api/v1/traces/") {
+                let idText = String(path.dropFirst("/api/v1/traces/".count))
+                guard let id = TraceID(hex: idText) else {
+                    return Self.error(.badRequest, "invalid trace ID '\(idText)': expected 32 hex digits")
+                }
+                guard let run = await ledger.explain(id) else {
+                    return Self.error(.notFound, "no run with trace ID \(id.hex) (it may still be pending in trace assembly)")
+                }
+                return Self.json(TraceJSON.render(entry: run.entry, spans: run.spans))
+            }
+            return Self.error(.notFound, "no such path \(path)")
+        }
+    }
+
+    public func bodyTooLarge(_ head: HTTPRequestHead) -> HTTPResponse {
+        var r = Self.error(.payloadTooLarge, "request body too large")
+        r.close = true
+        return r
+    }
+
+    static func json(_ text: String) -> HTTPResponse {
+        HTTPResponse(status: .ok, headers: ["Content-Type": "application/json"], body: Array(text.utf8))
+    }
+
+    static func error(_ status: HTTPResponseStatus, _ message: String) -> HTTPResponse {
+        var w = JSONWriter()
+        w.objectStart()
+        w.key("error")
+        w.objectStart()
+        w.field("code", Int64(status.code))
+        w.field("message", message)
+        w.objectEnd()
+        w.objectEnd()
+        return HTTPResponse(status: status, headers: ["Content-Type": "application/json"], body: Array(w.text.utf8))
+    }
+}

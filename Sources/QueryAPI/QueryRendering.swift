@@ -1,0 +1,124 @@
+import LedgerCore
+import LedgerStore
+import Rollups
+
+/// The JSON contract of `GET /api/v1/rollups` and `spanledger query --format json`
+/// (Schemas/query-api.md). Keys not grouped by are absent.
+public enum RollupJSON {
+    public static func render(_ groups: [QueryGroup], query: RollupQuery) -> String {
+        var w = JSONWriter()
+        w.objectStart()
+        w.field("from", RFC3339.format(unixNano: query.windowStartUnix * 1_000_000_000))
+        w.field("to", RFC3339.format(unixNano: query.windowEndUnix * 1_000_000_000))
+        w.key("groups")
+        w.arrayStart()
+        for g in groups { write(g, to: &w) }
+        w.arrayEnd()
+        w.objectEnd()
+        return w.text
+    }
+
+    static func write(_ g: QueryGroup, to w: inout JSONWriter) {
+        let m = g.measures
+        w.objectStart()
+        if let v = g.workflow { w.field("workflow", v) }
+        if let v = g.model { w.field("model", v) }
+        if let v = g.outcome { w.field("outcome", v.name) }
+        if let v = g.service { w.field("service", v) }
+        w.field("runs", g.runs)
+        for o in [Outcome.accepted, .edited, .rejected, .escalated, .pending] { w.field(o.name, g.runs(o)) }
+        w.key("acceptance_rate"); w.fixed(g.acceptanceRate, places: 6)
+        w.field("llm_calls", m.llmCalls)
+        w.field("tool_calls", m.toolCalls)
+        w.field("input_tokens", m.inputTokens)
+        w.field("cached_input_tokens", m.cachedInputTokens)
+        w.field("cache_write_tokens", m.cacheWriteTokens)
+        w.field("output_tokens", m.outputTokens)
+        w.field("reasoning_tokens", m.reasoningTokens)
+        w.field("unpriced_tokens", m.unpricedTokens)
+        w.key("cost_usd"); w.number(literal: Money.usdString(micros: m.costMicros))
+        w.field("cost_micros", m.costMicros)
+        w.key("cost_per_accepted_usd")
+        if let c = g.costPerAcceptedMicros { w.number(literal: Money.usdString(micros: Int64(c.rounded(.toNearestOrAwayFromZero)))) } else { w.null() }
+        w.field("retries", m.retries)
+        w.field("errors", m.errors)
+        w.field("incomplete_runs", m.incompleteRuns)
+        w.key("latency_p50_ms"); w.fixed(m.latency.quantile(0.5), places: 1)
+        w.key("latency_p95_ms"); w.fixed(m.latency.quantile(0.95), places: 1)
+        w.objectEnd()
+    }
+}
+
+/// The JSON of `GET /api/v1/traces/{id}` and `spanledger trace --format json`.
+public enum TraceJSON {
+    public static func render(entry: TraceIndexEntry, spans: [StoredSpan]) -> String {
+        var w = JSONWriter()
+        w.objectStart()
+        w.field("trace_id", entry.traceID.hex)
+        w.field("workflow", entry.workflow)
+        w.field("service", entry.service)
+        w.field("start", RFC3339.format(unixNano: entry.startUnixNano, fractional: true))
+        w.key("duration_ms"); w.fixed(Double(entry.durationNano) / 1_000_000, places: 3)
+        w.field("outcome", entry.outcome.name)
+        w.field("cost_micros", entry.costMicros)
+        w.key("cost_usd"); w.number(literal: Money.usdString(micros: entry.costMicros))
+        w.field("llm_calls", entry.llmCalls)
+        w.field("tool_calls", entry.toolCalls)
+        w.field("input_tokens", entry.inputTokens)
+        w.field("output_tokens", entry.outputTokens)
+        w.field("unpriced_tokens", entry.unpricedTokens)
+        w.field("retries", entry.retries)
+        w.field("errors", entry.errors)
+        w.field("incomplete", entry.incomplete)
+        w.key("spans")
+        w.arrayStart()
+        for s in spans.sorted(by: { ($0.startOffsetNano, $0.spanID.value) < ($1.startOffsetNano, $1.spanID.value) }) {
+            w.objectStart()
+            w.field("span_id", s.spanID.hex)
+            w.field("parent_span_id", s.parentSpanID.isNone ? "" : s.parentSpanID.hex)
+            w.field("name", s.name)
+            w.field("kind", s.kind.name)
+            w.field("model", s.model)
+            w.field("input_tokens", s.usage.input)
+            w.field("cached_input_tokens", s.usage.cacheRead)
+            w.field("cache_write_tokens", s.usage.cacheWrite)
+            w.field("output_tokens", s.usage.output)
+            w.field("reasoning_tokens", s.usage.reasoning)
+            w.field("cost_micros", s.costMicros)
+            w.field("priced", s.priced)
+            w.field("explicit_cost", s.explicitCost)
+            w.field("error", s.error)
+            w.field("retry", s.retry)
+            w.key("start_offset_ms"); w.fixed(Double(s.startOffsetNano) / 1_000_000, places: 3)
+            w.key("duration_ms"); w.fixed(Double(s.durationNano) / 1_000_000, places: 3)
+            w.objectEnd()
+        }
+        w.arrayEnd()
+        w.objectEnd()
+        return w.text
+    }
+}
+
+/// Builds a RollupQuery from the API's or CLI's parameters.
+public enum QueryParameters {
+    public static func rollupQuery(since: String?, until: String?, groupBy: String?, workflow: String?, model: String?, service: String?,
+                                   now: Int64) throws(QueryError) -> RollupQuery {
+        let sinceText = since ?? "24h"
+        guard let from = TimeArgument.resolve(sinceText, now: now) else {
+            throw QueryError("invalid since '\(sinceText)': use RFC 3339 (2026-11-23T10:00:00Z), a date, or a duration back from now (24h, 7d)")
+        }
+        let to: Int64
+        if let until, !until.isEmpty {
+            guard let t = TimeArgument.resolve(until, now: now) else {
+                throw QueryError("invalid until '\(until)': use RFC 3339, a date, 'now', or a duration back from now")
+            }
+            to = t
+        } else {
+            to = now
+        }
+        guard from < to else { throw QueryError("since must be before until") }
+        let dims = try GroupDimension.parseList(groupBy ?? "")
+        func nonEmpty(_ s: String?) -> String? { s.flatMap { $0.isEmpty ? nil : $0 } }
+        return RollupQuery(fromUnixNano: from, toUnixNano: to, groupBy: dims, workflow: nonEmpty(workflow), model: nonEmpty(model), service: nonEmpty(service))
+    }
+}

@@ -1,0 +1,121 @@
+import LedgerCore
+
+/// The key of one additive rollup record (../shared/DESIGN.md "Rollups").
+/// `runLevel` records hold run measures once per run; model records hold a model's LLM
+/// measures plus a copy of the run measures, so grouping by model counts a run under
+/// each model it used.
+public struct RollupKey: Hashable, Sendable, Comparable {
+    public var bucketStartUnix: Int64
+    public var resolutionSeconds: UInt32
+    public var workflow: String
+    public var model: String
+    public var outcome: Outcome
+    public var service: String
+    public var runLevel: Bool
+
+    public init(bucketStartUnix: Int64, resolutionSeconds: UInt32 = 60, workflow: String, model: String, outcome: Outcome, service: String, runLevel: Bool) {
+        self.bucketStartUnix = bucketStartUnix
+        self.resolutionSeconds = resolutionSeconds
+        self.workflow = workflow
+        self.model = model
+        self.outcome = outcome
+        self.service = service
+        self.runLevel = runLevel
+    }
+
+    public static func < (a: RollupKey, b: RollupKey) -> Bool {
+        if a.bucketStartUnix != b.bucketStartUnix { return a.bucketStartUnix < b.bucketStartUnix }
+        return (a.workflow, a.model, a.outcome.rawValue, a.service, a.runLevel ? 1 : 0, a.resolutionSeconds)
+            < (b.workflow, b.model, b.outcome.rawValue, b.service, b.runLevel ? 1 : 0, b.resolutionSeconds)
+    }
+
+    /// The minute bucket holding a run that started at `unixNano`.
+    public static func minuteStart(ofUnixNano unixNano: Int64) -> Int64 {
+        let secs = unixNano >= 0 ? unixNano / 1_000_000_000 : (unixNano - 999_999_999) / 1_000_000_000
+        return secs - ((secs % 60) + 60) % 60
+    }
+}
+
+/// The additive measures of a rollup record. Signed, so correction records subtract.
+public struct RollupMeasures: Sendable, Hashable {
+    public var runs: Int64 = 0
+    public var incompleteRuns: Int64 = 0
+    public var toolCalls: Int64 = 0
+    public var latency = LatencySketch()
+
+    public var llmCalls: Int64 = 0
+    public var inputTokens: Int64 = 0
+    public var cachedInputTokens: Int64 = 0
+    public var cacheWriteTokens: Int64 = 0
+    public var outputTokens: Int64 = 0
+    public var reasoningTokens: Int64 = 0
+    public var unpricedTokens: Int64 = 0
+    public var costMicros: Int64 = 0
+    public var retries: Int64 = 0
+    public var errors: Int64 = 0
+
+    public init() {}
+
+    public mutating func merge(_ o: RollupMeasures, sign: Int64 = 1) {
+        runs += o.runs * sign
+        incompleteRuns += o.incompleteRuns * sign
+        toolCalls += o.toolCalls * sign
+        latency.merge(o.latency, sign: sign)
+        llmCalls += o.llmCalls * sign
+        inputTokens += o.inputTokens * sign
+        cachedInputTokens += o.cachedInputTokens * sign
+        cacheWriteTokens += o.cacheWriteTokens * sign
+        outputTokens += o.outputTokens * sign
+        reasoningTokens += o.reasoningTokens * sign
+        unpricedTokens += o.unpricedTokens * sign
+        costMicros += o.costMicros * sign
+        retries += o.retries * sign
+        errors += o.errors * sign
+    }
+
+    /// Adds the LLM-call measures of `o` (tokens, cost, calls, retries, errors).
+    public mutating func mergeLLM(_ o: RollupMeasures) {
+        llmCalls += o.llmCalls
+        inputTokens += o.inputTokens
+        cachedInputTokens += o.cachedInputTokens
+        cacheWriteTokens += o.cacheWriteTokens
+        outputTokens += o.outputTokens
+        reasoningTokens += o.reasoningTokens
+        unpricedTokens += o.unpricedTokens
+        costMicros += o.costMicros
+        retries += o.retries
+        errors += o.errors
+    }
+
+    /// Adds the run measures of `o` (runs, incomplete runs, tool calls, latency).
+    public mutating func mergeRun(_ o: RollupMeasures) {
+        runs += o.runs
+        incompleteRuns += o.incompleteRuns
+        toolCalls += o.toolCalls
+        latency.merge(o.latency)
+    }
+
+    public var isZero: Bool { self == RollupMeasures() }
+}
+
+/// A set of rollup records merged by key. Any two tables merge (DESIGN.md: many nodes'
+/// answers merge into one).
+public struct RollupTable: Sendable {
+    public private(set) var records: [RollupKey: RollupMeasures] = [:]
+
+    public init() {}
+
+    public var count: Int { records.count }
+    public var isEmpty: Bool { records.isEmpty }
+
+    public mutating func add(_ key: RollupKey, _ measures: RollupMeasures) {
+        records[key, default: RollupMeasures()].merge(measures)
+        if records[key]?.isZero == true { records[key] = nil }
+    }
+
+    public mutating func merge(_ other: RollupTable) {
+        for (k, m) in other.records { add(k, m) }
+    }
+
+    public mutating func removeAll() { records.removeAll(keepingCapacity: true) }
+}

@@ -1,0 +1,128 @@
+import ArgumentParser
+import Attribution
+import Foundation
+import HTTPServing
+import LedgerCore
+import LedgerPipeline
+import LedgerStore
+import Logging
+import NIOCore
+import OTLPReceiver
+import QueryAPI
+import ServiceLifecycle
+
+struct ServeCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "serve", abstract: "Run the collector: OTLP receivers, trace assembly, rollups, query API.")
+
+    @Option(help: "YAML config file; every flag below is also a key (otlp_http, trace_wait, …).") var config: String?
+    @Option(help: "Data directory (default ./data).") var data: String?
+    @Option(name: .customLong("otlp-http"), help: "OTLP/HTTP listen address (default 127.0.0.1:4318).") var otlpHTTP: String?
+    @Option(help: "Query API listen address (default 127.0.0.1:4320).") var api: String?
+    @Option(name: .customLong("trace-wait"), help: "Quiet time before a trace with its root is released (default 5s).") var traceWait: String?
+    @Option(name: .customLong("trace-max-age"), help: "Longest a trace stays open before release as incomplete (default 10m).") var traceMaxAge: String?
+    @Option(name: .customLong("max-pending-traces"), help: "Open traces held before the oldest is released early (default 100000).") var maxPendingTraces: Int?
+    @Option(name: .customLong("max-pending-bytes"), help: "Buffered span bytes before the oldest trace is released early (default 268435456).") var maxPendingBytes: Int?
+    @Option(name: .customLong("flush-interval"), help: "How often rollups are written to disk (default 5s).") var flushInterval: String?
+    @Option(help: "Price file (JSON, Schemas/prices.md) adding to or overriding the built-in prices.") var prices: String?
+    @Option(name: .customLong("max-body-size"), help: "Largest OTLP request body in bytes, after gzip inflation too (default 16777216).") var maxBodySize: Int?
+    @Option(name: .customLong("idle-timeout"), help: "Close connections silent this long (default 30s).") var idleTimeout: String?
+    @Option(name: .customLong("log-level"), help: "Log level (default info).") var logLevel: String?
+
+    func settings() throws -> ServeSettings {
+        var s = ServeSettings()
+        if let config { try s.apply(yamlFile: config) }
+        if let data { s.data = data }
+        if let otlpHTTP { s.otlpHTTP = otlpHTTP }
+        if let api { s.api = api }
+        if let traceWait { s.traceWait = traceWait }
+        if let traceMaxAge { s.traceMaxAge = traceMaxAge }
+        if let maxPendingTraces { s.maxPendingTraces = maxPendingTraces }
+        if let maxPendingBytes { s.maxPendingBytes = maxPendingBytes }
+        if let flushInterval { s.flushInterval = flushInterval }
+        if let prices { s.prices = prices }
+        if let maxBodySize { s.maxBodySize = maxBodySize }
+        if let idleTimeout { s.idleTimeout = idleTimeout }
+        if let logLevel { s.logLevel = logLevel }
+        return s
+    }
+
+    func run() async throws {
+        let s = try settings()
+        guard let level = Logger.Level(rawValue: s.logLevel) else { throw ValidationError("unknown log level '\(s.logLevel)'") }
+        LoggingSystem.bootstrap { label in
+            var h = StreamLogHandler.standardError(label: label)
+            h.logLevel = level
+            return h
+        }
+        let logger = Logger(label: "spanledger")
+
+        var ledgerConfig = LedgerConfiguration()
+        ledgerConfig.dataDirectory = s.data
+        ledgerConfig.assembly.waitNano = UInt64(try ServeSettings.duration(s.traceWait, "trace wait"))
+        ledgerConfig.assembly.maxAgeNano = UInt64(try ServeSettings.duration(s.traceMaxAge, "trace max age"))
+        ledgerConfig.assembly.maxTraces = s.maxPendingTraces
+        ledgerConfig.assembly.maxBytes = s.maxPendingBytes
+        ledgerConfig.flushIntervalNano = UInt64(try ServeSettings.duration(s.flushInterval, "flush interval"))
+        guard s.maxPendingTraces > 0, s.maxPendingBytes > 0, s.maxBodySize > 0 else { throw ValidationError("limits must be positive") }
+
+        let priceTable: PriceTable
+        do { priceTable = try PriceTable.load(userFile: s.prices) } catch { throw ValidationError("\(error)") }
+
+        let ledger = try Ledger(configuration: ledgerConfig, prices: priceTable, logger: logger)
+        let counters = ReceiverCounters()
+        var otlpConfig = try HTTPServerConfiguration(address: s.otlpHTTP)
+        var apiConfig = try HTTPServerConfiguration(address: s.api)
+        let idle = try ServeSettings.duration(s.idleTimeout, "idle timeout")
+        otlpConfig.idleTimeout = .nanoseconds(idle)
+        apiConfig.idleTimeout = .nanoseconds(idle)
+
+        let listening = ListeningFile(path: s.data + "/listening.json", expected: ["otlp_http", "api"])
+        let otlp = HTTPServer(name: "OTLP/HTTP receiver", configuration: otlpConfig,
+                              handler: OTLPHTTPReceiver(consumer: ledger, maxBodySize: s.maxBodySize, counters: counters), logger: logger,
+                              onBound: { await listening.bound("otlp_http", $0) })
+        let queryAPI = HTTPServer(name: "query API", configuration: apiConfig,
+                                  handler: QueryHTTPHandler(ledger: ledger, metrics: { await SelfMetrics.render(ledger: ledger, receiver: counters) }),
+                                  logger: logger, onBound: { await listening.bound("api", $0) })
+        let group = ServiceGroup(configuration: .init(
+            services: [
+                .init(service: LedgerService(ledger: ledger, logger: logger)),
+                .init(service: queryAPI),
+                .init(service: otlp),
+            ],
+            gracefulShutdownSignals: [.sigterm, .sigint],
+            cancellationSignals: [],
+            logger: logger))
+        try await group.run()
+        listening.remove()
+        logger.info("stopped cleanly")
+    }
+}
+
+/// Writes `<data>/listening.json` once every listener is bound, so scripts and tests can
+/// find ports chosen by the OS (`--otlp-http 127.0.0.1:0`).
+actor ListeningFile {
+    let path: String
+    let expected: Set<String>
+    var addresses: [String: String] = [:]
+
+    init(path: String, expected: Set<String>) {
+        self.path = path
+        self.expected = expected
+    }
+
+    func bound(_ name: String, _ address: SocketAddress) {
+        let host = address.ipAddress ?? "127.0.0.1"
+        let hostText = host.contains(":") ? "[\(host)]" : host
+        addresses[name] = "\(hostText):\(address.port ?? 0)"
+        guard Set(addresses.keys) == expected else { return }
+        var w = JSONWriter()
+        w.objectStart()
+        for k in addresses.keys.sorted() { w.field(k, addresses[k]!) }
+        w.field("pid", Int64(ProcessInfo.processInfo.processIdentifier))
+        w.objectEnd()
+        try? FileIO.writeAtomically(Array((w.text + "\n").utf8), to: path)
+    }
+
+    nonisolated func remove() { FileIO.remove(path) }
+}

@@ -1,0 +1,81 @@
+import ArgumentParser
+import Foundation
+import LedgerCore
+import Yams
+
+/// `spanledger serve` settings. Every option is both a flag and a key of the YAML file
+/// given with `--config` (flag wins over file, file over the embedded default).
+struct ServeSettings: Sendable, Equatable {
+    /// `--data` / `data`: data directory.
+    var data = "./data"
+    /// `--otlp-http` / `otlp_http`: OTLP/HTTP listener.
+    var otlpHTTP = "127.0.0.1:4318"
+    /// `--api` / `api`: query API, dashboard and /metrics listener.
+    var api = "127.0.0.1:4320"
+    /// `--trace-wait` / `trace_wait`: quiet time before a rooted trace is released.
+    var traceWait = "5s"
+    /// `--trace-max-age` / `trace_max_age`: longest a trace stays open.
+    var traceMaxAge = "10m"
+    /// `--max-pending-traces` / `max_pending_traces`.
+    var maxPendingTraces = 100_000
+    /// `--max-pending-bytes` / `max_pending_bytes`.
+    var maxPendingBytes = 256 << 20
+    /// `--flush-interval` / `flush_interval`: how often rollups are written to disk.
+    var flushInterval = "5s"
+    /// `--prices` / `prices`: price file adding to / overriding the built-in table.
+    var prices: String?
+    /// `--max-body-size` / `max_body_size`: largest OTLP request body, bytes (after gzip inflation too).
+    var maxBodySize = 16 << 20
+    /// `--idle-timeout` / `idle_timeout`: a connection silent this long is closed.
+    var idleTimeout = "30s"
+    /// `--log-level` / `log_level`: trace, debug, info, notice, warning, error, critical.
+    var logLevel = "info"
+
+    static let keys: Set<String> = ["data", "otlp_http", "api", "trace_wait", "trace_max_age", "max_pending_traces", "max_pending_bytes",
+                                    "flush_interval", "prices", "max_body_size", "idle_timeout", "log_level"]
+
+    /// Applies the keys of a YAML config file. Unknown keys are an error (typos must not pass silently).
+    mutating func apply(yamlFile path: String) throws {
+        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { throw ValidationError("cannot read config file \(path)") }
+        let loaded: Any?
+        do { loaded = try Yams.load(yaml: text) } catch { throw ValidationError("config file \(path) is not valid YAML: \(error)") }
+        guard let map = loaded as? [String: Any] else {
+            if loaded == nil { return }
+            throw ValidationError("config file \(path): expected a mapping of settings")
+        }
+        for key in map.keys.sorted() where !Self.keys.contains(key) {
+            throw ValidationError("config file \(path): unknown key '\(key)' (known: \(Self.keys.sorted().joined(separator: ", ")))")
+        }
+        func str(_ k: String) throws -> String? {
+            guard let v = map[k] else { return nil }
+            if let s = v as? String { return s }
+            if let i = v as? Int { return String(i) }
+            throw ValidationError("config file \(path): '\(k)' must be a string")
+        }
+        func int(_ k: String) throws -> Int? {
+            guard let v = map[k] else { return nil }
+            if let i = v as? Int { return i }
+            if let s = v as? String, let i = Int(s) { return i }
+            throw ValidationError("config file \(path): '\(k)' must be an integer")
+        }
+        if let v = try str("data") { data = v }
+        if let v = try str("otlp_http") { otlpHTTP = v }
+        if let v = try str("api") { api = v }
+        if let v = try str("trace_wait") { traceWait = v }
+        if let v = try str("trace_max_age") { traceMaxAge = v }
+        if let v = try int("max_pending_traces") { maxPendingTraces = v }
+        if let v = try int("max_pending_bytes") { maxPendingBytes = v }
+        if let v = try str("flush_interval") { flushInterval = v }
+        if let v = try str("prices") { prices = v }
+        if let v = try int("max_body_size") { maxBodySize = v }
+        if let v = try str("idle_timeout") { idleTimeout = v }
+        if let v = try str("log_level") { logLevel = v }
+    }
+
+    static func duration(_ text: String, _ name: String) throws -> Int64 {
+        guard let ns = DurationText.nanoseconds(text), ns > 0 else {
+            throw ValidationError("\(name) '\(text)' is not a positive duration (e.g. 300ms, 5s, 10m)")
+        }
+        return ns
+    }
+}

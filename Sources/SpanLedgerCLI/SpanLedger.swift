@@ -1,0 +1,9 @@
+import ArgumentParser
+
+@main
+struct SpanLedgerCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "spanledger",
+        abstract: "Trace collector for AI agents: cost per accepted outcome from OpenTelemetry spans.",
+        subcommands: [ServeCommand.self, QueryCommand.self, TraceCommand.self, PricesCommand.self])
+}

@@ -1,0 +1,143 @@
+import DequeModule
+import LedgerCore
+
+/// Buffers spans by trace ID and releases each trace as a unit (issue "Trace assembly"):
+/// when its root has arrived and no span of it has arrived for the wait window; or, as
+/// incomplete, when it has been open for the maximum age or the buffer is full.
+/// A pure state machine: every method takes `now` (monotonic nanoseconds) and returns
+/// the traces it releases, so tests drive time instead of sleeping.
+public struct TraceAssembler: Sendable {
+    public struct Limits: Sendable {
+        /// Quiet time after the last span before a rooted trace is released (`--trace-wait`, default 5 s).
+        public var waitNano: UInt64 = 5_000_000_000
+        /// Longest a trace stays open (`--trace-max-age`, default 10 min).
+        public var maxAgeNano: UInt64 = 600_000_000_000
+        /// Most open traces (`--max-pending-traces`, default 100,000).
+        public var maxTraces: Int = 100_000
+        /// Most buffered span bytes, approximate (`--max-pending-bytes`, default 256 MiB).
+        public var maxBytes: Int = 256 << 20
+
+        public init() {}
+        public static let `default` = Limits()
+    }
+
+    /// Why a trace left the buffer.
+    public enum ReleaseReason: Sendable, Equatable {
+        /// Root present and quiet for the wait window.
+        case complete
+        /// Spans of a trace already released earlier, quiet for the wait window.
+        case late
+        /// Open past the maximum age.
+        case maxAge
+        /// Forced out because the buffer was full.
+        case evicted
+        /// Released at shutdown.
+        case shutdown
+    }
+
+    public struct Released: Sendable {
+        public var traceID: TraceID
+        public var spans: [SpanRecord]
+        public var reason: ReleaseReason
+        public var hasRoot: Bool
+        /// The spans join a run released earlier (late spans).
+        public var late: Bool
+    }
+
+    struct OpenTrace {
+        var spans: [SpanRecord]
+        var firstSeen: UInt64
+        var lastSeen: UInt64
+        var hasRoot: Bool
+        var bytes: Int
+        var late: Bool
+    }
+
+    public private(set) var limits: Limits
+    var open: [TraceID: OpenTrace] = [:]
+    /// (trace, deadline) in deadline order; stale entries are skipped when popped.
+    var quietQueue: Deque<(TraceID, UInt64)> = []
+    var ageQueue: Deque<(TraceID, UInt64)> = []
+    public private(set) var bufferedBytes = 0
+    public private(set) var bufferedSpans = 0
+
+    public init(limits: Limits = .default) {
+        self.limits = limits
+    }
+
+    public var openTraces: Int { open.count }
+
+    /// Adds spans of one trace. `late` says the trace was already released as a run.
+    /// Returns traces forced out to stay within the limits.
+    public mutating func ingest(_ spans: [SpanRecord], of traceID: TraceID, late: Bool, now: UInt64) -> [Released] {
+        guard !spans.isEmpty else { return [] }
+        let bytes = spans.reduce(0) { $0 + $1.approximateBytes }
+        if var t = open[traceID] {
+            t.spans += spans
+            t.lastSeen = now
+            t.bytes += bytes
+            t.hasRoot = t.hasRoot || spans.contains(where: \.isRoot)
+            open[traceID] = t
+        } else {
+            open[traceID] = OpenTrace(spans: spans, firstSeen: now, lastSeen: now, hasRoot: spans.contains(where: \.isRoot), bytes: bytes, late: late)
+            ageQueue.append((traceID, now + limits.maxAgeNano))
+        }
+        quietQueue.append((traceID, now + limits.waitNano))
+        bufferedBytes += bytes
+        bufferedSpans += spans.count
+        var out: [Released] = []
+        while open.count > limits.maxTraces || (bufferedBytes > limits.maxBytes && open.count > 1) {
+            guard let victim = oldestOpen(excluding: traceID) else { break }
+            out.append(release(victim, reason: .evicted))
+        }
+        return out
+    }
+
+    /// Releases every trace that is due at `now`.
+    public mutating func releaseDue(now: UInt64) -> [Released] {
+        var out: [Released] = []
+        while let (id, deadline) = quietQueue.first, deadline <= now {
+            quietQueue.removeFirst()
+            guard let t = open[id], t.lastSeen + limits.waitNano <= now else { continue }
+            if t.hasRoot { out.append(release(id, reason: .complete)) }
+            else if t.late { out.append(release(id, reason: .late)) }
+        }
+        while let (id, deadline) = ageQueue.first, deadline <= now {
+            ageQueue.removeFirst()
+            guard let t = open[id], t.firstSeen + limits.maxAgeNano <= now else { continue }
+            out.append(release(id, reason: t.late ? .late : .maxAge))
+        }
+        return out
+    }
+
+    /// Releases everything (shutdown).
+    public mutating func releaseAll() -> [Released] {
+        let ids = open.keys.sorted { open[$0]!.firstSeen < open[$1]!.firstSeen }
+        let out = ids.map { release($0, reason: open[$0]!.late ? .late : .shutdown) }
+        quietQueue.removeAll()
+        ageQueue.removeAll()
+        return out
+    }
+
+    public func isOpen(_ traceID: TraceID) -> Bool { open[traceID] != nil }
+
+    mutating func oldestOpen(excluding keep: TraceID) -> TraceID? {
+        var i = 0
+        while i < ageQueue.count {
+            let (id, _) = ageQueue[i]
+            if let t = open[id], id != keep, t.firstSeen + limits.maxAgeNano == ageQueue[i].1 {
+                return id
+            }
+            if open[id] == nil { ageQueue.remove(at: i); continue }
+            i += 1
+        }
+        return nil
+    }
+
+    mutating func release(_ id: TraceID, reason: ReleaseReason) -> Released {
+        let t = open.removeValue(forKey: id)!
+        bufferedBytes -= t.bytes
+        bufferedSpans -= t.spans.count
+        return Released(traceID: id, spans: t.spans, reason: reason, hasRoot: t.hasRoot, late: t.late)
+    }
+}
