@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 
 import pytest
+import requests
 from google.protobuf.message import DecodeError
 from google.rpc.status_pb2 import Status
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
@@ -84,7 +85,11 @@ def test_body_over_max_body_size_is_413(daemon):
     run = support.simple_run("too-big", [dict(CALL, **{"gen_ai.prompt": "x" * 4096})])
     body = support.export_bytes([(run, run.spans)])
     assert len(body) > 4096
-    r = support.post_otlp(daemon.otlp_url, body)
+    try:
+        r = support.post_otlp(daemon.otlp_url, body)
+    except requests.ConnectionError as e:
+        raise AssertionError("connection dropped instead of a 413 answer (a server that closes with the body "
+                             f"unread sends a TCP reset that can destroy its own response): {e}")
     assert r.status_code == 413, (r.status_code, r.content[:500])
     export_and_check(daemon, "after-413")
     assert support.total(daemon.api_url, workflow="too-big")["runs"] == 0

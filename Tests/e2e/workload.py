@@ -891,8 +891,8 @@ def _doc_summarize(b: RunBuilder) -> None:
         task = b.add(root, "summarize_chunk.task", {"traceloop.span.kind": "task",
                                                     "traceloop.entity.name": "summarize_chunk",
                                                     "traceloop.workflow.name": "doc-summarize"}, dur_ns=0)
-        calls = b.llm_sequence(task, ["gpt-4o-mini-2024-07-18", "claude-3-5-haiku-20241022"], "openllmetry",
-                               rng.randint(1, 2))
+        b.llm_sequence(task, ["gpt-4o-mini-2024-07-18", "claude-3-5-haiku-20241022"], "openllmetry",
+                       rng.randint(1, 2))
         task.end_ns = b.cursor + NS_PER_MS
         b.cursor = task.end_ns
     if rng.random() < 0.4:

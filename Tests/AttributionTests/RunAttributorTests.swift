@@ -1,0 +1,83 @@
+import Attribution
+import LedgerCore
+import Testing
+
+let tid = TraceID(high: 7, low: 7)
+
+func s(_ id: UInt64, parent: UInt64 = 0, name: String = "span", start: Int64 = 0, end: Int64 = 1_000_000, category: SpanRecord.Category = .other,
+       model: String = "", usage: TokenUsage = TokenUsage(), cost: Int64? = nil, names: WorkflowNames = WorkflowNames(),
+       error: Bool = false, resend: Int64 = 0, verdict: Verdict? = nil, service: String = "") -> SpanRecord {
+    SpanRecord(traceID: tid, spanID: SpanID(id), parentSpanID: SpanID(parent), name: name, service: service, startUnixNano: start, endUnixNano: end,
+               isError: error, category: category, model: model, usage: usage, explicitCostMicros: cost, workflowNames: names,
+               resendCount: resend, verdict: verdict)
+}
+
+let attributor = RunAttributor(prices: PriceTable(userEntries: [
+    PriceEntry(match: "cheap", input: 1_000_000, output: 2_000_000),
+]))
+
+@Test func workflowNamePrecedence() {
+    let byGenAI = attributor.attribute(traceID: tid, spans: [s(1, name: "root", names: WorkflowNames(genAIWorkflow: "g", traceloopWorkflow: "t", agent: "a"))])
+    #expect(byGenAI.workflow == "g")
+    let byTraceloop = attributor.attribute(traceID: tid, spans: [s(1, name: "root", names: WorkflowNames(traceloopWorkflow: "t", agent: "a"))])
+    #expect(byTraceloop.workflow == "t")
+    let byRootName = attributor.attribute(traceID: tid, spans: [s(1, name: "root-name")])
+    #expect(byRootName.workflow == "root-name")
+    // Root is a plain span; the shallowest agent span below names the workflow.
+    let nested = attributor.attribute(traceID: tid, spans: [
+        s(1, name: "http POST"),
+        s(2, parent: 1, name: "agent", start: 10, category: .workflow, names: WorkflowNames(agent: "planner")),
+        s(3, parent: 2, name: "sub-agent", start: 20, category: .workflow, names: WorkflowNames(agent: "researcher")),
+    ])
+    #expect(nested.workflow == "planner")
+}
+
+@Test func explicitCostWinsUnknownModelIsUnpriced() {
+    let run = attributor.attribute(traceID: tid, spans: [
+        s(1, name: "root", service: "api"),
+        s(2, parent: 1, category: .llm, model: "cheap", usage: TokenUsage(input: 1000, output: 100)),
+        s(3, parent: 1, category: .llm, model: "cheap", usage: TokenUsage(input: 1000, output: 100), cost: 777),
+        s(4, parent: 1, category: .llm, model: "mystery", usage: TokenUsage(input: 40, output: 2)),
+        s(5, parent: 1, category: .tool),
+    ])
+    #expect(run.calls.map(\.costMicros) == [1200, 777, 0])
+    #expect(run.calls.map(\.priced) == [true, true, false])
+    #expect(run.calls[2].unpricedTokens == 42)
+    #expect(run.costMicros == 1977)
+    #expect(run.toolCalls == 1)
+    #expect(run.service == "api")
+    #expect(run.models == ["cheap", "mystery"])
+}
+
+@Test func retriesFromResendCountAndFromErroredSiblings() {
+    let run = attributor.attribute(traceID: tid, spans: [
+        s(1, name: "root"),
+        s(2, parent: 1, start: 10, category: .llm, model: "cheap", error: true),
+        s(3, parent: 1, start: 20, category: .llm, model: "cheap"),              // retry of 2
+        s(4, parent: 1, start: 30, category: .llm, model: "cheap"),              // previous (3) succeeded: not a retry
+        s(5, parent: 1, start: 40, category: .llm, model: "other", resend: 1),   // resend count
+        s(6, parent: 1, start: 50, category: .tool, error: true),
+    ])
+    #expect(run.calls.filter(\.isRetry).map(\.spanIndex) == [2, 4])
+    #expect(run.calls.filter(\.isError).count == 1)
+    #expect(run.otherErrors == 1)
+}
+
+@Test func latestVerdictOnTheTreeDecidesTheOutcome() {
+    let run = attributor.attribute(traceID: tid, spans: [
+        s(1, name: "root", verdict: Verdict(outcome: .rejected, timeUnixNano: 10)),
+        s(2, parent: 1, verdict: Verdict(outcome: .edited, timeUnixNano: 20)),
+    ])
+    #expect(run.outcome == .edited)
+    #expect(attributor.attribute(traceID: tid, spans: [s(1)]).outcome == .pending)
+}
+
+@Test func runWithoutRootIsIncompleteAndUsesItsSpansExtent() {
+    let run = attributor.attribute(traceID: tid, spans: [
+        s(2, parent: 1, name: "orphan-a", start: 1_000, end: 5_000),
+        s(3, parent: 2, name: "orphan-b", start: 2_000, end: 9_000),
+    ])
+    #expect(run.incomplete)
+    #expect(run.workflow == "orphan-a")
+    #expect(run.startUnixNano == 1_000 && run.durationNano == 8_000)
+}

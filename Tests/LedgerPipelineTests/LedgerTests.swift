@@ -1,0 +1,130 @@
+import Attribution
+import Foundation
+import LedgerCore
+import LedgerPipeline
+import LedgerStore
+import Logging
+import OTLPDecoding
+import OTLPFixtures
+import Rollups
+import Testing
+
+/// A clock tests move by hand.
+final class TestClock: @unchecked Sendable {
+    private let lock = NSLock()
+    private var value: UInt64 = 1_000_000_000
+    var now: UInt64 { lock.withLock { value } }
+    func advance(seconds: Double) { lock.withLock { value += UInt64(seconds * 1e9) } }
+}
+
+let minute0: Int64 = 1_800_000_000 * 1_000_000_000 // 2027-01-15, a whole minute
+let prices = PriceTable(userEntries: [
+    PriceEntry(match: "small", input: 1_000_000, cachedInput: 100_000, output: 4_000_000),
+    PriceEntry(match: "large", input: 10_000_000, output: 30_000_000),
+])
+
+func makeLedger(_ dir: String, clock: TestClock) throws -> Ledger {
+    var config = LedgerConfiguration()
+    config.dataDirectory = dir
+    config.assembly.waitNano = 2_000_000_000
+    return try Ledger(configuration: config, prices: prices, logger: Logger(label: "test"), monotonicNow: { clock.now }, wallNow: { minute0 })
+}
+
+func tempDataDir() -> String {
+    NSTemporaryDirectory() + "spanledger-ledger-" + UUID().uuidString
+}
+
+func llm(_ trace: TraceID, _ id: UInt64, model: String, input: Int64, output: Int64, cached: Int64 = 0, start: Int64) -> FixtureSpan {
+    FixtureSpan(traceID: trace, spanID: SpanID(id), parent: SpanID(1), name: "chat \(model)", startUnixNano: start, endUnixNano: start + 1_000_000,
+                attributes: [("gen_ai.operation.name", .string("chat")), ("gen_ai.request.model", .string(model)),
+                             ("gen_ai.usage.input_tokens", .int(input)), ("gen_ai.usage.output_tokens", .int(output)),
+                             ("gen_ai.usage.cache_read.input_tokens", .int(cached))])
+}
+
+func run(_ n: UInt64, workflow: String, verdict: String?, calls: [(String, Int64, Int64)], startOffset: Int64 = 0) -> [FixtureSpan] {
+    let trace = TraceID(high: 42, low: n)
+    let start = minute0 + startOffset
+    var attrs: [(String, FixtureValue)] = [("gen_ai.workflow.name", .string(workflow))]
+    if let verdict { attrs.append(("outcome.verdict", .string(verdict))) }
+    var spans = [FixtureSpan(traceID: trace, spanID: SpanID(1), name: "run", startUnixNano: start, endUnixNano: start + 2_000_000_000, attributes: attrs)]
+    for (i, c) in calls.enumerated() {
+        spans.append(llm(trace, UInt64(10 + i), model: c.0, input: c.1, output: c.2, start: start + Int64(i) * 1_000_000))
+    }
+    return spans
+}
+
+func ingest(_ ledger: Ledger, _ spans: [FixtureSpan]) async throws {
+    let batch = try OTLPProtobufDecoder().decode(OTLPFixtureEncoder.encode([("agents", spans)]))
+    try await ledger.consume(batch.spans)
+}
+
+let window = RollupQuery(fromUnixNano: minute0 - 3_600_000_000_000, toUnixNano: minute0 + 3_600_000_000_000, groupBy: [.workflow])
+
+@Test func releasedRunsRollUpByWorkflowWithExactCost() async throws {
+    let clock = TestClock()
+    let ledger = try makeLedger(tempDataDir(), clock: clock)
+    try await ingest(ledger, run(1, workflow: "triage", verdict: "accepted", calls: [("small", 1000, 100), ("large", 100, 10)]))
+    try await ingest(ledger, run(2, workflow: "triage", verdict: nil, calls: [("small", 2000, 0)]))
+    try await ingest(ledger, run(3, workflow: "refund", verdict: "rejected", calls: [("unknown-model", 50, 5)]))
+    #expect(await ledger.query(window).isEmpty, "nothing released before the wait window")
+    clock.advance(seconds: 2.5)
+    await ledger.tick()
+    let groups = await ledger.query(window)
+    let triage = try #require(groups.first { $0.workflow == "triage" })
+    // run 1: small 1000×1 + 100×4 = 1400 µ$; large 100×10 + 10×30 = 1300 µ$; run 2: 2000 µ$.
+    #expect(triage.measures.costMicros == 4700)
+    #expect(triage.runs == 2 && triage.runs(.accepted) == 1 && triage.runs(.pending) == 1)
+    #expect(triage.measures.llmCalls == 3 && triage.measures.inputTokens == 3100 && triage.measures.outputTokens == 110)
+    #expect(triage.costPerAcceptedMicros == 4700)
+    let refund = try #require(groups.first { $0.workflow == "refund" })
+    #expect(refund.measures.unpricedTokens == 55 && refund.measures.costMicros == 0 && refund.runs(.rejected) == 1)
+    var byModel = window
+    byModel.groupBy = [.model]
+    let models = await ledger.query(byModel)
+    #expect(models.first { $0.model == "small" }?.runs == 2)
+    #expect(models.first { $0.model == "large" }?.runs == 1)
+    let explained = try #require(await ledger.explain(TraceID(high: 42, low: 1)))
+    #expect(explained.entry.costMicros == 2700 && explained.spans.count == 3 && explained.entry.outcome == .accepted)
+}
+
+@Test func lateSpansJoinTheSameRunWithoutCountingItAgain() async throws {
+    let clock = TestClock()
+    let ledger = try makeLedger(tempDataDir(), clock: clock)
+    try await ingest(ledger, run(7, workflow: "draft", verdict: "accepted", calls: []))
+    clock.advance(seconds: 3)
+    await ledger.tick()
+    #expect(await ledger.query(window).first?.runs == 1)
+    try await ingest(ledger, [llm(TraceID(high: 42, low: 7), 99, model: "small", input: 500, output: 50, start: minute0 + 5)])
+    clock.advance(seconds: 3)
+    await ledger.tick()
+    let g = try #require(await ledger.query(window).first)
+    #expect(g.runs == 1 && g.measures.llmCalls == 1 && g.measures.costMicros == 700)
+    var byModel = window
+    byModel.groupBy = [.model]
+    let models = await ledger.query(byModel)
+    #expect(models.map(\.model) == ["small"], "the run's no-model placeholder gives way to its real model")
+    #expect(models.first?.runs == 1)
+    #expect(await ledger.explain(TraceID(high: 42, low: 7))?.entry.llmCalls == 1)
+}
+
+@Test func restartAnswersTheSameFromDisk() async throws {
+    let clock = TestClock()
+    let dir = tempDataDir()
+    let first = try makeLedger(dir, clock: clock)
+    for i in 1...20 {
+        try await ingest(first, run(UInt64(i), workflow: "wf\(i % 3)", verdict: i % 2 == 0 ? "accepted" : "edited",
+                                    calls: [("small", Int64(i * 10), Int64(i))], startOffset: Int64(i) * 60_000_000_000))
+    }
+    // Some released by time, the rest pending until shutdown drains them.
+    clock.advance(seconds: 3)
+    await first.tick()
+    try await ingest(first, run(99, workflow: "wf0", verdict: nil, calls: [("large", 1, 1)]))
+    try await first.drain()
+    var all = window
+    all.groupBy = [.workflow, .model, .outcome]
+    let before = await first.query(all)
+    #expect(before.reduce(0) { $0 + $1.runs } == 21)
+    let second = try makeLedger(dir, clock: clock)
+    #expect(await second.query(all) == before)
+    #expect(await second.explain(TraceID(high: 42, low: 99))?.spans.count == 2, "run trees read back from disk")
+}

@@ -1,0 +1,81 @@
+import Foundation
+import LedgerCore
+import LedgerStore
+import Rollups
+import Testing
+
+func tempDir() -> String {
+    let p = NSTemporaryDirectory() + "spanledger-test-" + UUID().uuidString
+    try! FileManager.default.createDirectory(atPath: p, withIntermediateDirectories: true)
+    return p
+}
+
+func sampleTable() -> RollupTable {
+    var t = RollupTable()
+    for i in 0..<50 {
+        var m = RollupMeasures()
+        m.runs = Int64(i % 3)
+        m.llmCalls = Int64(i)
+        m.costMicros = Int64(i * 1000 - 7)
+        m.inputTokens = Int64(i * 100)
+        m.cachedInputTokens = -Int64(i)
+        m.latency.add(milliseconds: Double(i * 17 + 1))
+        m.latency.add(milliseconds: 0)
+        t.add(RollupKey(bucketStartUnix: Int64(i / 10) * 60, workflow: "wf-\(i % 4)", model: i % 2 == 0 ? "" : "model-\(i % 5)",
+                        outcome: Outcome(rawValue: i % 5)!, service: "svc", runLevel: i % 2 == 0), m)
+    }
+    return t
+}
+
+@Test func rollupSegmentRoundTrips() throws {
+    let t = sampleTable()
+    let framed = try SegmentFrame.encode(kind: .rollup, message: RollupSegmentCodec.encode(t, createdUnixMs: 1))
+    let back = try RollupSegmentCodec.decode(try SegmentFrame.decode(framed, expecting: .rollup, path: "x"), path: "x")
+    #expect(back.records == t.records)
+}
+
+@Test func traceIndexAndDetailRoundTrip() throws {
+    let id = TraceID(high: 1, low: 2)
+    let entry = TraceIndexEntry(traceID: id, workflow: "wf", service: "svc", startUnixNano: 123, durationNano: 456, outcome: .edited, costMicros: -5,
+                                llmCalls: 3, inputTokens: 10, outputTokens: 20, unpricedTokens: 1, spanCount: 4, incomplete: true,
+                                models: ["a", "", "b"], toolCalls: 2, retries: 1, errors: 1)
+    let index = try TraceIndexCodec.decode(TraceIndexCodec.encode([entry], createdUnixMs: 0), path: "x")
+    #expect(index == [entry])
+    let span = StoredSpan(spanID: SpanID(9), parentSpanID: SpanID(8), name: "chat", kind: .llm, model: "m", startOffsetNano: 5, durationNano: 6,
+                          usage: TokenUsage(input: 1, cacheRead: 2, cacheWrite: 3, output: 4, reasoning: 5), costMicros: 7, priced: true,
+                          error: true, retry: true, explicitCost: false)
+    let other = TraceDetail(traceID: TraceID(high: 3, low: 3), spans: [span])
+    let details = [TraceDetail(traceID: id, spans: [span]), other]
+    let encoded = TraceDetailCodec.encode(details, createdUnixMs: 0)
+    #expect(try TraceDetailCodec.decode(encoded, path: "x") == details)
+    #expect(try TraceDetailCodec.decode(encoded, path: "x", only: other.traceID) == [other])
+}
+
+@Test func damagedSegmentsAreDetected() throws {
+    let framed = try SegmentFrame.encode(kind: .rollup, message: RollupSegmentCodec.encode(sampleTable(), createdUnixMs: 1))
+    var flipped = framed
+    flipped[framed.count - 3] ^= 0x10
+    #expect(throws: StoreError.self) { try SegmentFrame.decode(flipped, expecting: .rollup, path: "x") }
+    #expect(throws: StoreError.self) { try SegmentFrame.decode(Array(framed.dropLast(5)), expecting: .rollup, path: "x") }
+    #expect(throws: StoreError.self) { try SegmentFrame.decode(framed, expecting: .traceIndex, path: "x") }
+}
+
+@Test func dataDirectoryMergesFlushesSkipsDamageAndRemovesTemporaries() throws {
+    let dir = DataDirectory(path: tempDir())
+    try dir.prepare()
+    let t = sampleTable()
+    try dir.writeFlush(sequence: 1, rollups: t, index: [], details: [], nowUnixMs: 0)
+    try dir.writeFlush(sequence: 2, rollups: t, index: [], details: [], nowUnixMs: 0)
+    // A damaged third segment and a leftover temporary file.
+    try Data("garbage".utf8).write(to: URL(fileURLWithPath: dir.file(.rollup, sequence: 3)))
+    try Data("partial".utf8).write(to: URL(fileURLWithPath: dir.file(.rollup, sequence: 4) + ".tmp"))
+    let removed = try dir.prepare()
+    #expect(removed.count == 1)
+    let (loaded, damaged) = dir.loadRollups()
+    var twice = t
+    twice.merge(t)
+    #expect(loaded.records == twice.records)
+    #expect(damaged.count == 1)
+    #expect(dir.nextSequence() == 4)
+    #expect(!FileManager.default.fileExists(atPath: dir.file(.rollup, sequence: 4) + ".tmp"))
+}

@@ -1,0 +1,93 @@
+import LedgerCore
+import Rollups
+import Testing
+
+func key(_ minute: Int64, _ wf: String, _ model: String, _ o: Outcome, runLevel: Bool = false) -> RollupKey {
+    RollupKey(bucketStartUnix: minute * 60, workflow: wf, model: model, outcome: o, service: "svc", runLevel: runLevel)
+}
+
+func measures(runs: Int64 = 0, calls: Int64 = 0, cost: Int64 = 0, tokens: Int64 = 0, latencyMs: Double? = nil) -> RollupMeasures {
+    var m = RollupMeasures()
+    m.runs = runs
+    m.llmCalls = calls
+    m.costMicros = cost
+    m.inputTokens = tokens
+    if let latencyMs { m.latency.add(milliseconds: latencyMs) }
+    return m
+}
+
+/// One run of workflow "wf" using two models, recorded as DESIGN.md's rollups hold it.
+func twoModelRun(into t: inout RollupTable, minute: Int64 = 1000, outcome: Outcome = .accepted, latency: Double = 100) {
+    t.add(key(minute, "wf", "", outcome, runLevel: true), measures(runs: 1, latencyMs: latency))
+    t.add(key(minute, "wf", "a", outcome), measures(runs: 1, calls: 2, cost: 300, tokens: 20, latencyMs: latency))
+    t.add(key(minute, "wf", "b", outcome), measures(runs: 1, calls: 1, cost: 50, tokens: 5, latencyMs: latency))
+}
+
+func query(_ t: RollupTable, _ dims: [GroupDimension], from: Int64 = 0, to: Int64 = 1_000_000 * 60 * 1_000_000_000) -> [QueryGroup] {
+    RollupQuery(fromUnixNano: from, toUnixNano: to, groupBy: dims).run(over: t.records.lazy.map { (key: $0.key, value: $0.value) })
+}
+
+@Test func runsCountOnceByWorkflowAndOncePerModelByModel() {
+    var t = RollupTable()
+    twoModelRun(into: &t)
+    twoModelRun(into: &t, outcome: .rejected)
+    let byWorkflow = query(t, [.workflow])
+    #expect(byWorkflow.count == 1)
+    #expect(byWorkflow[0].runs == 2 && byWorkflow[0].measures.llmCalls == 6 && byWorkflow[0].measures.costMicros == 700)
+    #expect(byWorkflow[0].acceptedRuns == 1 && byWorkflow[0].acceptanceRate == 0.5)
+    #expect(byWorkflow[0].costPerAcceptedMicros == 700)
+    let byModel = query(t, [.model])
+    #expect(byModel.map(\.model) == ["a", "b"])
+    #expect(byModel.map(\.runs) == [2, 2])
+    #expect(byModel.map(\.measures.costMicros) == [600, 100])
+}
+
+@Test func windowSelectsWholeMinutes() {
+    var t = RollupTable()
+    twoModelRun(into: &t, minute: 10)
+    twoModelRun(into: &t, minute: 20)
+    let minuteNano: Int64 = 60_000_000_000
+    #expect(query(t, [], from: 15 * minuteNano, to: 25 * minuteNano)[0].runs == 1)
+    #expect(query(t, [], from: 10 * minuteNano + 5, to: 20 * minuteNano + 1)[0].runs == 2, "partial minutes at both ends included")
+    #expect(query(t, [], from: 21 * minuteNano, to: 30 * minuteNano).isEmpty)
+}
+
+@Test func mergingTablesEqualsAddingRecordsAndNegativeDeltasCancel() {
+    var a = RollupTable(), b = RollupTable(), both = RollupTable()
+    twoModelRun(into: &a)
+    twoModelRun(into: &b, latency: 900)
+    twoModelRun(into: &both)
+    twoModelRun(into: &both, latency: 900)
+    a.merge(b)
+    #expect(a.records == both.records)
+    var undo = RollupTable()
+    for (k, m) in b.records {
+        var neg = RollupMeasures()
+        neg.merge(m, sign: -1)
+        undo.add(k, neg)
+    }
+    a.merge(undo)
+    var single = RollupTable()
+    twoModelRun(into: &single)
+    #expect(a.records == single.records)
+}
+
+@Test func latencySketchQuantilesWithinOnePercentAndMergeExactly() {
+    var s1 = LatencySketch(), s2 = LatencySketch(), all = LatencySketch()
+    for i in 1...1000 {
+        let v = Double(i)
+        if i % 2 == 0 { s1.add(milliseconds: v) } else { s2.add(milliseconds: v) }
+        all.add(milliseconds: v)
+    }
+    s1.merge(s2)
+    #expect(s1 == all)
+    let p50 = all.quantile(0.5)!, p95 = all.quantile(0.95)!
+    #expect(abs(p50 - 500) / 500 < 0.02)
+    #expect(abs(p95 - 950) / 950 < 0.02)
+    #expect(LatencySketch().quantile(0.5) == nil)
+}
+
+@Test func unknownGroupDimensionIsAnError() throws {
+    #expect(throws: QueryError.self) { try GroupDimension.parseList("workflow,colour") }
+    #expect(try GroupDimension.parseList(" model , workflow,model") == [.model, .workflow])
+}

@@ -1,0 +1,84 @@
+import LedgerCore
+import Testing
+import TraceAssembly
+
+let second: UInt64 = 1_000_000_000
+
+func span(_ trace: UInt64, _ id: UInt64, parent: UInt64 = 0) -> SpanRecord {
+    SpanRecord(traceID: TraceID(high: 0, low: trace), spanID: SpanID(id), parentSpanID: SpanID(parent), name: "s\(id)",
+               startUnixNano: 0, endUnixNano: 1)
+}
+
+func limits(wait: UInt64 = 5 * second, maxAge: UInt64 = 600 * second, maxTraces: Int = 100, maxBytes: Int = 1 << 30) -> TraceAssembler.Limits {
+    var l = TraceAssembler.Limits()
+    l.waitNano = wait
+    l.maxAgeNano = maxAge
+    l.maxTraces = maxTraces
+    l.maxBytes = maxBytes
+    return l
+}
+
+@Test func rootedTraceIsReleasedAfterTheWaitWindowOfQuiet() {
+    var a = TraceAssembler(limits: limits())
+    let t = TraceID(high: 0, low: 1)
+    _ = a.ingest([span(1, 1)], of: t, late: false, now: 0)
+    _ = a.ingest([span(1, 2, parent: 1)], of: t, late: false, now: 3 * second)
+    #expect(a.releaseDue(now: 5 * second).isEmpty, "a span at 3 s restarts the wait")
+    let out = a.releaseDue(now: 8 * second)
+    #expect(out.count == 1)
+    #expect(out[0].reason == .complete && out[0].hasRoot && out[0].spans.count == 2)
+    #expect(a.openTraces == 0 && a.bufferedSpans == 0 && a.bufferedBytes == 0)
+}
+
+@Test func childrenBeforeTheRootWaitForIt() {
+    var a = TraceAssembler(limits: limits())
+    let t = TraceID(high: 0, low: 2)
+    _ = a.ingest([span(2, 2, parent: 1), span(2, 3, parent: 2)], of: t, late: false, now: 0)
+    #expect(a.releaseDue(now: 30 * second).isEmpty, "no root yet: keep waiting")
+    _ = a.ingest([span(2, 1)], of: t, late: false, now: 31 * second)
+    let out = a.releaseDue(now: 36 * second)
+    #expect(out.count == 1 && out[0].spans.count == 3 && out[0].hasRoot)
+}
+
+@Test func traceWithoutRootIsReleasedIncompleteAtMaxAge() {
+    var a = TraceAssembler(limits: limits(maxAge: 60 * second))
+    let t = TraceID(high: 0, low: 3)
+    _ = a.ingest([span(3, 2, parent: 1)], of: t, late: false, now: 0)
+    #expect(a.releaseDue(now: 59 * second).isEmpty)
+    let out = a.releaseDue(now: 60 * second)
+    #expect(out.count == 1 && out[0].reason == .maxAge && !out[0].hasRoot)
+}
+
+@Test func fullBufferEvictsTheOldestTrace() {
+    var a = TraceAssembler(limits: limits(maxTraces: 2))
+    _ = a.ingest([span(1, 1)], of: TraceID(high: 0, low: 1), late: false, now: 0)
+    _ = a.ingest([span(2, 1)], of: TraceID(high: 0, low: 2), late: false, now: 1)
+    let evicted = a.ingest([span(3, 1)], of: TraceID(high: 0, low: 3), late: false, now: 2)
+    #expect(evicted.count == 1)
+    #expect(evicted[0].traceID == TraceID(high: 0, low: 1) && evicted[0].reason == .evicted)
+    #expect(a.openTraces == 2)
+}
+
+@Test func byteLimitEvictsToo() {
+    var a = TraceAssembler(limits: limits(maxBytes: 1_000))
+    var released = 0
+    for i in 1...20 { released += a.ingest([span(UInt64(i), 1)], of: TraceID(high: 0, low: UInt64(i)), late: false, now: UInt64(i)).count }
+    #expect(released > 0)
+    #expect(a.bufferedBytes <= 1_000 + span(1, 1).approximateBytes)
+}
+
+@Test func lateSpansAreReleasedWithoutARootAfterTheWait() {
+    var a = TraceAssembler(limits: limits())
+    let t = TraceID(high: 0, low: 4)
+    _ = a.ingest([span(4, 7, parent: 1)], of: t, late: true, now: 0)
+    let out = a.releaseDue(now: 5 * second)
+    #expect(out.count == 1 && out[0].late && out[0].reason == .late)
+}
+
+@Test func releaseAllEmptiesTheBuffer() {
+    var a = TraceAssembler(limits: limits())
+    for i in 1...5 { _ = a.ingest([span(UInt64(i), 1)], of: TraceID(high: 0, low: UInt64(i)), late: false, now: 0) }
+    let out = a.releaseAll()
+    #expect(out.count == 5 && out.allSatisfy { $0.reason == .shutdown })
+    #expect(a.openTraces == 0)
+}
