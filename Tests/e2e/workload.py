@@ -420,8 +420,10 @@ def interpret_run(run: RunSpec, prices: PriceTable = PRICES, check_intent: bool 
     for s in llm_spans:
         f = calls[s.span_id]
         if not f.retry:
-            f.retry = any(o.error and o.parent_id == s.parent_id and calls[o.span_id].model == f.model
-                          and o.start_ns < s.start_ns for o in llm_spans if o is not s)
+            # conventions.md: a retry when the previous sibling call to the same model errored.
+            earlier = [o for o in llm_spans if o is not s and o.parent_id == s.parent_id
+                       and calls[o.span_id].model == f.model and o.start_ns < s.start_ns]
+            f.retry = bool(earlier) and max(earlier, key=lambda o: o.start_ns).error
     errors = sum(1 for s in spans if s.error)
     facts = RunFacts(
         trace_id=run.trace_id_hex, workflow=_workflow_name(spans), service=root.service,
@@ -756,15 +758,19 @@ class RunBuilder:
             if others:  # a different model after the failure: a fallback, not a retry
                 out.append(self.llm(parent, m, dialect, error=True, service=service))
                 out.append(self.llm(parent, rng.choice(others), dialect, service=service))
-        elif scenario == "error_twice":  # both later calls to the model start after the errored one
+        elif scenario == "error_twice":  # the retry fails too and is retried again
             out.append(self.llm(parent, m, dialect, error=True, service=service))
-            out.append(self.llm(parent, m, dialect, retry=True, resend=rng.random() < 0.5, service=service))
+            out.append(self.llm(parent, m, dialect, error=True, retry=True, resend=rng.random() < 0.5, service=service))
             out.append(self.llm(parent, m, dialect, retry=True, service=service))
-        errored = {self.intent.calls[s.span_id][0] for s in out if s.error}
+        # Whether the latest call to each model so far errored: the next call to it is then a retry.
+        last_errored = {}
+        for s in out:
+            last_errored[self.intent.calls[s.span_id][0]] = s.error
         while len(out) < n:
             mm = rng.choice(models)
-            out.append(self.llm(parent, mm, dialect, small=rng.random() < 0.1, retry=mm in errored,
+            out.append(self.llm(parent, mm, dialect, small=rng.random() < 0.1, retry=last_errored.get(mm, False),
                                 service=service))
+            last_errored[mm] = False
         return out
 
     # ---- tools, other spans, verdicts ----------------------------------------------
