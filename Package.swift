@@ -54,10 +54,11 @@ let package = Package(
         .target(name: "OTLPReceiver", dependencies: ["HTTPServing", "OTLPDecoding", "LedgerPipeline", "LedgerCore"]),
         .target(name: "QueryAPI", dependencies: ["HTTPServing", "LedgerPipeline", "Rollups", "LedgerStore", "LedgerCore"]),
         .target(name: "OTLPFixtures", dependencies: ["ProtoWire", "LedgerCore"]),
+        .target(name: "LoadGenerator", dependencies: ["OTLPFixtures", "LedgerCore"]),
 
         .executableTarget(name: "SpanLedgerCLI", dependencies: [
             "LedgerCore", "OTLPReceiver", "QueryAPI", "LedgerPipeline", "LedgerStore", "Attribution", "Rollups",
-            "OTLPDecoding", "OTLPFixtures", "HTTPServing",
+            "OTLPDecoding", "OTLPFixtures", "HTTPServing", "LoadGenerator",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

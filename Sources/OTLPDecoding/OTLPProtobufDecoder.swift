@@ -71,6 +71,24 @@ public final class OTLPProtobufDecoder {
         return batch
     }
 
+    /// Unpacks and frees without extracting spans: the libprotobuf-c decode ceiling.
+    /// `arena: false` uses malloc/free per field (protobuf-c's default allocator), the
+    /// baseline the arena is measured against. Returns the number of spans.
+    public func unpackOnly(_ bytes: UnsafeRawBufferPointer, arena useArena: Bool = true) -> Int? {
+        let base = bytes.baseAddress?.assumingMemoryBound(to: UInt8.self) ?? UnsafePointer(bitPattern: 1)!
+        sl_arena_reset(&arena)
+        defer { sl_arena_reset(&arena) }
+        guard let request = opentelemetry__proto__collector__trace__v1__export_trace_service_request__unpack(
+            useArena ? sl_arena_allocator(&arena) : nil, bytes.count, base) else { return nil }
+        var spans = 0
+        for i in 0..<request.pointee.n_resource_spans {
+            guard let rs = request.pointee.resource_spans[i] else { continue }
+            for j in 0..<rs.pointee.n_scope_spans { spans += rs.pointee.scope_spans[j]?.pointee.n_spans ?? 0 }
+        }
+        if !useArena { opentelemetry__proto__collector__trace__v1__export_trace_service_request__free_unpacked(request, nil) }
+        return spans
+    }
+
     public func decode(_ bytes: [UInt8]) throws(OTLPDecodeError) -> DecodedBatch {
         do {
             return try bytes.withUnsafeBytes { try decode($0) }

@@ -1,0 +1,81 @@
+import LedgerCore
+import OTLPFixtures
+
+/// A synthetic workload of multi-step agent runs (about 8 spans each: a workflow root,
+/// an agent, LLM calls with token counts in GenAI conventions, tool calls, a verdict),
+/// pre-encoded into OTLP/protobuf batches so a load test measures the daemon, not the
+/// encoder. Deterministic for a given seed.
+public struct AgentWorkload: Sendable {
+    public var batches: [[UInt8]]
+    public var spanCount: Int
+    public var runCount: Int
+
+    static let workflows = ["support-answer", "refund-triage", "lead-enrichment", "code-review", "doc-summarize", "sales-email",
+                            "invoice-match", "faq-bot"]
+    static let models = ["gpt-4o-mini", "gpt-4o", "claude-sonnet-4-20250514", "gemini-2.5-flash"]
+    static let verdicts = ["accepted", "accepted", "accepted", "edited", "rejected", "escalated", ""]
+
+    /// Builds `runs` runs packed into batches of about `batchSpans` spans, runs starting
+    /// around `startUnixNano`.
+    public static func make(runs: Int, batchSpans: Int = 512, startUnixNano: Int64, seed: UInt64 = 42) -> AgentWorkload {
+        var rng = SplitMix64(seed: seed)
+        var batches: [[UInt8]] = []
+        var current: [FixtureSpan] = []
+        var spans = 0
+        for r in 0..<runs {
+            let trace = TraceID(high: rng.next() | 1, low: rng.next())
+            let start = startUnixNano + Int64(r % 600) * 100_000_000
+            let workflow = workflows[Int(rng.next() % UInt64(workflows.count))]
+            let verdict = verdicts[Int(rng.next() % UInt64(verdicts.count))]
+            var rootAttrs: [(String, FixtureValue)] = [("gen_ai.operation.name", .string("invoke_workflow")), ("gen_ai.workflow.name", .string(workflow))]
+            if !verdict.isEmpty { rootAttrs.append(("outcome.verdict", .string(verdict))) }
+            rootAttrs.append(("user.id", .string("user-\(rng.next() % 1000)")))
+            current.append(FixtureSpan(traceID: trace, spanID: SpanID(1), name: workflow, startUnixNano: start, endUnixNano: start + 4_000_000_000,
+                                       attributes: rootAttrs))
+            current.append(FixtureSpan(traceID: trace, spanID: SpanID(2), parent: SpanID(1), name: "invoke_agent planner", startUnixNano: start + 1_000,
+                                       endUnixNano: start + 3_900_000_000,
+                                       attributes: [("gen_ai.operation.name", .string("invoke_agent")), ("gen_ai.agent.name", .string("planner"))]))
+            for step in 0..<4 {
+                let model = models[Int(rng.next() % UInt64(models.count))]
+                let input = Int64(500 + rng.next() % 4000)
+                let t0 = start + Int64(step) * 800_000_000
+                current.append(FixtureSpan(traceID: trace, spanID: SpanID(UInt64(10 + step)), parent: SpanID(2), name: "chat \(model)",
+                                           startUnixNano: t0, endUnixNano: t0 + 600_000_000, isError: rng.next() % 50 == 0,
+                                           attributes: [
+                                               ("gen_ai.operation.name", .string("chat")), ("gen_ai.system", .string("openai")),
+                                               ("gen_ai.request.model", .string(model)), ("gen_ai.response.model", .string(model)),
+                                               ("gen_ai.usage.input_tokens", .int(input)), ("gen_ai.usage.output_tokens", .int(Int64(50 + rng.next() % 600))),
+                                               ("gen_ai.usage.cache_read.input_tokens", .int(input / 4)), ("gen_ai.response.id", .string("resp-\(rng.next())")),
+                                               ("server.address", .string("api.example.com")), ("gen_ai.request.temperature", .double(0.2)),
+                                           ]))
+            }
+            for tool in 0..<2 {
+                let t0 = start + Int64(tool) * 900_000_000 + 650_000_000
+                current.append(FixtureSpan(traceID: trace, spanID: SpanID(UInt64(20 + tool)), parent: SpanID(2), name: "execute_tool search",
+                                           startUnixNano: t0, endUnixNano: t0 + 100_000_000,
+                                           attributes: [("gen_ai.operation.name", .string("execute_tool")), ("gen_ai.tool.name", .string("search"))]))
+            }
+            if current.count >= batchSpans || r == runs - 1 {
+                spans += current.count
+                batches.append(OTLPFixtureEncoder.encode([("agent-service", current)]))
+                current = []
+            }
+        }
+        return AgentWorkload(batches: batches, spanCount: spans, runCount: runs)
+    }
+
+    public var bytes: Int { batches.reduce(0) { $0 + $1.count } }
+}
+
+/// A small deterministic PRNG (SplitMix64) so workloads repeat exactly.
+public struct SplitMix64: Sendable {
+    var state: UInt64
+    public init(seed: UInt64) { state = seed }
+    public mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}

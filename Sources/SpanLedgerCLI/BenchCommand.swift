@@ -1,0 +1,198 @@
+import ArgumentParser
+import Foundation
+import LedgerCore
+import LedgerStore
+import LoadGenerator
+import OTLPDecoding
+import ZlibCodec
+
+/// `spanledger bench`: the decode ceiling and end-to-end ingest over loopback against the
+/// real daemon, measured in one run on the same pre-encoded payloads (README "Performance").
+struct BenchCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "bench", abstract: "Measure decode ceiling, end-to-end OTLP/HTTP ingest, gzip and query latency.")
+
+    @Option(help: "Agent runs in the workload (about 8 spans each).") var runs = 60_000
+    @Option(name: .customLong("batch-spans"), help: "Spans per OTLP request.") var batchSpans = 512
+    @Option(help: "Comma list of client connection counts for the end-to-end scenario.") var connections = "1,4"
+    @Option(help: "Comma list of scenarios: decode, http, gzip, query.") var scenarios = "decode,http,gzip,query"
+    @Option(help: "Repetitions of the decode measurement (median reported).") var repeats = 5
+    @Option(name: .customLong("daemon"), help: "spanledger binary to benchmark (default: this executable).") var daemonPath: String?
+    @Option(name: .customLong("min-e2e-ratio"), help: "Exit non-zero if the best end-to-end ratio to the decode ceiling is below this.") var minRatio: Double?
+
+    func run() async throws {
+        let wanted = Set(scenarios.split(separator: ",").map { String($0).trimmingWhitespace() })
+        let known: Set<String> = ["decode", "http", "gzip", "query"]
+        guard wanted.isSubset(of: known) else { throw ValidationError("unknown scenario(s) \(wanted.subtracting(known).sorted()); known: \(known.sorted())") }
+        let binary = daemonPath ?? (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+        print("building workload: \(runs) runs …")
+        let workload = AgentWorkload.make(runs: runs, batchSpans: batchSpans, startUnixNano: WallClock.nowUnixNano() - 120_000_000_000)
+        print("workload: \(workload.spanCount) spans in \(workload.batches.count) requests, \(workload.bytes / workload.batches.count) bytes/request, \(String(format: "%.0f", Double(workload.bytes) / Double(workload.spanCount))) bytes/span")
+        print("")
+
+        var ceiling: Double?
+        var results: [ScenarioResult] = []
+        if wanted.contains("decode") {
+            let d = measureDecode(workload)
+            ceiling = d.arena
+            print(String(format: "decode ceiling  libprotobuf-c + arena : %10.0f spans/s  (median of %d)", d.arena, repeats))
+            print(String(format: "decode baseline libprotobuf-c + malloc: %10.0f spans/s  arena/malloc = %.2fx", d.malloc, d.arena / d.malloc))
+            print(String(format: "decode stage (unpack + conventions)   : %10.0f spans/s  = %.0f%% of ceiling", d.stage, 100 * d.stage / d.arena))
+            print("")
+        }
+        if wanted.contains("http") || wanted.contains("query") {
+            let counts = connections.split(separator: ",").compactMap { Int(String($0).trimmingWhitespace()) }
+            for c in counts {
+                results.append(try await endToEnd(workload, binary: binary, connections: c, gzip: false,
+                                                  measureQueries: wanted.contains("query") && c == counts.last))
+            }
+        }
+        if wanted.contains("gzip") {
+            results.append(try await endToEnd(workload, binary: binary, connections: 4, gzip: true, measureQueries: false))
+        }
+        if !results.isEmpty {
+            print(ScenarioResult.table(results, ceiling: ceiling))
+            for r in results { if let q = r.queryLatency { print(String(format: "query latency (%@): p50 %.2f ms, p99 %.2f ms over %d requests", r.name, q.p50, q.p99, q.count)) } }
+        }
+        if let minRatio, let ceiling {
+            let best = results.filter { !$0.name.contains("gzip") }.map { $0.spansPerSecond / ceiling }.max() ?? 0
+            if best < minRatio {
+                print(String(format: "FAIL: best end-to-end ratio %.3f is below %.3f", best, minRatio))
+                throw ExitCode(1)
+            }
+            print(String(format: "ok: best end-to-end ratio %.3f ≥ %.3f", best, minRatio))
+        }
+    }
+
+    struct DecodeFigures { var arena: Double; var malloc: Double; var stage: Double }
+
+    func measureDecode(_ w: AgentWorkload) -> DecodeFigures {
+        let decoder = OTLPProtobufDecoder()
+        func rate(_ body: ([UInt8]) -> Int) -> Double {
+            var samples: [Double] = []
+            for _ in 0..<max(1, repeats) {
+                let t0 = WallClock.monotonicNano()
+                var spans = 0
+                for b in w.batches { spans += body(b) }
+                samples.append(Double(spans) / (Double(WallClock.monotonicNano() - t0) / 1e9))
+            }
+            return percentile(samples, 0.5)
+        }
+        let arena = rate { b in b.withUnsafeBytes { decoder.unpackOnly($0, arena: true) ?? 0 } }
+        let malloc = rate { b in b.withUnsafeBytes { decoder.unpackOnly($0, arena: false) ?? 0 } }
+        let stage = rate { b in (try? decoder.decode(b).spans.count) ?? 0 }
+        return DecodeFigures(arena: arena, malloc: malloc, stage: stage)
+    }
+
+    func endToEnd(_ w: AgentWorkload, binary: String, connections: Int, gzip: Bool, measureQueries: Bool) async throws -> ScenarioResult {
+        let name = gzip ? "http+gzip ×\(connections)" : "http ×\(connections)"
+        let dataDir = NSTemporaryDirectory() + "spanledger-bench-" + UUID().uuidString
+        try FileManager.default.createDirectory(atPath: dataDir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dataDir) }
+        let daemon = Process()
+        daemon.executableURL = URL(fileURLWithPath: binary)
+        daemon.arguments = ["serve", "--data", dataDir, "--otlp-http", "127.0.0.1:0", "--api", "127.0.0.1:0", "--trace-wait", "1s",
+                            "--flush-interval", "2s", "--log-level", "warning"]
+        try daemon.run()
+        let pid = daemon.processIdentifier
+        var listening: [String: Any] = [:]
+        for _ in 0..<300 {
+            if let d = FileManager.default.contents(atPath: dataDir + "/listening.json"),
+               let j = try? JSONSerialization.jsonObject(with: d) as? [String: Any] { listening = j; break }
+            try await Task.sleep(nanoseconds: 20_000_000)
+        }
+        guard let otlp = listening["otlp_http"] as? String, let api = listening["api"] as? String else {
+            daemon.terminate()
+            throw ClientError(description: "daemon did not start (no listening.json)")
+        }
+        let otlpPort = Int(otlp.split(separator: ":").last!)!
+        let apiPort = Int(api.split(separator: ":").last!)!
+        let requests: [[UInt8]] = try w.batches.map { b in
+            gzip ? LoopbackHTTPClient.postRequest(path: "/v1/traces", contentType: "application/x-protobuf", body: try Zlib.compress(b, format: .gzip),
+                                                  extraHeaders: "Content-Encoding: gzip\r\n")
+                 : LoopbackHTTPClient.postRequest(path: "/v1/traces", contentType: "application/x-protobuf", body: b)
+        }
+        let cpu0 = ProcessMetrics.cpuSeconds(pid: pid) ?? 0
+        let clientCPU0 = ProcessMetrics.selfCPUSeconds()
+        let t0 = WallClock.monotonicNano()
+        let latencies = try await withThrowingTaskGroup(of: [Double].self) { group in
+            for c in 0..<connections {
+                group.addTask {
+                    try await Task.detached {
+                        let client = try LoopbackHTTPClient(host: "127.0.0.1", port: otlpPort)
+                        var lat: [Double] = []
+                        var i = c
+                        while i < requests.count {
+                            let s = WallClock.monotonicNano()
+                            let (status, body) = try client.roundTrip(requests[i])
+                            guard status == 200 else { throw LoadError("export answered \(status): \(String(decoding: body, as: UTF8.self))") }
+                            lat.append(Double(WallClock.monotonicNano() - s) / 1e6)
+                            i += connections
+                        }
+                        return lat
+                    }.value
+                }
+            }
+            var all: [Double] = []
+            for try await l in group { all += l }
+            return all
+        }
+        let seconds = Double(WallClock.monotonicNano() - t0) / 1e9
+        let daemonCPU = (ProcessMetrics.cpuSeconds(pid: pid) ?? 0) - cpu0
+        let clientCPU = ProcessMetrics.selfCPUSeconds() - clientCPU0
+        var queryLatency: (p50: Double, p99: Double, count: Int)?
+        // Let the traces release (trace wait 1 s), then query while everything is in memory.
+        try await Task.sleep(nanoseconds: 1_500_000_000)
+        if measureQueries {
+            let client = try LoopbackHTTPClient(host: "127.0.0.1", port: apiPort)
+            let q = LoopbackHTTPClient.getRequest(path: "/api/v1/rollups?since=1h&group_by=workflow,model")
+            var lat: [Double] = []
+            for _ in 0..<200 {
+                let s = WallClock.monotonicNano()
+                let (status, _) = try client.roundTrip(q)
+                guard status == 200 else { throw LoadError("query answered \(status)") }
+                lat.append(Double(WallClock.monotonicNano() - s) / 1e6)
+            }
+            queryLatency = (percentile(lat, 0.5), percentile(lat, 0.99), lat.count)
+        }
+        let rss = ProcessMetrics.peakRSS(pid: pid) ?? 0
+        daemon.terminate() // SIGTERM: graceful drain and final flush
+        daemon.waitUntilExit()
+        let disk = DataDirectory(path: dataDir).bytesOnDisk()
+        let perMillion = 1_000_000 / Double(w.spanCount)
+        return ScenarioResult(
+            name: name, spans: w.spanCount, seconds: seconds, daemonCPUPerMillion: daemonCPU * perMillion, clientCPUPerMillion: clientCPU * perMillion,
+            p50: percentile(latencies, 0.5), p99: percentile(latencies, 0.99), peakRSS: rss,
+            rollupIndexBytesPerSpan: Double((disk[.rollup] ?? 0) + (disk[.traceIndex] ?? 0)) / Double(w.spanCount),
+            treeBytesPerSpan: Double(disk[.traceDetail] ?? 0) / Double(w.spanCount), exitStatus: daemon.terminationStatus, queryLatency: queryLatency)
+    }
+}
+
+struct ScenarioResult {
+    var name: String
+    var spans: Int
+    var seconds: Double
+    var daemonCPUPerMillion: Double
+    var clientCPUPerMillion: Double
+    var p50: Double
+    var p99: Double
+    var peakRSS: Int
+    var rollupIndexBytesPerSpan: Double
+    var treeBytesPerSpan: Double
+    var exitStatus: Int32
+    var queryLatency: (p50: Double, p99: Double, count: Int)?
+
+    var spansPerSecond: Double { Double(spans) / seconds }
+
+    static func table(_ rs: [ScenarioResult], ceiling: Double?) -> String {
+        let rows = rs.map { r in
+            [r.name, String(format: "%.0f", r.spansPerSecond), ceiling.map { String(format: "%.1f%%", 100 * r.spansPerSecond / $0) } ?? "-",
+             String(format: "%.2f", r.daemonCPUPerMillion), String(format: "%.2f", r.clientCPUPerMillion), String(format: "%.2f", r.p50),
+             String(format: "%.2f", r.p99), String(format: "%.0f", Double(r.peakRSS) / 1_048_576), String(format: "%.2f", r.rollupIndexBytesPerSpan),
+             String(format: "%.1f", r.treeBytesPerSpan), r.exitStatus == 0 ? "clean" : "exit \(r.exitStatus)"]
+        }
+        return TableText.render(headers: ["SCENARIO", "SPANS/S", "OF CEILING", "DAEMON CPU s/M", "CLIENT CPU s/M", "ACK p50 ms", "ACK p99 ms",
+                                          "PEAK RSS MB", "ROLLUP+INDEX B/span", "TREES B/span", "SHUTDOWN"],
+                                rows: rows, rightAligned: Set(1...9))
+    }
+}
