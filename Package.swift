@@ -7,7 +7,7 @@ import PackageDescription
 // LedgerPipeline; read side QueryAPI; executable `spanledger`.
 let package = Package(
     name: "SpanLedger",
-    platforms: [.macOS(.v14)],
+    platforms: [.macOS(.v15)],
     products: [
         .executable(name: "spanledger", targets: ["SpanLedgerCLI"]),
     ],

@@ -1,5 +1,6 @@
 import Foundation
 import LedgerCore
+import Synchronization
 
 /// Prices of one model pattern, in pico-dollars per token (= USD per million tokens × 10⁶),
 /// so any price with up to six decimals is exact.
@@ -66,10 +67,18 @@ public struct PriceFileError: Error, CustomStringConvertible, Sendable {
 public struct PriceTable: Sendable {
     public private(set) var userEntries: [PriceEntry]
     public private(set) var builtinEntries: [PriceEntry]
+    /// Entries matching each model name seen, most specific and latest first, per source:
+    /// glob matching runs once per distinct model, not once per call.
+    private let matches = MatchCache()
 
     public init(userEntries: [PriceEntry] = [], builtinEntries: [PriceEntry] = BuiltinPrices.entries) {
         self.userEntries = userEntries
         self.builtinEntries = builtinEntries
+    }
+
+    final class MatchCache: Sendable {
+        static let capacity = 50_000
+        let byModel = Mutex<[String: [[PriceEntry]]]>([:])
     }
 
     /// Loads the built-in table plus the user's file, if any.
@@ -84,19 +93,28 @@ public struct PriceTable: Sendable {
     /// The entry that prices `model` for a call starting at `unixNano`, or nil (unpriced).
     public func entry(forModel model: String, atUnixNano unixNano: Int64) -> PriceEntry? {
         guard !model.isEmpty else { return nil }
-        let names = Self.candidateNames(model)
-        for entries in [userEntries, builtinEntries] {
-            var best: PriceEntry?
-            for e in entries where names.contains(where: { Glob.matches(e.match, $0) }) {
-                if let from = e.effectiveFromUnixNano, from > unixNano { continue }
-                guard let b = best else { best = e; continue }
-                if e.specificity > b.specificity || (e.specificity == b.specificity && (e.effectiveFromUnixNano ?? .min) > (b.effectiveFromUnixNano ?? .min)) {
-                    best = e
-                }
-            }
-            if let best { return best }
+        for ordered in matching(model) {
+            // Ordered most specific first, then latest effective date first.
+            if let e = ordered.first(where: { ($0.effectiveFromUnixNano ?? .min) <= unixNano }) { return e }
         }
         return nil
+    }
+
+    /// The user's and the built-in entries whose pattern matches `model`, each list in
+    /// precedence order.
+    func matching(_ model: String) -> [[PriceEntry]] {
+        if let hit = matches.byModel.withLock({ $0[model] }) { return hit }
+        let names = Self.candidateNames(model)
+        let found = [userEntries, builtinEntries].map { entries in
+            entries.filter { e in names.contains { Glob.matches(e.match, $0) } }.sorted {
+                ($0.specificity, $0.effectiveFromUnixNano ?? .min) > ($1.specificity, $1.effectiveFromUnixNano ?? .min)
+            }
+        }
+        matches.byModel.withLock { cache in
+            if cache.count >= MatchCache.capacity { cache.removeAll(keepingCapacity: true) }
+            cache[model] = found
+        }
+        return found
     }
 
     static func candidateNames(_ model: String) -> [String] {

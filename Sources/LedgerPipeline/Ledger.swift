@@ -90,9 +90,14 @@ public actor Ledger: SpanConsumer {
         stats.spansAccepted += Int64(spans.count)
     }
 
-    /// Releases traces whose wait window or maximum age has passed.
-    public func tick() {
-        for released in assembler.releaseDue(now: monotonicNow()) { process(released) }
+    /// Releases up to `limit` traces whose wait window or maximum age has passed and
+    /// returns how many it released. Callers loop while it returns `limit`, so ingest
+    /// interleaves with a large release instead of waiting for all of it.
+    @discardableResult
+    public func tick(limit: Int = .max) -> Int {
+        let due = assembler.releaseDue(now: monotonicNow(), limit: limit)
+        for released in due { process(released) }
+        return due.count
     }
 
     /// Releases every pending trace (shutdown), then flushes.

@@ -8,6 +8,9 @@ public struct LedgerService: Service {
     let ledger: Ledger
     let logger: Logger
 
+    /// Traces attributed per actor turn when many are due at once.
+    static let releaseChunk = 512
+
     public init(ledger: Ledger, logger: Logger) {
         self.ledger = ledger
         self.logger = logger
@@ -19,7 +22,7 @@ public struct LedgerService: Service {
         var sinceFlush: UInt64 = 0
         while !Task.isShuttingDownGracefully && !Task.isCancelled {
             try? await Task.sleep(nanoseconds: tick)
-            await ledger.tick()
+            while await ledger.tick(limit: Self.releaseChunk) == Self.releaseChunk { await Task.yield() }
             sinceFlush += tick
             if sinceFlush >= flushEvery {
                 sinceFlush = 0

@@ -55,7 +55,7 @@ struct BenchCommand: AsyncParsableCommand {
             for r in results { if let q = r.queryLatency { print(String(format: "query latency (%@): p50 %.2f ms, p99 %.2f ms over %d requests", r.name, q.p50, q.p99, q.count)) } }
         }
         if let minRatio, let ceiling {
-            let best = results.filter { !$0.name.contains("gzip") }.map { $0.spansPerSecond / ceiling }.max() ?? 0
+            let best = results.filter { !$0.name.contains("gzip") }.map { $0.rolledUpPerSecond / ceiling }.max() ?? 0
             if best < minRatio {
                 print(String(format: "FAIL: best end-to-end ratio %.3f is below %.3f", best, minRatio))
                 throw ExitCode(1)
@@ -63,6 +63,8 @@ struct BenchCommand: AsyncParsableCommand {
             print(String(format: "ok: best end-to-end ratio %.3f ≥ %.3f", best, minRatio))
         }
     }
+
+    static let traceWaitSeconds = 0.25
 
     struct DecodeFigures { var arena: Double; var malloc: Double; var stage: Double }
 
@@ -91,7 +93,7 @@ struct BenchCommand: AsyncParsableCommand {
         defer { try? FileManager.default.removeItem(atPath: dataDir) }
         let daemon = Process()
         daemon.executableURL = URL(fileURLWithPath: binary)
-        daemon.arguments = ["serve", "--data", dataDir, "--otlp-http", "127.0.0.1:0", "--api", "127.0.0.1:0", "--trace-wait", "1s",
+        daemon.arguments = ["serve", "--data", dataDir, "--otlp-http", "127.0.0.1:0", "--api", "127.0.0.1:0", "--trace-wait", "\(Int(Self.traceWaitSeconds * 1000))ms",
                             "--flush-interval", "2s", "--log-level", "warning"]
         try daemon.run()
         let pid = daemon.processIdentifier
@@ -138,11 +140,23 @@ struct BenchCommand: AsyncParsableCommand {
             return all
         }
         let seconds = Double(WallClock.monotonicNano() - t0) / 1e9
-        let daemonCPU = (ProcessMetrics.cpuSeconds(pid: pid) ?? 0) - cpu0
         let clientCPU = ProcessMetrics.selfCPUSeconds() - clientCPU0
+        // Wait until every run is attributed and rolled up, and charge that CPU too.
+        let metricsClient = try LoopbackHTTPClient(host: "127.0.0.1", port: apiPort)
+        var rolledUpAt = WallClock.monotonicNano()
+        for _ in 0..<6000 {
+            let (_, body) = try metricsClient.roundTrip(LoopbackHTTPClient.getRequest(path: "/metrics"))
+            let text = String(decoding: body, as: UTF8.self)
+            let released = text.split(separator: "\n").first { $0.hasPrefix("spanledger_runs_released_total ") }
+                .flatMap { Int($0.split(separator: " ").last ?? "") } ?? 0
+            rolledUpAt = WallClock.monotonicNano()
+            if released >= w.runCount { break }
+            try await Task.sleep(nanoseconds: 10_000_000)
+        }
+        let daemonCPU = (ProcessMetrics.cpuSeconds(pid: pid) ?? 0) - cpu0
+        // The trace wait is idle time by design; the rest is work.
+        let rolledUpSeconds = max(seconds, Double(rolledUpAt - t0) / 1e9 - Self.traceWaitSeconds)
         var queryLatency: (p50: Double, p99: Double, count: Int)?
-        // Let the traces release (trace wait 1 s), then query while everything is in memory.
-        try await Task.sleep(nanoseconds: 1_500_000_000)
         if measureQueries {
             let client = try LoopbackHTTPClient(host: "127.0.0.1", port: apiPort)
             let q = LoopbackHTTPClient.getRequest(path: "/api/v1/rollups?since=1h&group_by=workflow,model")
@@ -161,8 +175,8 @@ struct BenchCommand: AsyncParsableCommand {
         let disk = DataDirectory(path: dataDir).bytesOnDisk()
         let perMillion = 1_000_000 / Double(w.spanCount)
         return ScenarioResult(
-            name: name, spans: w.spanCount, seconds: seconds, daemonCPUPerMillion: daemonCPU * perMillion, clientCPUPerMillion: clientCPU * perMillion,
-            p50: percentile(latencies, 0.5), p99: percentile(latencies, 0.99), peakRSS: rss,
+            name: name, spans: w.spanCount, seconds: seconds, rolledUpSeconds: rolledUpSeconds, daemonCPUPerMillion: daemonCPU * perMillion, clientCPUPerMillion: clientCPU * perMillion,
+            p50: percentile(latencies, 0.5), p99: percentile(latencies, 0.99), max: latencies.max() ?? 0, peakRSS: rss,
             rollupIndexBytesPerSpan: Double((disk[.rollup] ?? 0) + (disk[.traceIndex] ?? 0)) / Double(w.spanCount),
             treeBytesPerSpan: Double(disk[.traceDetail] ?? 0) / Double(w.spanCount), exitStatus: daemon.terminationStatus, queryLatency: queryLatency)
     }
@@ -172,27 +186,34 @@ struct ScenarioResult {
     var name: String
     var spans: Int
     var seconds: Double
+    var rolledUpSeconds: Double
     var daemonCPUPerMillion: Double
     var clientCPUPerMillion: Double
     var p50: Double
     var p99: Double
+    var max: Double
     var peakRSS: Int
     var rollupIndexBytesPerSpan: Double
     var treeBytesPerSpan: Double
     var exitStatus: Int32
     var queryLatency: (p50: Double, p99: Double, count: Int)?
 
+    /// Spans acknowledged per second.
     var spansPerSecond: Double { Double(spans) / seconds }
+    /// Spans per second until every run was rolled up (trace wait excluded).
+    var rolledUpPerSecond: Double { Double(spans) / rolledUpSeconds }
 
     static func table(_ rs: [ScenarioResult], ceiling: Double?) -> String {
         let rows = rs.map { r in
             [r.name, String(format: "%.0f", r.spansPerSecond), ceiling.map { String(format: "%.1f%%", 100 * r.spansPerSecond / $0) } ?? "-",
+             String(format: "%.0f", r.rolledUpPerSecond), ceiling.map { String(format: "%.1f%%", 100 * r.rolledUpPerSecond / $0) } ?? "-",
              String(format: "%.2f", r.daemonCPUPerMillion), String(format: "%.2f", r.clientCPUPerMillion), String(format: "%.2f", r.p50),
-             String(format: "%.2f", r.p99), String(format: "%.0f", Double(r.peakRSS) / 1_048_576), String(format: "%.2f", r.rollupIndexBytesPerSpan),
+             String(format: "%.2f", r.p99), String(format: "%.1f", r.max), String(format: "%.0f", Double(r.peakRSS) / 1_048_576), String(format: "%.2f", r.rollupIndexBytesPerSpan),
              String(format: "%.1f", r.treeBytesPerSpan), r.exitStatus == 0 ? "clean" : "exit \(r.exitStatus)"]
         }
-        return TableText.render(headers: ["SCENARIO", "SPANS/S", "OF CEILING", "DAEMON CPU s/M", "CLIENT CPU s/M", "ACK p50 ms", "ACK p99 ms",
-                                          "PEAK RSS MB", "ROLLUP+INDEX B/span", "TREES B/span", "SHUTDOWN"],
-                                rows: rows, rightAligned: Set(1...9))
+        return TableText.render(headers: ["SCENARIO", "ACKED SPANS/S", "OF CEILING", "ROLLED-UP SPANS/S", "OF CEILING", "DAEMON CPU s/M",
+                                          "CLIENT CPU s/M", "ACK p50 ms", "ACK p99 ms", "ACK max ms", "PEAK RSS MB", "ROLLUP+INDEX B/span",
+                                          "TREES B/span", "SHUTDOWN"],
+                                rows: rows, rightAligned: Set(1...12))
     }
 }

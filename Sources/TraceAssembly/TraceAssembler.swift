@@ -93,16 +93,17 @@ public struct TraceAssembler: Sendable {
         return out
     }
 
-    /// Releases every trace that is due at `now`.
-    public mutating func releaseDue(now: UInt64) -> [Released] {
+    /// Releases traces that are due at `now`, at most `limit` of them (so a caller can
+    /// interleave other work between chunks).
+    public mutating func releaseDue(now: UInt64, limit: Int = .max) -> [Released] {
         var out: [Released] = []
-        while let (id, deadline) = quietQueue.first, deadline <= now {
+        while out.count < limit, let (id, deadline) = quietQueue.first, deadline <= now {
             quietQueue.removeFirst()
             guard let t = open[id], t.lastSeen + limits.waitNano <= now else { continue }
             if t.hasRoot { out.append(release(id, reason: .complete)) }
             else if t.late { out.append(release(id, reason: .late)) }
         }
-        while let (id, deadline) = ageQueue.first, deadline <= now {
+        while out.count < limit, let (id, deadline) = ageQueue.first, deadline <= now {
             ageQueue.removeFirst()
             guard let t = open[id], t.firstSeen + limits.maxAgeNano <= now else { continue }
             out.append(release(id, reason: t.late ? .late : .maxAge))
