@@ -37,8 +37,9 @@ let package = Package(
         .target(name: "Attribution", dependencies: ["LedgerCore"]),
         .target(name: "Rollups", dependencies: ["LedgerCore"]),
         .target(name: "LedgerStore", dependencies: ["LedgerCore", "Rollups", "ProtoWire", "ZlibCodec"]),
+        .target(name: "WriteAheadLog", dependencies: ["ZlibCodec"]),
         .target(name: "LedgerPipeline", dependencies: [
-            "LedgerCore", "TraceAssembly", "Attribution", "Rollups", "LedgerStore",
+            "LedgerCore", "TraceAssembly", "Attribution", "Rollups", "LedgerStore", "WriteAheadLog", "ProtoWire",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
         ]),
@@ -58,7 +59,7 @@ let package = Package(
 
         .executableTarget(name: "SpanLedgerCLI", dependencies: [
             "LedgerCore", "OTLPReceiver", "QueryAPI", "LedgerPipeline", "LedgerStore", "Attribution", "Rollups",
-            "OTLPDecoding", "OTLPFixtures", "HTTPServing", "LoadGenerator",
+            "OTLPDecoding", "OTLPFixtures", "HTTPServing", "LoadGenerator", "WriteAheadLog",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -71,6 +72,7 @@ let package = Package(
         .testTarget(name: "TraceAssemblyTests", dependencies: ["TraceAssembly", "LedgerCore"]),
         .testTarget(name: "AttributionTests", dependencies: ["Attribution", "LedgerCore"]),
         .testTarget(name: "RollupsTests", dependencies: ["Rollups", "LedgerCore"]),
+        .testTarget(name: "WriteAheadLogTests", dependencies: ["WriteAheadLog"]),
         .testTarget(name: "LedgerStoreTests", dependencies: ["LedgerStore", "Rollups", "LedgerCore"]),
         .testTarget(name: "LedgerPipelineTests", dependencies: ["LedgerPipeline", "OTLPDecoding", "OTLPFixtures", "Attribution", "Rollups", "LedgerStore", "LedgerCore"]),
     ],

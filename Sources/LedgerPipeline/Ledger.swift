@@ -3,8 +3,11 @@ import DequeModule
 import LedgerCore
 import LedgerStore
 import Logging
+import ProtoWire
 import Rollups
+import Synchronization
 import TraceAssembly
+import WriteAheadLog
 
 /// Counters of the pipeline, for logs and `/metrics`.
 public struct LedgerStats: Sendable {
@@ -19,6 +22,14 @@ public struct LedgerStats: Sendable {
     public var damagedSegments: Int64 = 0
     public var pendingTraces: Int = 0
     public var pendingSpans: Int = 0
+    public var pendingBytes: Int = 0
+    public var refusedBatches: Int64 = 0
+    public var replayedRecords: Int64 = 0
+    public var replayedSpans: Int64 = 0
+    public var replaySkippedSpans: Int64 = 0
+    public var corruptLogRecords: Int64 = 0
+    public var quarantinedRecords: Int64 = 0
+    public var checkpointSequence: UInt64 = 0
 }
 
 /// One run as `spanledger trace` explains it.
@@ -50,11 +61,19 @@ public actor Ledger: SpanConsumer {
     var recentOrder: Deque<TraceID> = []
     var nextSequence: UInt64
     public private(set) var stats = LedgerStats()
+    /// The write-ahead log, when ingest is durable (`DurableIngest`).
+    let wal: WriteAheadLog?
+    /// Log records appended but not yet consumed hold the checkpoint back.
+    public let inflight = InflightSequences()
+    /// Highest log sequence consumed so far.
+    var lastConsumedSequence: UInt64 = 0
+    var lastCheckpoint: UInt64 = 0
 
     /// Opens the data directory and loads what it holds.
-    public init(configuration: LedgerConfiguration, prices: PriceTable, logger: Logger,
+    public init(configuration: LedgerConfiguration, prices: PriceTable, logger: Logger, wal: WriteAheadLog? = nil,
                 monotonicNow: @escaping @Sendable () -> UInt64 = WallClock.monotonicNano,
                 wallNow: @escaping @Sendable () -> Int64 = WallClock.nowUnixNano) throws {
+        self.wal = wal
         self.configuration = configuration
         self.directory = DataDirectory(path: configuration.dataDirectory)
         self.attributor = RunAttributor(prices: prices)
@@ -79,15 +98,36 @@ public actor Ledger: SpanConsumer {
     // MARK: Ingest
 
     public func consume(_ spans: [SpanRecord]) throws(IngestRefusal) {
+        try admit(spanCount: spans.count)
+        consume(spans, sequence: 0)
+    }
+
+    /// Adds spans (already in the log at `sequence`, or 0 when not logged) to assembly.
+    /// Never refuses: admission happens before the log append (`admit`).
+    public func consume(_ spans: [SpanRecord], sequence: UInt64) {
         guard !spans.isEmpty else { return }
         let now = monotonicNow()
         var byTrace: [TraceID: [SpanRecord]] = [:]
         for s in spans { byTrace[s.traceID, default: []].append(s) }
         for (id, group) in byTrace {
             let late = index[id] != nil && !assembler.isOpen(id)
-            for released in assembler.ingest(group, of: id, late: late, now: now) { process(released) }
+            for released in assembler.ingest(group, of: id, late: late, now: now, sequence: sequence) { process(released) }
         }
+        lastConsumedSequence = max(lastConsumedSequence, sequence)
         stats.spansAccepted += Int64(spans.count)
+    }
+
+    /// Refuses a batch (retryably) when the assembly buffer is full of traces still inside
+    /// their wait window: evicting those would cut live traces apart, so the client is
+    /// asked to slow down instead. A buffer full of old traces evicts them (incomplete).
+    public func admit(spanCount: Int) throws(IngestRefusal) {
+        let limits = configuration.assembly
+        let full = assembler.bufferedBytes >= limits.maxBytes || assembler.openTraces >= limits.maxTraces
+        if full && assembler.oldestAge(now: monotonicNow()) < limits.waitNano {
+            stats.refusedBatches += 1
+            throw IngestRefusal(message: "trace assembly buffer is full (\(assembler.openTraces) open traces, \(assembler.bufferedBytes) bytes); retry later",
+                                retryAfterSeconds: max(1, Int(limits.waitNano / 1_000_000_000)))
+        }
     }
 
     /// Releases up to `limit` traces whose wait window or maximum age has passed and
@@ -256,11 +296,26 @@ public actor Ledger: SpanConsumer {
         var rollups: RollupTable
         var index: [TraceIndexEntry]
         var details: [TraceDetail]
+        var walSequenceMax: UInt64
+        /// Every log record below this is reflected once this flush is written.
+        var checkpoint: UInt64
+    }
+
+    /// The log position below which everything is consumed and released: the lowest of
+    /// the next log sequence, records appended but not consumed, and open traces.
+    func checkpointCandidate() -> UInt64? {
+        guard let wal else { return nil }
+        var candidate = wal.upcomingSequence
+        if let f = inflight.lowestFloor { candidate = min(candidate, f) }
+        if let open = assembler.oldestSequence() { candidate = min(candidate, open) }
+        return candidate
     }
 
     func takeUnflushed() -> PendingFlush? {
-        guard !unflushed.isEmpty || !unflushedIndex.isEmpty || !unflushedDetails.isEmpty else { return nil }
-        let p = PendingFlush(sequence: nextSequence, rollups: unflushed, index: Array(unflushedIndex.values), details: unflushedDetails)
+        let checkpoint = checkpointCandidate() ?? 0
+        guard !unflushed.isEmpty || !unflushedIndex.isEmpty || !unflushedDetails.isEmpty || checkpoint > lastCheckpoint else { return nil }
+        let p = PendingFlush(sequence: nextSequence, rollups: unflushed, index: Array(unflushedIndex.values), details: unflushedDetails,
+                             walSequenceMax: lastConsumedSequence, checkpoint: checkpoint)
         nextSequence += 1
         unflushed = RollupTable()
         unflushedIndex = [:]
@@ -278,16 +333,21 @@ public actor Ledger: SpanConsumer {
         stats.flushFailures += 1
     }
 
-    func flushed() { stats.flushes += 1 }
+    func flushed(_ p: PendingFlush) {
+        stats.flushes += 1
+        lastCheckpoint = max(lastCheckpoint, p.checkpoint)
+        stats.checkpointSequence = lastCheckpoint
+    }
 
-    /// Writes everything not yet on disk as one set of segments.
+    /// Writes everything not yet on disk as one set of segments, then advances the log's
+    /// checkpoint to what that set covers (and drops log segments below it).
     public func flush() async throws {
         guard let pending = takeUnflushed() else { return }
         let directory = self.directory
         let now = wallNow() / 1_000_000
         do {
-            try await Self.write(pending, to: directory, nowUnixMs: now)
-            flushed()
+            try await Self.write(pending, to: directory, wal: wal, nowUnixMs: now)
+            flushed(pending)
         } catch {
             restore(pending)
             logger.error("flush failed; will retry", metadata: ["error": "\(error)"])
@@ -295,8 +355,50 @@ public actor Ledger: SpanConsumer {
         }
     }
 
-    nonisolated static func write(_ p: PendingFlush, to directory: DataDirectory, nowUnixMs: Int64) async throws {
-        try directory.writeFlush(sequence: p.sequence, rollups: p.rollups, index: p.index, details: p.details, nowUnixMs: nowUnixMs)
+    nonisolated static func write(_ p: PendingFlush, to directory: DataDirectory, wal: WriteAheadLog?, nowUnixMs: Int64) async throws {
+        try directory.writeFlush(sequence: p.sequence, rollups: p.rollups, index: p.index, details: p.details,
+                                 walSequenceMax: p.walSequenceMax, nowUnixMs: nowUnixMs)
+        try wal?.checkpoint(WALCheckpoint(walSequence: p.checkpoint, flushSequence: p.sequence))
+    }
+
+    // MARK: Recovery
+
+    /// Replays the log after its checkpoint into assembly. Spans already in flushes made
+    /// after the checkpoint are skipped, so a crash anywhere replays to the same rollups.
+    public func recover(report: WALRecoveryReport) throws {
+        guard let wal else { return }
+        let from = report.checkpoint.walSequence
+        lastCheckpoint = from
+        stats.checkpointSequence = from
+        stats.corruptLogRecords = Int64(report.corruptRecords)
+        if let q = report.quarantined {
+            stats.quarantinedRecords += 1
+            logger.error("quarantined a log record that crashed the previous replay", metadata: ["sequence": "\(q)"])
+        }
+        let flushedSpans = directory.flushedSpans(sinceWALSequence: from)
+        var records = 0, spans = 0, skipped = 0
+        try wal.replay(from: from, skip: report.quarantined) { seq, payload in
+            let decoded: [SpanRecord]
+            do {
+                decoded = try SpanBatchCodec.decode(payload)
+            } catch {
+                stats.corruptLogRecords += 1
+                logger.error("skipped an undecodable log record", metadata: ["sequence": "\(seq)", "error": "\(error)"])
+                return
+            }
+            let fresh = flushedSpans.isEmpty ? decoded : decoded.filter { !flushedSpans.contains(SpanKey(traceID: $0.traceID, spanID: $0.spanID)) }
+            skipped += decoded.count - fresh.count
+            consume(fresh, sequence: seq)
+            records += 1
+            spans += fresh.count
+        }
+        stats.replayedRecords = Int64(records)
+        stats.replayedSpans = Int64(spans)
+        stats.replaySkippedSpans = Int64(skipped)
+        logger.info("write-ahead log replayed", metadata: [
+            "from_sequence": "\(from)", "records": "\(records)", "spans": "\(spans)", "already_flushed_spans": "\(skipped)",
+            "corrupt_records": "\(report.corruptRecords)", "torn_bytes_truncated": "\(report.tornBytesTruncated)",
+        ])
     }
 
     // MARK: Read side
@@ -315,10 +417,33 @@ public actor Ledger: SpanConsumer {
         var s = stats
         s.pendingTraces = assembler.openTraces
         s.pendingSpans = assembler.bufferedSpans
+        s.pendingBytes = assembler.bufferedBytes
         return s
     }
 
     public func workflows() -> [String] {
         Array(Set(table.records.keys.map(\.workflow))).sorted()
     }
+}
+
+/// Log positions reserved by appends in progress: each append registers a floor (the
+/// log's next sequence when it started, a lower bound of the sequence it will get) until
+/// its spans are consumed, so no checkpoint passes a record not yet in assembly.
+public final class InflightSequences: Sendable {
+    private let floors = Mutex<[UInt64: Int]>([:])
+
+    public init() {}
+
+    public func begin(floor: UInt64) {
+        floors.withLock { $0[floor, default: 0] += 1 }
+    }
+
+    public func end(floor: UInt64) {
+        floors.withLock { f in
+            let n = (f[floor] ?? 1) - 1
+            f[floor] = n > 0 ? n : nil
+        }
+    }
+
+    public var lowestFloor: UInt64? { floors.withLock { $0.keys.min() } }
 }

@@ -1,6 +1,16 @@
 import LedgerCore
 import Rollups
 
+/// A span's identity, for replay deduplication.
+public struct SpanKey: Hashable, Sendable {
+    public var traceID: TraceID
+    public var spanID: SpanID
+    public init(traceID: TraceID, spanID: SpanID) {
+        self.traceID = traceID
+        self.spanID = spanID
+    }
+}
+
 /// The data directory's layout (README "Data directory"):
 /// `rollups/rollup-N.seg`, `index/index-N.seg`, `traces/traces-N.seg`, one set per flush,
 /// N increasing. Files are written atomically; leftover `*.tmp` files are removed at open.
@@ -18,7 +28,8 @@ public struct DataDirectory: Sendable {
         return directory(kind) + "/" + kind.prefix + "-" + String(repeating: "0", count: max(0, 12 - digits.count)) + digits + ".seg"
     }
 
-    /// Creates the directories and removes temporary files a crash left behind.
+    /// Creates the directories and removes what a crash left behind: temporary files, and
+    /// the files of a flush whose run-tree file (written last, the commit mark) is missing.
     /// Returns the names of the removed files.
     @discardableResult
     public func prepare() throws(StoreError) -> [String] {
@@ -31,7 +42,30 @@ public struct DataDirectory: Sendable {
                 removed.append(kind.directory + "/" + name)
             }
         }
+        let committed = Set(sequences(.traceDetail))
+        for kind in [SegmentKind.rollup, .traceIndex] {
+            for seq in sequences(kind) where !committed.contains(seq) {
+                FileIO.remove(file(kind, sequence: seq))
+                removed.append(kind.directory + "/" + kind.prefix + "-\(seq).seg")
+            }
+        }
         return removed
+    }
+
+    /// (trace, span) of every span in flushes that may hold spans of log records at or
+    /// after `walSequence`: replay skips these so nothing is counted twice.
+    public func flushedSpans(sinceWALSequence walSequence: UInt64) -> Set<SpanKey> {
+        var out: Set<SpanKey> = []
+        for seq in sequences(.traceDetail).reversed() {
+            let p = file(.traceDetail, sequence: seq)
+            guard let bytes = try? FileIO.readAll(p), let message = try? SegmentFrame.decode(bytes, expecting: .traceDetail, path: p) else { continue }
+            // Flushes are in log order: once one ends below the sequence, all older ones do.
+            if TraceDetailCodec.walSequenceMax(message) < walSequence { break }
+            for d in (try? TraceDetailCodec.decode(message, path: p)) ?? [] {
+                for s in d.spans { out.insert(SpanKey(traceID: d.traceID, spanID: s.spanID)) }
+            }
+        }
+        return out
     }
 
     /// Segment sequence numbers present for `kind`, ascending.
@@ -50,7 +84,8 @@ public struct DataDirectory: Sendable {
     public func loadRollups() -> (table: RollupTable, damaged: [StoreError]) {
         var table = RollupTable()
         var damaged: [StoreError] = []
-        for seq in sequences(.rollup) {
+        let committed = Set(sequences(.traceDetail))
+        for seq in sequences(.rollup) where committed.contains(seq) {
             let p = file(.rollup, sequence: seq)
             do {
                 let message = try SegmentFrame.decode(try FileIO.readAll(p), expecting: .rollup, path: p)
@@ -66,7 +101,8 @@ public struct DataDirectory: Sendable {
     public func loadIndex() -> (entries: [TraceID: TraceIndexEntry], damaged: [StoreError]) {
         var out: [TraceID: TraceIndexEntry] = [:]
         var damaged: [StoreError] = []
-        for seq in sequences(.traceIndex) {
+        let committed = Set(sequences(.traceDetail))
+        for seq in sequences(.traceIndex) where committed.contains(seq) {
             let p = file(.traceIndex, sequence: seq)
             do {
                 let message = try SegmentFrame.decode(try FileIO.readAll(p), expecting: .traceIndex, path: p)
@@ -90,20 +126,22 @@ public struct DataDirectory: Sendable {
         return spans
     }
 
-    /// Writes one flush: the rollup delta, index entries and run trees, each file atomically.
-    public func writeFlush(sequence: UInt64, rollups: RollupTable, index: [TraceIndexEntry], details: [TraceDetail], nowUnixMs: Int64) throws {
-        if !details.isEmpty {
-            try FileIO.writeAtomically(try SegmentFrame.encode(kind: .traceDetail, message: TraceDetailCodec.encode(details, createdUnixMs: nowUnixMs)),
-                                       to: file(.traceDetail, sequence: sequence))
+    /// Writes one flush: the rollup delta, index entries, then the run trees — each file
+    /// atomically, the trees file last: it is the flush's commit mark (`prepare` removes
+    /// the other two when it is missing).
+    public func writeFlush(sequence: UInt64, rollups: RollupTable, index: [TraceIndexEntry], details: [TraceDetail],
+                           walSequenceMax: UInt64 = 0, nowUnixMs: Int64) throws {
+        if !rollups.isEmpty {
+            try FileIO.writeAtomically(try SegmentFrame.encode(kind: .rollup, message: RollupSegmentCodec.encode(rollups, createdUnixMs: nowUnixMs)),
+                                       to: file(.rollup, sequence: sequence))
         }
         if !index.isEmpty {
             try FileIO.writeAtomically(try SegmentFrame.encode(kind: .traceIndex, message: TraceIndexCodec.encode(index, createdUnixMs: nowUnixMs)),
                                        to: file(.traceIndex, sequence: sequence))
         }
-        if !rollups.isEmpty {
-            try FileIO.writeAtomically(try SegmentFrame.encode(kind: .rollup, message: RollupSegmentCodec.encode(rollups, createdUnixMs: nowUnixMs)),
-                                       to: file(.rollup, sequence: sequence))
-        }
+        try FileIO.writeAtomically(
+            try SegmentFrame.encode(kind: .traceDetail, message: TraceDetailCodec.encode(details, createdUnixMs: nowUnixMs, walSequenceMax: walSequenceMax)),
+            to: file(.traceDetail, sequence: sequence))
     }
 
     /// Bytes on disk per segment kind.

@@ -58,7 +58,9 @@ public struct TraceDetail: Sendable, Hashable {
 
 /// Encodes run trees as a spanledger.v1.TraceDetailSegment.
 public enum TraceDetailCodec {
-    public static func encode(_ traces: [TraceDetail], createdUnixMs: Int64) -> [UInt8] {
+    /// `walSequenceMax`: the highest write-ahead-log record consumed before this flush
+    /// (field 5), which lets replay find the flushes that may hold spans of a record.
+    public static func encode(_ traces: [TraceDetail], createdUnixMs: Int64, walSequenceMax: UInt64 = 0) -> [UInt8] {
         var strings = StringTableBuilder()
         var body = ProtoWriter(capacity: traces.count * 256)
         for t in traces {
@@ -91,8 +93,18 @@ public enum TraceDetailCodec {
         var w = ProtoWriter(capacity: body.bytes.count + 128)
         w.uint(1, 1)
         w.int(2, createdUnixMs)
+        w.uint(5, walSequenceMax)
         for s in strings.strings { w.string(3, s, always: true) }
         return w.bytes + body.bytes
+    }
+
+    /// The segment's `wal_sequence_max` (field 5).
+    public static func walSequenceMax(_ bytes: [UInt8]) -> UInt64 {
+        var r = ProtoReader(bytes)
+        while let (field, value) = try? r.next() {
+            if field == 5 { return value.uint64 }
+        }
+        return 0
     }
 
     /// Decodes the segment; with `only`, keeps just that trace's records.

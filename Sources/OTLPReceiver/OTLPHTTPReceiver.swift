@@ -40,6 +40,12 @@ public struct OTLPHTTPReceiver: HTTPHandler {
                          "unsupported Content-Type '\(mediaType)'; this endpoint accepts application/x-protobuf")
         }
         var body = request.body
+        guard counters.reserve(body.readableBytes) else {
+            var r = error(.serviceUnavailable, RPCCode.unavailable, "too many request bytes in flight; retry later", retryAfter: 1)
+            r.headers.add(name: "Retry-After", value: "1")
+            return r
+        }
+        defer { counters.release(request.body.readableBytes) }
         var bytes = body.readBytes(length: body.readableBytes) ?? []
         switch request.headers.first(name: "content-encoding")?.lowercased().trimmingWhitespace() ?? "identity" {
         case "", "identity":
@@ -96,10 +102,40 @@ public struct OTLPHTTPReceiver: HTTPHandler {
 
 /// Counts for the receiver's self-metrics.
 public final class ReceiverCounters: Sendable {
-    struct Values { var spans: Int64 = 0; var rejected: Int64 = 0; var refusedRequests: Int64 = 0; var requests: Int64 = 0 }
+    struct Values {
+        var spans: Int64 = 0
+        var rejected: Int64 = 0
+        var refusedRequests: Int64 = 0
+        var requests: Int64 = 0
+        var inflightBytes: Int64 = 0
+        var inflightLimit: Int64 = 64 << 20
+        var overInflight: Int64 = 0
+    }
     private let values = NIOLockedValueBox(Values())
 
     public init() {}
+
+    /// Bytes of request bodies being decoded and logged at once (`--max-inflight-bytes`).
+    public var inflightLimit: Int {
+        get { Int(values.withLockedValue { $0.inflightLimit }) }
+        set { values.withLockedValue { $0.inflightLimit = Int64(newValue) } }
+    }
+
+    /// Reserves `bytes` of the in-flight budget; false (and counted) when over it. One
+    /// request alone is always admitted, so a body under the size limit can always pass.
+    func reserve(_ bytes: Int) -> Bool {
+        values.withLockedValue { v in
+            if v.inflightBytes > 0 && v.inflightBytes + Int64(bytes) > v.inflightLimit {
+                v.overInflight += 1
+                v.refusedRequests += 1
+                return false
+            }
+            v.inflightBytes += Int64(bytes)
+            return true
+        }
+    }
+
+    func release(_ bytes: Int) { values.withLockedValue { $0.inflightBytes -= Int64(bytes) } }
 
     func add(spans: Int64 = 0, rejected: Int64 = 0, refused: Int64 = 0) {
         values.withLockedValue {
@@ -110,8 +146,8 @@ public final class ReceiverCounters: Sendable {
         }
     }
 
-    public var snapshot: (spans: Int64, rejectedSpans: Int64, refusedRequests: Int64, requests: Int64) {
-        values.withLockedValue { ($0.spans, $0.rejected, $0.refusedRequests, $0.requests) }
+    public var snapshot: (spans: Int64, rejectedSpans: Int64, refusedRequests: Int64, requests: Int64, inflightBytes: Int64, overInflight: Int64) {
+        values.withLockedValue { ($0.spans, $0.rejected, $0.refusedRequests, $0.requests, $0.inflightBytes, $0.overInflight) }
     }
 }
 

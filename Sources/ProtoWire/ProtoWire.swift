@@ -19,6 +19,19 @@ public struct ProtoWriter: Sendable {
 
     public mutating func tag(_ field: Int, _ wireType: Int) { varint(UInt64(field << 3 | wireType)) }
 
+    /// Appends bytes as they are (no tag, no length).
+    public mutating func raw(_ value: [UInt8]) { bytes += value }
+    public mutating func raw(_ byte: UInt8) { bytes.append(byte) }
+
+    /// A varint length followed by the UTF-8 bytes (no tag).
+    public mutating func lengthPrefixed(_ s: String) {
+        var copy = s
+        copy.withUTF8 { p in
+            varint(UInt64(p.count))
+            bytes.append(contentsOf: p)
+        }
+    }
+
     public mutating func uint(_ field: Int, _ value: UInt64) {
         guard value != 0 else { return }
         tag(field, 0)

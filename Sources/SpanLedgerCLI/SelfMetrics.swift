@@ -1,9 +1,10 @@
 import LedgerPipeline
 import OTLPReceiver
+import WriteAheadLog
 
 /// The daemon's own health in the Prometheus text exposition format.
 enum SelfMetrics {
-    static func render(ledger: Ledger, receiver: ReceiverCounters) async -> String {
+    static func render(ledger: Ledger, receiver: ReceiverCounters, wal: WriteAheadLog) async -> String {
         let s = await ledger.currentStats()
         let r = receiver.snapshot
         var out = ""
@@ -23,6 +24,25 @@ enum SelfMetrics {
         metric("spanledger_damaged_segments", "gauge", "Segments skipped at start because they were damaged.", s.damagedSegments)
         metric("spanledger_pending_traces", "gauge", "Traces open in assembly.", Int64(s.pendingTraces))
         metric("spanledger_pending_spans", "gauge", "Spans buffered in assembly.", Int64(s.pendingSpans))
+        metric("spanledger_pending_bytes", "gauge", "Approximate bytes of spans buffered in assembly.", Int64(s.pendingBytes))
+        metric("spanledger_batches_refused_total", "counter", "Batches refused because assembly was full of live traces.", s.refusedBatches)
+        metric("spanledger_requests_over_inflight_total", "counter", "Requests refused because in-flight request bytes were at the limit.", r.overInflight)
+        metric("spanledger_inflight_request_bytes", "gauge", "Request bytes being decoded and logged now.", r.inflightBytes)
+        metric("spanledger_wal_replayed_records_total", "counter", "Log records replayed at start.", s.replayedRecords)
+        metric("spanledger_wal_replayed_spans_total", "counter", "Spans replayed at start.", s.replayedSpans)
+        metric("spanledger_wal_replay_skipped_spans_total", "counter", "Replayed spans skipped because a flush already held them.", s.replaySkippedSpans)
+        metric("spanledger_wal_corrupt_records_total", "counter", "Damaged log records skipped.", s.corruptLogRecords)
+        metric("spanledger_wal_quarantined_records_total", "counter", "Log records quarantined after crashing a replay.", s.quarantinedRecords)
+        metric("spanledger_wal_checkpoint_sequence", "gauge", "Log sequence below which everything is flushed.", Int64(s.checkpointSequence))
+        let w = wal.metrics
+        metric("spanledger_wal_bytes_total", "counter", "Bytes appended to the write-ahead log.", w.bytesWritten)
+        metric("spanledger_wal_records_total", "counter", "Records appended to the write-ahead log.", w.recordsWritten)
+        metric("spanledger_wal_append_failures_total", "counter", "Records whose append failed (answered 503).", w.appendFailures)
+        metric("spanledger_wal_disk_full_total", "counter", "Records refused because the disk was full.", w.diskFullFailures)
+        metric("spanledger_wal_segment_bytes", "gauge", "Size of the current log segment.", w.segmentBytes)
+        out += "# HELP spanledger_wal_fsync_seconds Latency of write-ahead log fsyncs.\n# TYPE spanledger_wal_fsync_seconds histogram\n"
+        for (i, bound) in WALMetrics.fsyncBuckets.enumerated() { out += "spanledger_wal_fsync_seconds_bucket{le=\"\(bound)\"} \(w.fsyncBucketCounts[i])\n" }
+        out += "spanledger_wal_fsync_seconds_bucket{le=\"+Inf\"} \(w.fsyncs)\nspanledger_wal_fsync_seconds_sum \(w.fsyncSecondsSum)\nspanledger_wal_fsync_seconds_count \(w.fsyncs)\n"
         return out
     }
 }

@@ -10,6 +10,7 @@ import NIOCore
 import OTLPReceiver
 import QueryAPI
 import ServiceLifecycle
+import WriteAheadLog
 
 struct ServeCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -28,6 +29,9 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(name: .customLong("max-body-size"), help: "Largest OTLP request body in bytes, after gzip inflation too (default 16777216).") var maxBodySize: Int?
     @Option(name: .customLong("idle-timeout"), help: "Close connections silent this long (default 30s).") var idleTimeout: String?
     @Option(name: .customLong("log-level"), help: "Log level (default info).") var logLevel: String?
+    @Option(help: "Write-ahead log durability: fsync (before every answer, group-committed), batch (fsync every --durability-interval), none (default fsync).") var durability: String?
+    @Option(name: .customLong("durability-interval"), help: "fsync period of --durability batch (default 100ms).") var durabilityInterval: String?
+    @Option(name: .customLong("max-inflight-bytes"), help: "Request bytes decoded and logged at once before 503 (default 67108864).") var maxInflightBytes: Int?
 
     func settings() throws -> ServeSettings {
         var s = ServeSettings()
@@ -44,6 +48,9 @@ struct ServeCommand: AsyncParsableCommand {
         if let maxBodySize { s.maxBodySize = maxBodySize }
         if let idleTimeout { s.idleTimeout = idleTimeout }
         if let logLevel { s.logLevel = logLevel }
+        if let durability { s.durability = durability }
+        if let durabilityInterval { s.durabilityInterval = durabilityInterval }
+        if let maxInflightBytes { s.maxInflightBytes = maxInflightBytes }
         return s
     }
 
@@ -69,8 +76,17 @@ struct ServeCommand: AsyncParsableCommand {
         let priceTable: PriceTable
         do { priceTable = try PriceTable.load(userFile: s.prices) } catch { throw ValidationError("\(error)") }
 
-        let ledger = try Ledger(configuration: ledgerConfig, prices: priceTable, logger: logger)
+        guard let durabilityMode = Durability.parse(s.durability, batchIntervalNano: UInt64(try ServeSettings.duration(s.durabilityInterval, "durability interval"))) else {
+            throw ValidationError("durability '\(s.durability)' must be fsync, batch or none")
+        }
+        var walConfig = WriteAheadLog.Configuration(directory: s.data + "/wal")
+        walConfig.durability = durabilityMode
+        let (wal, walReport) = try WriteAheadLog.open(walConfig)
+        let ledger = try Ledger(configuration: ledgerConfig, prices: priceTable, logger: logger, wal: wal)
+        try await ledger.recover(report: walReport)
+        try wal.start()
         let counters = ReceiverCounters()
+        counters.inflightLimit = s.maxInflightBytes
         var otlpConfig = try HTTPServerConfiguration(address: s.otlpHTTP)
         var apiConfig = try HTTPServerConfiguration(address: s.api)
         let idle = try ServeSettings.duration(s.idleTimeout, "idle timeout")
@@ -79,10 +95,10 @@ struct ServeCommand: AsyncParsableCommand {
 
         let listening = ListeningFile(path: s.data + "/listening.json", expected: ["otlp_http", "api"])
         let otlp = HTTPServer(name: "OTLP/HTTP receiver", configuration: otlpConfig,
-                              handler: OTLPHTTPReceiver(consumer: ledger, maxBodySize: s.maxBodySize, counters: counters), logger: logger,
+                              handler: OTLPHTTPReceiver(consumer: DurableIngest(ledger: ledger, wal: wal), maxBodySize: s.maxBodySize, counters: counters), logger: logger,
                               onBound: { await listening.bound("otlp_http", $0) })
         let queryAPI = HTTPServer(name: "query API", configuration: apiConfig,
-                                  handler: QueryHTTPHandler(ledger: ledger, metrics: { await SelfMetrics.render(ledger: ledger, receiver: counters) }),
+                                  handler: QueryHTTPHandler(ledger: ledger, metrics: { await SelfMetrics.render(ledger: ledger, receiver: counters, wal: wal) }),
                                   logger: logger, onBound: { await listening.bound("api", $0) })
         let group = ServiceGroup(configuration: .init(
             services: [
@@ -94,6 +110,7 @@ struct ServeCommand: AsyncParsableCommand {
             cancellationSignals: [],
             logger: logger))
         try await group.run()
+        wal.close()
         listening.remove()
         logger.info("stopped cleanly")
     }

@@ -30,9 +30,16 @@ struct ServeSettings: Sendable, Equatable {
     var idleTimeout = "30s"
     /// `--log-level` / `log_level`: trace, debug, info, notice, warning, error, critical.
     var logLevel = "info"
+    /// `--durability` / `durability`: fsync, batch or none (write-ahead log).
+    var durability = "fsync"
+    /// `--durability-interval` / `durability_interval`: fsync period in `batch` mode.
+    var durabilityInterval = "100ms"
+    /// `--max-inflight-bytes` / `max_inflight_bytes`: request bytes being decoded and logged at once.
+    var maxInflightBytes = 64 << 20
 
     static let keys: Set<String> = ["data", "otlp_http", "api", "trace_wait", "trace_max_age", "max_pending_traces", "max_pending_bytes",
-                                    "flush_interval", "prices", "max_body_size", "idle_timeout", "log_level"]
+                                    "flush_interval", "prices", "max_body_size", "idle_timeout", "log_level", "durability",
+                                    "durability_interval", "max_inflight_bytes"]
 
     /// Applies the keys of a YAML config file. Unknown keys are an error (typos must not pass silently).
     mutating func apply(yamlFile path: String) throws {
@@ -70,6 +77,9 @@ struct ServeSettings: Sendable, Equatable {
         if let v = try int("max_body_size") { maxBodySize = v }
         if let v = try str("idle_timeout") { idleTimeout = v }
         if let v = try str("log_level") { logLevel = v }
+        if let v = try str("durability") { durability = v }
+        if let v = try str("durability_interval") { durabilityInterval = v }
+        if let v = try int("max_inflight_bytes") { maxInflightBytes = v }
     }
 
     static func duration(_ text: String, _ name: String) throws -> Int64 {

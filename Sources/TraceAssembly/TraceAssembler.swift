@@ -51,6 +51,8 @@ public struct TraceAssembler: Sendable {
         var hasRoot: Bool
         var bytes: Int
         var late: Bool
+        /// Lowest write-ahead-log sequence among the trace's spans (0 when not logged).
+        var firstSequence: UInt64
     }
 
     public private(set) var limits: Limits
@@ -69,7 +71,7 @@ public struct TraceAssembler: Sendable {
 
     /// Adds spans of one trace. `late` says the trace was already released as a run.
     /// Returns traces forced out to stay within the limits.
-    public mutating func ingest(_ spans: [SpanRecord], of traceID: TraceID, late: Bool, now: UInt64) -> [Released] {
+    public mutating func ingest(_ spans: [SpanRecord], of traceID: TraceID, late: Bool, now: UInt64, sequence: UInt64 = 0) -> [Released] {
         guard !spans.isEmpty else { return [] }
         let bytes = spans.reduce(0) { $0 + $1.approximateBytes }
         if var t = open[traceID] {
@@ -77,9 +79,11 @@ public struct TraceAssembler: Sendable {
             t.lastSeen = now
             t.bytes += bytes
             t.hasRoot = t.hasRoot || spans.contains(where: \.isRoot)
+            t.firstSequence = min(t.firstSequence, sequence)
             open[traceID] = t
         } else {
-            open[traceID] = OpenTrace(spans: spans, firstSeen: now, lastSeen: now, hasRoot: spans.contains(where: \.isRoot), bytes: bytes, late: late)
+            open[traceID] = OpenTrace(spans: spans, firstSeen: now, lastSeen: now, hasRoot: spans.contains(where: \.isRoot), bytes: bytes, late: late,
+                                      firstSequence: sequence)
             ageQueue.append((traceID, now + limits.maxAgeNano))
         }
         quietQueue.append((traceID, now + limits.waitNano))
@@ -121,6 +125,18 @@ public struct TraceAssembler: Sendable {
     }
 
     public func isOpen(_ traceID: TraceID) -> Bool { open[traceID] != nil }
+
+    /// The lowest log sequence any open trace still needs (nil when nothing is open):
+    /// the write-ahead log may not be checkpointed past it.
+    public func oldestSequence() -> UInt64? { open.values.lazy.map(\.firstSequence).min() }
+
+    /// How long the oldest open trace has been open, in nanoseconds (0 when none).
+    public func oldestAge(now: UInt64) -> UInt64 {
+        for (id, deadline) in ageQueue {
+            if let t = open[id], t.firstSeen + limits.maxAgeNano == deadline { return now - min(now, t.firstSeen) }
+        }
+        return 0
+    }
 
     mutating func oldestOpen(excluding keep: TraceID) -> TraceID? {
         var i = 0

@@ -128,3 +128,16 @@ let window = RollupQuery(fromUnixNano: minute0 - 3_600_000_000_000, toUnixNano: 
     #expect(await second.query(all) == before)
     #expect(await second.explain(TraceID(high: 42, low: 99))?.spans.count == 2, "run trees read back from disk")
 }
+
+@Test func spanBatchCodecRoundTripsEveryField() throws {
+    let spans = [
+        SpanRecord(traceID: TraceID(high: 1, low: 2), spanID: SpanID(3), parentSpanID: SpanID(4), name: "chat ✓", service: "svc",
+                   startUnixNano: -5, endUnixNano: 1_000, isError: true, category: .llm, model: "m",
+                   usage: TokenUsage(input: 10, cacheRead: 2, cacheWrite: 1, output: 5, reasoning: 3), explicitCostMicros: -7,
+                   workflowNames: WorkflowNames(genAIWorkflow: "g", traceloopWorkflow: nil, agent: "a"), resendCount: 2,
+                   verdict: Verdict(outcome: .escalated, timeUnixNano: 99)),
+        SpanRecord(traceID: TraceID(high: 9, low: 9), spanID: SpanID(1), name: "", startUnixNano: 0, endUnixNano: 0),
+    ]
+    #expect(try SpanBatchCodec.decode(SpanBatchCodec.encode(spans)[...]) == spans)
+    #expect(throws: (any Error).self) { try SpanBatchCodec.decode(Array(SpanBatchCodec.encode(spans).dropLast(3))[...]) }
+}

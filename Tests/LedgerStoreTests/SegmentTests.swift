@@ -66,16 +66,39 @@ func sampleTable() -> RollupTable {
     let t = sampleTable()
     try dir.writeFlush(sequence: 1, rollups: t, index: [], details: [], nowUnixMs: 0)
     try dir.writeFlush(sequence: 2, rollups: t, index: [], details: [], nowUnixMs: 0)
-    // A damaged third segment and a leftover temporary file.
+    // Flush 3 committed (trees file present) but its rollup file damaged.
+    try dir.writeFlush(sequence: 3, rollups: t, index: [], details: [], nowUnixMs: 0)
     try Data("garbage".utf8).write(to: URL(fileURLWithPath: dir.file(.rollup, sequence: 3)))
-    try Data("partial".utf8).write(to: URL(fileURLWithPath: dir.file(.rollup, sequence: 4) + ".tmp"))
+    // Flush 4 interrupted before its commit mark, and a leftover temporary file.
+    try dir.writeFlush(sequence: 4, rollups: t, index: [], details: [], nowUnixMs: 0)
+    try FileManager.default.removeItem(atPath: dir.file(.traceDetail, sequence: 4))
+    try Data("partial".utf8).write(to: URL(fileURLWithPath: dir.file(.rollup, sequence: 5) + ".tmp"))
+    #expect(dir.loadRollups().table.records.values.reduce(0) { $0 + $1.llmCalls } == 2 * t.records.values.reduce(0) { $0 + $1.llmCalls },
+            "readers ignore an uncommitted flush even before prepare removes it")
     let removed = try dir.prepare()
-    #expect(removed.count == 1)
+    #expect(removed.count == 2, "the temporary file and the uncommitted rollup file")
+    #expect(!FileManager.default.fileExists(atPath: dir.file(.rollup, sequence: 4)))
     let (loaded, damaged) = dir.loadRollups()
     var twice = t
     twice.merge(t)
     #expect(loaded.records == twice.records)
     #expect(damaged.count == 1)
     #expect(dir.nextSequence() == 4)
-    #expect(!FileManager.default.fileExists(atPath: dir.file(.rollup, sequence: 4) + ".tmp"))
+    #expect(!FileManager.default.fileExists(atPath: dir.file(.rollup, sequence: 5) + ".tmp"))
+}
+
+@Test func flushedSpansAreFoundFromTheLogPositionOn() throws {
+    let dir = DataDirectory(path: tempDir())
+    try dir.prepare()
+    func detail(_ n: UInt64) -> TraceDetail {
+        TraceDetail(traceID: TraceID(high: 0, low: n), spans: [StoredSpan(
+            spanID: SpanID(n), parentSpanID: .none, name: "s", kind: .other, model: "", startOffsetNano: 0, durationNano: 0,
+            usage: TokenUsage(), costMicros: 0, priced: false, error: false, retry: false, explicitCost: false)])
+    }
+    try dir.writeFlush(sequence: 1, rollups: RollupTable(), index: [], details: [detail(1)], walSequenceMax: 10, nowUnixMs: 0)
+    try dir.writeFlush(sequence: 2, rollups: RollupTable(), index: [], details: [detail(2)], walSequenceMax: 20, nowUnixMs: 0)
+    try dir.writeFlush(sequence: 3, rollups: RollupTable(), index: [], details: [detail(3)], walSequenceMax: 30, nowUnixMs: 0)
+    let keys = dir.flushedSpans(sinceWALSequence: 15)
+    #expect(keys == [SpanKey(traceID: TraceID(high: 0, low: 2), spanID: SpanID(2)), SpanKey(traceID: TraceID(high: 0, low: 3), spanID: SpanID(3))])
+    #expect(dir.flushedSpans(sinceWALSequence: 31).isEmpty)
 }

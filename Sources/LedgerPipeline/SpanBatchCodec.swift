@@ -1,0 +1,122 @@
+import LedgerCore
+import ProtoWire
+
+/// The write-ahead log's record payload: one accepted batch of decoded spans in a compact
+/// binary form (version byte, span count, then per span: IDs as raw bytes, strings
+/// length-prefixed, integers as varints, a flag byte). Replaying a record yields exactly
+/// the spans the receiver handed on, whatever transport they came by.
+public enum SpanBatchCodec {
+    static let version: UInt8 = 1
+
+    public static func encode(_ spans: [SpanRecord]) -> [UInt8] {
+        var w = ProtoWriter(capacity: spans.count * 96 + 8)
+        w.raw(version)
+        w.varint(UInt64(spans.count))
+        for s in spans {
+            w.raw(s.traceID.bytes)
+            w.raw(s.spanID.bytes)
+            w.raw(s.parentSpanID.bytes)
+            var flags: UInt8 = s.category.rawValue & 0x3
+            if s.isError { flags |= 1 << 2 }
+            if s.explicitCostMicros != nil { flags |= 1 << 3 }
+            if s.verdict != nil { flags |= 1 << 4 }
+            if s.workflowNames.genAIWorkflow != nil { flags |= 1 << 5 }
+            if s.workflowNames.traceloopWorkflow != nil { flags |= 1 << 6 }
+            if s.workflowNames.agent != nil { flags |= 1 << 7 }
+            w.raw(flags)
+            w.lengthPrefixed(s.name)
+            w.lengthPrefixed(s.service)
+            w.lengthPrefixed(s.model)
+            w.varint(ProtoWriter.zigzag(s.startUnixNano))
+            w.varint(ProtoWriter.zigzag(s.endUnixNano - s.startUnixNano))
+            for v in [s.usage.input, s.usage.cacheRead, s.usage.cacheWrite, s.usage.output, s.usage.reasoning, s.resendCount] {
+                w.varint(ProtoWriter.zigzag(v))
+            }
+            if let c = s.explicitCostMicros { w.varint(ProtoWriter.zigzag(c)) }
+            if let v = s.verdict {
+                w.raw(UInt8(v.outcome.rawValue))
+                w.varint(ProtoWriter.zigzag(v.timeUnixNano))
+            }
+            if let n = s.workflowNames.genAIWorkflow { w.lengthPrefixed(n) }
+            if let n = s.workflowNames.traceloopWorkflow { w.lengthPrefixed(n) }
+            if let n = s.workflowNames.agent { w.lengthPrefixed(n) }
+        }
+        return w.bytes
+    }
+
+    public static func decode(_ bytes: ArraySlice<UInt8>) throws(ProtoDecodeError) -> [SpanRecord] {
+        var r = ByteReader(bytes)
+        guard try r.byte() == version else { throw ProtoDecodeError("unknown span batch version") }
+        let count = try r.varint()
+        guard count <= UInt64(bytes.count) else { throw ProtoDecodeError("span count \(count) exceeds record size") }
+        var out: [SpanRecord] = []
+        out.reserveCapacity(Int(count))
+        for _ in 0..<count {
+            guard let trace = TraceID(bytes: try r.take(16)), let span = SpanID(bytes: try r.take(8)), let parent = SpanID(bytes: try r.take(8)) else {
+                throw ProtoDecodeError("bad span identity")
+            }
+            let flags = try r.byte()
+            let name = try r.string(), service = try r.string(), model = try r.string()
+            let start = ProtoWriter.unzigzag(try r.varint())
+            let duration = ProtoWriter.unzigzag(try r.varint())
+            var numbers: [Int64] = []
+            for _ in 0..<6 { numbers.append(ProtoWriter.unzigzag(try r.varint())) }
+            let cost: Int64? = flags & (1 << 3) != 0 ? ProtoWriter.unzigzag(try r.varint()) : nil
+            var verdict: Verdict?
+            if flags & (1 << 4) != 0 {
+                let o = Outcome(rawValue: Int(try r.byte())) ?? .pending
+                verdict = Verdict(outcome: o, timeUnixNano: ProtoWriter.unzigzag(try r.varint()))
+            }
+            let names = WorkflowNames(
+                genAIWorkflow: flags & (1 << 5) != 0 ? try r.string() : nil,
+                traceloopWorkflow: flags & (1 << 6) != 0 ? try r.string() : nil,
+                agent: flags & (1 << 7) != 0 ? try r.string() : nil)
+            out.append(SpanRecord(
+                traceID: trace, spanID: span, parentSpanID: parent, name: name, service: service, startUnixNano: start,
+                endUnixNano: start + duration, isError: flags & (1 << 2) != 0, category: SpanRecord.Category(rawValue: flags & 0x3) ?? .other,
+                model: model, usage: TokenUsage(input: numbers[0], cacheRead: numbers[1], cacheWrite: numbers[2], output: numbers[3], reasoning: numbers[4]),
+                explicitCostMicros: cost, workflowNames: names, resendCount: numbers[5], verdict: verdict))
+        }
+        return out
+    }
+}
+
+struct ByteReader {
+    let data: ArraySlice<UInt8>
+    var position: Int
+
+    init(_ data: ArraySlice<UInt8>) {
+        self.data = data
+        position = data.startIndex
+    }
+
+    mutating func byte() throws(ProtoDecodeError) -> UInt8 {
+        guard position < data.endIndex else { throw ProtoDecodeError("record ends early") }
+        defer { position += 1 }
+        return data[position]
+    }
+
+    mutating func take(_ n: Int) throws(ProtoDecodeError) -> [UInt8] {
+        guard data.endIndex - position >= n else { throw ProtoDecodeError("record ends early") }
+        defer { position += n }
+        return Array(data[position..<(position + n)])
+    }
+
+    mutating func varint() throws(ProtoDecodeError) -> UInt64 {
+        var result: UInt64 = 0
+        var shift: UInt64 = 0
+        while true {
+            let b = try byte()
+            result |= UInt64(b & 0x7F) << shift
+            if b < 0x80 { return result }
+            shift += 7
+            if shift > 63 { throw ProtoDecodeError("varint too long") }
+        }
+    }
+
+    mutating func string() throws(ProtoDecodeError) -> String {
+        let n = try varint()
+        guard n <= UInt64(data.endIndex - position) else { throw ProtoDecodeError("string past end of record") }
+        return String(decoding: try take(Int(n)), as: UTF8.self)
+    }
+}

@@ -1,0 +1,391 @@
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// How durable an acknowledged batch is (`--durability`).
+public enum Durability: Sendable, Equatable {
+    /// fsync before the client is answered; one fsync covers every batch waiting (default).
+    case fsync
+    /// Written before the answer, fsynced every `intervalNano`: an OS crash or power loss
+    /// can lose up to that much acknowledged data (a daemon crash loses nothing).
+    case batch(intervalNano: UInt64)
+    /// Written to the OS only: an OS crash or power loss can lose whatever the kernel had
+    /// not written back yet (a daemon crash loses nothing).
+    case none
+
+    public static func parse(_ text: String, batchIntervalNano: UInt64) -> Durability? {
+        switch text {
+        case "fsync": .fsync
+        case "batch": .batch(intervalNano: batchIntervalNano)
+        case "none": Durability.none
+        default: nil
+        }
+    }
+}
+
+/// What the log holds as processed: every record below `walSequence` is reflected in the
+/// flushed segments up to `flushSequence`.
+public struct WALCheckpoint: Sendable, Equatable {
+    public var walSequence: UInt64
+    public var flushSequence: UInt64
+    public init(walSequence: UInt64, flushSequence: UInt64) {
+        self.walSequence = walSequence
+        self.flushSequence = flushSequence
+    }
+}
+
+/// What opening the log found and repaired.
+public struct WALRecoveryReport: Sendable {
+    public var checkpoint: WALCheckpoint
+    public var segments: Int = 0
+    public var recordsAfterCheckpoint: Int = 0
+    public var corruptRecords: Int = 0
+    public var tornBytesTruncated: Int = 0
+    public var removedTemporaryFiles: Int = 0
+    /// The record a previous replay was processing when the daemon died, if any: it is
+    /// quarantined and skipped so a poison record cannot crash-loop the daemon.
+    public var quarantined: UInt64?
+}
+
+/// Counters for /metrics.
+public struct WALMetrics: Sendable {
+    public var bytesWritten: Int64 = 0
+    public var recordsWritten: Int64 = 0
+    public var fsyncs: Int64 = 0
+    public var fsyncSecondsSum: Double = 0
+    /// Cumulative counts of fsyncs at or below each bound of `WALMetrics.fsyncBuckets`.
+    public var fsyncBucketCounts: [Int64] = Array(repeating: 0, count: WALMetrics.fsyncBuckets.count)
+    public var appendFailures: Int64 = 0
+    public var diskFullFailures: Int64 = 0
+    public var segmentBytes: Int64 = 0
+    public static let fsyncBuckets: [Double] = [0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1]
+}
+
+/// A segmented write-ahead log with CRC-checked records and group commit
+/// (segments `wal-<first sequence>.log`; `checkpoint`; `quarantine/`).
+public final class WriteAheadLog: @unchecked Sendable {
+    public struct Configuration: Sendable {
+        public var directory: String
+        public var durability: Durability = .fsync
+        /// A segment is closed and a new one started past this size (default 64 MiB).
+        public var segmentBytes: Int = 64 << 20
+        public init(directory: String) { self.directory = directory }
+    }
+
+    public let configuration: Configuration
+    let lock = NSCondition()
+    // Guarded by `lock`.
+    var queue: [(payload: [UInt8], continuation: CheckedContinuation<UInt64, any Error>)] = []
+    var closed = false
+    var metricsValue = WALMetrics()
+    var thread: Thread?
+    // Owned by the writer thread after start.
+    var fd: Int32 = -1
+    var segmentPath = ""
+    var segmentSize = 0
+    var nextSequence: UInt64
+    var lastSync: UInt64 = 0
+    var dirty = false
+
+    /// Opens the log: removes temporary files, repairs a torn tail, counts damaged records,
+    /// and quarantines the record a crashed replay was processing.
+    public static func open(_ configuration: Configuration) throws(WALError) -> (WriteAheadLog, WALRecoveryReport) {
+        let dir = configuration.directory
+        try WALFiles.makeDirectory(dir)
+        try WALFiles.makeDirectory(dir + "/quarantine")
+        var report = WALRecoveryReport(checkpoint: readCheckpoint(dir))
+        for name in WALFiles.list(dir) where name.hasSuffix(".tmp") {
+            unlink(dir + "/" + name)
+            report.removedTemporaryFiles += 1
+        }
+        let segments = segmentList(dir)
+        report.segments = segments.count
+        var next = report.checkpoint.walSequence
+        for (i, seg) in segments.enumerated() {
+            let path = dir + "/" + seg.name
+            let bytes = try WALFiles.readAll(path)
+            var offset = 0
+            scan: while offset < bytes.count {
+                switch WALRecordFrame.parse(bytes, at: offset) {
+                case .record(let seq, _, let size):
+                    next = max(next, seq + 1)
+                    if seq >= report.checkpoint.walSequence { report.recordsAfterCheckpoint += 1 }
+                    offset += size
+                case .corruptPayload(let seq, let size):
+                    next = max(next, seq + 1)
+                    report.corruptRecords += 1
+                    offset += size
+                case .badHeader, .truncated:
+                    if i == segments.count - 1 {
+                        // A torn write at the end of the log: cut it off.
+                        report.tornBytesTruncated += bytes.count - offset
+                        guard truncate(path, off_t(offset)) == 0 else { throw .errno("truncate", path) }
+                    } else {
+                        report.corruptRecords += 1
+                    }
+                    break scan
+                }
+            }
+        }
+        let marker = dir + "/replaying"
+        if let text = try? WALFiles.readAll(marker), let seq = UInt64(String(decoding: text, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)) {
+            report.quarantined = seq
+        }
+        let log = WriteAheadLog(configuration: configuration, nextSequence: next)
+        if let q = report.quarantined { try log.quarantine(q) }
+        unlink(marker)
+        return (log, report)
+    }
+
+    init(configuration: Configuration, nextSequence: UInt64) {
+        self.configuration = configuration
+        self.nextSequence = nextSequence
+    }
+
+    /// Starts the writer thread (after replay).
+    public func start() throws(WALError) {
+        try openSegment()
+        let t = Thread { [self] in self.writerLoop() }
+        t.name = "spanledger-wal"
+        thread = t
+        t.start()
+    }
+
+    /// The next sequence number the log will assign.
+    public var upcomingSequence: UInt64 { lock.withLock { nextSequence } }
+
+    public var metrics: WALMetrics { lock.withLock { metricsValue } }
+
+    /// Appends one record; returns its sequence number once it is as durable as the
+    /// configured durability promises. Throws `WALError` (disk full is `.diskFull`).
+    public func append(_ payload: [UInt8]) async throws -> UInt64 {
+        try await withCheckedThrowingContinuation { (c: CheckedContinuation<UInt64, any Error>) in
+            lock.lock()
+            if closed {
+                lock.unlock()
+                c.resume(throwing: WALError(code: .closed, message: "write-ahead log is closed"))
+                return
+            }
+            queue.append((payload, c))
+            lock.signal()
+            lock.unlock()
+        }
+    }
+
+    /// Records a checkpoint and deletes segments holding only records below it.
+    public func checkpoint(_ cp: WALCheckpoint) throws(WALError) {
+        let dir = configuration.directory
+        try WALFiles.writeAtomically(Array("\(cp.walSequence) \(cp.flushSequence)\n".utf8), to: dir + "/checkpoint")
+        let segments = Self.segmentList(dir)
+        let current = lock.withLock { segmentPath }
+        for (i, seg) in segments.enumerated() where i + 1 < segments.count {
+            // Segment i holds [seg.first, segments[i+1].first).
+            if segments[i + 1].first <= cp.walSequence && dir + "/" + seg.name != current {
+                unlink(dir + "/" + seg.name)
+            }
+        }
+    }
+
+    /// Reads every intact record with sequence ≥ `from`, in order, skipping damaged ones
+    /// and `skip`. A marker file names the record being processed so that a record that
+    /// crashes the daemon is quarantined at the next start instead of replayed again.
+    public func replay(from: UInt64, skip: UInt64?, _ body: (UInt64, ArraySlice<UInt8>) throws -> Void) throws {
+        let dir = configuration.directory
+        let markerPath = dir + "/replaying"
+        let marker = Glibc.open(markerPath, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+        defer {
+            if marker >= 0 { Glibc.close(marker) }
+            unlink(markerPath)
+        }
+        let segments = Self.segmentList(dir)
+        for (i, seg) in segments.enumerated() {
+            if i + 1 < segments.count && segments[i + 1].first <= from { continue }
+            let bytes = try WALFiles.readAll(dir + "/" + seg.name)
+            var offset = 0
+            scan: while offset < bytes.count {
+                switch WALRecordFrame.parse(bytes, at: offset) {
+                case .record(let seq, let payload, let size):
+                    offset += size
+                    guard seq >= from, seq != skip else { continue }
+                    if marker >= 0 {
+                        let text = Array("\(seq)\n".utf8)
+                        _ = text.withUnsafeBytes { pwrite(marker, $0.baseAddress, $0.count, 0) }
+                        _ = ftruncate(marker, off_t(text.count))
+                    }
+                    try body(seq, payload)
+                case .corruptPayload(_, let size):
+                    offset += size
+                case .badHeader, .truncated:
+                    break scan
+                }
+            }
+        }
+    }
+
+    /// Stops the writer after the records already queued are written and synced.
+    public func close() {
+        lock.lock()
+        closed = true
+        lock.signal()
+        lock.unlock()
+        while lock.withLock({ thread != nil }) { usleep(1000) }
+    }
+
+    // MARK: Writer thread
+
+    func writerLoop() {
+        while true {
+            lock.lock()
+            var deadline: Date?
+            if case .batch(let interval) = configuration.durability, dirty {
+                deadline = Date(timeIntervalSinceNow: Double(interval) / 1e9)
+            }
+            while queue.isEmpty && !closed {
+                if let d = deadline {
+                    if !lock.wait(until: d) { break }
+                } else {
+                    lock.wait()
+                }
+            }
+            let batch = queue
+            queue = []
+            let shuttingDown = closed
+            lock.unlock()
+            if !batch.isEmpty { write(batch) } else if dirty { _ = try? sync() }
+            if shuttingDown && batch.isEmpty {
+                if dirty { _ = try? sync() }
+                if fd >= 0 { Glibc.close(fd) }
+                fd = -1
+                lock.withLock { thread = nil }
+                return
+            }
+        }
+    }
+
+    func write(_ batch: [(payload: [UInt8], continuation: CheckedContinuation<UInt64, any Error>)]) {
+        var buffer: [UInt8] = []
+        buffer.reserveCapacity(batch.reduce(0) { $0 + $1.payload.count + WALRecordFrame.headerSize })
+        let first = nextSequence
+        for (i, item) in batch.enumerated() { WALRecordFrame.encode(sequence: first + UInt64(i), payload: item.payload, into: &buffer) }
+        let before = segmentSize
+        do throws(WALError) {
+            if fd < 0 { try openSegment() }
+            try WALFiles.writeAll(fd, buffer, path: segmentPath)
+            segmentSize += buffer.count
+            dirty = true
+            switch configuration.durability {
+            case .fsync:
+                try sync()
+            case .batch(let interval):
+                if WallNano.now() - lastSync >= interval { try sync() }
+            case .none:
+                break
+            }
+        } catch {
+            // Undo a partial write so the log stays a sequence of whole records.
+            if fd >= 0 { _ = ftruncate(fd, off_t(before)) }
+            segmentSize = before
+            lock.withLock {
+                metricsValue.appendFailures += Int64(batch.count)
+                if error.code == .diskFull { metricsValue.diskFullFailures += Int64(batch.count) }
+            }
+            for item in batch { item.continuation.resume(throwing: error) }
+            return
+        }
+        lock.withLock {
+            nextSequence = first + UInt64(batch.count)
+            metricsValue.bytesWritten += Int64(buffer.count)
+            metricsValue.recordsWritten += Int64(batch.count)
+            metricsValue.segmentBytes = Int64(segmentSize)
+        }
+        for (i, item) in batch.enumerated() { item.continuation.resume(returning: first + UInt64(i)) }
+        if segmentSize >= configuration.segmentBytes {
+            if dirty { try? sync() }
+            Glibc.close(fd)
+            fd = -1
+            try? openSegment()
+        }
+    }
+
+    @discardableResult
+    func sync() throws(WALError) -> Bool {
+        guard fd >= 0 else { return false }
+        let t0 = WallNano.now()
+        guard fsync(fd) == 0 else { throw .errno("fsync", segmentPath) }
+        let t1 = WallNano.now()
+        lastSync = t1
+        dirty = false
+        let seconds = Double(t1 - t0) / 1e9
+        lock.withLock {
+            metricsValue.fsyncs += 1
+            metricsValue.fsyncSecondsSum += seconds
+            for (i, bound) in WALMetrics.fsyncBuckets.enumerated() where seconds <= bound { metricsValue.fsyncBucketCounts[i] += 1 }
+        }
+        return true
+    }
+
+    func openSegment() throws(WALError) {
+        let dir = configuration.directory
+        let seq = lock.withLock { nextSequence }
+        // Continue the last segment if it is not full; otherwise start one named by the next sequence.
+        if let last = Self.segmentList(dir).last {
+            let path = dir + "/" + last.name
+            var st = stat()
+            if stat(path, &st) == 0 && Int(st.st_size) < configuration.segmentBytes && fd < 0 && segmentPath.isEmpty {
+                fd = Glibc.open(path, O_WRONLY | O_APPEND | O_CLOEXEC)
+                guard fd >= 0 else { throw .errno("open", path) }
+                segmentPath = path
+                segmentSize = Int(st.st_size)
+                return
+            }
+        }
+        let digits = String(seq)
+        let path = dir + "/wal-" + String(repeating: "0", count: max(0, 20 - digits.count)) + digits + ".log"
+        fd = Glibc.open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { throw .errno("create", path) }
+        segmentPath = path
+        segmentSize = 0
+        try WALFiles.syncDirectory(dir)
+    }
+
+    func quarantine(_ seq: UInt64) throws(WALError) {
+        var found: [UInt8]?
+        try? replayRaw(seq) { found = Array($0) }
+        let path = configuration.directory + "/quarantine/record-\(seq).bin"
+        try WALFiles.writeAtomically(found ?? [], to: path)
+    }
+
+    func replayRaw(_ seq: UInt64, _ body: (ArraySlice<UInt8>) -> Void) throws {
+        for seg in Self.segmentList(configuration.directory) {
+            let bytes = try WALFiles.readAll(configuration.directory + "/" + seg.name)
+            var offset = 0
+            while offset < bytes.count, case .record(let s, let payload, let size) = WALRecordFrame.parse(bytes, at: offset) {
+                if s == seq { body(payload); return }
+                offset += size
+            }
+        }
+    }
+
+    static func segmentList(_ dir: String) -> [(name: String, first: UInt64)] {
+        WALFiles.list(dir).compactMap { name in
+            guard name.hasPrefix("wal-"), name.hasSuffix(".log"), let first = UInt64(name.dropFirst(4).dropLast(4)) else { return nil }
+            return (name, first)
+        }.sorted { $0.first < $1.first }
+    }
+
+    static func readCheckpoint(_ dir: String) -> WALCheckpoint {
+        guard let bytes = try? WALFiles.readAll(dir + "/checkpoint") else { return WALCheckpoint(walSequence: 0, flushSequence: 0) }
+        let parts = String(decoding: bytes, as: UTF8.self).split(whereSeparator: { $0 == " " || $0 == "\n" })
+        guard parts.count >= 2, let w = UInt64(parts[0]), let f = UInt64(parts[1]) else { return WALCheckpoint(walSequence: 0, flushSequence: 0) }
+        return WALCheckpoint(walSequence: w, flushSequence: f)
+    }
+}
+
+enum WallNano {
+    static func now() -> UInt64 {
+        var ts = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &ts)
+        return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
+    }
+}
