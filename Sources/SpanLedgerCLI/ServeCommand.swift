@@ -10,6 +10,7 @@ import NIOCore
 import OTLPReceiver
 import QueryAPI
 import ServiceLifecycle
+import Synchronization
 import WriteAheadLog
 
 struct ServeCommand: AsyncParsableCommand {
@@ -109,7 +110,9 @@ struct ServeCommand: AsyncParsableCommand {
             gracefulShutdownSignals: [.sigterm, .sigint],
             cancellationSignals: [],
             logger: logger))
+        let signals = SecondSignalExit(logger: logger)
         try await group.run()
+        signals.cancel()
         wal.close()
         listening.remove()
         logger.info("stopped cleanly")
@@ -142,4 +145,31 @@ actor ListeningFile {
     }
 
     nonisolated func remove() { FileIO.remove(path) }
+}
+
+/// The first SIGTERM/SIGINT starts the graceful shutdown (ServiceGroup); a second one
+/// exits at once. Data already acknowledged is in the write-ahead log either way.
+final class SecondSignalExit: @unchecked Sendable { // sources are set once and only cancelled
+    let sources: [any DispatchSourceSignal]
+
+    init(logger: Logger) {
+        let count = Mutex(0)
+        sources = [SIGTERM, SIGINT].map { sig in
+            let source = DispatchSource.makeSignalSource(signal: sig, queue: .global())
+            source.setEventHandler {
+                let n = count.withLock { c in
+                    c += 1
+                    return c
+                }
+                if n >= 2 {
+                    logger.warning("second signal: exiting now without finishing the shutdown")
+                    exit(130)
+                }
+            }
+            source.resume()
+            return source
+        }
+    }
+
+    func cancel() { for s in sources { s.cancel() } }
 }
