@@ -24,7 +24,7 @@ let package = Package(
         .systemLibrary(name: "CProtobufC", pkgConfig: "libprotobuf-c", providers: [.apt(["libprotobuf-c-dev"])]),
         .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
         .target(name: "OTLPProtoC", dependencies: ["CProtobufC"]),
-        .target(name: "CDecodeSupport", dependencies: ["CProtobufC"]),
+        .target(name: "CDecodeSupport", dependencies: ["CProtobufC", "OTLPProtoC"]),
 
         // Domain and wire helpers.
         .target(name: "LedgerCore"),

@@ -92,6 +92,9 @@ public struct HTTPServerConfiguration: Sendable {
     public var host: String
     public var port: Int
     public var idleTimeout: TimeAmount = .seconds(30)
+    /// A request (headers and body) must arrive within this, counted from when the
+    /// connection starts waiting for it: a client trickling bytes is cut off.
+    public var readTimeout: TimeAmount = .seconds(30)
     public var backlog: Int32 = 256
 
     public init(host: String, port: Int) {
@@ -181,6 +184,12 @@ public final class HTTPServer: Service, Sendable {
             return
         }
         defer { connections.closed(id) }
+        let readTimeout = configuration.readTimeout
+        func armDeadline() -> Scheduled<Void> {
+            channel.eventLoop.scheduleTask(in: readTimeout) { channel.close(promise: nil) }
+        }
+        var deadline = armDeadline()
+        defer { deadline.cancel() }
         do {
             try await connection.executeThenClose { inbound, outbound in
                 var head: HTTPRequestHead?
@@ -206,11 +215,13 @@ public final class HTTPServer: Service, Sendable {
                     case .end:
                         guard let h = head else { continue }
                         head = nil
+                        deadline.cancel()
                         let response = await handler.handle(HTTPRequest(method: h.method, uri: h.uri, headers: h.headers, body: body))
                         let keepAlive = h.isKeepAlive && !response.close && !connections.isShuttingDown
                         try await write(response, keepAlive: keepAlive, to: outbound)
                         if !keepAlive { return }
                         body = channel.allocator.buffer(capacity: 0)
+                        deadline = armDeadline()
                         connections.idle(id)
                     }
                 }

@@ -13,9 +13,10 @@ public enum SpanBatchCodec {
         w.raw(version)
         w.varint(UInt64(spans.count))
         for s in spans {
-            w.raw(s.traceID.bytes)
-            w.raw(s.spanID.bytes)
-            w.raw(s.parentSpanID.bytes)
+            w.bigEndian64(s.traceID.high)
+            w.bigEndian64(s.traceID.low)
+            w.bigEndian64(s.spanID.value)
+            w.bigEndian64(s.parentSpanID.value)
             var flags: UInt8 = s.category.rawValue & 0x3
             if s.isError { flags |= 1 << 2 }
             if s.explicitCostMicros != nil { flags |= 1 << 3 }
@@ -29,9 +30,12 @@ public enum SpanBatchCodec {
             w.lengthPrefixed(s.model)
             w.varint(ProtoWriter.zigzag(s.startUnixNano))
             w.varint(ProtoWriter.zigzag(s.endUnixNano - s.startUnixNano))
-            for v in [s.usage.input, s.usage.cacheRead, s.usage.cacheWrite, s.usage.output, s.usage.reasoning, s.resendCount] {
-                w.varint(ProtoWriter.zigzag(v))
-            }
+            w.varint(ProtoWriter.zigzag(s.usage.input))
+            w.varint(ProtoWriter.zigzag(s.usage.cacheRead))
+            w.varint(ProtoWriter.zigzag(s.usage.cacheWrite))
+            w.varint(ProtoWriter.zigzag(s.usage.output))
+            w.varint(ProtoWriter.zigzag(s.usage.reasoning))
+            w.varint(ProtoWriter.zigzag(s.resendCount))
             if let c = s.explicitCostMicros { w.varint(ProtoWriter.zigzag(c)) }
             if let v = s.verdict {
                 w.raw(UInt8(v.outcome.rawValue))

@@ -2,6 +2,9 @@ internal import CDecodeSupport
 internal import CProtobufC
 internal import OTLPProtoC
 import LedgerCore
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// The result of decoding one ExportTraceServiceRequest: the spans kept, and the spans
 /// rejected alone (bad IDs) for the OTLP partial-success response.
@@ -30,10 +33,13 @@ public struct OTLPDecodeError: Error, Sendable, CustomStringConvertible {
 public final class OTLPProtobufDecoder {
     private var arena = sl_arena()
     private let arenaLimit: Int
+    private let reader = SpanConventionReader()
+    public let limits: DecodeLimits
 
     /// `arenaLimit` bounds the memory one decode may take (default 256 MiB).
-    public init(blockSize: Int = 1 << 20, arenaLimit: Int = 256 << 20) {
+    public init(blockSize: Int = 1 << 20, arenaLimit: Int = 256 << 20, limits: DecodeLimits = .default) {
         self.arenaLimit = arenaLimit
+        self.limits = limits
         sl_arena_init(&arena, blockSize, arenaLimit)
     }
 
@@ -45,6 +51,9 @@ public final class OTLPProtobufDecoder {
         sl_arena_reset(&arena)
         defer { sl_arena_reset(&arena) }
         let base = bytes.baseAddress?.assumingMemoryBound(to: UInt8.self)
+        if let base, sl_nesting_exceeds(sl_export_trace_request_descriptor(), base, bytes.count, limits.protobufMessageDepth) != 0 {
+            throw OTLPDecodeError("attribute values nest deeper than \(limits.maxAnyValueDepth) levels (arrays or key-value lists)")
+        }
         guard let request = opentelemetry__proto__collector__trace__v1__export_trace_service_request__unpack(
             sl_arena_allocator(&arena), bytes.count, base ?? UnsafePointer(bitPattern: 1)) else {
             if arena.bytes_allocated + 4096 >= arenaLimit {
@@ -54,6 +63,14 @@ public final class OTLPProtobufDecoder {
         }
         var batch = DecodedBatch()
         let r = request.pointee
+        var total = 0
+        for i in 0..<r.n_resource_spans {
+            guard let rs = r.resource_spans[i] else { continue }
+            for j in 0..<rs.pointee.n_scope_spans { total += rs.pointee.scope_spans[j]?.pointee.n_spans ?? 0 }
+        }
+        guard total <= limits.maxSpansPerRequest else {
+            throw OTLPDecodeError("request has \(total) spans; the limit is \(limits.maxSpansPerRequest) per request")
+        }
         for i in 0..<r.n_resource_spans {
             guard let rs = r.resource_spans[i] else { continue }
             let service = Self.serviceName(rs.pointee.resource)
@@ -62,7 +79,7 @@ public final class OTLPProtobufDecoder {
                 batch.spans.reserveCapacity(batch.spans.count + ss.pointee.n_spans)
                 for k in 0..<ss.pointee.n_spans {
                     guard let span = ss.pointee.spans[k] else { continue }
-                    if let record = Self.record(span, service: service, batch: &batch) {
+                    if let record = Self.record(span, service: service, reader: reader, limits: limits, batch: &batch) {
                         batch.spans.append(record)
                     }
                 }
@@ -112,7 +129,8 @@ public final class OTLPProtobufDecoder {
         UnsafeRawBufferPointer(start: b.data, count: b.len)
     }
 
-    static func record(_ span: UnsafeMutablePointer<Opentelemetry__Proto__Trace__V1__Span>, service: String, batch: inout DecodedBatch) -> SpanRecord? {
+    static func record(_ span: UnsafeMutablePointer<Opentelemetry__Proto__Trace__V1__Span>, service: String, reader builder: SpanConventionReader,
+                       limits: DecodeLimits, batch: inout DecodedBatch) -> SpanRecord? {
         let s = span.pointee
         guard let traceID = TraceID(bytes: bytes(s.trace_id)), !traceID.isZero else {
             batch.reject("span with an invalid trace_id (must be 16 bytes, not all zero)")
@@ -131,9 +149,18 @@ public final class OTLPProtobufDecoder {
             batch.reject("span with an invalid parent_span_id (must be empty or 8 bytes)")
             return nil
         }
-        var builder = SpanConventionReader()
+        guard s.n_attributes <= limits.maxAttributesPerSpan else {
+            batch.reject("span with \(s.n_attributes) attributes; the limit is \(limits.maxAttributesPerSpan)")
+            return nil
+        }
+        builder.reset()
         for i in 0..<s.n_attributes {
             guard let kv = s.attributes[i] else { continue }
+            if let v = kv.pointee.value, v.pointee.value_case == OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_STRING_VALUE,
+               let p = v.pointee.string_value, strnlen(p, limits.maxAttributeValueBytes + 1) > limits.maxAttributeValueBytes {
+                batch.reject("span with an attribute value over \(limits.maxAttributeValueBytes) bytes")
+                return nil
+            }
             let key = sl_attribute_key(kv.pointee.key)
             if key != SL_KEY_NONE { builder.read(key, AttributeValue(kv.pointee.value)) }
         }
@@ -142,9 +169,8 @@ public final class OTLPProtobufDecoder {
             guard let ev = s.events[i], let name = ev.pointee.name, strcmpEquals(name, "gen_ai.evaluation.result") else { continue }
             for a in 0..<ev.pointee.n_attributes {
                 guard let kv = ev.pointee.attributes[a], sl_attribute_key(kv.pointee.key) == SL_KEY_EVALUATION_SCORE_LABEL,
-                      let label = AttributeValue(kv.pointee.value).string, let outcome = Outcome(label: label) else { continue }
-                let v = Verdict(outcome: outcome, timeUnixNano: Int64(clamping: ev.pointee.time_unix_nano))
-                builder.verdict = v.latest(builder.verdict)
+                      let label = AttributeValue(kv.pointee.value).string else { continue }
+                builder.evaluation(label: label, timeUnixNano: Int64(clamping: ev.pointee.time_unix_nano))
             }
         }
         let isError = s.status?.pointee.code == OPENTELEMETRY__PROTO__TRACE__V1__STATUS__STATUS_CODE__STATUS_CODE_ERROR
@@ -164,7 +190,7 @@ func strcmpEquals(_ a: UnsafePointer<CChar>, _ b: StaticString) -> Bool {
 
 /// An OTLP AnyValue read through protobuf-c, converted on demand.
 struct AttributeValue {
-    enum Kind { case string(UnsafePointer<CChar>), int(Int64), double(Double), bool(Bool), other }
+    enum Kind { case string(UnsafePointer<CChar>), text(String), int(Int64), double(Double), bool(Bool), other }
     let kind: Kind
 
     init(_ value: UnsafeMutablePointer<Opentelemetry__Proto__Common__V1__AnyValue>?) {
@@ -184,6 +210,7 @@ struct AttributeValue {
     var string: String? {
         switch kind {
         case .string(let p): String(cString: p)
+        case .text(let t): t
         case .int(let i): String(i)
         case .double(let d): String(d)
         case .bool(let b): String(b)
@@ -195,7 +222,7 @@ struct AttributeValue {
         switch kind {
         case .int(let i): i
         case .double(let d): d.isFinite && abs(d) < 9e18 ? Int64(d) : nil
-        case .string: string.flatMap { Int64($0.trimmingWhitespace()) ?? Double($0.trimmingWhitespace()).flatMap { $0.isFinite && abs($0) < 9e18 ? Int64($0) : nil } }
+        case .string, .text: string.flatMap { Int64($0.trimmingWhitespace()) ?? Double($0.trimmingWhitespace()).flatMap { $0.isFinite && abs($0) < 9e18 ? Int64($0) : nil } }
         case .bool, .other: nil
         }
     }
@@ -204,7 +231,7 @@ struct AttributeValue {
         switch kind {
         case .int(let i): Double(i)
         case .double(let d): d.isFinite ? d : nil
-        case .string: string.flatMap { Double($0.trimmingWhitespace()) }
+        case .string, .text: string.flatMap { Double($0.trimmingWhitespace()) }
         case .bool, .other: nil
         }
     }

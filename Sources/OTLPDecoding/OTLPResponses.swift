@@ -33,6 +33,36 @@ public enum OTLPResponses {
     }
 }
 
+/// The same responses in the OTLP JSON encoding (int64 as strings, lowerCamelCase).
+public enum OTLPJSONResponses {
+    public static func exportResponse(rejectedSpans: Int64 = 0, errorMessage: String? = nil) -> [UInt8] {
+        guard rejectedSpans > 0 || errorMessage != nil else { return Array("{}".utf8) }
+        return Array("{\"partialSuccess\":{\"rejectedSpans\":\"\(rejectedSpans)\",\"errorMessage\":\(quote(errorMessage ?? ""))}}".utf8)
+    }
+
+    public static func status(code: Int32, message: String, retryAfterSeconds: Int64? = nil) -> [UInt8] {
+        var text = "{\"code\":\(code),\"message\":\(quote(message))"
+        if let retryAfterSeconds {
+            text += ",\"details\":[{\"@type\":\"type.googleapis.com/google.rpc.RetryInfo\",\"retryDelay\":\"\(retryAfterSeconds)s\"}]"
+        }
+        return Array((text + "}").utf8)
+    }
+
+    static func quote(_ s: String) -> String {
+        var out = "\""
+        for u in s.unicodeScalars {
+            switch u {
+            case "\"": out += "\\\""
+            case "\\": out += "\\\\"
+            case "\n": out += "\\n"
+            default:
+                if u.value < 0x20 { out += "\\u00" + (u.value < 16 ? "0" : "") + String(u.value, radix: 16) } else { out.unicodeScalars.append(u) }
+            }
+        }
+        return out + "\""
+    }
+}
+
 /// gRPC status codes used in google.rpc.Status bodies.
 public enum RPCCode {
     public static let ok: Int32 = 0

@@ -3,15 +3,35 @@ import LedgerCore
 
 /// Applies Schemas/conventions.md to the attributes of one span: each measure keeps the
 /// value of its highest-precedence attribute, whatever order attributes arrive in.
-struct SpanConventionReader {
+/// One reader serves every span of a decoder: `reset` clears only the slots the last
+/// span touched, so no storage is allocated per span.
+final class SpanConventionReader {
     /// Values by key id; the conventions' precedence is applied in `finish`.
     private var ints: [Int64?] = Array(repeating: nil, count: Int(SL_KEY_COUNT.rawValue))
     private var doubles: [Double?] = Array(repeating: nil, count: Int(SL_KEY_COUNT.rawValue))
     private var strings: [String?] = Array(repeating: nil, count: Int(SL_KEY_COUNT.rawValue))
+    private var touched: [Int] = []
     var verdict: Verdict?
 
-    mutating func read(_ key: sl_key, _ value: AttributeValue) {
+    func reset() {
+        for i in touched {
+            ints[i] = nil
+            doubles[i] = nil
+            strings[i] = nil
+        }
+        touched.removeAll(keepingCapacity: true)
+        verdict = nil
+    }
+
+    /// A `gen_ai.evaluation.result` event's score label at its time; the latest wins.
+    func evaluation(label: String, timeUnixNano: Int64) {
+        guard let outcome = Outcome(label: label) else { return }
+        verdict = Verdict(outcome: outcome, timeUnixNano: timeUnixNano).latest(verdict)
+    }
+
+    func read(_ key: sl_key, _ value: AttributeValue) {
         let i = Int(key.rawValue)
+        touched.append(i)
         switch key {
         case SL_KEY_GEN_AI_OPERATION_NAME, SL_KEY_OPENINFERENCE_SPAN_KIND, SL_KEY_TRACELOOP_SPAN_KIND, SL_KEY_LLM_REQUEST_TYPE,
              SL_KEY_GEN_AI_RESPONSE_MODEL, SL_KEY_GEN_AI_REQUEST_MODEL, SL_KEY_LLM_MODEL_NAME, SL_KEY_LLM_RESPONSE_MODEL,

@@ -14,36 +14,42 @@ import ZlibCodec
 public struct OTLPHTTPReceiver: HTTPHandler {
     public let maxBodySize: Int
     let consumer: any SpanConsumer
-    let decoders = DecoderPool()
+    let decoders: DecoderPool
     let counters: ReceiverCounters
 
-    public init(consumer: any SpanConsumer, maxBodySize: Int = 16 << 20, counters: ReceiverCounters = ReceiverCounters()) {
+    public init(consumer: any SpanConsumer, maxBodySize: Int = 16 << 20, counters: ReceiverCounters = ReceiverCounters(), limits: DecodeLimits = .default) {
         self.consumer = consumer
+        self.decoders = DecoderPool(limits: limits)
         self.maxBodySize = maxBodySize
         self.counters = counters
     }
 
     public static let tracesPath = "/v1/traces"
 
+    /// The two OTLP/HTTP encodings; a response uses the request's.
+    enum Encoding {
+        case protobuf, json
+        var contentType: String { self == .json ? "application/json" : "application/x-protobuf" }
+    }
+
     public func handle(_ request: HTTPRequest) async -> HTTPResponse {
+        let mediaType = request.headers.first(name: "content-type").map(Self.mediaType) ?? ""
+        let encoding: Encoding = mediaType == "application/json" ? .json : .protobuf
         guard request.path == Self.tracesPath else {
-            return error(.notFound, RPCCode.notFound, "no such path \(request.path); OTLP traces are received at POST \(Self.tracesPath)")
+            return error(.notFound, RPCCode.notFound, "no such path \(request.path); OTLP traces are received at POST \(Self.tracesPath)", encoding)
         }
         guard request.method == .POST else {
-            var r = error(.methodNotAllowed, RPCCode.unimplemented, "method \(request.method) not allowed on \(Self.tracesPath); use POST")
+            var r = error(.methodNotAllowed, RPCCode.unimplemented, "method \(request.method) not allowed on \(Self.tracesPath); use POST", encoding)
             r.headers.add(name: "Allow", value: "POST")
             return r
         }
-        let mediaType = request.headers.first(name: "content-type").map(Self.mediaType) ?? ""
-        guard mediaType == "application/x-protobuf" else {
+        guard mediaType == "application/x-protobuf" || mediaType == "application/json" else {
             return error(.unsupportedMediaType, RPCCode.invalidArgument,
-                         "unsupported Content-Type '\(mediaType)'; this endpoint accepts application/x-protobuf")
+                         "unsupported Content-Type '\(mediaType)'; this endpoint accepts application/x-protobuf and application/json", encoding)
         }
         var body = request.body
         guard counters.reserve(body.readableBytes) else {
-            var r = error(.serviceUnavailable, RPCCode.unavailable, "too many request bytes in flight; retry later", retryAfter: 1)
-            r.headers.add(name: "Retry-After", value: "1")
-            return r
+            return refusal("too many request bytes in flight; retry later", retryAfter: 1, encoding)
         }
         defer { counters.release(request.body.readableBytes) }
         var bytes = body.readBytes(length: body.readableBytes) ?? []
@@ -55,43 +61,52 @@ public struct OTLPHTTPReceiver: HTTPHandler {
                 bytes = try Zlib.decompress(bytes, format: .gzip, limit: maxBodySize)
             } catch let e where e.code == .outputLimitExceeded {
                 counters.add(refused: 1)
-                return self.error(.payloadTooLarge, RPCCode.resourceExhausted, "decompressed body exceeds the limit of \(maxBodySize) bytes")
+                return self.error(.payloadTooLarge, RPCCode.resourceExhausted, "decompressed body exceeds the limit of \(maxBodySize) bytes", encoding)
             } catch {
                 counters.add(refused: 1)
-                return self.error(.badRequest, RPCCode.invalidArgument, "gzip body cannot be decompressed: \(error.message)")
+                return self.error(.badRequest, RPCCode.invalidArgument, "gzip body cannot be decompressed: \(error.message)", encoding)
             }
         case let other:
-            return error(.unsupportedMediaType, RPCCode.invalidArgument, "unsupported Content-Encoding '\(other)'; use gzip or none")
+            counters.add(refused: 1)
+            return error(.unsupportedMediaType, RPCCode.invalidArgument, "unsupported Content-Encoding '\(other)'; use gzip or none", encoding)
         }
         let batch: DecodedBatch
         do {
-            batch = try decoders.withDecoder { try $0.decode(bytes) }
+            batch = try encoding == .json ? decoders.withJSONDecoder { try $0.decode(bytes) } : decoders.withDecoder { try $0.decode(bytes) }
         } catch {
             counters.add(refused: 1)
-            return self.error(.badRequest, RPCCode.invalidArgument, "\(error)")
+            return self.error(.badRequest, RPCCode.invalidArgument, "\(error)", encoding)
         }
         do {
             try await consumer.consume(batch.spans)
         } catch {
             counters.add(refused: 1)
-            var r = self.error(.serviceUnavailable, RPCCode.unavailable, error.message, retryAfter: error.retryAfterSeconds)
-            r.headers.add(name: "Retry-After", value: String(error.retryAfterSeconds))
-            return r
+            return refusal(error.message, retryAfter: error.retryAfterSeconds, encoding)
         }
         counters.add(spans: Int64(batch.spans.count), rejected: batch.rejectedSpans)
         let message = batch.rejectedSpans > 0 ? "\(batch.rejectedSpans) span(s) rejected: \(batch.rejectionMessage ?? "invalid span")" : nil
-        return HTTPResponse(status: .ok, headers: ["Content-Type": "application/x-protobuf"],
-                            body: OTLPResponses.exportResponse(rejectedSpans: batch.rejectedSpans, errorMessage: message))
+        let answer = encoding == .json ? OTLPJSONResponses.exportResponse(rejectedSpans: batch.rejectedSpans, errorMessage: message)
+                                       : OTLPResponses.exportResponse(rejectedSpans: batch.rejectedSpans, errorMessage: message)
+        return HTTPResponse(status: .ok, headers: ["Content-Type": encoding.contentType], body: answer)
     }
 
     public func bodyTooLarge(_ head: HTTPRequestHead) -> HTTPResponse {
         counters.add(refused: 1)
-        return error(.payloadTooLarge, RPCCode.resourceExhausted, "request body exceeds the limit of \(maxBodySize) bytes", close: true)
+        let encoding: Encoding = head.headers.first(name: "content-type").map(Self.mediaType) == "application/json" ? .json : .protobuf
+        return error(.payloadTooLarge, RPCCode.resourceExhausted, "request body exceeds the limit of \(maxBodySize) bytes", encoding, close: true)
     }
 
-    func error(_ status: HTTPResponseStatus, _ code: Int32, _ message: String, retryAfter: Int? = nil, close: Bool = false) -> HTTPResponse {
-        HTTPResponse(status: status, headers: ["Content-Type": "application/x-protobuf"],
-                     body: OTLPResponses.status(code: code, message: message, retryAfterSeconds: retryAfter.map(Int64.init)), close: close)
+    /// 503 with Retry-After and a google.rpc.Status carrying RetryInfo (OTLP "throttling").
+    func refusal(_ message: String, retryAfter: Int, _ encoding: Encoding) -> HTTPResponse {
+        var r = error(.serviceUnavailable, RPCCode.unavailable, message, encoding, retryAfter: retryAfter)
+        r.headers.add(name: "Retry-After", value: String(retryAfter))
+        return r
+    }
+
+    func error(_ status: HTTPResponseStatus, _ code: Int32, _ message: String, _ encoding: Encoding, retryAfter: Int? = nil, close: Bool = false) -> HTTPResponse {
+        let body = encoding == .json ? OTLPJSONResponses.status(code: code, message: message, retryAfterSeconds: retryAfter.map(Int64.init))
+                                     : OTLPResponses.status(code: code, message: message, retryAfterSeconds: retryAfter.map(Int64.init))
+        return HTTPResponse(status: status, headers: ["Content-Type": encoding.contentType], body: body, close: close)
     }
 
     /// `application/x-protobuf; charset=…` → `application/x-protobuf`.
@@ -151,13 +166,25 @@ public final class ReceiverCounters: Sendable {
     }
 }
 
-/// Reusable decoders (each owns an arena), so concurrent requests never share one.
+/// Reusable decoders (each protobuf decoder owns an arena), so concurrent requests never share one.
 final class DecoderPool: @unchecked Sendable {
-    private let free = NIOLockedValueBox<[OTLPProtobufDecoder]>([])
+    private let protobuf = NIOLockedValueBox<[OTLPProtobufDecoder]>([])
+    private let json = NIOLockedValueBox<[OTLPJSONDecoder]>([])
+    let limits: DecodeLimits
+
+    init(limits: DecodeLimits) {
+        self.limits = limits
+    }
 
     func withDecoder<T>(_ body: (OTLPProtobufDecoder) throws -> T) rethrows -> T {
-        let decoder = free.withLockedValue { $0.popLast() } ?? OTLPProtobufDecoder()
-        defer { free.withLockedValue { if $0.count < 16 { $0.append(decoder) } } }
+        let decoder = protobuf.withLockedValue { $0.popLast() } ?? OTLPProtobufDecoder(limits: limits)
+        defer { protobuf.withLockedValue { if $0.count < 16 { $0.append(decoder) } } }
+        return try body(decoder)
+    }
+
+    func withJSONDecoder<T>(_ body: (OTLPJSONDecoder) throws -> T) rethrows -> T {
+        let decoder = json.withLockedValue { $0.popLast() } ?? OTLPJSONDecoder(limits: limits)
+        defer { json.withLockedValue { if $0.count < 16 { $0.append(decoder) } } }
         return try body(decoder)
     }
 }

@@ -19,6 +19,11 @@ public struct ProtoWriter: Sendable {
 
     public mutating func tag(_ field: Int, _ wireType: Int) { varint(UInt64(field << 3 | wireType)) }
 
+    /// Appends 8 bytes, most significant first (IDs in wire order).
+    public mutating func bigEndian64(_ v: UInt64) {
+        withUnsafeBytes(of: v.bigEndian) { bytes.append(contentsOf: $0) }
+    }
+
     /// Appends bytes as they are (no tag, no length).
     public mutating func raw(_ value: [UInt8]) { bytes += value }
     public mutating func raw(_ byte: UInt8) { bytes.append(byte) }

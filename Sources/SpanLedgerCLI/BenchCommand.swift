@@ -43,12 +43,15 @@ struct BenchCommand: AsyncParsableCommand {
         if wanted.contains("http") || wanted.contains("query") {
             let counts = connections.split(separator: ",").compactMap { Int(String($0).trimmingWhitespace()) }
             for c in counts {
-                results.append(try await endToEnd(workload, binary: binary, connections: c, gzip: false,
+                results.append(try await endToEnd(workload, binary: binary, connections: c, gzip: false, durability: "fsync",
                                                   measureQueries: wanted.contains("query") && c == counts.last))
+            }
+            if let most = counts.max() {
+                results.append(try await endToEnd(workload, binary: binary, connections: most, gzip: false, durability: "none", measureQueries: false))
             }
         }
         if wanted.contains("gzip") {
-            results.append(try await endToEnd(workload, binary: binary, connections: 4, gzip: true, measureQueries: false))
+            results.append(try await endToEnd(workload, binary: binary, connections: 4, gzip: true, durability: "fsync", measureQueries: false))
         }
         if !results.isEmpty {
             print(ScenarioResult.table(results, ceiling: ceiling))
@@ -86,15 +89,15 @@ struct BenchCommand: AsyncParsableCommand {
         return DecodeFigures(arena: arena, malloc: malloc, stage: stage)
     }
 
-    func endToEnd(_ w: AgentWorkload, binary: String, connections: Int, gzip: Bool, measureQueries: Bool) async throws -> ScenarioResult {
-        let name = gzip ? "http+gzip ×\(connections)" : "http ×\(connections)"
+    func endToEnd(_ w: AgentWorkload, binary: String, connections: Int, gzip: Bool, durability: String, measureQueries: Bool) async throws -> ScenarioResult {
+        let name = (gzip ? "http+gzip ×\(connections)" : "http ×\(connections)") + " " + durability
         let dataDir = NSTemporaryDirectory() + "spanledger-bench-" + UUID().uuidString
         try FileManager.default.createDirectory(atPath: dataDir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: dataDir) }
         let daemon = Process()
         daemon.executableURL = URL(fileURLWithPath: binary)
         daemon.arguments = ["serve", "--data", dataDir, "--otlp-http", "127.0.0.1:0", "--api", "127.0.0.1:0", "--trace-wait", "\(Int(Self.traceWaitSeconds * 1000))ms",
-                            "--flush-interval", "2s", "--log-level", "warning"]
+                            "--flush-interval", "2s", "--log-level", "warning", "--durability", durability]
         try daemon.run()
         let pid = daemon.processIdentifier
         var listening: [String: Any] = [:]

@@ -7,6 +7,7 @@ import LedgerPipeline
 import LedgerStore
 import Logging
 import NIOCore
+import OTLPDecoding
 import OTLPReceiver
 import QueryAPI
 import ServiceLifecycle
@@ -33,6 +34,11 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "Write-ahead log durability: fsync (before every answer, group-committed), batch (fsync every --durability-interval), none (default fsync).") var durability: String?
     @Option(name: .customLong("durability-interval"), help: "fsync period of --durability batch (default 100ms).") var durabilityInterval: String?
     @Option(name: .customLong("max-inflight-bytes"), help: "Request bytes decoded and logged at once before 503 (default 67108864).") var maxInflightBytes: Int?
+    @Option(name: .customLong("read-timeout"), help: "A whole request must arrive within this (default 30s).") var readTimeout: String?
+    @Option(name: .customLong("max-attribute-depth"), help: "Nesting of attribute arrays/key-value lists (default 32).") var maxAttributeDepth: Int?
+    @Option(name: .customLong("max-span-attributes"), help: "Attributes per span (default 1024).") var maxSpanAttributes: Int?
+    @Option(name: .customLong("max-attribute-bytes"), help: "Bytes of one string attribute value (default 65536).") var maxAttributeBytes: Int?
+    @Option(name: .customLong("max-spans-per-request"), help: "Spans in one request (default 100000).") var maxSpansPerRequest: Int?
 
     func settings() throws -> ServeSettings {
         var s = ServeSettings()
@@ -52,6 +58,11 @@ struct ServeCommand: AsyncParsableCommand {
         if let durability { s.durability = durability }
         if let durabilityInterval { s.durabilityInterval = durabilityInterval }
         if let maxInflightBytes { s.maxInflightBytes = maxInflightBytes }
+        if let readTimeout { s.readTimeout = readTimeout }
+        if let maxAttributeDepth { s.maxAttributeDepth = maxAttributeDepth }
+        if let maxSpanAttributes { s.maxSpanAttributes = maxSpanAttributes }
+        if let maxAttributeBytes { s.maxAttributeBytes = maxAttributeBytes }
+        if let maxSpansPerRequest { s.maxSpansPerRequest = maxSpansPerRequest }
         return s
     }
 
@@ -93,10 +104,22 @@ struct ServeCommand: AsyncParsableCommand {
         let idle = try ServeSettings.duration(s.idleTimeout, "idle timeout")
         otlpConfig.idleTimeout = .nanoseconds(idle)
         apiConfig.idleTimeout = .nanoseconds(idle)
+        let readTimeout = try ServeSettings.duration(s.readTimeout, "read timeout")
+        otlpConfig.readTimeout = .nanoseconds(readTimeout)
+        apiConfig.readTimeout = .nanoseconds(readTimeout)
+        var decodeLimits = DecodeLimits()
+        decodeLimits.maxAnyValueDepth = s.maxAttributeDepth
+        decodeLimits.maxAttributesPerSpan = s.maxSpanAttributes
+        decodeLimits.maxAttributeValueBytes = s.maxAttributeBytes
+        decodeLimits.maxSpansPerRequest = s.maxSpansPerRequest
+        guard [s.maxAttributeDepth, s.maxSpanAttributes, s.maxAttributeBytes, s.maxSpansPerRequest].allSatisfy({ $0 > 0 }) else {
+            throw ValidationError("decode limits must be positive")
+        }
 
         let listening = ListeningFile(path: s.data + "/listening.json", expected: ["otlp_http", "api"])
         let otlp = HTTPServer(name: "OTLP/HTTP receiver", configuration: otlpConfig,
-                              handler: OTLPHTTPReceiver(consumer: DurableIngest(ledger: ledger, wal: wal), maxBodySize: s.maxBodySize, counters: counters), logger: logger,
+                              handler: OTLPHTTPReceiver(consumer: DurableIngest(ledger: ledger, wal: wal), maxBodySize: s.maxBodySize, counters: counters,
+                                                         limits: decodeLimits), logger: logger,
                               onBound: { await listening.bound("otlp_http", $0) })
         let queryAPI = HTTPServer(name: "query API", configuration: apiConfig,
                                   handler: QueryHTTPHandler(ledger: ledger, metrics: { await SelfMetrics.render(ledger: ledger, receiver: counters, wal: wal) }),

@@ -36,10 +36,21 @@ struct ServeSettings: Sendable, Equatable {
     var durabilityInterval = "100ms"
     /// `--max-inflight-bytes` / `max_inflight_bytes`: request bytes being decoded and logged at once.
     var maxInflightBytes = 64 << 20
+    /// `--read-timeout` / `read_timeout`: a whole request must arrive within this.
+    var readTimeout = "30s"
+    /// `--max-attribute-depth` / `max_attribute_depth`: AnyValue nesting.
+    var maxAttributeDepth = 32
+    /// `--max-span-attributes` / `max_span_attributes`.
+    var maxSpanAttributes = 1024
+    /// `--max-attribute-bytes` / `max_attribute_bytes`: one string attribute value.
+    var maxAttributeBytes = 65_536
+    /// `--max-spans-per-request` / `max_spans_per_request`.
+    var maxSpansPerRequest = 100_000
 
     static let keys: Set<String> = ["data", "otlp_http", "api", "trace_wait", "trace_max_age", "max_pending_traces", "max_pending_bytes",
                                     "flush_interval", "prices", "max_body_size", "idle_timeout", "log_level", "durability",
-                                    "durability_interval", "max_inflight_bytes"]
+                                    "durability_interval", "max_inflight_bytes", "read_timeout", "max_attribute_depth", "max_span_attributes",
+                                    "max_attribute_bytes", "max_spans_per_request"]
 
     /// Applies the keys of a YAML config file. Unknown keys are an error (typos must not pass silently).
     mutating func apply(yamlFile path: String) throws {
@@ -80,6 +91,11 @@ struct ServeSettings: Sendable, Equatable {
         if let v = try str("durability") { durability = v }
         if let v = try str("durability_interval") { durabilityInterval = v }
         if let v = try int("max_inflight_bytes") { maxInflightBytes = v }
+        if let v = try str("read_timeout") { readTimeout = v }
+        if let v = try int("max_attribute_depth") { maxAttributeDepth = v }
+        if let v = try int("max_span_attributes") { maxSpanAttributes = v }
+        if let v = try int("max_attribute_bytes") { maxAttributeBytes = v }
+        if let v = try int("max_spans_per_request") { maxSpansPerRequest = v }
     }
 
     static func duration(_ text: String, _ name: String) throws -> Int64 {

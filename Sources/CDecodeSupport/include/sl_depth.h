@@ -1,0 +1,18 @@
+#ifndef SL_DEPTH_H
+#define SL_DEPTH_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <protobuf-c/protobuf-c.h>
+
+/* Walks a serialized message iteratively (no recursion), following the descriptors to
+ * find nested messages, and returns 1 when messages nest deeper than max_depth, else 0.
+ * Malformed input returns 0: the real unpack reports it. Run it before
+ * protobuf-c's recursive unpack so hostile nesting cannot exhaust the stack. */
+int sl_nesting_exceeds(const ProtobufCMessageDescriptor *descriptor, const uint8_t *data, size_t length, unsigned max_depth);
+
+/* The generated descriptor of ExportTraceServiceRequest (for Swift, which cannot take
+ * the address of a C global through the module map). */
+const ProtobufCMessageDescriptor *sl_export_trace_request_descriptor(void);
+
+#endif

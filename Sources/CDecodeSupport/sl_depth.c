@@ -1,0 +1,67 @@
+#include "sl_depth.h"
+#include <stdlib.h>
+
+extern const ProtobufCMessageDescriptor opentelemetry__proto__collector__trace__v1__export_trace_service_request__descriptor;
+
+const ProtobufCMessageDescriptor *sl_export_trace_request_descriptor(void) {
+    return &opentelemetry__proto__collector__trace__v1__export_trace_service_request__descriptor;
+}
+
+static int read_varint(const uint8_t *data, size_t end, size_t *pos, uint64_t *out) {
+    uint64_t v = 0;
+    for (unsigned shift = 0; shift < 64; shift += 7) {
+        if (*pos >= end) return 0;
+        uint8_t b = data[(*pos)++];
+        v |= (uint64_t)(b & 0x7f) << shift;
+        if (b < 0x80) { *out = v; return 1; }
+    }
+    return 0;
+}
+
+typedef struct { const ProtobufCMessageDescriptor *descriptor; size_t end; } sl_frame;
+
+int sl_nesting_exceeds(const ProtobufCMessageDescriptor *descriptor, const uint8_t *data, size_t length, unsigned max_depth) {
+    sl_frame *stack = malloc(sizeof(sl_frame) * (max_depth + 1));
+    if (stack == NULL) return 0;
+    unsigned depth = 0;
+    stack[0].descriptor = descriptor;
+    stack[0].end = length;
+    size_t pos = 0;
+    int result = 0;
+    for (;;) {
+        while (depth > 0 && pos >= stack[depth].end) depth--;
+        if (depth == 0 && pos >= stack[0].end) break;
+        uint64_t key;
+        if (!read_varint(data, stack[depth].end, &pos, &key)) break;
+        uint32_t number = (uint32_t)(key >> 3);
+        unsigned wire = (unsigned)(key & 7);
+        uint64_t skip = 0;
+        if (wire == 0) {
+            uint64_t ignored;
+            if (!read_varint(data, stack[depth].end, &pos, &ignored)) break;
+            continue;
+        } else if (wire == 1) {
+            skip = 8;
+        } else if (wire == 5) {
+            skip = 4;
+        } else if (wire == 2) {
+            if (!read_varint(data, stack[depth].end, &pos, &skip)) break;
+            if (skip > stack[depth].end - pos) break;
+            const ProtobufCFieldDescriptor *field =
+                protobuf_c_message_descriptor_get_field(stack[depth].descriptor, number);
+            if (field != NULL && field->type == PROTOBUF_C_TYPE_MESSAGE) {
+                if (depth + 1 > max_depth) { result = 1; break; }
+                depth++;
+                stack[depth].descriptor = field->descriptor;
+                stack[depth].end = pos + skip;
+                continue;
+            }
+        } else {
+            break; /* groups or invalid: leave it to unpack */
+        }
+        if (skip > stack[depth].end - pos) break;
+        pos += skip;
+    }
+    free(stack);
+    return result;
+}
