@@ -165,26 +165,3 @@ public final class ReceiverCounters: Sendable {
         values.withLockedValue { ($0.spans, $0.rejected, $0.refusedRequests, $0.requests, $0.inflightBytes, $0.overInflight) }
     }
 }
-
-/// Reusable decoders (each protobuf decoder owns an arena), so concurrent requests never share one.
-final class DecoderPool: @unchecked Sendable {
-    private let protobuf = NIOLockedValueBox<[OTLPProtobufDecoder]>([])
-    private let json = NIOLockedValueBox<[OTLPJSONDecoder]>([])
-    let limits: DecodeLimits
-
-    init(limits: DecodeLimits) {
-        self.limits = limits
-    }
-
-    func withDecoder<T>(_ body: (OTLPProtobufDecoder) throws -> T) rethrows -> T {
-        let decoder = protobuf.withLockedValue { $0.popLast() } ?? OTLPProtobufDecoder(limits: limits)
-        defer { protobuf.withLockedValue { if $0.count < 16 { $0.append(decoder) } } }
-        return try body(decoder)
-    }
-
-    func withJSONDecoder<T>(_ body: (OTLPJSONDecoder) throws -> T) rethrows -> T {
-        let decoder = json.withLockedValue { $0.popLast() } ?? OTLPJSONDecoder(limits: limits)
-        defer { json.withLockedValue { if $0.count < 16 { $0.append(decoder) } } }
-        return try body(decoder)
-    }
-}

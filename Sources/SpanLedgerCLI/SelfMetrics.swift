@@ -1,18 +1,22 @@
 import LedgerPipeline
+import OTLPGRPCReceiver
 import OTLPReceiver
 import WriteAheadLog
 
 /// The daemon's own health in the Prometheus text exposition format.
 enum SelfMetrics {
-    static func render(ledger: Ledger, receiver: ReceiverCounters, wal: WriteAheadLog) async -> String {
+    static func render(ledger: Ledger, receiver: ReceiverCounters, grpc: GRPCCounters, wal: WriteAheadLog) async -> String {
         let s = await ledger.currentStats()
         let r = receiver.snapshot
         var out = ""
         func metric(_ name: String, _ type: String, _ help: String, _ value: Int64) {
             out += "# HELP \(name) \(help)\n# TYPE \(name) \(type)\n\(name) \(value)\n"
         }
-        metric("spanledger_spans_received_total", "counter", "Spans accepted by the receivers.", r.spans)
-        metric("spanledger_spans_rejected_total", "counter", "Spans rejected alone (partial success).", r.rejectedSpans)
+        let g = grpc.snapshot
+        metric("spanledger_spans_received_total", "counter", "Spans accepted by the receivers (OTLP/HTTP and OTLP/gRPC).", r.spans + g.spans)
+        metric("spanledger_grpc_spans_received_total", "counter", "Spans accepted over OTLP/gRPC.", g.spans)
+        metric("spanledger_grpc_calls_refused_total", "counter", "OTLP/gRPC Export calls answered with an error status.", g.refusedCalls)
+        metric("spanledger_spans_rejected_total", "counter", "Spans rejected alone (partial success).", r.rejectedSpans + g.rejectedSpans)
         metric("spanledger_requests_refused_total", "counter", "OTLP requests answered with an error.", r.refusedRequests)
         metric("spanledger_runs_released_total", "counter", "Runs released by trace assembly.", s.runsReleased)
         metric("spanledger_runs_incomplete_total", "counter", "Runs released without their root span.", s.runsIncomplete)

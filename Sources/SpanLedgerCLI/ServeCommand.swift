@@ -8,6 +8,7 @@ import LedgerStore
 import Logging
 import NIOCore
 import OTLPDecoding
+import OTLPGRPCReceiver
 import OTLPReceiver
 import QueryAPI
 import ServiceLifecycle
@@ -21,6 +22,7 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "YAML config file; every flag below is also a key (otlp_http, trace_wait, …).") var config: String?
     @Option(help: "Data directory (default ./data).") var data: String?
     @Option(name: .customLong("otlp-http"), help: "OTLP/HTTP listen address (default 127.0.0.1:4318).") var otlpHTTP: String?
+    @Option(name: .customLong("otlp-grpc"), help: "OTLP/gRPC listen address (default 127.0.0.1:4317).") var otlpGRPC: String?
     @Option(help: "Query API listen address (default 127.0.0.1:4320).") var api: String?
     @Option(name: .customLong("trace-wait"), help: "Quiet time before a trace with its root is released (default 5s).") var traceWait: String?
     @Option(name: .customLong("trace-max-age"), help: "Longest a trace stays open before release as incomplete (default 10m).") var traceMaxAge: String?
@@ -45,6 +47,7 @@ struct ServeCommand: AsyncParsableCommand {
         if let config { try s.apply(yamlFile: config) }
         if let data { s.data = data }
         if let otlpHTTP { s.otlpHTTP = otlpHTTP }
+        if let otlpGRPC { s.otlpGRPC = otlpGRPC }
         if let api { s.api = api }
         if let traceWait { s.traceWait = traceWait }
         if let traceMaxAge { s.traceMaxAge = traceMaxAge }
@@ -116,18 +119,26 @@ struct ServeCommand: AsyncParsableCommand {
             throw ValidationError("decode limits must be positive")
         }
 
-        let listening = ListeningFile(path: s.data + "/listening.json", expected: ["otlp_http", "api"])
+        let listening = ListeningFile(path: s.data + "/listening.json", expected: ["otlp_http", "otlp_grpc", "api"])
+        let grpcAddress = try HTTPServerConfiguration(address: s.otlpGRPC)
+        var grpcConfig = OTLPGRPCReceiver.Configuration(host: grpcAddress.host, port: grpcAddress.port)
+        grpcConfig.maxMessageBytes = s.maxBodySize
+        let grpcCounters = GRPCCounters()
+        let ingest = DurableIngest(ledger: ledger, wal: wal)
+        let grpc = OTLPGRPCReceiver(configuration: grpcConfig, consumer: ingest, limits: decodeLimits, counters: grpcCounters, logger: logger,
+                                    onBound: { host, port in await listening.bound("otlp_grpc", host: host, port: port) })
         let otlp = HTTPServer(name: "OTLP/HTTP receiver", configuration: otlpConfig,
-                              handler: OTLPHTTPReceiver(consumer: DurableIngest(ledger: ledger, wal: wal), maxBodySize: s.maxBodySize, counters: counters,
+                              handler: OTLPHTTPReceiver(consumer: ingest, maxBodySize: s.maxBodySize, counters: counters,
                                                          limits: decodeLimits), logger: logger,
                               onBound: { await listening.bound("otlp_http", $0) })
         let queryAPI = HTTPServer(name: "query API", configuration: apiConfig,
-                                  handler: QueryHTTPHandler(ledger: ledger, metrics: { await SelfMetrics.render(ledger: ledger, receiver: counters, wal: wal) }),
+                                  handler: QueryHTTPHandler(ledger: ledger, metrics: { await SelfMetrics.render(ledger: ledger, receiver: counters, grpc: grpcCounters, wal: wal) }),
                                   logger: logger, onBound: { await listening.bound("api", $0) })
         let group = ServiceGroup(configuration: .init(
             services: [
                 .init(service: LedgerService(ledger: ledger, logger: logger)),
                 .init(service: queryAPI),
+                .init(service: grpc),
                 .init(service: otlp),
             ],
             gracefulShutdownSignals: [.sigterm, .sigint],
@@ -155,9 +166,12 @@ actor ListeningFile {
     }
 
     func bound(_ name: String, _ address: SocketAddress) {
-        let host = address.ipAddress ?? "127.0.0.1"
+        bound(name, host: address.ipAddress ?? "127.0.0.1", port: address.port ?? 0)
+    }
+
+    func bound(_ name: String, host: String, port: Int) {
         let hostText = host.contains(":") ? "[\(host)]" : host
-        addresses[name] = "\(hostText):\(address.port ?? 0)"
+        addresses[name] = "\(hostText):\(port)"
         guard Set(addresses.keys) == expected else { return }
         var w = JSONWriter()
         w.objectStart()

@@ -10,6 +10,8 @@ struct ServeSettings: Sendable, Equatable {
     var data = "./data"
     /// `--otlp-http` / `otlp_http`: OTLP/HTTP listener.
     var otlpHTTP = "127.0.0.1:4318"
+    /// `--otlp-grpc` / `otlp_grpc`: OTLP/gRPC listener.
+    var otlpGRPC = "127.0.0.1:4317"
     /// `--api` / `api`: query API, dashboard and /metrics listener.
     var api = "127.0.0.1:4320"
     /// `--trace-wait` / `trace_wait`: quiet time before a rooted trace is released.
@@ -47,7 +49,7 @@ struct ServeSettings: Sendable, Equatable {
     /// `--max-spans-per-request` / `max_spans_per_request`.
     var maxSpansPerRequest = 100_000
 
-    static let keys: Set<String> = ["data", "otlp_http", "api", "trace_wait", "trace_max_age", "max_pending_traces", "max_pending_bytes",
+    static let keys: Set<String> = ["data", "otlp_http", "otlp_grpc", "api", "trace_wait", "trace_max_age", "max_pending_traces", "max_pending_bytes",
                                     "flush_interval", "prices", "max_body_size", "idle_timeout", "log_level", "durability",
                                     "durability_interval", "max_inflight_bytes", "read_timeout", "max_attribute_depth", "max_span_attributes",
                                     "max_attribute_bytes", "max_spans_per_request"]
@@ -78,6 +80,7 @@ struct ServeSettings: Sendable, Equatable {
         }
         if let v = try str("data") { data = v }
         if let v = try str("otlp_http") { otlpHTTP = v }
+        if let v = try str("otlp_grpc") { otlpGRPC = v }
         if let v = try str("api") { api = v }
         if let v = try str("trace_wait") { traceWait = v }
         if let v = try str("trace_max_age") { traceMaxAge = v }
