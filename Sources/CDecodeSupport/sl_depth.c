@@ -3,6 +3,12 @@
 
 extern const ProtobufCMessageDescriptor opentelemetry__proto__collector__trace__v1__export_trace_service_request__descriptor;
 
+extern const ProtobufCMessageDescriptor opentelemetry__proto__common__v1__any_value__descriptor;
+
+const ProtobufCMessageDescriptor *sl_any_value_descriptor(void) {
+    return &opentelemetry__proto__common__v1__any_value__descriptor;
+}
+
 const ProtobufCMessageDescriptor *sl_export_trace_request_descriptor(void) {
     return &opentelemetry__proto__collector__trace__v1__export_trace_service_request__descriptor;
 }
@@ -18,14 +24,16 @@ static int read_varint(const uint8_t *data, size_t end, size_t *pos, uint64_t *o
     return 0;
 }
 
-typedef struct { const ProtobufCMessageDescriptor *descriptor; size_t end; } sl_frame;
+typedef struct { const ProtobufCMessageDescriptor *descriptor; size_t end; unsigned counted; } sl_frame;
 
-int sl_nesting_exceeds(const ProtobufCMessageDescriptor *descriptor, const uint8_t *data, size_t length, unsigned max_depth) {
+int sl_nesting_exceeds(const ProtobufCMessageDescriptor *descriptor, const uint8_t *data, size_t length, unsigned max_depth,
+                       const ProtobufCMessageDescriptor *counted, unsigned max_counted) {
     sl_frame *stack = malloc(sizeof(sl_frame) * (max_depth + 1));
     if (stack == NULL) return 0;
     unsigned depth = 0;
     stack[0].descriptor = descriptor;
     stack[0].end = length;
+    stack[0].counted = descriptor == counted ? 1 : 0;
     size_t pos = 0;
     int result = 0;
     for (;;) {
@@ -50,10 +58,12 @@ int sl_nesting_exceeds(const ProtobufCMessageDescriptor *descriptor, const uint8
             const ProtobufCFieldDescriptor *field =
                 protobuf_c_message_descriptor_get_field(stack[depth].descriptor, number);
             if (field != NULL && field->type == PROTOBUF_C_TYPE_MESSAGE) {
-                if (depth + 1 > max_depth) { result = 1; break; }
+                unsigned inner = stack[depth].counted + (field->descriptor == counted ? 1 : 0);
+                if (depth + 1 > max_depth || inner > max_counted) { result = 1; break; }
                 depth++;
                 stack[depth].descriptor = field->descriptor;
                 stack[depth].end = pos + skip;
+                stack[depth].counted = inner;
                 continue;
             }
         } else {

@@ -92,8 +92,8 @@ public struct HTTPServerConfiguration: Sendable {
     public var host: String
     public var port: Int
     public var idleTimeout: TimeAmount = .seconds(30)
-    /// A request (headers and body) must arrive within this, counted from when the
-    /// connection starts waiting for it: a client trickling bytes is cut off.
+    /// A request (headers and body) must arrive within this, counted from its first byte:
+    /// a client trickling bytes is cut off. (A silent connection is `idleTimeout`'s.)
     public var readTimeout: TimeAmount = .seconds(30)
     public var backlog: Int32 = 256
 
@@ -145,6 +145,7 @@ public final class HTTPServer: Service, Sendable {
 
     public func run() async throws {
         let idle = configuration.idleTimeout
+        let readTimeout = configuration.readTimeout
         let server = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .serverChannelOption(.backlog, value: configuration.backlog)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
@@ -153,6 +154,7 @@ public final class HTTPServer: Service, Sendable {
                 channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.addHandler(IdleStateHandler(readTimeout: idle))
                     try channel.pipeline.syncOperations.addHandler(CloseOnIdleHandler())
+                    try channel.pipeline.syncOperations.addHandler(RequestDeadlineHandler(timeout: readTimeout))
                     try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: true)
                     return try NIOAsyncChannel<HTTPServerRequestPart, HTTPServerResponsePart>(wrappingChannelSynchronously: channel)
                 }
@@ -184,12 +186,6 @@ public final class HTTPServer: Service, Sendable {
             return
         }
         defer { connections.closed(id) }
-        let readTimeout = configuration.readTimeout
-        func armDeadline() -> Scheduled<Void> {
-            channel.eventLoop.scheduleTask(in: readTimeout) { channel.close(promise: nil) }
-        }
-        var deadline = armDeadline()
-        defer { deadline.cancel() }
         do {
             try await connection.executeThenClose { inbound, outbound in
                 var head: HTTPRequestHead?
@@ -215,13 +211,12 @@ public final class HTTPServer: Service, Sendable {
                     case .end:
                         guard let h = head else { continue }
                         head = nil
-                        deadline.cancel()
+                        RequestDeadlineHandler.requestComplete(on: channel)
                         let response = await handler.handle(HTTPRequest(method: h.method, uri: h.uri, headers: h.headers, body: body))
                         let keepAlive = h.isKeepAlive && !response.close && !connections.isShuttingDown
                         try await write(response, keepAlive: keepAlive, to: outbound)
                         if !keepAlive { return }
                         body = channel.allocator.buffer(capacity: 0)
-                        deadline = armDeadline()
                         connections.idle(id)
                     }
                 }
@@ -293,5 +288,43 @@ final class CloseOnIdleHandler: ChannelInboundHandler, Sendable {
             return
         }
         context.fireUserInboundEventTriggered(event)
+    }
+}
+
+/// Closes a connection whose request does not arrive in full within `timeout` of its
+/// first byte (slow-loris): armed by the first bytes read while no request is pending,
+/// disarmed when the server has the whole request.
+final class RequestDeadlineHandler: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = NIOAny
+    let timeout: TimeAmount
+    var deadline: Scheduled<Void>?
+
+    init(timeout: TimeAmount) {
+        self.timeout = timeout
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        if deadline == nil {
+            let channel = context.channel
+            deadline = context.eventLoop.scheduleTask(in: timeout) { channel.close(promise: nil) }
+        }
+        context.fireChannelRead(data)
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        deadline?.cancel()
+        deadline = nil
+    }
+
+    func disarm() {
+        deadline?.cancel()
+        deadline = nil
+    }
+
+    /// Called when a whole request has been read: the next bytes start a new deadline.
+    static func requestComplete(on channel: any Channel) {
+        channel.eventLoop.execute {
+            (try? channel.pipeline.syncOperations.handler(type: RequestDeadlineHandler.self))?.disarm()
+        }
     }
 }

@@ -17,7 +17,7 @@ public struct DurableIngest: SpanConsumer {
 
     public func consume(_ spans: [SpanRecord]) async throws(IngestRefusal) {
         guard !spans.isEmpty else { return }
-        try await ledger.admit(spanCount: spans.count)
+        let reservation = try await ledger.admit(spans)
         let payload = SpanBatchCodec.encode(spans)
         let floor = wal.upcomingSequence
         ledger.inflight.begin(floor: floor)
@@ -26,10 +26,12 @@ public struct DurableIngest: SpanConsumer {
         do {
             sequence = try await wal.append(payload)
         } catch let e as WALError where e.code == .diskFull {
+            await ledger.cancel(reservation)
             throw IngestRefusal(message: "the data disk is full; spans are not accepted until space is freed (\(e.message))", retryAfterSeconds: 10)
         } catch {
+            await ledger.cancel(reservation)
             throw IngestRefusal(message: "write-ahead log append failed: \(error)", retryAfterSeconds: 5)
         }
-        await ledger.consume(spans, sequence: sequence)
+        await ledger.consume(spans, sequence: sequence, reservation: reservation)
     }
 }

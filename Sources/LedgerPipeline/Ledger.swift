@@ -82,7 +82,7 @@ public actor Ledger: SpanConsumer {
         self.wallNow = wallNow
         self.assembler = TraceAssembler(limits: configuration.assembly)
         let removed = try directory.prepare()
-        for name in removed { logger.warning("removed leftover temporary file", metadata: ["file": "\(name)"]) }
+        for name in removed { logger.warning("removed a temporary file or a file of an unfinished flush", metadata: ["file": "\(name)"]) }
         let (table, damagedRollups) = directory.loadRollups()
         let (index, damagedIndex) = directory.loadIndex()
         for e in damagedRollups + damagedIndex { logger.error("skipped damaged segment", metadata: ["error": "\(e)"]) }
@@ -98,13 +98,30 @@ public actor Ledger: SpanConsumer {
     // MARK: Ingest
 
     public func consume(_ spans: [SpanRecord]) throws(IngestRefusal) {
-        try admit(spanCount: spans.count)
-        consume(spans, sequence: 0)
+        let reservation = try admit(spans)
+        consume(spans, sequence: 0, reservation: reservation)
+    }
+
+    /// Capacity set aside for an admitted batch until it is consumed (or cancelled when
+    /// its log append fails), so concurrent batches cannot all pass admission and overrun
+    /// the buffer while their appends are in flight.
+    public struct Reservation: Sendable {
+        var bytes: Int
+        var traces: Int
+    }
+
+    var reservedBytes = 0
+    var reservedTraces = 0
+
+    public func cancel(_ r: Reservation) {
+        reservedBytes -= r.bytes
+        reservedTraces -= r.traces
     }
 
     /// Adds spans (already in the log at `sequence`, or 0 when not logged) to assembly.
     /// Never refuses: admission happens before the log append (`admit`).
-    public func consume(_ spans: [SpanRecord], sequence: UInt64) {
+    public func consume(_ spans: [SpanRecord], sequence: UInt64, reservation: Reservation? = nil) {
+        if let reservation { cancel(reservation) }
         guard !spans.isEmpty else { return }
         let now = monotonicNow()
         var byTrace: [TraceID: [SpanRecord]] = [:]
@@ -120,14 +137,20 @@ public actor Ledger: SpanConsumer {
     /// Refuses a batch (retryably) when the assembly buffer is full of traces still inside
     /// their wait window: evicting those would cut live traces apart, so the client is
     /// asked to slow down instead. A buffer full of old traces evicts them (incomplete).
-    public func admit(spanCount: Int) throws(IngestRefusal) {
+    public func admit(_ spans: [SpanRecord]) throws(IngestRefusal) -> Reservation {
         let limits = configuration.assembly
-        let full = assembler.bufferedBytes >= limits.maxBytes || assembler.openTraces >= limits.maxTraces
+        let incoming = spans.reduce(0) { $0 + $1.approximateBytes }
+        let newTraces = Set(spans.lazy.map(\.traceID)).filter { !assembler.isOpen($0) }.count
+        let full = assembler.bufferedBytes + reservedBytes + incoming > limits.maxBytes
+            || assembler.openTraces + reservedTraces + newTraces > limits.maxTraces
         if full && assembler.oldestAge(now: monotonicNow()) < limits.waitNano {
             stats.refusedBatches += 1
             throw IngestRefusal(message: "trace assembly buffer is full (\(assembler.openTraces) open traces, \(assembler.bufferedBytes) bytes); retry later",
                                 retryAfterSeconds: max(1, Int(limits.waitNano / 1_000_000_000)))
         }
+        reservedBytes += incoming
+        reservedTraces += newTraces
+        return Reservation(bytes: incoming, traces: newTraces)
     }
 
     /// Releases up to `limit` traces whose wait window or maximum age has passed and
@@ -346,19 +369,36 @@ public actor Ledger: SpanConsumer {
         let directory = self.directory
         let now = wallNow() / 1_000_000
         do {
-            try await Self.write(pending, to: directory, wal: wal, nowUnixMs: now)
-            flushed(pending)
+            try await Self.writeSegments(pending, to: directory, nowUnixMs: now)
         } catch {
+            // Not committed (its run-tree file is absent): keep the data for the next flush.
             restore(pending)
             logger.error("flush failed; will retry", metadata: ["error": "\(error)"])
             throw error
         }
+        // Committed. A failed checkpoint only means a longer replay next start (replay
+        // skips what this flush holds), never a second copy of the data.
+        do {
+            try wal?.checkpoint(WALCheckpoint(walSequence: pending.checkpoint, flushSequence: pending.sequence))
+            flushed(pending)
+        } catch {
+            stats.flushes += 1
+            stats.flushFailures += 1
+            logger.error("checkpoint after flush failed; the next flush writes it", metadata: ["error": "\(error)"])
+            throw error
+        }
     }
 
-    nonisolated static func write(_ p: PendingFlush, to directory: DataDirectory, wal: WriteAheadLog?, nowUnixMs: Int64) async throws {
-        try directory.writeFlush(sequence: p.sequence, rollups: p.rollups, index: p.index, details: p.details,
-                                 walSequenceMax: p.walSequenceMax, nowUnixMs: nowUnixMs)
-        try wal?.checkpoint(WALCheckpoint(walSequence: p.checkpoint, flushSequence: p.sequence))
+    /// Writes the flush's files; succeeds when the commit mark (the run-tree file) is on
+    /// disk, even if only the final directory fsync failed after it was renamed into place.
+    nonisolated static func writeSegments(_ p: PendingFlush, to directory: DataDirectory, nowUnixMs: Int64) async throws {
+        do {
+            try directory.writeFlush(sequence: p.sequence, rollups: p.rollups, index: p.index, details: p.details,
+                                     walSequenceMax: p.walSequenceMax, nowUnixMs: nowUnixMs)
+        } catch {
+            if directory.sequences(.traceDetail).contains(p.sequence) { return }
+            throw error
+        }
     }
 
     // MARK: Recovery

@@ -45,8 +45,9 @@ public struct DataDirectory: Sendable {
         let committed = Set(sequences(.traceDetail))
         for kind in [SegmentKind.rollup, .traceIndex] {
             for seq in sequences(kind) where !committed.contains(seq) {
-                FileIO.remove(file(kind, sequence: seq))
-                removed.append(kind.directory + "/" + kind.prefix + "-\(seq).seg")
+                let path = file(kind, sequence: seq)
+                FileIO.remove(path)
+                removed.append(kind.directory + "/" + (path.split(separator: "/").last.map(String.init) ?? ""))
             }
         }
         return removed

@@ -7,6 +7,8 @@ import OTLPFixtures
 /// encoder. Deterministic for a given seed.
 public struct AgentWorkload: Sendable {
     public var batches: [[UInt8]]
+    /// The same batches in the OTLP JSON encoding.
+    public var jsonBatches: [[UInt8]]
     public var spanCount: Int
     public var runCount: Int
 
@@ -20,6 +22,7 @@ public struct AgentWorkload: Sendable {
     public static func make(runs: Int, batchSpans: Int = 512, startUnixNano: Int64, seed: UInt64 = 42) -> AgentWorkload {
         var rng = SplitMix64(seed: seed)
         var batches: [[UInt8]] = []
+        var jsonBatches: [[UInt8]] = []
         var current: [FixtureSpan] = []
         var spans = 0
         for r in 0..<runs {
@@ -58,10 +61,11 @@ public struct AgentWorkload: Sendable {
             if current.count >= batchSpans || r == runs - 1 {
                 spans += current.count
                 batches.append(OTLPFixtureEncoder.encode([("agent-service", current)]))
+                jsonBatches.append(OTLPFixtureJSONEncoder.encode([("agent-service", current)]))
                 current = []
             }
         }
-        return AgentWorkload(batches: batches, spanCount: spans, runCount: runs)
+        return AgentWorkload(batches: batches, jsonBatches: jsonBatches, spanCount: spans, runCount: runs)
     }
 
     public var bytes: Int { batches.reduce(0) { $0 + $1.count } }

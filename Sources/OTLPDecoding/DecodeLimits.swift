@@ -14,11 +14,13 @@ public struct DecodeLimits: Sendable {
     public init() {}
     public static let `default` = DecodeLimits()
 
-    /// Message nesting allowed for a whole ExportTraceServiceRequest: request → resource
-    /// spans → scope spans → span → event → key-value, then two messages (AnyValue and
-    /// its array/list) per AnyValue level.
-    var protobufMessageDepth: UInt32 { UInt32(8 + 2 * maxAnyValueDepth) }
-    /// JSON nesting allowed: the OTLP structure above plus three JSON levels
-    /// (value object, arrayValue/kvlistValue object, values array) per AnyValue level.
-    var jsonDepth: Int { 16 + 3 * maxAnyValueDepth }
+    /// Depth counts AnyValues nested in one another: a plain value is depth 1, an array of
+    /// plain values depth 2. Beyond the AnyValue count, a safety bound on all message
+    /// nesting: the OTLP structure (request → resource spans → scope spans → span → event
+    /// → key-value) plus three messages (AnyValue, key-value list, key-value) per level.
+    var protobufMessageDepth: UInt32 { UInt32(8 + 3 * maxAnyValueDepth) }
+    /// JSON nesting bound for the parser: the OTLP structure plus four JSON levels per
+    /// AnyValue level (value object, kvlistValue object, values array, key-value object);
+    /// the exact AnyValue depth is checked while mapping.
+    var jsonDepth: Int { 16 + 4 * maxAnyValueDepth }
 }

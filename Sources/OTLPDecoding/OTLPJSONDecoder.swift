@@ -32,16 +32,21 @@ public final class OTLPJSONDecoder {
             throw OTLPDecodeError("request has \(total) spans; the limit is \(limits.maxSpansPerRequest) per request")
         }
         for rs in resourceSpans {
-            try object(rs, "resourceSpans[]")
+            try checkFields(rs, "resourceSpans[]", [("resource", .object), ("scopeSpans", .array), ("schemaUrl", .string)])
             var service = ""
             if let resource = rs["resource"] {
-                try object(resource, "resource")
-                for kv in try array(resource["attributes"], "resource.attributes") where try string(kv["key"], "attributes[].key") == "service.name" {
-                    service = try attributeValue(kv["value"]).string ?? ""
+                try checkFields(resource, "resource", [("attributes", .array), ("droppedAttributesCount", .integer), ("entityRefs", .array)])
+                for kv in try array(resource["attributes"], "resource.attributes") {
+                    var ignored = false
+                    let (key, value) = try keyValue(kv, oversized: &ignored)
+                    if key == "service.name" { service = value.string ?? "" }
                 }
             }
             for ss in try array(rs["scopeSpans"], "resourceSpans[].scopeSpans") {
-                try object(ss, "scopeSpans[]")
+                try checkFields(ss, "scopeSpans[]", [("scope", .object), ("spans", .array), ("schemaUrl", .string)])
+                if let scope = ss["scope"] {
+                    try checkFields(scope, "scope", [("name", .string), ("version", .string), ("attributes", .array), ("droppedAttributesCount", .integer)])
+                }
                 for span in try array(ss["spans"], "scopeSpans[].spans") {
                     if let record = try record(span, service: service, batch: &batch) { batch.spans.append(record) }
                 }
@@ -51,7 +56,12 @@ public final class OTLPJSONDecoder {
     }
 
     func record(_ span: JSONValue, service: String, batch: inout DecodedBatch) throws(OTLPDecodeError) -> SpanRecord? {
-        try object(span, "spans[]")
+        try checkFields(span, "span", [
+            ("traceId", .string), ("spanId", .string), ("parentSpanId", .string), ("traceState", .string), ("flags", .integer),
+            ("name", .string), ("kind", .enumeration), ("startTimeUnixNano", .integer), ("endTimeUnixNano", .integer),
+            ("attributes", .array), ("droppedAttributesCount", .integer), ("events", .array), ("droppedEventsCount", .integer),
+            ("links", .array), ("droppedLinksCount", .integer), ("status", .object),
+        ])
         guard let traceID = try hexID(span["traceId"], length: 32).flatMap({ TraceID(bytes: $0) }), !traceID.isZero else {
             batch.reject("span with an invalid traceId (must be 32 hex digits, not all zero; base64 is not accepted)")
             return nil
@@ -74,29 +84,41 @@ public final class OTLPJSONDecoder {
             batch.reject("span with \(attributes.count) attributes; the limit is \(limits.maxAttributesPerSpan)")
             return nil
         }
+        // Validate every attribute (span, events, links): types, depth, value sizes.
+        var oversized = false
+        for kv in attributes { _ = try keyValue(kv, oversized: &oversized) }
+        let events = try array(span["events"], "span.events")
+        for ev in events {
+            try checkFields(ev, "events[]", [("timeUnixNano", .integer), ("name", .string), ("attributes", .array), ("droppedAttributesCount", .integer)])
+            for kv in try array(ev["attributes"], "events[].attributes") { _ = try keyValue(kv, oversized: &oversized) }
+        }
+        for link in try array(span["links"], "span.links") {
+            try checkFields(link, "links[]", [("traceId", .string), ("spanId", .string), ("traceState", .string), ("attributes", .array),
+                                              ("droppedAttributesCount", .integer), ("flags", .integer)])
+            for kv in try array(link["attributes"], "links[].attributes") { _ = try keyValue(kv, oversized: &oversized) }
+        }
+        if oversized {
+            batch.reject("span with an attribute value (string or bytes, at any depth, on the span, its events or links) over \(limits.maxAttributeValueBytes) bytes")
+            return nil
+        }
         reader.reset()
         for kv in attributes {
-            try object(kv, "attributes[]")
-            let key = try string(kv["key"], "attributes[].key") ?? ""
-            let value = try attributeValue(kv["value"])
-            if case .text(let t) = value.kind, t.utf8.count > limits.maxAttributeValueBytes {
-                batch.reject("span with an attribute value over \(limits.maxAttributeValueBytes) bytes")
-                return nil
-            }
+            var ignored = false
+            let (key, value) = try keyValue(kv, oversized: &ignored)
             let id = key.withCString { sl_attribute_key($0) }
             if id != SL_KEY_NONE { reader.read(id, value) }
         }
-        for ev in try array(span["events"], "span.events") {
-            try object(ev, "events[]")
-            guard try string(ev["name"], "events[].name") == "gen_ai.evaluation.result" else { continue }
+        for ev in events where try string(ev["name"], "events[].name") == "gen_ai.evaluation.result" {
             let time = try integer(ev["timeUnixNano"], "events[].timeUnixNano") ?? 0
-            for kv in try array(ev["attributes"], "events[].attributes") where try string(kv["key"], "attributes[].key") == "gen_ai.evaluation.score.label" {
-                if let label = try attributeValue(kv["value"]).string { reader.evaluation(label: label, timeUnixNano: time) }
+            for kv in try array(ev["attributes"], "events[].attributes") {
+                var ignored = false
+                let (key, value) = try keyValue(kv, oversized: &ignored)
+                if key == "gen_ai.evaluation.score.label", let label = value.string { reader.evaluation(label: label, timeUnixNano: time) }
             }
         }
         var isError = false
         if let status = span["status"] {
-            try object(status, "span.status")
+            try checkFields(status, "status", [("message", .string), ("code", .enumeration)])
             isError = try integer(status["code"], "status.code", enumField: true) == 2
         }
         return reader.finish(
@@ -106,6 +128,25 @@ public final class OTLPJSONDecoder {
     }
 
     // MARK: JSON mapping helpers
+
+    enum FieldKind { case string, integer, enumeration, array, object }
+
+    /// Checks the JSON types of an object's known fields (absent or null is fine; unknown
+    /// fields are ignored, as the OTLP JSON encoding requires).
+    func checkFields(_ v: JSONValue, _ what: String, _ fields: [(String, FieldKind)]) throws(OTLPDecodeError) {
+        guard case .object(let members) = v else { throw OTLPDecodeError("\(what) must be an object") }
+        for (name, value) in members {
+            guard let kind = fields.first(where: { $0.0 == name })?.1 else { continue }
+            if case .null = value { continue }
+            switch kind {
+            case .string: _ = try string(value, "\(what).\(name)")
+            case .integer: _ = try integer(value, "\(what).\(name)")
+            case .enumeration: _ = try integer(value, "\(what).\(name)", enumField: true)
+            case .array: _ = try array(value, "\(what).\(name)")
+            case .object: try object(value, "\(what).\(name)")
+            }
+        }
+    }
 
     func object(_ v: JSONValue, _ what: String) throws(OTLPDecodeError) {
         guard case .object = v else { throw OTLPDecodeError("\(what) must be an object") }
@@ -169,9 +210,19 @@ public final class OTLPJSONDecoder {
         return out
     }
 
+    /// One attribute: its key and value, with the value's depth and sizes checked.
+    func keyValue(_ kv: JSONValue, oversized: inout Bool) throws(OTLPDecodeError) -> (String, AttributeValue) {
+        try checkFields(kv, "attributes[]", [("key", .string), ("value", .object)])
+        return (try string(kv["key"], "attributes[].key") ?? "", try attributeValue(kv["value"], depth: 1, oversized: &oversized))
+    }
+
     /// An AnyValue: stringValue, boolValue, intValue (number or string), doubleValue,
-    /// arrayValue, kvlistValue or bytesValue. Nested values are validated, not kept.
-    func attributeValue(_ v: JSONValue?) throws(OTLPDecodeError) -> AttributeValue {
+    /// arrayValue, kvlistValue or bytesValue. `depth` counts AnyValues nested in one
+    /// another (a plain value is 1); nested values are validated, not kept.
+    func attributeValue(_ v: JSONValue?, depth: Int, oversized: inout Bool) throws(OTLPDecodeError) -> AttributeValue {
+        guard depth <= limits.maxAnyValueDepth else {
+            throw OTLPDecodeError("attribute values nest deeper than \(limits.maxAnyValueDepth) levels (arrays or key-value lists)")
+        }
         guard let v, case .object(let members) = v else {
             if v == nil { return AttributeValue(kind: .other) }
             if case .null? = v { return AttributeValue(kind: .other) }
@@ -182,6 +233,7 @@ public final class OTLPJSONDecoder {
         switch key {
         case "stringValue":
             guard case .string(let s) = inner else { throw OTLPDecodeError("stringValue must be a string") }
+            if s.utf8.count > limits.maxAttributeValueBytes { oversized = true }
             return AttributeValue(kind: .text(s))
         case "boolValue":
             guard case .bool(let b) = inner else { throw OTLPDecodeError("boolValue must be true or false") }
@@ -196,14 +248,18 @@ public final class OTLPJSONDecoder {
             }
         case "arrayValue":
             guard case .object = inner else { throw OTLPDecodeError("arrayValue must be an object with \"values\"") }
-            for item in try array(inner["values"], "arrayValue.values") { _ = try attributeValue(item) }
+            for item in try array(inner["values"], "arrayValue.values") { _ = try attributeValue(item, depth: depth + 1, oversized: &oversized) }
             return AttributeValue(kind: .other)
         case "kvlistValue":
             guard case .object = inner else { throw OTLPDecodeError("kvlistValue must be an object with \"values\"") }
-            for kv in try array(inner["values"], "kvlistValue.values") { _ = try attributeValue(kv["value"]) }
+            for kv in try array(inner["values"], "kvlistValue.values") {
+                try checkFields(kv, "kvlistValue.values[]", [("key", .string), ("value", .object)])
+                _ = try attributeValue(kv["value"], depth: depth + 1, oversized: &oversized)
+            }
             return AttributeValue(kind: .other)
         case "bytesValue":
-            guard case .string = inner else { throw OTLPDecodeError("bytesValue must be a base64 string") }
+            guard case .string(let b64) = inner else { throw OTLPDecodeError("bytesValue must be a base64 string") }
+            if b64.utf8.count / 4 * 3 > limits.maxAttributeValueBytes { oversized = true }
             return AttributeValue(kind: .other)
         default:
             return AttributeValue(kind: .other)

@@ -51,7 +51,8 @@ public final class OTLPProtobufDecoder {
         sl_arena_reset(&arena)
         defer { sl_arena_reset(&arena) }
         let base = bytes.baseAddress?.assumingMemoryBound(to: UInt8.self)
-        if let base, sl_nesting_exceeds(sl_export_trace_request_descriptor(), base, bytes.count, limits.protobufMessageDepth) != 0 {
+        if let base, sl_nesting_exceeds(sl_export_trace_request_descriptor(), base, bytes.count, limits.protobufMessageDepth,
+                                        sl_any_value_descriptor(), UInt32(limits.maxAnyValueDepth)) != 0 {
             throw OTLPDecodeError("attribute values nest deeper than \(limits.maxAnyValueDepth) levels (arrays or key-value lists)")
         }
         guard let request = opentelemetry__proto__collector__trace__v1__export_trace_service_request__unpack(
@@ -125,6 +126,35 @@ public final class OTLPProtobufDecoder {
         return ""
     }
 
+    /// Whether any string or bytes value among `attributes` (nested ones included; depth is
+    /// already bounded by the pre-scan) is longer than `limit`.
+    static func oversized(_ attributes: UnsafeMutablePointer<UnsafeMutablePointer<Opentelemetry__Proto__Common__V1__KeyValue>?>?, _ count: Int,
+                          _ limit: Int) -> Bool {
+        guard let attributes else { return false }
+        for i in 0..<count where oversized(attributes[i]?.pointee.value, limit) { return true }
+        return false
+    }
+
+    static func oversized(_ value: UnsafeMutablePointer<Opentelemetry__Proto__Common__V1__AnyValue>?, _ limit: Int) -> Bool {
+        guard let v = value?.pointee else { return false }
+        switch v.value_case {
+        case OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_STRING_VALUE:
+            guard let p = v.string_value else { return false }
+            return strnlen(p, limit + 1) > limit
+        case OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_BYTES_VALUE:
+            return v.bytes_value.len > limit
+        case OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_ARRAY_VALUE:
+            guard let a = v.array_value?.pointee, let values = a.values else { return false }
+            for i in 0..<a.n_values where oversized(values[i], limit) { return true }
+            return false
+        case OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_KVLIST_VALUE:
+            guard let l = v.kvlist_value?.pointee else { return false }
+            return oversized(l.values, l.n_values, limit)
+        default:
+            return false
+        }
+    }
+
     static func bytes(_ b: ProtobufCBinaryData) -> UnsafeRawBufferPointer {
         UnsafeRawBufferPointer(start: b.data, count: b.len)
     }
@@ -153,14 +183,20 @@ public final class OTLPProtobufDecoder {
             batch.reject("span with \(s.n_attributes) attributes; the limit is \(limits.maxAttributesPerSpan)")
             return nil
         }
+        var oversized = Self.oversized(s.attributes, s.n_attributes, limits.maxAttributeValueBytes)
+        for i in 0..<s.n_events where !oversized {
+            if let ev = s.events[i] { oversized = Self.oversized(ev.pointee.attributes, ev.pointee.n_attributes, limits.maxAttributeValueBytes) }
+        }
+        for i in 0..<s.n_links where !oversized {
+            if let link = s.links[i] { oversized = Self.oversized(link.pointee.attributes, link.pointee.n_attributes, limits.maxAttributeValueBytes) }
+        }
+        if oversized {
+            batch.reject("span with an attribute value (string or bytes, at any depth, on the span, its events or links) over \(limits.maxAttributeValueBytes) bytes")
+            return nil
+        }
         builder.reset()
         for i in 0..<s.n_attributes {
             guard let kv = s.attributes[i] else { continue }
-            if let v = kv.pointee.value, v.pointee.value_case == OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_STRING_VALUE,
-               let p = v.pointee.string_value, strnlen(p, limits.maxAttributeValueBytes + 1) > limits.maxAttributeValueBytes {
-                batch.reject("span with an attribute value over \(limits.maxAttributeValueBytes) bytes")
-                return nil
-            }
             let key = sl_attribute_key(kv.pointee.key)
             if key != SL_KEY_NONE { builder.read(key, AttributeValue(kv.pointee.value)) }
         }

@@ -15,6 +15,13 @@ public enum OTLPResponses {
         return w.bytes
     }
 
+    /// google.rpc.RetryInfo {retry_delay = 1: Duration {seconds = 1}}.
+    public static func retryInfo(seconds: Int64) -> [UInt8] {
+        var w = ProtoWriter()
+        w.message(1) { d in d.int(1, seconds) }
+        return w.bytes
+    }
+
     /// google.rpc.Status {code = 1, message = 2, details = 3 (Any)}; with `retryAfterSeconds`,
     /// a google.rpc.RetryInfo detail.
     public static func status(code: Int32, message: String, retryAfterSeconds: Int64? = nil) -> [UInt8] {
@@ -24,9 +31,7 @@ public enum OTLPResponses {
         if let retryAfterSeconds {
             w.message(3) { any in
                 any.string(1, "type.googleapis.com/google.rpc.RetryInfo")
-                any.message(2) { info in
-                    info.message(1) { d in d.int(1, retryAfterSeconds) }
-                }
+                any.bytesField(2, retryInfo(seconds: retryAfterSeconds), always: true)
             }
         }
         return w.bytes

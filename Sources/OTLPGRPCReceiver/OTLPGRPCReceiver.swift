@@ -67,6 +67,8 @@ public struct OTLPTraceService: RegistrableRPCService {
                 var metadata = Metadata()
                 metadata.addBinary(OTLPResponses.status(code: RPCCode.unavailable, message: error.message, retryAfterSeconds: Int64(error.retryAfterSeconds)),
                                    forKey: "grpc-status-details-bin")
+                // The OpenTelemetry exporters also read a bare RetryInfo from this trailer.
+                metadata.addBinary(OTLPResponses.retryInfo(seconds: Int64(error.retryAfterSeconds)), forKey: "google.rpc.retryinfo-bin")
                 throw RPCError(code: .unavailable, message: error.message, metadata: metadata)
             }
             counters.accepted(spans: Int64(batch.spans.count), rejected: batch.rejectedSpans)

@@ -61,7 +61,8 @@ public struct OTLPHTTPReceiver: HTTPHandler {
                 bytes = try Zlib.decompress(bytes, format: .gzip, limit: maxBodySize)
             } catch let e where e.code == .outputLimitExceeded {
                 counters.add(refused: 1)
-                return self.error(.payloadTooLarge, RPCCode.resourceExhausted, "decompressed body exceeds the limit of \(maxBodySize) bytes", encoding)
+                return self.error(.payloadTooLarge, RPCCode.resourceExhausted, "decompressed body exceeds the limit of \(maxBodySize) bytes", encoding,
+                                  close: true)
             } catch {
                 counters.add(refused: 1)
                 return self.error(.badRequest, RPCCode.invalidArgument, "gzip body cannot be decompressed: \(error.message)", encoding)

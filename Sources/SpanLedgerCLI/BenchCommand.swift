@@ -15,14 +15,14 @@ struct BenchCommand: AsyncParsableCommand {
     @Option(help: "Agent runs in the workload (about 8 spans each).") var runs = 60_000
     @Option(name: .customLong("batch-spans"), help: "Spans per OTLP request.") var batchSpans = 512
     @Option(help: "Comma list of client connection counts for the end-to-end scenario.") var connections = "1,4"
-    @Option(help: "Comma list of scenarios: decode, http, gzip, query.") var scenarios = "decode,http,gzip,query"
+    @Option(help: "Comma list of scenarios: decode, http, gzip, grpc, json, query.") var scenarios = "decode,http,gzip,grpc,json,query"
     @Option(help: "Repetitions of the decode measurement (median reported).") var repeats = 5
     @Option(name: .customLong("daemon"), help: "spanledger binary to benchmark (default: this executable).") var daemonPath: String?
     @Option(name: .customLong("min-e2e-ratio"), help: "Exit non-zero if the best end-to-end ratio to the decode ceiling is below this.") var minRatio: Double?
 
     func run() async throws {
         let wanted = Set(scenarios.split(separator: ",").map { String($0).trimmingWhitespace() })
-        let known: Set<String> = ["decode", "http", "gzip", "query"]
+        let known: Set<String> = ["decode", "http", "gzip", "grpc", "json", "query"]
         guard wanted.isSubset(of: known) else { throw ValidationError("unknown scenario(s) \(wanted.subtracting(known).sorted()); known: \(known.sorted())") }
         let binary = daemonPath ?? (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
         print("building workload: \(runs) runs …")
@@ -43,15 +43,21 @@ struct BenchCommand: AsyncParsableCommand {
         if wanted.contains("http") || wanted.contains("query") {
             let counts = connections.split(separator: ",").compactMap { Int(String($0).trimmingWhitespace()) }
             for c in counts {
-                results.append(try await endToEnd(workload, binary: binary, connections: c, gzip: false, durability: "fsync",
+                results.append(try await endToEnd(workload, binary: binary, connections: c, transport: .http, durability: "fsync",
                                                   measureQueries: wanted.contains("query") && c == counts.last))
             }
             if let most = counts.max() {
-                results.append(try await endToEnd(workload, binary: binary, connections: most, gzip: false, durability: "none", measureQueries: false))
+                results.append(try await endToEnd(workload, binary: binary, connections: most, transport: .http, durability: "none", measureQueries: false))
             }
         }
         if wanted.contains("gzip") {
-            results.append(try await endToEnd(workload, binary: binary, connections: 4, gzip: true, durability: "fsync", measureQueries: false))
+            results.append(try await endToEnd(workload, binary: binary, connections: 4, transport: .gzip, durability: "fsync", measureQueries: false))
+        }
+        if wanted.contains("grpc") {
+            results.append(try await endToEnd(workload, binary: binary, connections: 4, transport: .grpc, durability: "fsync", measureQueries: false))
+        }
+        if wanted.contains("json") {
+            results.append(try await endToEnd(workload, binary: binary, connections: 4, transport: .json, durability: "fsync", measureQueries: false))
         }
         if !results.isEmpty {
             print(ScenarioResult.table(results, ceiling: ceiling))
@@ -89,14 +95,18 @@ struct BenchCommand: AsyncParsableCommand {
         return DecodeFigures(arena: arena, malloc: malloc, stage: stage)
     }
 
-    func endToEnd(_ w: AgentWorkload, binary: String, connections: Int, gzip: Bool, durability: String, measureQueries: Bool) async throws -> ScenarioResult {
-        let name = (gzip ? "http+gzip ×\(connections)" : "http ×\(connections)") + " " + durability
+    enum Transport: String {
+        case http, gzip = "http+gzip", json = "http+json", grpc
+    }
+
+    func endToEnd(_ w: AgentWorkload, binary: String, connections: Int, transport: Transport, durability: String, measureQueries: Bool) async throws -> ScenarioResult {
+        let name = "\(transport.rawValue) ×\(connections) \(durability)"
         let dataDir = NSTemporaryDirectory() + "spanledger-bench-" + UUID().uuidString
         try FileManager.default.createDirectory(atPath: dataDir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: dataDir) }
         let daemon = Process()
         daemon.executableURL = URL(fileURLWithPath: binary)
-        daemon.arguments = ["serve", "--data", dataDir, "--otlp-http", "127.0.0.1:0", "--api", "127.0.0.1:0", "--trace-wait", "\(Int(Self.traceWaitSeconds * 1000))ms",
+        daemon.arguments = ["serve", "--data", dataDir, "--otlp-http", "127.0.0.1:0", "--otlp-grpc", "127.0.0.1:0", "--api", "127.0.0.1:0", "--trace-wait", "\(Int(Self.traceWaitSeconds * 1000))ms",
                             "--flush-interval", "2s", "--log-level", "warning", "--durability", durability]
         try daemon.run()
         let pid = daemon.processIdentifier
@@ -112,35 +122,48 @@ struct BenchCommand: AsyncParsableCommand {
         }
         let otlpPort = Int(otlp.split(separator: ":").last!)!
         let apiPort = Int(api.split(separator: ":").last!)!
-        let requests: [[UInt8]] = try w.batches.map { b in
-            gzip ? LoopbackHTTPClient.postRequest(path: "/v1/traces", contentType: "application/x-protobuf", body: try Zlib.compress(b, format: .gzip),
-                                                  extraHeaders: "Content-Encoding: gzip\r\n")
-                 : LoopbackHTTPClient.postRequest(path: "/v1/traces", contentType: "application/x-protobuf", body: b)
+        let requests: [[UInt8]] = try (transport == .json ? w.jsonBatches : w.batches).map { b in
+            switch transport {
+            case .gzip:
+                LoopbackHTTPClient.postRequest(path: "/v1/traces", contentType: "application/x-protobuf", body: try Zlib.compress(b, format: .gzip),
+                                               extraHeaders: "Content-Encoding: gzip\r\n")
+            case .json: LoopbackHTTPClient.postRequest(path: "/v1/traces", contentType: "application/json", body: b)
+            case .http: LoopbackHTTPClient.postRequest(path: "/v1/traces", contentType: "application/x-protobuf", body: b)
+            case .grpc: b
+            }
         }
         let cpu0 = ProcessMetrics.cpuSeconds(pid: pid) ?? 0
         let clientCPU0 = ProcessMetrics.selfCPUSeconds()
         let t0 = WallClock.monotonicNano()
-        let latencies = try await withThrowingTaskGroup(of: [Double].self) { group in
-            for c in 0..<connections {
-                group.addTask {
-                    try await Task.detached {
-                        let client = try LoopbackHTTPClient(host: "127.0.0.1", port: otlpPort)
-                        var lat: [Double] = []
-                        var i = c
-                        while i < requests.count {
-                            let s = WallClock.monotonicNano()
-                            let (status, body) = try client.roundTrip(requests[i])
-                            guard status == 200 else { throw LoadError("export answered \(status): \(String(decoding: body, as: UTF8.self))") }
-                            lat.append(Double(WallClock.monotonicNano() - s) / 1e6)
-                            i += connections
-                        }
-                        return lat
-                    }.value
-                }
+        let latencies: [Double]
+        if transport == .grpc {
+            guard let grpcAddress = listening["otlp_grpc"] as? String, let grpcPort = Int(grpcAddress.split(separator: ":").last ?? "") else {
+                throw ClientError(description: "daemon did not report its gRPC address")
             }
-            var all: [Double] = []
-            for try await l in group { all += l }
-            return all
+            latencies = try await GRPCLoad.send(requests, port: grpcPort, concurrency: connections)
+        } else {
+            latencies = try await withThrowingTaskGroup(of: [Double].self) { group in
+                for c in 0..<connections {
+                    group.addTask {
+                        try await Task.detached {
+                            let client = try LoopbackHTTPClient(host: "127.0.0.1", port: otlpPort)
+                            var lat: [Double] = []
+                            var i = c
+                            while i < requests.count {
+                                let s = WallClock.monotonicNano()
+                                let (status, body) = try client.roundTrip(requests[i])
+                                guard status == 200 else { throw LoadError("export answered \(status): \(String(decoding: body, as: UTF8.self))") }
+                                lat.append(Double(WallClock.monotonicNano() - s) / 1e6)
+                                i += connections
+                            }
+                            return lat
+                        }.value
+                    }
+                }
+                var all: [Double] = []
+                for try await l in group { all += l }
+                return all
+            }
         }
         let seconds = Double(WallClock.monotonicNano() - t0) / 1e9
         let clientCPU = ProcessMetrics.selfCPUSeconds() - clientCPU0

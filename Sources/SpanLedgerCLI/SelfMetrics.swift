@@ -24,7 +24,7 @@ enum SelfMetrics {
         metric("spanledger_traces_max_age_total", "counter", "Traces released at the maximum age.", s.tracesReleasedAtMaxAge)
         metric("spanledger_late_span_groups_total", "counter", "Groups of spans that joined an already released run.", s.lateSpanGroups)
         metric("spanledger_flushes_total", "counter", "Segment flushes written.", s.flushes)
-        metric("spanledger_flush_failures_total", "counter", "Segment flushes that failed and were retried.", s.flushFailures)
+        metric("spanledger_flush_failures_total", "counter", "Flushes that failed (their data is kept and written by the next flush) or whose checkpoint failed (replayed, never counted twice).", s.flushFailures)
         metric("spanledger_damaged_segments", "gauge", "Segments skipped at start because they were damaged.", s.damagedSegments)
         metric("spanledger_pending_traces", "gauge", "Traces open in assembly.", Int64(s.pendingTraces))
         metric("spanledger_pending_spans", "gauge", "Spans buffered in assembly.", Int64(s.pendingSpans))

@@ -87,6 +87,8 @@ public final class WriteAheadLog: @unchecked Sendable {
     var nextSequence: UInt64
     var lastSync: UInt64 = 0
     var dirty = false
+    /// The record the previous replay died on once, if any.
+    var suspect: (sequence: UInt64, attempts: Int)?
 
     /// Opens the log: removes temporary files, repairs a torn tail, counts damaged records,
     /// and quarantines the record a crashed replay was processing.
@@ -128,13 +130,23 @@ public final class WriteAheadLog: @unchecked Sendable {
                 }
             }
         }
+        // The marker names the record a replay was processing when the process died, and
+        // how many replays in a row died on it. One death may be an outside kill; a record
+        // that killed two replays in a row is quarantined so it cannot crash-loop the daemon.
         let marker = dir + "/replaying"
-        if let text = try? WALFiles.readAll(marker), let seq = UInt64(String(decoding: text, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)) {
-            report.quarantined = seq
+        var suspect: (sequence: UInt64, attempts: Int)?
+        if let text = try? WALFiles.readAll(marker) {
+            let parts = String(decoding: text, as: UTF8.self).split(whereSeparator: { $0 == " " || $0 == "\n" })
+            if let seq = parts.first.flatMap({ UInt64($0) }) { suspect = (seq, parts.count > 1 ? Int(parts[1]) ?? 1 : 1) }
         }
         let log = WriteAheadLog(configuration: configuration, nextSequence: next)
-        if let q = report.quarantined { try log.quarantine(q) }
-        unlink(marker)
+        if let s = suspect, s.attempts >= 2 {
+            report.quarantined = s.sequence
+            try log.quarantine(s.sequence)
+            unlink(marker)
+        } else {
+            log.suspect = suspect
+        }
         return (log, report)
     }
 
@@ -209,7 +221,8 @@ public final class WriteAheadLog: @unchecked Sendable {
                     offset += size
                     guard seq >= from, seq != skip else { continue }
                     if marker >= 0 {
-                        let text = Array("\(seq)\n".utf8)
+                        let attempts = suspect?.sequence == seq ? suspect!.attempts + 1 : 1
+                        let text = Array("\(seq) \(attempts)\n".utf8)
                         _ = text.withUnsafeBytes { pwrite(marker, $0.baseAddress, $0.count, 0) }
                         _ = ftruncate(marker, off_t(text.count))
                     }

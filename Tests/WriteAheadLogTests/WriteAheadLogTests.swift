@@ -111,8 +111,24 @@ func segmentFiles(_ dir: String) -> [String] {
     try log.start()
     for i in 0..<3 { _ = try await log.append(payload(i)) }
     log.close()
-    // A replay that dies while processing record 1 leaves its marker behind.
-    try Data("1\n".utf8).write(to: URL(fileURLWithPath: dir + "/replaying"))
+    // A replay that dies once on record 1 (it may have been killed from outside) keeps it.
+    try Data("1 1\n".utf8).write(to: URL(fileURLWithPath: dir + "/replaying"))
+    let (once, onceReport) = try WriteAheadLog.open(.init(directory: dir))
+    #expect(onceReport.quarantined == nil)
+    // Replay dies on it again: the marker now counts two attempts.
+    struct Crash: Error {}
+    var markerWhenDying = ""
+    #expect(throws: Crash.self) {
+        try once.replay(from: 0, skip: nil) { seq, _ in
+            if seq == 1 {
+                markerWhenDying = (try? String(contentsOfFile: dir + "/replaying", encoding: .utf8)) ?? ""
+                throw Crash()
+            }
+        }
+    }
+    #expect(markerWhenDying == "1 2\n")
+    // The process dies there, leaving that marker behind.
+    try Data(markerWhenDying.utf8).write(to: URL(fileURLWithPath: dir + "/replaying"))
     let (again, report) = try WriteAheadLog.open(.init(directory: dir))
     #expect(report.quarantined == 1)
     #expect(FileManager.default.fileExists(atPath: dir + "/quarantine/record-1.bin"))

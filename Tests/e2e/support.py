@@ -35,6 +35,25 @@ def spanledger_bin() -> Path:
 DAEMONS: Dict[str, List["Daemon"]] = {}
 
 
+_LISTENER_FLAGS: Dict[str, List[str]] = {}
+
+
+def optional_listener_flags(binary: Path) -> List[str]:
+    """Listeners other than OTLP/HTTP and the API that the binary has (an OTLP/gRPC one
+    on a fixed default port would collide between daemons): on a port chosen by the OS."""
+    key = str(binary)
+    if key not in _LISTENER_FLAGS:
+        flags: List[str] = []
+        try:
+            p = subprocess.run([key, "serve", "--help"], stdin=subprocess.DEVNULL, capture_output=True, timeout=30)
+            if b"--otlp-grpc" in p.stdout + p.stderr:
+                flags += ["--otlp-grpc", "127.0.0.1:0"]
+        except (OSError, subprocess.TimeoutExpired):
+            return []  # not cached: the binary may be being rebuilt
+        _LISTENER_FLAGS[key] = flags
+    return list(_LISTENER_FLAGS[key])
+
+
 class Daemon:
     """`spanledger serve` on loopback ports chosen by the OS."""
 
@@ -52,7 +71,7 @@ class Daemon:
 
     def command(self) -> List[str]:
         return [str(self.binary), "serve", "--data", str(self.data_dir),
-                "--otlp-http", "127.0.0.1:0", "--api", "127.0.0.1:0",
+                "--otlp-http", "127.0.0.1:0", "--api", "127.0.0.1:0", *optional_listener_flags(self.binary),
                 "--trace-wait", "300ms", "--flush-interval", "1s",
                 "--prices", str(self.prices), *self.extra_args]
 
@@ -453,3 +472,48 @@ def check_trace(doc: Dict[str, Any], run: RunSpec, facts: RunFacts) -> None:
                       "reasoning_tokens", "cost_micros", "priced", "retry"):
                 eq(f"{where} {f}", got.get(f), getattr(c, f))
     assert not problems, f"trace {run.trace_id_hex}: {len(problems)} problem(s):\n  " + "\n  ".join(problems)
+
+
+# --------------------------------------------------------------------------------------
+# Self-metrics, process state and logs (durability tests).
+# --------------------------------------------------------------------------------------
+
+_METRIC_LINE = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})?\s+(\S+)$")
+
+
+def metrics(api_url: str) -> Dict[str, float]:
+    """GET /metrics as {name or name{labels}: value}."""
+    r = http("GET", f"{api_url}/metrics", timeout=10)
+    assert r.status_code == 200, f"GET /metrics -> {r.status_code}: {r.text[:500]}"
+    out: Dict[str, float] = {}
+    for line in r.text.splitlines():
+        if not line or line.startswith("#"):
+            continue
+        m = _METRIC_LINE.match(line.strip())
+        assert m, f"unparsable /metrics line: {line!r}"
+        out[m.group(1) + (m.group(2) or "")] = float(m.group(3))
+    return out
+
+
+def metric(api_url: str, name: str) -> float:
+    values = metrics(api_url)
+    assert name in values, f"/metrics lacks {name}; has {sorted(values)}"
+    return values[name]
+
+
+def rss_kib(pid: int) -> Optional[int]:
+    """VmRSS of a process in KiB (None once it is gone)."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+    return None
+
+
+def log_of_last_start(d: Daemon) -> str:
+    """The daemon log written since its latest start."""
+    text = d.log_path.read_text(errors="replace")
+    i = text.rfind("\n=== start: ")
+    return text if i < 0 else text[i:]

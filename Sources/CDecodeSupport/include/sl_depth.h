@@ -6,10 +6,16 @@
 #include <protobuf-c/protobuf-c.h>
 
 /* Walks a serialized message iteratively (no recursion), following the descriptors to
- * find nested messages, and returns 1 when messages nest deeper than max_depth, else 0.
- * Malformed input returns 0: the real unpack reports it. Run it before
- * protobuf-c's recursive unpack so hostile nesting cannot exhaust the stack. */
-int sl_nesting_exceeds(const ProtobufCMessageDescriptor *descriptor, const uint8_t *data, size_t length, unsigned max_depth);
+ * find nested messages, and returns 1 when more than max_counted messages of type
+ * `counted` are nested inside one another (e.g. AnyValue inside arrays and key-value
+ * lists), or messages of any type nest deeper than max_depth; else 0. Malformed input
+ * returns 0: the real unpack reports it. Run it before protobuf-c's recursive unpack so
+ * hostile nesting cannot exhaust the stack. */
+int sl_nesting_exceeds(const ProtobufCMessageDescriptor *descriptor, const uint8_t *data, size_t length, unsigned max_depth,
+                       const ProtobufCMessageDescriptor *counted, unsigned max_counted);
+
+/* The generated descriptor of AnyValue. */
+const ProtobufCMessageDescriptor *sl_any_value_descriptor(void);
 
 /* The generated descriptor of ExportTraceServiceRequest (for Swift, which cannot take
  * the address of a C global through the module map). */

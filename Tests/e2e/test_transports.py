@@ -1,0 +1,129 @@
+"""Interop with the official OpenTelemetry Python SDK exporters: one seeded agent workload
+(workload.py: four workflows, every verdict kind, retries, errors, several dialects) is
+exported into a fresh daemon per transport —
+
+  http_protobuf  OTLP/HTTP protobuf          (opentelemetry-exporter-otlp-proto-http)
+  http_gzip      the same, Compression.Gzip
+  grpc           OTLP/gRPC                    (opentelemetry-exporter-otlp-proto-grpc, insecure)
+  grpc_gzip      the same, Compression.Gzip
+  http_json      OTLP/HTTP JSON: the SDK's own encode_spans → MessageToJson, IDs hex
+                 (upper and lower case), enums as integers, int64 as strings and numbers
+
+— and every daemon must answer exactly the rollups workload.py computes, and all five
+must answer identically (all fields, latency percentiles included). Each exporter talks
+through a byte-counting loopback relay, so compression is seen on the wire."""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Dict, List
+
+import pytest
+import requests
+
+import support
+import transport_support as ts
+import workload
+
+SEED = 20261124
+RUNS = 300
+PATHS = ["http_protobuf", "http_gzip", "grpc", "grpc_gzip", "http_json"]
+GROUPINGS = {
+    ("workflow", "model", "outcome", "service"): workload.MODEL_EXACT_FIELDS,
+    ("workflow", "outcome", "service"): workload.EXACT_FIELDS,
+    (): workload.EXACT_FIELDS,
+}
+
+
+@pytest.fixture(scope="module")
+def generated() -> workload.Workload:
+    return workload.generate(SEED, RUNS)
+
+
+# path -> {"daemon", "answers": {group_by: groups}, "bytes_up", "encodings"}
+RESULTS: Dict[str, Dict[str, Any]] = {}
+
+
+def exporter_factory(path: str, target: str, encodings: List[str]):
+    """A callable building a fresh SDK exporter of `path` aimed at `target` (host:port)."""
+    if path in ("http_protobuf", "http_gzip"):
+        from opentelemetry.exporter.otlp.proto.http import Compression
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+        def make():
+            session = requests.Session()
+            session.trust_env = False
+            session.hooks["response"].append(
+                lambda r, *a, **k: encodings.append(
+                    f"{r.request.headers.get('Content-Type')}|{r.request.headers.get('Content-Encoding', 'identity')}"))
+            return OTLPSpanExporter(endpoint=f"http://{target}/v1/traces", timeout=30, session=session,
+                                    compression=Compression.Gzip if path == "http_gzip" else Compression.NoCompression)
+        return make
+    if path.startswith("grpc"):
+        from grpc import Compression
+        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+
+        def make():
+            return OTLPSpanExporter(endpoint=f"http://{target}", insecure=True, timeout=30,
+                                    compression=Compression.Gzip if path == "grpc_gzip" else Compression.NoCompression,
+                                    channel_options=ts.GRPC_CHANNEL_OPTIONS)
+        return make
+    if path == "http_json":
+        return lambda: ts.make_json_exporter(f"http://{target}/v1/traces")
+    raise ValueError(path)
+
+
+@pytest.mark.parametrize("path", PATHS)
+def test_path_yields_expected_rollups(daemon_factory, generated, path):
+    d = ts.start_daemon(daemon_factory, path)
+    target = ts.grpc_target(d) if path.startswith("grpc") else d.listening["otlp_http"]
+    relay = ts.CountingRelay(target)
+    encodings: List[str] = []
+    try:
+        sent = ts.export_runs(generated.runs, exporter_factory(path, relay.address, encodings))
+    finally:
+        relay.close()
+    assert sum(sent.values()) == generated.span_count, (sent, generated.span_count)
+    if path.startswith("http_") and path != "http_json":
+        want = "application/x-protobuf|" + ("gzip" if path == "http_gzip" else "identity")
+        assert encodings and set(encodings) == {want}, sorted(set(encodings))
+
+    support.wait_for_runs(d.api_url, RUNS, timeout=60)
+    support.settle(d.api_url, ("workflow", "model", "outcome", "service"))
+    answers = {}
+    for group_by, fields in GROUPINGS.items():
+        doc = support.rollups(d.api_url, group_by)
+        support.check_groups(doc, generated.groups(group_by), group_by, fields)
+        answers[group_by] = doc["groups"]
+    RESULTS[path] = {"daemon": d, "answers": answers, "bytes_up": relay.up}
+
+    # Run trees too: the showcase (every feature) and a few runs of each workflow.
+    checked = [generated.showcase] + [r for wf in workload.WORKFLOWS
+                                      for r in [x for x in generated.runs
+                                                if generated.facts_for(x).workflow == wf][:2]]
+    for run in checked:
+        r = support.get_trace(d.api_url, run.trace_id_hex)
+        assert r.status_code == 200, (run.trace_id_hex, r.status_code, r.text[:500])
+        support.check_trace(r.json(), run, generated.facts_for(run))
+
+
+def test_all_paths_identical():
+    missing = [p for p in PATHS if p not in RESULTS]
+    assert not missing, f"paths that did not complete (see their failures): {missing}"
+    base = RESULTS[PATHS[0]]["answers"]
+    problems = []
+    for p in PATHS[1:]:
+        for group_by, groups in RESULTS[p]["answers"].items():
+            if groups != base[group_by]:
+                problems.append(f"{p} vs {PATHS[0]}, group_by={list(group_by)}:\n"
+                                f"  {json.dumps(groups)[:1500]}\n  {json.dumps(base[group_by])[:1500]}")
+    assert not problems, "\n".join(problems)
+
+
+@pytest.mark.parametrize("plain,compressed", [("http_protobuf", "http_gzip"), ("grpc", "grpc_gzip")])
+def test_gzip_really_compressed_on_the_wire(plain, compressed):
+    missing = [p for p in (plain, compressed) if p not in RESULTS]
+    assert not missing, f"paths that did not complete: {missing}"
+    a, b = RESULTS[plain]["bytes_up"], RESULTS[compressed]["bytes_up"]
+    assert a > 0 and b > 0, (a, b)
+    assert b < a / 2, f"{compressed} sent {b} bytes, {plain} {a}: compression not in effect"
