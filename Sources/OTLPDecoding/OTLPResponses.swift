@@ -1,3 +1,4 @@
+import LedgerCore
 import ProtoWire
 
 /// Encodes the OTLP responses and google.rpc.Status error bodies
@@ -42,30 +43,17 @@ public enum OTLPResponses {
 public enum OTLPJSONResponses {
     public static func exportResponse(rejectedSpans: Int64 = 0, errorMessage: String? = nil) -> [UInt8] {
         guard rejectedSpans > 0 || errorMessage != nil else { return Array("{}".utf8) }
-        return Array("{\"partialSuccess\":{\"rejectedSpans\":\"\(rejectedSpans)\",\"errorMessage\":\(quote(errorMessage ?? ""))}}".utf8)
+        return Array("{\"partialSuccess\":{\"rejectedSpans\":\"\(rejectedSpans)\",\"errorMessage\":\(JSONText.quote(errorMessage ?? ""))}}".utf8)
     }
 
     public static func status(code: Int32, message: String, retryAfterSeconds: Int64? = nil) -> [UInt8] {
-        var text = "{\"code\":\(code),\"message\":\(quote(message))"
+        var text = "{\"code\":\(code),\"message\":\(JSONText.quote(message))"
         if let retryAfterSeconds {
             text += ",\"details\":[{\"@type\":\"type.googleapis.com/google.rpc.RetryInfo\",\"retryDelay\":\"\(retryAfterSeconds)s\"}]"
         }
         return Array((text + "}").utf8)
     }
 
-    static func quote(_ s: String) -> String {
-        var out = "\""
-        for u in s.unicodeScalars {
-            switch u {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            default:
-                if u.value < 0x20 { out += "\\u00" + (u.value < 16 ? "0" : "") + String(u.value, radix: 16) } else { out.unicodeScalars.append(u) }
-            }
-        }
-        return out + "\""
-    }
 }
 
 /// gRPC status codes used in google.rpc.Status bodies.

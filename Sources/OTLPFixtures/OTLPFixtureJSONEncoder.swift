@@ -12,11 +12,11 @@ public enum OTLPFixtureJSONEncoder {
                 if i > 0 { out += "," }
                 out += "{\"traceId\":\"\(HexCodec.encode(s.traceID))\",\"spanId\":\"\(HexCodec.encode(s.spanID))\""
                 if !s.parentSpanID.isEmpty { out += ",\"parentSpanId\":\"\(HexCodec.encode(s.parentSpanID))\"" }
-                out += ",\"name\":\(quote(s.name)),\"kind\":1,\"startTimeUnixNano\":\"\(s.startUnixNano)\",\"endTimeUnixNano\":\"\(s.endUnixNano)\""
+                out += ",\"name\":\(JSONText.quote(s.name)),\"kind\":1,\"startTimeUnixNano\":\"\(s.startUnixNano)\",\"endTimeUnixNano\":\"\(s.endUnixNano)\""
                 out += ",\"attributes\":[" + s.attributes.map { keyValue($0.0, $0.1) }.joined(separator: ",") + "]"
                 if !s.events.isEmpty {
                     out += ",\"events\":[" + s.events.map { e in
-                        "{\"timeUnixNano\":\"\(e.timeUnixNano)\",\"name\":\(quote(e.name)),\"attributes\":[" + e.attributes.map { keyValue($0.0, $0.1) }.joined(separator: ",") + "]}"
+                        "{\"timeUnixNano\":\"\(e.timeUnixNano)\",\"name\":\(JSONText.quote(e.name)),\"attributes\":[" + e.attributes.map { keyValue($0.0, $0.1) }.joined(separator: ",") + "]}"
                     }.joined(separator: ",") + "]"
                 }
                 out += ",\"status\":{\"code\":\(s.isError ? 2 : 0)}}"
@@ -27,12 +27,12 @@ public enum OTLPFixtureJSONEncoder {
     }
 
     static func keyValue(_ key: String, _ value: FixtureValue) -> String {
-        "{\"key\":\(quote(key)),\"value\":\(anyValue(value))}"
+        "{\"key\":\(JSONText.quote(key)),\"value\":\(anyValue(value))}"
     }
 
     static func anyValue(_ v: FixtureValue) -> String {
         switch v {
-        case .string(let s): "{\"stringValue\":\(quote(s))}"
+        case .string(let s): "{\"stringValue\":\(JSONText.quote(s))}"
         case .int(let i): "{\"intValue\":\"\(i)\"}"
         case .double(let d): "{\"doubleValue\":\(d)}"
         case .bool(let b): "{\"boolValue\":\(b)}"
@@ -41,16 +41,4 @@ public enum OTLPFixtureJSONEncoder {
         }
     }
 
-    static func quote(_ s: String) -> String {
-        var out = "\""
-        for u in s.unicodeScalars {
-            switch u {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            default:
-                if u.value < 0x20 { out += "\\u00" + (u.value < 16 ? "0" : "") + String(u.value, radix: 16) } else { out.unicodeScalars.append(u) }
-            }
-        }
-        return out + "\""
-    }
 }

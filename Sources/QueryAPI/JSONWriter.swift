@@ -1,3 +1,5 @@
+import LedgerCore
+
 /// Builds JSON text with keys in the order written, so answers are stable byte for byte.
 public struct JSONWriter {
     public private(set) var text = ""
@@ -12,7 +14,7 @@ public struct JSONWriter {
 
     public mutating func key(_ k: String) {
         separator()
-        text += Self.quote(k) + ":"
+        text += JSONText.quote(k) + ":"
         needsComma[needsComma.count - 1] = false
     }
 
@@ -27,7 +29,7 @@ public struct JSONWriter {
 
     mutating func raw(_ s: String) { valuePrefix(); text += s; needsComma[needsComma.count - 1] = true }
 
-    public mutating func string(_ s: String) { raw(Self.quote(s)) }
+    public mutating func string(_ s: String) { raw(JSONText.quote(s)) }
     public mutating func int(_ v: Int64) { raw(String(v)) }
     public mutating func bool(_ v: Bool) { raw(v ? "true" : "false") }
     public mutating func null() { raw("null") }
@@ -56,24 +58,4 @@ public struct JSONWriter {
         return sign + String(m / unit) + "." + String(repeating: "0", count: places - frac.count) + frac
     }
 
-    public static func quote(_ s: String) -> String {
-        var out = "\""
-        for u in s.unicodeScalars {
-            switch u {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            default:
-                if u.value < 0x20 {
-                    let h = String(u.value, radix: 16)
-                    out += "\\u" + String(repeating: "0", count: 4 - h.count) + h
-                } else {
-                    out.unicodeScalars.append(u)
-                }
-            }
-        }
-        return out + "\""
-    }
 }

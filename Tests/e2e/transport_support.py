@@ -55,15 +55,7 @@ def log_text(d: support.Daemon) -> str:
         return ""
 
 
-def rss_kib(pid: int) -> Optional[int]:
-    """VmRSS of a process in KiB (None once it is gone)."""
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    except (FileNotFoundError, ProcessLookupError):
-        return None
-    return None
+rss_kib = support.rss_kib
 
 
 def assert_alive(d: support.Daemon) -> None:
@@ -227,87 +219,8 @@ def make_json_exporter(endpoint: str):
 # The workload through any SDK exporter (workload.export_with_sdk is HTTP/protobuf only).
 # --------------------------------------------------------------------------------------
 
-def export_runs(runs: Sequence[RunSpec], make_exporter: Callable[[], Any], timeout_s: float = 60.0) -> Dict[str, int]:
-    """Like workload.export_with_sdk (TracerProvider + BatchSpanProcessor, one provider per
-    service, run services first, then TOOL_SERVICE), with exporters from make_exporter().
-    Returns per-service counts of spans exported successfully; raises on any failure."""
-    from opentelemetry import trace as trace_api
-    from opentelemetry.sdk.resources import Resource
-    from opentelemetry.sdk.trace import TracerProvider
-    from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
-    from opentelemetry.sdk.trace.sampling import ALWAYS_ON
-    from opentelemetry.trace import NonRecordingSpan, SpanContext, SpanKind, Status, StatusCode, TraceFlags
-
-    class CountingExporter(SpanExporter):
-        def __init__(self, inner):
-            self.inner, self.ok, self.failed = inner, 0, 0
-
-        def export(self, spans):
-            res = self.inner.export(spans)
-            if res == SpanExportResult.SUCCESS:
-                self.ok += len(spans)
-            else:
-                self.failed += len(spans)
-            return res
-
-        def shutdown(self):
-            self.inner.shutdown()
-
-        def force_flush(self, timeout_millis: int = 30000) -> bool:
-            return True
-
-    ids = workload._PresetIdGenerator().gen
-    kinds = {"internal": SpanKind.INTERNAL, "server": SpanKind.SERVER, "client": SpanKind.CLIENT}
-    services = list(workload.SERVICES) + [workload.TOOL_SERVICE]
-    providers, exporters = {}, {}
-    for svc in services:
-        exp = CountingExporter(make_exporter())
-        tp = TracerProvider(resource=Resource.create({"service.name": svc}), id_generator=ids, sampler=ALWAYS_ON)
-        tp.add_span_processor(BatchSpanProcessor(exp, max_queue_size=200_000, max_export_batch_size=512,
-                                                 schedule_delay_millis=100))
-        providers[svc], exporters[svc] = tp, exp
-    tracers = {svc: providers[svc].get_tracer("spanledger-e2e-workload", "1.0") for svc in services}
-
-    def emit(run: RunSpec, span: SpanSpec) -> None:
-        ctx = None
-        if span.parent_id is not None:
-            parent = SpanContext(trace_id=run.trace_id, span_id=span.parent_id, is_remote=False,
-                                 trace_flags=TraceFlags(TraceFlags.SAMPLED))
-            ctx = trace_api.set_span_in_context(NonRecordingSpan(parent))
-        else:
-            ids.trace_id = run.trace_id
-        ids.span_id = span.span_id
-        s = tracers[span.service].start_span(span.name, context=ctx, kind=kinds[span.kind],
-                                             attributes=span.attributes, start_time=span.start_ns)
-        assert s.get_span_context().span_id == span.span_id and s.get_span_context().trace_id == run.trace_id
-        for e in span.events:
-            s.add_event(e.name, e.attributes, timestamp=e.time_ns)
-        if span.error:
-            s.set_status(Status(StatusCode.ERROR, "upstream error"))
-        s.end(end_time=span.end_ns)
-
-    def flush(svcs):
-        for svc in svcs:
-            if not providers[svc].force_flush(timeout_millis=int(timeout_s * 1000)):
-                raise AssertionError(f"force_flush of {svc} timed out")
-
-    for run in runs:
-        for span in run.spans:
-            if span.service != workload.TOOL_SERVICE:
-                emit(run, span)
-    flush(workload.SERVICES)
-    for run in runs:
-        for span in run.spans:
-            if span.service == workload.TOOL_SERVICE:
-                emit(run, span)
-    flush([workload.TOOL_SERVICE])
-    for tp in providers.values():
-        tp.shutdown()
-    failed = {svc: e.failed for svc, e in exporters.items() if e.failed}
-    if failed:
-        details = [p for e in exporters.values() for p in getattr(e.inner, "problems", [])]
-        raise AssertionError(f"OTLP export failed for spans: {failed} {details[:5]}")
-    return {svc: e.ok for svc, e in exporters.items()}
+# The general exporter loop lives in workload.py; kept here under its old name.
+export_runs = workload.export_runs
 
 
 # --------------------------------------------------------------------------------------

@@ -29,7 +29,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from decimal import ROUND_HALF_UP, Decimal
-from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
 NS_PER_MS = 1_000_000
 NS_PER_S = 1_000_000_000
@@ -1063,14 +1063,26 @@ class _PresetIdGenerator:
 
 
 def export_with_sdk(runs: Sequence[RunSpec], endpoint: str, timeout_s: float = 60.0) -> Dict[str, int]:
-    """Exports the runs through TracerProvider + BatchSpanProcessor + OTLPSpanExporter
-    (http/protobuf), one provider per service. Spans of run services go first (root
-    before its descendants), then the TOOL_SERVICE spans, so every root reaches the
-    daemon before any span of its trace from another service. Returns per-service counts
-    of spans the exporter reported as exported successfully."""
+    """export_runs with the OTLP/HTTP protobuf exporter, never through a proxy (the daemon
+    is on loopback)."""
     import requests
-    from opentelemetry import trace as trace_api
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+    def make_exporter():
+        session = requests.Session()
+        session.trust_env = False
+        return OTLPSpanExporter(endpoint=endpoint, timeout=30, session=session)
+
+    return export_runs(runs, make_exporter, timeout_s)
+
+
+def export_runs(runs: Sequence[RunSpec], make_exporter: Callable[[], Any], timeout_s: float = 60.0) -> Dict[str, int]:
+    """Exports the runs through TracerProvider + BatchSpanProcessor, one provider per
+    service, with exporters from make_exporter() (any official SDK exporter). Spans of run
+    services go first (root before its descendants), then the TOOL_SERVICE spans, so every
+    root reaches the daemon before any span of its trace from another service. Returns
+    per-service counts of spans exported successfully; raises on any failure."""
+    from opentelemetry import trace as trace_api
     from opentelemetry.sdk.resources import Resource
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
@@ -1078,7 +1090,7 @@ def export_with_sdk(runs: Sequence[RunSpec], endpoint: str, timeout_s: float = 6
     from opentelemetry.trace import NonRecordingSpan, SpanContext, SpanKind, Status, StatusCode, TraceFlags
 
     class CountingExporter(SpanExporter):
-        def __init__(self, inner: SpanExporter):
+        def __init__(self, inner):
             self.inner, self.ok, self.failed = inner, 0, 0
 
         def export(self, spans):
@@ -1100,9 +1112,7 @@ def export_with_sdk(runs: Sequence[RunSpec], endpoint: str, timeout_s: float = 6
     services = list(SERVICES) + [TOOL_SERVICE]
     providers, exporters = {}, {}
     for svc in services:
-        session = requests.Session()
-        session.trust_env = False  # never through a proxy: the daemon is on loopback
-        exp = CountingExporter(OTLPSpanExporter(endpoint=endpoint, timeout=30, session=session))
+        exp = CountingExporter(make_exporter())
         tp = TracerProvider(resource=Resource.create({"service.name": svc}), id_generator=ids, sampler=ALWAYS_ON)
         tp.add_span_processor(BatchSpanProcessor(exp, max_queue_size=200_000, max_export_batch_size=512,
                                                  schedule_delay_millis=100))
@@ -1133,7 +1143,7 @@ def export_with_sdk(runs: Sequence[RunSpec], endpoint: str, timeout_s: float = 6
                 raise AssertionError(f"force_flush of {svc} timed out")
 
     for run in runs:
-        for span in run.spans:  # parents precede children in every run's list
+        for span in run.spans:
             if span.service != TOOL_SERVICE:
                 emit(run, span)
     flush(SERVICES)
@@ -1146,7 +1156,8 @@ def export_with_sdk(runs: Sequence[RunSpec], endpoint: str, timeout_s: float = 6
         tp.shutdown()
     failed = {svc: e.failed for svc, e in exporters.items() if e.failed}
     if failed:
-        raise AssertionError(f"OTLP export failed for spans: {failed}")
+        details = [p for e in exporters.values() for p in getattr(e.inner, "problems", [])]
+        raise AssertionError(f"OTLP export failed for spans: {failed} {details[:5]}")
     return {svc: e.ok for svc, e in exporters.items()}
 
 
