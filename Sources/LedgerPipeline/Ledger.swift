@@ -16,6 +16,7 @@ public struct LedgerStats: Sendable {
     public var runsIncomplete: Int64 = 0
     public var tracesEvicted: Int64 = 0
     public var tracesReleasedAtMaxAge: Int64 = 0
+    public var tracesAtTraceLimit: Int64 = 0
     public var lateSpanGroups: Int64 = 0
     public var flushes: Int64 = 0
     public var flushFailures: Int64 = 0
@@ -175,6 +176,7 @@ public actor Ledger: SpanConsumer {
         switch released.reason {
         case .evicted: stats.tracesEvicted += 1
         case .maxAge: stats.tracesReleasedAtMaxAge += 1
+        case .traceLimit: stats.tracesAtTraceLimit += 1
         default: break
         }
         if released.late, let entry = index[released.traceID] {

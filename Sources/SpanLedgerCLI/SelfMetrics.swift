@@ -22,6 +22,7 @@ enum SelfMetrics {
         metric("spanledger_runs_incomplete_total", "counter", "Runs released without their root span.", s.runsIncomplete)
         metric("spanledger_traces_evicted_total", "counter", "Traces released early because the buffer was full.", s.tracesEvicted)
         metric("spanledger_traces_max_age_total", "counter", "Traces released at the maximum age.", s.tracesReleasedAtMaxAge)
+        metric("spanledger_traces_at_trace_limit_total", "counter", "Traces released early at the per-trace span or byte limit.", s.tracesAtTraceLimit)
         metric("spanledger_late_span_groups_total", "counter", "Groups of spans that joined an already released run.", s.lateSpanGroups)
         metric("spanledger_flushes_total", "counter", "Segment flushes written.", s.flushes)
         metric("spanledger_flush_failures_total", "counter", "Flushes that failed (their data is kept and written by the next flush) or whose checkpoint failed (replayed, never counted twice).", s.flushFailures)

@@ -28,6 +28,8 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(name: .customLong("trace-max-age"), help: "Longest a trace stays open before release as incomplete (default 10m).") var traceMaxAge: String?
     @Option(name: .customLong("max-pending-traces"), help: "Open traces held before the oldest is released early (default 100000).") var maxPendingTraces: Int?
     @Option(name: .customLong("max-pending-bytes"), help: "Buffered span bytes before the oldest trace is released early (default 268435456).") var maxPendingBytes: Int?
+    @Option(name: .customLong("max-spans-per-trace"), help: "Spans held for one trace before it is released as it stands (default 10000).") var maxSpansPerTrace: Int?
+    @Option(name: .customLong("max-trace-bytes"), help: "Bytes held for one trace before it is released as it stands (default 16777216).") var maxTraceBytes: Int?
     @Option(name: .customLong("flush-interval"), help: "How often rollups are written to disk (default 5s).") var flushInterval: String?
     @Option(help: "Price file (JSON, Schemas/prices.md) adding to or overriding the built-in prices.") var prices: String?
     @Option(name: .customLong("max-body-size"), help: "Largest OTLP request body in bytes, after gzip inflation too (default 16777216).") var maxBodySize: Int?
@@ -54,6 +56,8 @@ struct ServeCommand: AsyncParsableCommand {
         if let maxPendingTraces { s.maxPendingTraces = maxPendingTraces }
         if let maxPendingBytes { s.maxPendingBytes = maxPendingBytes }
         if let flushInterval { s.flushInterval = flushInterval }
+        if let maxSpansPerTrace { s.maxSpansPerTrace = maxSpansPerTrace }
+        if let maxTraceBytes { s.maxTraceBytes = maxTraceBytes }
         if let prices { s.prices = prices }
         if let maxBodySize { s.maxBodySize = maxBodySize }
         if let idleTimeout { s.idleTimeout = idleTimeout }
@@ -85,8 +89,10 @@ struct ServeCommand: AsyncParsableCommand {
         ledgerConfig.assembly.maxAgeNano = UInt64(try ServeSettings.duration(s.traceMaxAge, "trace max age"))
         ledgerConfig.assembly.maxTraces = s.maxPendingTraces
         ledgerConfig.assembly.maxBytes = s.maxPendingBytes
+        ledgerConfig.assembly.maxSpansPerTrace = s.maxSpansPerTrace
+        ledgerConfig.assembly.maxTraceBytes = s.maxTraceBytes
         ledgerConfig.flushIntervalNano = UInt64(try ServeSettings.duration(s.flushInterval, "flush interval"))
-        guard s.maxPendingTraces > 0, s.maxPendingBytes > 0, s.maxBodySize > 0 else { throw ValidationError("limits must be positive") }
+        guard s.maxPendingTraces > 0, s.maxPendingBytes > 0, s.maxBodySize > 0, s.maxSpansPerTrace > 0, s.maxTraceBytes > 0 else { throw ValidationError("limits must be positive") }
 
         let priceTable: PriceTable
         do { priceTable = try PriceTable.load(userFile: s.prices) } catch { throw ValidationError("\(error)") }

@@ -22,6 +22,10 @@ struct ServeSettings: Sendable, Equatable {
     var maxPendingTraces = 100_000
     /// `--max-pending-bytes` / `max_pending_bytes`.
     var maxPendingBytes = 256 << 20
+    /// `--max-spans-per-trace` / `max_spans_per_trace`.
+    var maxSpansPerTrace = 10_000
+    /// `--max-trace-bytes` / `max_trace_bytes`.
+    var maxTraceBytes = 16 << 20
     /// `--flush-interval` / `flush_interval`: how often rollups are written to disk.
     var flushInterval = "5s"
     /// `--prices` / `prices`: price file adding to / overriding the built-in table.
@@ -52,7 +56,7 @@ struct ServeSettings: Sendable, Equatable {
     static let keys: Set<String> = ["data", "otlp_http", "otlp_grpc", "api", "trace_wait", "trace_max_age", "max_pending_traces", "max_pending_bytes",
                                     "flush_interval", "prices", "max_body_size", "idle_timeout", "log_level", "durability",
                                     "durability_interval", "max_inflight_bytes", "read_timeout", "max_attribute_depth", "max_span_attributes",
-                                    "max_attribute_bytes", "max_spans_per_request"]
+                                    "max_attribute_bytes", "max_spans_per_request", "max_spans_per_trace", "max_trace_bytes"]
 
     /// Applies the keys of a YAML config file. Unknown keys are an error (typos must not pass silently).
     mutating func apply(yamlFile path: String) throws {
@@ -99,6 +103,8 @@ struct ServeSettings: Sendable, Equatable {
         if let v = try int("max_span_attributes") { maxSpanAttributes = v }
         if let v = try int("max_attribute_bytes") { maxAttributeBytes = v }
         if let v = try int("max_spans_per_request") { maxSpansPerRequest = v }
+        if let v = try int("max_spans_per_trace") { maxSpansPerTrace = v }
+        if let v = try int("max_trace_bytes") { maxTraceBytes = v }
     }
 
     static func duration(_ text: String, _ name: String) throws -> Int64 {

@@ -16,6 +16,10 @@ public struct TraceAssembler: Sendable {
         public var maxTraces: Int = 100_000
         /// Most buffered span bytes, approximate (`--max-pending-bytes`, default 256 MiB).
         public var maxBytes: Int = 256 << 20
+        /// Most spans held for one trace (`--max-spans-per-trace`, default 10,000).
+        public var maxSpansPerTrace: Int = 10_000
+        /// Most bytes held for one trace (`--max-trace-bytes`, default 16 MiB).
+        public var maxTraceBytes: Int = 16 << 20
 
         public init() {}
         public static let `default` = Limits()
@@ -33,6 +37,9 @@ public struct TraceAssembler: Sendable {
         case evicted
         /// Released at shutdown.
         case shutdown
+        /// Released as it stands because it reached the per-trace span or byte limit; its
+        /// later spans join the same run as late spans.
+        case traceLimit
     }
 
     public struct Released: Sendable {
@@ -90,6 +97,9 @@ public struct TraceAssembler: Sendable {
         bufferedBytes += bytes
         bufferedSpans += spans.count
         var out: [Released] = []
+        if let t = open[traceID], t.spans.count >= limits.maxSpansPerTrace || t.bytes >= limits.maxTraceBytes {
+            out.append(release(traceID, reason: .traceLimit))
+        }
         while open.count > limits.maxTraces || (bufferedBytes > limits.maxBytes && open.count > 1) {
             guard let victim = oldestOpen(excluding: traceID) else { break }
             out.append(release(victim, reason: .evicted))

@@ -82,3 +82,25 @@ func limits(wait: UInt64 = 5 * second, maxAge: UInt64 = 600 * second, maxTraces:
     #expect(out.count == 5 && out.allSatisfy { $0.reason == .shutdown })
     #expect(a.openTraces == 0)
 }
+
+@Test func aTraceAtItsSpanLimitIsReleasedAtOnceAndLaterSpansAreLate() {
+    var l = limits()
+    l.maxSpansPerTrace = 3
+    var a = TraceAssembler(limits: l)
+    let t = TraceID(high: 0, low: 9)
+    #expect(a.ingest([span(9, 1), span(9, 2, parent: 1)], of: t, late: false, now: 0).isEmpty)
+    let out = a.ingest([span(9, 3, parent: 1)], of: t, late: false, now: 1)
+    #expect(out.count == 1 && out[0].reason == .traceLimit && out[0].spans.count == 3 && out[0].hasRoot)
+    #expect(!a.isOpen(t) && a.bufferedSpans == 0)
+}
+
+@Test func aTraceAtItsByteLimitIsReleasedAtOnce() {
+    var l = limits()
+    l.maxTraceBytes = 3 * span(1, 1).approximateBytes
+    var a = TraceAssembler(limits: l)
+    let t = TraceID(high: 0, low: 10)
+    _ = a.ingest([span(10, 1), span(10, 2, parent: 1)], of: t, late: false, now: 0)
+    #expect(a.isOpen(t))
+    let out = a.ingest([span(10, 3, parent: 1)], of: t, late: false, now: 0)
+    #expect(out.map(\.reason) == [.traceLimit])
+}
