@@ -46,6 +46,14 @@ struct QueryCommand: AsyncParsableCommand {
         ("errors", "ERRORS"), ("latency_p50_ms", "P50 ms"), ("latency_p95_ms", "P95 ms"),
     ]
 
+    /// A group's field as text; money always in fixed six-decimal USD (never 2.1e-05).
+    static func cell(_ g: [String: Any], _ key: String) -> String {
+        if key == "cost_usd" || key == "cost_per_accepted_usd", let n = g[key] as? NSNumber {
+            return String(format: "%.6f", n.doubleValue)
+        }
+        return TableText.text(g[key])
+    }
+
     static func format(_ json: Data, as format: OutputFormat, groupBy: [GroupDimension]) throws -> String {
         if format == .json { return String(decoding: json, as: UTF8.self) + "\n" }
         guard let root = try JSONSerialization.jsonObject(with: json) as? [String: Any], let groups = root["groups"] as? [[String: Any]] else {
@@ -57,14 +65,14 @@ struct QueryCommand: AsyncParsableCommand {
                               "input_tokens", "cached_input_tokens", "cache_write_tokens", "output_tokens", "reasoning_tokens",
                               "unpriced_tokens", "cost_usd", "cost_micros", "cost_per_accepted_usd", "retries", "errors",
                               "incomplete_runs", "latency_p50_ms", "latency_p95_ms"]
-            return TableText.csv(headers: all, rows: groups.map { g in all.map { k in g[k].map { TableText.text($0) == "-" ? "" : TableText.text($0) } ?? "" } })
+            return TableText.csv(headers: all, rows: groups.map { g in all.map { k in cell(g, k) == "-" ? "" : cell(g, k) } })
         }
         let columns = keys.map { (key: $0, title: $0.uppercased()) } + measureColumns
         let rows = groups.map { g in
             columns.map { c -> String in
                 if c.key == "acceptance_rate", let r = g[c.key] as? Double { return String(format: "%.1f%%", r * 100) }
                 if c.key == "model", let m = g[c.key] as? String, m.isEmpty { return "(none)" }
-                return TableText.text(g[c.key])
+                return cell(g, c.key)
             }
         }
         let header = "window \(root["from"] ?? "?") .. \(root["to"] ?? "?")\n"
@@ -100,7 +108,7 @@ struct TraceCommand: AsyncParsableCommand {
         }
         print("trace    \(run["trace_id"] ?? "")")
         print("workflow \(run["workflow"] ?? "")   service \(TableText.text(run["service"]))   start \(run["start"] ?? "")   duration \(TableText.text(run["duration_ms"])) ms")
-        print("outcome  \(run["outcome"] ?? "")   cost $\(TableText.text(run["cost_usd"]))   LLM calls \(TableText.text(run["llm_calls"]))   tool calls \(TableText.text(run["tool_calls"]))   unpriced tokens \(TableText.text(run["unpriced_tokens"]))\((run["incomplete"] as? Bool) == true ? "   (incomplete: root span missing)" : "")")
+        print("outcome  \(run["outcome"] ?? "")   cost $\(QueryCommand.cell(run, "cost_usd"))   LLM calls \(TableText.text(run["llm_calls"]))   tool calls \(TableText.text(run["tool_calls"]))   unpriced tokens \(TableText.text(run["unpriced_tokens"]))\((run["incomplete"] as? Bool) == true ? "   (incomplete: root span missing)" : "")")
         print("")
         // Depth-first tree order.
         var children: [String: [[String: Any]]] = [:]
