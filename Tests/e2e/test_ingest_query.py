@@ -4,6 +4,7 @@ the HTTP API and the CLI, and again after a graceful restart."""
 
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import dataclass
 
@@ -120,3 +121,28 @@ def test_restart_keeps_rollups(ingested, daemon_factory):
         after = support.comparable(support.rollups(d.api_url, g))
         assert after == before[g], f"after restart, group_by={g}"
         support.check_groups({"groups": after}, w.groups(g), g, fields_for(g))
+
+
+def test_cli_csv_and_table_match_the_json_answer(ingested):
+    """`query --format csv` carries every group with the JSON answer's numbers, money as
+    fixed six-decimal USD (never exponent notation); the table shows the same groups."""
+    import csv
+    import io
+    api = ingested.daemon.api_url
+    expected = ingested.workload.groups(("workflow",))
+    p = support.cli("query", "--server", api, "--since", "1h", "--group-by", "workflow", "--format", "csv")
+    rows = list(csv.DictReader(io.StringIO(p.stdout.decode())))
+    assert sorted(r["workflow"] for r in rows) == sorted(k[0] for k in expected)
+    for r in rows:
+        want = expected[(r["workflow"],)]
+        assert int(r["runs"]) == want["runs"] and int(r["cost_micros"]) == want["cost_micros"], r
+        assert re.fullmatch(r"\d+\.\d{6}", r["cost_usd"]), r["cost_usd"]
+        assert round(float(r["cost_usd"]) * 1_000_000) == want["cost_micros"], r
+    table = support.cli("query", "--server", api, "--since", "1h", "--group-by", "workflow").stdout.decode()
+    lines = table.splitlines()
+    assert lines[1].split()[0] == "WORKFLOW" and set(lines[2]) <= {"-", " "}, table
+    body = lines[3:]
+    assert len(body) == len(expected), table
+    for (name,) in expected:  # workflow names may contain spaces ("POST /v1/triage")
+        assert any(l.startswith(name + " ") for l in body), (name, table)
+    assert not re.search(r"\d[eE][-+]\d", table), table  # no exponent-notation numbers
