@@ -80,7 +80,8 @@ public final class WriteAheadLog: @unchecked Sendable {
     var closed = false
     var metricsValue = WALMetrics()
     var thread: Thread?
-    // Owned by the writer thread after start.
+    // Owned by the writer thread after start; `segmentPath` is written under `lock`
+    // because `checkpoint` reads it from other threads.
     var fd: Int32 = -1
     var segmentPath = ""
     var segmentSize = 0
@@ -348,7 +349,7 @@ public final class WriteAheadLog: @unchecked Sendable {
             if stat(path, &st) == 0 && Int(st.st_size) < configuration.segmentBytes && fd < 0 && segmentPath.isEmpty {
                 fd = Glibc.open(path, O_WRONLY | O_APPEND | O_CLOEXEC)
                 guard fd >= 0 else { throw .errno("open", path) }
-                segmentPath = path
+                lock.withLock { segmentPath = path }
                 segmentSize = Int(st.st_size)
                 return
             }
@@ -357,7 +358,7 @@ public final class WriteAheadLog: @unchecked Sendable {
         let path = dir + "/wal-" + String(repeating: "0", count: max(0, 20 - digits.count)) + digits + ".log"
         fd = Glibc.open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o644)
         guard fd >= 0 else { throw .errno("create", path) }
-        segmentPath = path
+        lock.withLock { segmentPath = path }
         segmentSize = 0
         try WALFiles.syncDirectory(dir)
     }
