@@ -32,14 +32,15 @@ let package = Package(
         .target(name: "LedgerCore"),
         .target(name: "ProtoWire"),
         .target(name: "ZlibCodec", dependencies: ["CZlib"]),
+        .target(name: "DurableFiles"),
 
         // Pipeline stages.
         .target(name: "OTLPDecoding", dependencies: ["LedgerCore", "OTLPProtoC", "CDecodeSupport", "CProtobufC", "ProtoWire"]),
         .target(name: "TraceAssembly", dependencies: ["LedgerCore", .product(name: "DequeModule", package: "swift-collections")]),
         .target(name: "Attribution", dependencies: ["LedgerCore"]),
         .target(name: "Rollups", dependencies: ["LedgerCore"]),
-        .target(name: "LedgerStore", dependencies: ["LedgerCore", "Rollups", "ProtoWire", "ZlibCodec"]),
-        .target(name: "WriteAheadLog", dependencies: ["ZlibCodec"]),
+        .target(name: "LedgerStore", dependencies: ["LedgerCore", "Rollups", "ProtoWire", "ZlibCodec", "DurableFiles"]),
+        .target(name: "WriteAheadLog", dependencies: ["ZlibCodec", "DurableFiles"]),
         .target(name: "LedgerPipeline", dependencies: [
             "LedgerCore", "TraceAssembly", "Attribution", "Rollups", "LedgerStore", "WriteAheadLog", "ProtoWire",
             .product(name: "Logging", package: "swift-log"),
@@ -68,7 +69,7 @@ let package = Package(
 
         .executableTarget(name: "SpanLedgerCLI", dependencies: [
             "LedgerCore", "OTLPReceiver", "QueryAPI", "LedgerPipeline", "LedgerStore", "Attribution", "Rollups",
-            "OTLPDecoding", "OTLPFixtures", "HTTPServing", "LoadGenerator", "WriteAheadLog", "OTLPGRPCReceiver",
+            "OTLPDecoding", "OTLPFixtures", "HTTPServing", "LoadGenerator", "WriteAheadLog", "OTLPGRPCReceiver", "DurableFiles",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

@@ -40,14 +40,6 @@ public enum DurationText {
         }
         return haveNumber ? nil : total
     }
-
-    public static func format(nanoseconds: Int64) -> String {
-        if nanoseconds % 86_400_000_000_000 == 0 && nanoseconds > 0 { return "\(nanoseconds / 86_400_000_000_000)d" }
-        if nanoseconds % 3_600_000_000_000 == 0 && nanoseconds > 0 { return "\(nanoseconds / 3_600_000_000_000)h" }
-        if nanoseconds % 60_000_000_000 == 0 && nanoseconds > 0 { return "\(nanoseconds / 60_000_000_000)m" }
-        if nanoseconds % 1_000_000_000 == 0 { return "\(nanoseconds / 1_000_000_000)s" }
-        return "\(nanoseconds / 1_000_000)ms"
-    }
 }
 
 extension String {

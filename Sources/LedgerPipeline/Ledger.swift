@@ -201,13 +201,11 @@ public actor Ledger: SpanConsumer {
             for c in run.calls where c.model == model { Self.addCall(c, to: &m) }
             add(RollupKey(bucketStartUnix: minute, workflow: run.workflow, model: model, outcome: run.outcome, service: run.service, runLevel: false), m)
         }
-        let entry = TraceIndexEntry(
+        var entry = TraceIndexEntry(
             traceID: run.traceID, workflow: run.workflow, service: run.service, startUnixNano: run.startUnixNano,
-            durationNano: run.durationNano, outcome: run.outcome, costMicros: run.costMicros, llmCalls: Int64(run.calls.count),
-            inputTokens: run.calls.reduce(0) { $0 + $1.usage.input }, outputTokens: run.calls.reduce(0) { $0 + $1.usage.output },
-            unpricedTokens: run.calls.reduce(0) { $0 + $1.unpricedTokens }, spanCount: Int64(run.spans.count),
-            incomplete: run.incomplete, models: models, toolCalls: run.toolCalls,
-            retries: Int64(run.calls.filter(\.isRetry).count), errors: run.otherErrors + Int64(run.calls.filter(\.isError).count))
+            durationNano: run.durationNano, outcome: run.outcome, costMicros: 0, llmCalls: 0, inputTokens: 0, outputTokens: 0,
+            unpricedTokens: 0, spanCount: 0, incomplete: run.incomplete, models: models, toolCalls: 0, retries: 0, errors: 0)
+        entry.add(run)
         record(entry, tree: Self.tree(run))
     }
 
@@ -259,15 +257,7 @@ public actor Ledger: SpanConsumer {
         }
         var updated = entry
         updated.models = models
-        updated.costMicros += run.costMicros
-        updated.llmCalls += Int64(run.calls.count)
-        updated.inputTokens += run.calls.reduce(0) { $0 + $1.usage.input }
-        updated.outputTokens += run.calls.reduce(0) { $0 + $1.usage.output }
-        updated.unpricedTokens += run.calls.reduce(0) { $0 + $1.unpricedTokens }
-        updated.spanCount += Int64(spans.count)
-        updated.toolCalls += run.toolCalls
-        updated.retries += Int64(run.calls.filter(\.isRetry).count)
-        updated.errors += run.otherErrors + Int64(run.calls.filter(\.isError).count)
+        updated.add(run)
         run.startUnixNano = entry.startUnixNano
         record(updated, tree: Self.tree(run))
     }
@@ -488,4 +478,23 @@ public final class InflightSequences: Sendable {
     }
 
     public var lowestFloor: UInt64? { floors.withLock { $0.keys.min() } }
+}
+
+extension TraceIndexEntry {
+    /// Adds the spans, priced calls, tool calls, retries and errors of `run` (a whole run,
+    /// or late spans joining one) to this entry's totals.
+    mutating func add(_ run: AttributedRun) {
+        costMicros += run.costMicros
+        llmCalls += Int64(run.calls.count)
+        for c in run.calls {
+            inputTokens += c.usage.input
+            outputTokens += c.usage.output
+            unpricedTokens += c.unpricedTokens
+            retries += c.isRetry ? 1 : 0
+            errors += c.isError ? 1 : 0
+        }
+        spanCount += Int64(run.spans.count)
+        toolCalls += run.toolCalls
+        errors += run.otherErrors
+    }
 }

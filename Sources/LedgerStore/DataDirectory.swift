@@ -1,3 +1,4 @@
+import DurableFiles
 import LedgerCore
 import Rollups
 
@@ -34,9 +35,13 @@ public struct DataDirectory: Sendable {
     @discardableResult
     public func prepare() throws(StoreError) -> [String] {
         var removed: [String] = []
-        try FileIO.makeDirectories(path)
+        do {
+            try FileIO.makeDirectories(path)
+            for kind in SegmentKind.allCases { try FileIO.makeDirectories(directory(kind)) }
+        } catch {
+            throw StoreError(error)
+        }
         for kind in SegmentKind.allCases {
-            try FileIO.makeDirectories(directory(kind))
             for name in FileIO.list(directory(kind)) where name.hasSuffix(".tmp") {
                 FileIO.remove(directory(kind) + "/" + name)
                 removed.append(kind.directory + "/" + name)
@@ -59,7 +64,7 @@ public struct DataDirectory: Sendable {
         var out: Set<SpanKey> = []
         for seq in sequences(.traceDetail).reversed() {
             let p = file(.traceDetail, sequence: seq)
-            guard let bytes = try? FileIO.readAll(p), let message = try? SegmentFrame.decode(bytes, expecting: .traceDetail, path: p) else { continue }
+            guard let bytes = try? readFile(p), let message = try? SegmentFrame.decode(bytes, expecting: .traceDetail, path: p) else { continue }
             // Flushes are in log order: once one ends below the sequence, all older ones do.
             if TraceDetailCodec.walSequenceMax(message) < walSequence { break }
             for d in (try? TraceDetailCodec.decode(message, path: p)) ?? [] {
@@ -89,7 +94,7 @@ public struct DataDirectory: Sendable {
         for seq in sequences(.rollup) where committed.contains(seq) {
             let p = file(.rollup, sequence: seq)
             do {
-                let message = try SegmentFrame.decode(try FileIO.readAll(p), expecting: .rollup, path: p)
+                let message = try SegmentFrame.decode(try readFile(p), expecting: .rollup, path: p)
                 table.merge(try RollupSegmentCodec.decode(message, path: p))
             } catch {
                 damaged.append(error)
@@ -106,7 +111,7 @@ public struct DataDirectory: Sendable {
         for seq in sequences(.traceIndex) where committed.contains(seq) {
             let p = file(.traceIndex, sequence: seq)
             do {
-                let message = try SegmentFrame.decode(try FileIO.readAll(p), expecting: .traceIndex, path: p)
+                let message = try SegmentFrame.decode(try readFile(p), expecting: .traceIndex, path: p)
                 for e in try TraceIndexCodec.decode(message, path: p) { out[e.traceID] = e }
             } catch {
                 damaged.append(error)
@@ -120,7 +125,7 @@ public struct DataDirectory: Sendable {
         var spans: [StoredSpan] = []
         for seq in sequences(.traceDetail).reversed() {
             let p = file(.traceDetail, sequence: seq)
-            guard let bytes = try? FileIO.readAll(p), let message = try? SegmentFrame.decode(bytes, expecting: .traceDetail, path: p),
+            guard let bytes = try? readFile(p), let message = try? SegmentFrame.decode(bytes, expecting: .traceDetail, path: p),
                   let details = try? TraceDetailCodec.decode(message, path: p, only: traceID) else { continue }
             for d in details.reversed() { spans = d.spans + spans }
         }

@@ -3,6 +3,7 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
+import DurableFiles
 import ZlibCodec
 
 /// Kinds of segment file in the data directory.
@@ -35,7 +36,17 @@ public struct StoreError: Error, Sendable, CustomStringConvertible {
         self.path = path
         self.message = message
     }
+
+    init(_ e: FileError) {
+        self.init(path: e.path, message: e.description)
+    }
+
     public var description: String { "\(path): \(message)" }
+}
+
+/// Reads a whole file, as a store error.
+func readFile(_ path: String) throws(StoreError) -> [UInt8] {
+    do { return try FileIO.readAll(path) } catch { throw StoreError(error) }
 }
 
 /// The frame around every segment file: a 24-byte header — magic "SLSG", format version,
@@ -89,99 +100,4 @@ public enum SegmentFrame {
         for i in 0..<n { v |= UInt64(b[at + i]) << (8 * i) }
         return v
     }
-}
-
-/// POSIX file helpers: atomic replace (temporary name, fsync, rename, fsync directory).
-public enum FileIO {
-    public static func readAll(_ path: String) throws(StoreError) -> [UInt8] {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { throw StoreError(path: path, message: "cannot open: \(errnoText())") }
-        defer { close(fd) }
-        var out: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 1 << 16)
-        while true {
-            let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-            if n < 0 {
-                if errno == EINTR { continue }
-                throw StoreError(path: path, message: "read failed: \(errnoText())")
-            }
-            if n == 0 { return out }
-            out.append(contentsOf: chunk[0..<n])
-        }
-    }
-
-    /// Writes `bytes` to `path` atomically and durably.
-    public static func writeAtomically(_ bytes: [UInt8], to path: String) throws(StoreError) {
-        let tmp = path + ".tmp"
-        let fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
-        guard fd >= 0 else { throw StoreError(path: tmp, message: "cannot create: \(errnoText())") }
-        var ok = false
-        defer {
-            if !ok { unlink(tmp) }
-        }
-        var written = 0
-        while written < bytes.count {
-            let n = bytes.withUnsafeBytes { write(fd, $0.baseAddress! + written, $0.count - written) }
-            if n < 0 {
-                if errno == EINTR { continue }
-                let msg = errnoText()
-                close(fd)
-                throw StoreError(path: tmp, message: "write failed: \(msg)")
-            }
-            written += n
-        }
-        guard fsync(fd) == 0 else {
-            let msg = errnoText()
-            close(fd)
-            throw StoreError(path: tmp, message: "fsync failed: \(msg)")
-        }
-        close(fd)
-        guard rename(tmp, path) == 0 else { throw StoreError(path: path, message: "rename failed: \(errnoText())") }
-        ok = true
-        try syncDirectory(parent(of: path))
-    }
-
-    public static func syncDirectory(_ dir: String) throws(StoreError) {
-        let fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-        guard fd >= 0 else { throw StoreError(path: dir, message: "cannot open directory: \(errnoText())") }
-        defer { close(fd) }
-        guard fsync(fd) == 0 else { throw StoreError(path: dir, message: "fsync of directory failed: \(errnoText())") }
-    }
-
-    public static func makeDirectories(_ path: String) throws(StoreError) {
-        var current = path.hasPrefix("/") ? "" : "."
-        for part in path.split(separator: "/") {
-            current += "/" + part
-            if mkdir(current, 0o755) != 0 && errno != EEXIST {
-                throw StoreError(path: current, message: "cannot create directory: \(errnoText())")
-            }
-        }
-    }
-
-    public static func list(_ dir: String) -> [String] {
-        guard let d = opendir(dir) else { return [] }
-        defer { closedir(d) }
-        var out: [String] = []
-        while let e = readdir(d) {
-            let name = withUnsafePointer(to: e.pointee.d_name) { p in
-                p.withMemoryRebound(to: CChar.self, capacity: 256) { String(cString: $0) }
-            }
-            if name != "." && name != ".." { out.append(name) }
-        }
-        return out.sorted()
-    }
-
-    public static func remove(_ path: String) { unlink(path) }
-
-    public static func fileSize(_ path: String) -> Int64 {
-        var st = stat()
-        return stat(path, &st) == 0 ? Int64(st.st_size) : 0
-    }
-
-    static func parent(of path: String) -> String {
-        guard let slash = path.lastIndex(of: "/") else { return "." }
-        return slash == path.startIndex ? "/" : String(path[..<slash])
-    }
-
-    public static func errnoText() -> String { String(cString: strerror(errno)) }
 }

@@ -84,13 +84,22 @@ public final class OTLPJSONDecoder {
             batch.reject("span with \(attributes.count) attributes; the limit is \(limits.maxAttributesPerSpan)")
             return nil
         }
-        // Validate every attribute (span, events, links): types, depth, value sizes.
+        // Every attribute (span, events, links) is parsed once: types, depth and value
+        // sizes checked; the span's own and the evaluation labels kept for the reader.
         var oversized = false
-        for kv in attributes { _ = try keyValue(kv, oversized: &oversized) }
-        let events = try array(span["events"], "span.events")
-        for ev in events {
+        var spanAttributes: [(String, AttributeValue)] = []
+        spanAttributes.reserveCapacity(attributes.count)
+        for kv in attributes { spanAttributes.append(try keyValue(kv, oversized: &oversized)) }
+        var evaluations: [(label: String, time: Int64)] = []
+        for ev in try array(span["events"], "span.events") {
             try checkFields(ev, "events[]", [("timeUnixNano", .integer), ("name", .string), ("attributes", .array), ("droppedAttributesCount", .integer)])
-            for kv in try array(ev["attributes"], "events[].attributes") { _ = try keyValue(kv, oversized: &oversized) }
+            let isEvaluation = try string(ev["name"], "events[].name") == "gen_ai.evaluation.result"
+            for kv in try array(ev["attributes"], "events[].attributes") {
+                let (key, value) = try keyValue(kv, oversized: &oversized)
+                if isEvaluation, key == "gen_ai.evaluation.score.label", let label = value.string {
+                    evaluations.append((label, try integer(ev["timeUnixNano"], "events[].timeUnixNano") ?? 0))
+                }
+            }
         }
         for link in try array(span["links"], "span.links") {
             try checkFields(link, "links[]", [("traceId", .string), ("spanId", .string), ("traceState", .string), ("attributes", .array),
@@ -102,20 +111,11 @@ public final class OTLPJSONDecoder {
             return nil
         }
         reader.reset()
-        for kv in attributes {
-            var ignored = false
-            let (key, value) = try keyValue(kv, oversized: &ignored)
+        for (key, value) in spanAttributes {
             let id = key.withCString { sl_attribute_key($0) }
             if id != SL_KEY_NONE { reader.read(id, value) }
         }
-        for ev in events where try string(ev["name"], "events[].name") == "gen_ai.evaluation.result" {
-            let time = try integer(ev["timeUnixNano"], "events[].timeUnixNano") ?? 0
-            for kv in try array(ev["attributes"], "events[].attributes") {
-                var ignored = false
-                let (key, value) = try keyValue(kv, oversized: &ignored)
-                if key == "gen_ai.evaluation.score.label", let label = value.string { reader.evaluation(label: label, timeUnixNano: time) }
-            }
-        }
+        for e in evaluations { reader.evaluation(label: e.label, timeUnixNano: e.time) }
         var isError = false
         if let status = span["status"] {
             try checkFields(status, "status", [("message", .string), ("code", .enumeration)])

@@ -72,11 +72,6 @@ public struct ProtoWriter: Sendable {
         for i in 0..<8 { bytes.append(UInt8(truncatingIfNeeded: value >> (8 * i))) }
     }
 
-    public mutating func double(_ field: Int, _ value: Double) {
-        guard value != 0 else { return }
-        fixed64(field, value.bitPattern)
-    }
-
     public mutating func bytesField(_ field: Int, _ value: [UInt8], always: Bool = false) {
         guard always || !value.isEmpty else { return }
         tag(field, 2)

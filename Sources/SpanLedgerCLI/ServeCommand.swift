@@ -1,5 +1,6 @@
 import ArgumentParser
 import Attribution
+import DurableFiles
 import Foundation
 import HTTPServing
 import LedgerCore

@@ -1,3 +1,4 @@
+import DurableFiles
 import Foundation
 #if canImport(Glibc)
 import Glibc
@@ -95,10 +96,10 @@ public final class WriteAheadLog: @unchecked Sendable {
     /// and quarantines the record a crashed replay was processing.
     public static func open(_ configuration: Configuration) throws(WALError) -> (WriteAheadLog, WALRecoveryReport) {
         let dir = configuration.directory
-        try WALFiles.makeDirectory(dir)
-        try WALFiles.makeDirectory(dir + "/quarantine")
+        try walIO { () throws(FileError) in try FileIO.makeDirectories(dir) }
+        try walIO { () throws(FileError) in try FileIO.makeDirectories(dir + "/quarantine") }
         var report = WALRecoveryReport(checkpoint: readCheckpoint(dir))
-        for name in WALFiles.list(dir) where name.hasSuffix(".tmp") {
+        for name in FileIO.list(dir) where name.hasSuffix(".tmp") {
             unlink(dir + "/" + name)
             report.removedTemporaryFiles += 1
         }
@@ -107,7 +108,7 @@ public final class WriteAheadLog: @unchecked Sendable {
         var next = report.checkpoint.walSequence
         for (i, seg) in segments.enumerated() {
             let path = dir + "/" + seg.name
-            let bytes = try WALFiles.readAll(path)
+            let bytes = try walIO { () throws(FileError) in try FileIO.readAll(path) }
             var offset = 0
             scan: while offset < bytes.count {
                 switch WALRecordFrame.parse(bytes, at: offset) {
@@ -136,7 +137,7 @@ public final class WriteAheadLog: @unchecked Sendable {
         // that killed two replays in a row is quarantined so it cannot crash-loop the daemon.
         let marker = dir + "/replaying"
         var suspect: (sequence: UInt64, attempts: Int)?
-        if let text = try? WALFiles.readAll(marker) {
+        if let text = try? FileIO.readAll(marker) {
             let parts = String(decoding: text, as: UTF8.self).split(whereSeparator: { $0 == " " || $0 == "\n" })
             if let seq = parts.first.flatMap({ UInt64($0) }) { suspect = (seq, parts.count > 1 ? Int(parts[1]) ?? 1 : 1) }
         }
@@ -189,7 +190,7 @@ public final class WriteAheadLog: @unchecked Sendable {
     /// Records a checkpoint and deletes segments holding only records below it.
     public func checkpoint(_ cp: WALCheckpoint) throws(WALError) {
         let dir = configuration.directory
-        try WALFiles.writeAtomically(Array("\(cp.walSequence) \(cp.flushSequence)\n".utf8), to: dir + "/checkpoint")
+        try walIO { () throws(FileError) in try FileIO.writeAtomically(Array("\(cp.walSequence) \(cp.flushSequence)\n".utf8), to: dir + "/checkpoint") }
         let segments = Self.segmentList(dir)
         let current = lock.withLock { segmentPath }
         for (i, seg) in segments.enumerated() where i + 1 < segments.count {
@@ -214,7 +215,7 @@ public final class WriteAheadLog: @unchecked Sendable {
         let segments = Self.segmentList(dir)
         for (i, seg) in segments.enumerated() {
             if i + 1 < segments.count && segments[i + 1].first <= from { continue }
-            let bytes = try WALFiles.readAll(dir + "/" + seg.name)
+            let bytes = try FileIO.readAll(dir + "/" + seg.name)
             var offset = 0
             scan: while offset < bytes.count {
                 switch WALRecordFrame.parse(bytes, at: offset) {
@@ -285,7 +286,7 @@ public final class WriteAheadLog: @unchecked Sendable {
         let before = segmentSize
         do throws(WALError) {
             if fd < 0 { try openSegment() }
-            try WALFiles.writeAll(fd, buffer, path: segmentPath)
+            try walIO { () throws(FileError) in try FileIO.writeAll(fd, buffer, path: segmentPath) }
             segmentSize += buffer.count
             dirty = true
             switch configuration.durability {
@@ -360,19 +361,19 @@ public final class WriteAheadLog: @unchecked Sendable {
         guard fd >= 0 else { throw .errno("create", path) }
         lock.withLock { segmentPath = path }
         segmentSize = 0
-        try WALFiles.syncDirectory(dir)
+        try walIO { () throws(FileError) in try FileIO.syncDirectory(dir) }
     }
 
     func quarantine(_ seq: UInt64) throws(WALError) {
         var found: [UInt8]?
         try? replayRaw(seq) { found = Array($0) }
         let path = configuration.directory + "/quarantine/record-\(seq).bin"
-        try WALFiles.writeAtomically(found ?? [], to: path)
+        try walIO { () throws(FileError) in try FileIO.writeAtomically(found ?? [], to: path) }
     }
 
     func replayRaw(_ seq: UInt64, _ body: (ArraySlice<UInt8>) -> Void) throws {
         for seg in Self.segmentList(configuration.directory) {
-            let bytes = try WALFiles.readAll(configuration.directory + "/" + seg.name)
+            let bytes = try FileIO.readAll(configuration.directory + "/" + seg.name)
             var offset = 0
             while offset < bytes.count, case .record(let s, let payload, let size) = WALRecordFrame.parse(bytes, at: offset) {
                 if s == seq { body(payload); return }
@@ -382,14 +383,14 @@ public final class WriteAheadLog: @unchecked Sendable {
     }
 
     static func segmentList(_ dir: String) -> [(name: String, first: UInt64)] {
-        WALFiles.list(dir).compactMap { name in
+        FileIO.list(dir).compactMap { name in
             guard name.hasPrefix("wal-"), name.hasSuffix(".log"), let first = UInt64(name.dropFirst(4).dropLast(4)) else { return nil }
             return (name, first)
         }.sorted { $0.first < $1.first }
     }
 
     static func readCheckpoint(_ dir: String) -> WALCheckpoint {
-        guard let bytes = try? WALFiles.readAll(dir + "/checkpoint") else { return WALCheckpoint(walSequence: 0, flushSequence: 0) }
+        guard let bytes = try? FileIO.readAll(dir + "/checkpoint") else { return WALCheckpoint(walSequence: 0, flushSequence: 0) }
         let parts = String(decoding: bytes, as: UTF8.self).split(whereSeparator: { $0 == " " || $0 == "\n" })
         guard parts.count >= 2, let w = UInt64(parts[0]), let f = UInt64(parts[1]) else { return WALCheckpoint(walSequence: 0, flushSequence: 0) }
         return WALCheckpoint(walSequence: w, flushSequence: f)

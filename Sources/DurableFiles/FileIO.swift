@@ -1,0 +1,124 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// A failed file operation: the path, what was attempted, and errno.
+public struct FileError: Error, Sendable, CustomStringConvertible {
+    public var path: String
+    public var operation: String
+    public var errno: Int32
+
+    public init(path: String, operation: String, errno: Int32) {
+        self.path = path
+        self.operation = operation
+        self.errno = errno
+    }
+
+    /// ENOSPC or EDQUOT: retryable once space returns.
+    public var isDiskFull: Bool { errno == ENOSPC || errno == EDQUOT }
+    public var description: String { "\(operation) \(path): \(String(cString: strerror(errno)))" }
+
+    static func last(_ operation: String, _ path: String) -> FileError {
+        FileError(path: path, operation: operation, errno: Glibc.errno)
+    }
+}
+
+/// POSIX file helpers shared by the segment store and the write-ahead log; the atomic
+/// replace (temporary name, fsync, rename, fsync directory) lives only here.
+public enum FileIO {
+    public static func readAll(_ path: String) throws(FileError) -> [UInt8] {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw .last("open", path) }
+        defer { close(fd) }
+        var out: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 1 << 16)
+        while true {
+            let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw .last("read", path)
+            }
+            if n == 0 { return out }
+            out.append(contentsOf: chunk[0..<n])
+        }
+    }
+
+    /// Writes all of `bytes` to `fd` (retrying short writes and EINTR).
+    public static func writeAll(_ fd: Int32, _ bytes: [UInt8], path: String) throws(FileError) {
+        var written = 0
+        while written < bytes.count {
+            let n = bytes.withUnsafeBytes { write(fd, $0.baseAddress! + written, $0.count - written) }
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw .last("write", path)
+            }
+            written += n
+        }
+    }
+
+    /// Writes `bytes` to `path` atomically and durably: a reader sees the old file or the
+    /// whole new one, and the new one survives a crash once this returns.
+    public static func writeAtomically(_ bytes: [UInt8], to path: String) throws(FileError) {
+        let tmp = path + ".tmp"
+        let fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { throw .last("create", tmp) }
+        do throws(FileError) {
+            try writeAll(fd, bytes, path: tmp)
+            guard fsync(fd) == 0 else { throw .last("fsync", tmp) }
+        } catch {
+            close(fd)
+            unlink(tmp)
+            throw error
+        }
+        close(fd)
+        guard rename(tmp, path) == 0 else {
+            let e = FileError.last("rename", path)
+            unlink(tmp)
+            throw e
+        }
+        try syncDirectory(parent(of: path))
+    }
+
+    public static func syncDirectory(_ dir: String) throws(FileError) {
+        let fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        guard fd >= 0 else { throw .last("open directory", dir) }
+        defer { close(fd) }
+        guard fsync(fd) == 0 else { throw .last("fsync directory", dir) }
+    }
+
+    public static func makeDirectories(_ path: String) throws(FileError) {
+        var current = path.hasPrefix("/") ? "" : "."
+        for part in path.split(separator: "/") {
+            current += "/" + part
+            if mkdir(current, 0o755) != 0 && errno != EEXIST { throw .last("mkdir", current) }
+        }
+    }
+
+    /// Names in `dir` (without "." and ".."), sorted; empty when it cannot be read.
+    public static func list(_ dir: String) -> [String] {
+        guard let d = opendir(dir) else { return [] }
+        defer { closedir(d) }
+        var out: [String] = []
+        while let e = readdir(d) {
+            let name = withUnsafePointer(to: e.pointee.d_name) { p in
+                p.withMemoryRebound(to: CChar.self, capacity: 256) { String(cString: $0) }
+            }
+            if name != "." && name != ".." { out.append(name) }
+        }
+        return out.sorted()
+    }
+
+    public static func remove(_ path: String) { unlink(path) }
+
+    public static func fileSize(_ path: String) -> Int64 {
+        var st = stat()
+        return stat(path, &st) == 0 ? Int64(st.st_size) : 0
+    }
+
+    static func parent(of path: String) -> String {
+        guard let slash = path.lastIndex(of: "/") else { return "." }
+        return slash == path.startIndex ? "/" : String(path[..<slash])
+    }
+}
