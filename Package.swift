@@ -20,6 +20,7 @@ let package = Package(
         .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
         .package(url: "https://github.com/grpc/grpc-swift-2", from: "2.4.3"),
         .package(url: "https://github.com/grpc/grpc-swift-nio-transport", from: "2.9.2"),
+        .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
     ],
     targets: [
         // C libraries and generated code.
@@ -64,12 +65,26 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
         ]),
         .target(name: "QueryAPI", dependencies: ["HTTPServing", "LedgerPipeline", "Rollups", "LedgerStore", "LedgerCore"]),
+
+        // Alerts: the pure spike detector, and the engine that evaluates rules over the
+        // ledger and delivers notifications to webhooks, Slack and commands.
+        .target(name: "AlertDetection"),
+        .target(name: "Alerting", dependencies: [
+            "AlertDetection", "LedgerPipeline", "Rollups", "LedgerCore", "DurableFiles", "Attribution",
+            .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOHTTP1", package: "swift-nio"),
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            .product(name: "Yams", package: "Yams"),
+        ]),
         .target(name: "OTLPFixtures", dependencies: ["ProtoWire", "LedgerCore"]),
         .target(name: "LoadGenerator", dependencies: ["OTLPFixtures", "LedgerCore"]),
 
         .executableTarget(name: "SpanLedgerCLI", dependencies: [
             "LedgerCore", "OTLPReceiver", "QueryAPI", "LedgerPipeline", "LedgerStore", "Attribution", "Rollups",
             "OTLPDecoding", "OTLPFixtures", "HTTPServing", "LoadGenerator", "WriteAheadLog", "OTLPGRPCReceiver", "DurableFiles",
+            "Alerting", "AlertDetection",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -78,6 +93,8 @@ let package = Package(
 
         // Tests: one target per module, plus the in-process pipeline tests.
         .testTarget(name: "OTLPDecodingTests", dependencies: ["OTLPDecoding", "OTLPFixtures", "LedgerCore"]),
+        .testTarget(name: "AlertDetectionTests", dependencies: ["AlertDetection"]),
+        .testTarget(name: "AlertingTests", dependencies: ["Alerting", "AlertDetection", "LedgerCore"]),
         .testTarget(name: "ZlibCodecTests", dependencies: ["ZlibCodec"]),
         .testTarget(name: "TraceAssemblyTests", dependencies: ["TraceAssembly", "LedgerCore"]),
         .testTarget(name: "AttributionTests", dependencies: ["Attribution", "LedgerCore"]),

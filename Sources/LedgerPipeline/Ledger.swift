@@ -69,6 +69,13 @@ public actor Ledger: SpanConsumer {
     /// Highest log sequence consumed so far.
     var lastConsumedSequence: UInt64 = 0
     var lastCheckpoint: UInt64 = 0
+    /// Told about every run released from now on (alerts). Set after recovery, so runs
+    /// replayed from the log are not counted twice by the alert windows.
+    var activityObserver: (any RunActivityObserver)?
+
+    public func setActivityObserver(_ observer: (any RunActivityObserver)?) {
+        activityObserver = observer
+    }
 
     /// Opens the data directory and loads what it holds.
     public init(configuration: LedgerConfiguration, prices: PriceTable, logger: Logger, wal: WriteAheadLog? = nil,
@@ -207,6 +214,7 @@ public actor Ledger: SpanConsumer {
             unpricedTokens: 0, spanCount: 0, incomplete: run.incomplete, models: models, toolCalls: 0, retries: 0, errors: 0)
         entry.add(run)
         record(entry, tree: Self.tree(run))
+        activityObserver?.observe(RunActivity(run: run, runs: 1, releasedUnixNano: wallNow()))
     }
 
     /// Spans that arrived after their run was released join the same run: their calls
@@ -260,6 +268,10 @@ public actor Ledger: SpanConsumer {
         updated.add(run)
         run.startUnixNano = entry.startUnixNano
         record(updated, tree: Self.tree(run))
+        if !run.calls.isEmpty {
+            run.workflow = entry.workflow
+            activityObserver?.observe(RunActivity(run: run, runs: 0, releasedUnixNano: wallNow()))
+        }
     }
 
     static func addCall(_ c: AttributedCall, to m: inout RollupMeasures) {

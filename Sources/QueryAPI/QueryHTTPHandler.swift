@@ -6,16 +6,18 @@ import NIOHTTP1
 import Rollups
 
 /// The query API on the API listener (default 127.0.0.1:4320):
-/// `GET /api/v1/rollups`, `GET /api/v1/traces/{id}`, `GET /api/v1/workflows`,
+/// `GET /api/v1/rollups`, `GET /api/v1/traces/{id}`, `GET /api/v1/workflows`, `GET /api/v1/alerts`,
 /// `GET /healthz`, `GET /metrics`. Errors are `{"error":{"code":N,"message":"…"}}`.
 public struct QueryHTTPHandler: HTTPHandler {
     public let maxBodySize = 64 << 10
     let ledger: Ledger
     let metrics: @Sendable () async -> String
+    let alerts: @Sendable () async -> String
 
-    public init(ledger: Ledger, metrics: @escaping @Sendable () async -> String) {
+    public init(ledger: Ledger, metrics: @escaping @Sendable () async -> String, alerts: @escaping @Sendable () async -> String) {
         self.ledger = ledger
         self.metrics = metrics
+        self.alerts = alerts
     }
 
     public func handle(_ request: HTTPRequest) async -> HTTPResponse {
@@ -46,6 +48,8 @@ public struct QueryHTTPHandler: HTTPHandler {
             w.arrayEnd()
             w.objectEnd()
             return Self.json(w.text)
+        case "/api/v1/alerts":
+            return Self.json(await alerts())
         case "/healthz":
             return HTTPResponse.text(.ok, "ok\n")
         case "/metrics":

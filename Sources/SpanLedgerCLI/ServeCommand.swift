@@ -1,6 +1,7 @@
 import ArgumentParser
 import Attribution
 import DurableFiles
+import Alerting
 import Foundation
 import HTTPServing
 import LedgerCore
@@ -44,6 +45,7 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(name: .customLong("max-span-attributes"), help: "Attributes per span (default 1024).") var maxSpanAttributes: Int?
     @Option(name: .customLong("max-attribute-bytes"), help: "Bytes of one string attribute value (default 65536).") var maxAttributeBytes: Int?
     @Option(name: .customLong("max-spans-per-request"), help: "Spans in one request (default 100000).") var maxSpansPerRequest: Int?
+    @Option(help: "Alert rules file (YAML, Schemas/alerts.md): token spikes, budgets, acceptance, retries, unpriced models, and their hooks.") var alerts: String?
 
     func settings() throws -> ServeSettings {
         var s = ServeSettings()
@@ -71,6 +73,7 @@ struct ServeCommand: AsyncParsableCommand {
         if let maxSpanAttributes { s.maxSpanAttributes = maxSpanAttributes }
         if let maxAttributeBytes { s.maxAttributeBytes = maxAttributeBytes }
         if let maxSpansPerRequest { s.maxSpansPerRequest = maxSpansPerRequest }
+        if let alerts { s.alerts = alerts }
         return s
     }
 
@@ -98,6 +101,9 @@ struct ServeCommand: AsyncParsableCommand {
         let priceTable: PriceTable
         do { priceTable = try PriceTable.load(userFile: s.prices) } catch { throw ValidationError("\(error)") }
 
+        let alertConfig: AlertConfiguration
+        do { alertConfig = try s.alerts.map { try AlertConfiguration.load(path: $0) } ?? AlertConfiguration() } catch { throw ValidationError("\(error)") }
+
         guard let durabilityMode = Durability.parse(s.durability, batchIntervalNano: UInt64(try ServeSettings.duration(s.durabilityInterval, "durability interval"))) else {
             throw ValidationError("durability '\(s.durability)' must be fsync, batch or none")
         }
@@ -107,6 +113,13 @@ struct ServeCommand: AsyncParsableCommand {
         let ledger = try Ledger(configuration: ledgerConfig, prices: priceTable, logger: logger, wal: wal)
         try await ledger.recover(report: walReport)
         try wal.start()
+        let inbox = ActivityInbox()
+        let alertEngine: AlertEngine
+        do {
+            alertEngine = try AlertEngine(configuration: alertConfig, rollups: ledger, inbox: inbox, dataDirectory: s.data,
+                                          externalURL: "http://\(s.api)", logger: logger)
+        } catch { throw ValidationError("\(error)") }
+        await ledger.setActivityObserver(inbox)
         let counters = ReceiverCounters()
         counters.inflightLimit = s.maxInflightBytes
         var otlpConfig = try HTTPServerConfiguration(address: s.otlpHTTP)
@@ -139,11 +152,18 @@ struct ServeCommand: AsyncParsableCommand {
                                                          limits: decodeLimits), logger: logger,
                               onBound: { await listening.bound("otlp_http", $0) })
         let queryAPI = HTTPServer(name: "query API", configuration: apiConfig,
-                                  handler: QueryHTTPHandler(ledger: ledger, metrics: { await SelfMetrics.render(ledger: ledger, receiver: counters, grpc: grpcCounters, wal: wal) }),
-                                  logger: logger, onBound: { await listening.bound("api", $0) })
+                                  handler: QueryHTTPHandler(ledger: ledger,
+                                                            metrics: { await SelfMetrics.render(ledger: ledger, receiver: counters, grpc: grpcCounters, wal: wal)
+                                                                + (await alertEngine.metricsText()) },
+                                                            alerts: { await alertEngine.reportJSON() }),
+                                  logger: logger, onBound: { address in
+                                      await listening.bound("api", address)
+                                      await alertEngine.setExternalURL("http://\(address.ipAddress ?? "127.0.0.1"):\(address.port ?? 0)")
+                                  })
         let group = ServiceGroup(configuration: .init(
             services: [
                 .init(service: LedgerService(ledger: ledger, logger: logger)),
+                .init(service: AlertService(engine: alertEngine, sender: HookSender(logger: logger), logger: logger)),
                 .init(service: queryAPI),
                 .init(service: grpc),
                 .init(service: otlp),

@@ -52,11 +52,13 @@ struct ServeSettings: Sendable, Equatable {
     var maxAttributeBytes = 65_536
     /// `--max-spans-per-request` / `max_spans_per_request`.
     var maxSpansPerRequest = 100_000
+    /// `--alerts` / `alerts`: alert rules file (YAML, Schemas/alerts.md).
+    var alerts: String?
 
     static let keys: Set<String> = ["data", "otlp_http", "otlp_grpc", "api", "trace_wait", "trace_max_age", "max_pending_traces", "max_pending_bytes",
                                     "flush_interval", "prices", "max_body_size", "idle_timeout", "log_level", "durability",
                                     "durability_interval", "max_inflight_bytes", "read_timeout", "max_attribute_depth", "max_span_attributes",
-                                    "max_attribute_bytes", "max_spans_per_request", "max_spans_per_trace", "max_trace_bytes"]
+                                    "max_attribute_bytes", "max_spans_per_request", "max_spans_per_trace", "max_trace_bytes", "alerts"]
 
     /// Applies the keys of a YAML config file. Unknown keys are an error (typos must not pass silently).
     mutating func apply(yamlFile path: String) throws {
@@ -105,6 +107,7 @@ struct ServeSettings: Sendable, Equatable {
         if let v = try int("max_spans_per_request") { maxSpansPerRequest = v }
         if let v = try int("max_spans_per_trace") { maxSpansPerTrace = v }
         if let v = try int("max_trace_bytes") { maxTraceBytes = v }
+        if let v = try str("alerts") { alerts = v }
     }
 
     static func duration(_ text: String, _ name: String) throws -> Int64 {

@@ -1,0 +1,68 @@
+import Attribution
+import LedgerCore
+
+/// What one released run (or a group of late spans joining one) spent, as the alert
+/// engine sees it: keyed by release time, not by the run's start minute, so a token rate
+/// is known as soon as the runs are released.
+public struct RunActivity: Sendable, Equatable {
+    public struct ModelUse: Sendable, Equatable {
+        public var model: String
+        public var calls: Int64
+        public var retries: Int64
+        public var tokens: Int64
+        public var unpricedTokens: Int64
+        public var unpricedCalls: Int64
+        public var costMicros: Int64
+
+        public init(model: String, calls: Int64 = 0, retries: Int64 = 0, tokens: Int64 = 0, unpricedTokens: Int64 = 0,
+                    unpricedCalls: Int64 = 0, costMicros: Int64 = 0) {
+            self.model = model
+            self.calls = calls
+            self.retries = retries
+            self.tokens = tokens
+            self.unpricedTokens = unpricedTokens
+            self.unpricedCalls = unpricedCalls
+            self.costMicros = costMicros
+        }
+    }
+
+    public var workflow: String
+    public var service: String
+    public var releasedUnixNano: Int64
+    /// 1 for a released run, 0 for late spans joining a run already counted.
+    public var runs: Int64
+    public var models: [ModelUse]
+
+    public init(workflow: String, service: String, releasedUnixNano: Int64, runs: Int64, models: [ModelUse]) {
+        self.workflow = workflow
+        self.service = service
+        self.releasedUnixNano = releasedUnixNano
+        self.runs = runs
+        self.models = models
+    }
+
+    /// Summarises the priced calls of `run` per model.
+    public init(run: AttributedRun, runs: Int64, releasedUnixNano: Int64) {
+        var uses: [ModelUse] = []
+        for c in run.calls {
+            let i: Int
+            if let found = uses.firstIndex(where: { $0.model == c.model }) { i = found } else {
+                uses.append(ModelUse(model: c.model))
+                i = uses.count - 1
+            }
+            uses[i].calls += 1
+            uses[i].retries += c.isRetry ? 1 : 0
+            uses[i].tokens += c.usage.total
+            uses[i].unpricedTokens += c.unpricedTokens
+            uses[i].unpricedCalls += c.priced ? 0 : 1
+            uses[i].costMicros += c.costMicros
+        }
+        self.init(workflow: run.workflow, service: run.service, releasedUnixNano: releasedUnixNano, runs: runs, models: uses)
+    }
+}
+
+/// Receives every run the ledger releases, on the ledger's executor: implementations
+/// must only record (a lock and an append), never wait.
+public protocol RunActivityObserver: Sendable {
+    func observe(_ activity: RunActivity)
+}
