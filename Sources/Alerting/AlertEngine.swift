@@ -401,6 +401,7 @@ public actor AlertEngine {
     func baseLabels(_ rule: RuleConfiguration, workflow: String?) -> [String: String] {
         var labels = rule.labels
         labels["alertname"] = rule.name
+        labels["rule"] = rule.name
         labels["rule_type"] = rule.kind.rawValue
         labels["severity"] = rule.severity
         if let workflow {
