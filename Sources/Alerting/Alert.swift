@@ -68,7 +68,7 @@ struct Finding {
 }
 
 /// One message to one hook about one alert: the unit of delivery, retry and the log.
-public struct Notification: Sendable, Codable, Equatable {
+public struct AlertNotification: Sendable, Codable, Equatable {
     public enum Result: String, Sendable, Codable { case pending, delivered, failed, superseded, dropped }
 
     public var id: Int64

@@ -36,16 +36,16 @@ extension AlertEngine {
             appendLog(s)
             counters.superseded += 1
         }
-        let n = Notification(id: state.nextNotificationID, hook: hook, alert: alert, status: status, createdUnixNano: now, nextAttemptUnixNano: now)
+        let n = AlertNotification(id: state.nextNotificationID, hook: hook, alert: alert, status: status, createdUnixNano: now, nextAttemptUnixNano: now)
         state.nextNotificationID += 1
         state.queue.append(n)
         stateDirty = true
     }
 
     /// Notifications whose attempt is due, oldest first, at most one in flight per alert and hook.
-    func takeDue(now: Int64) -> [Notification] {
+    func takeDue(now: Int64) -> [AlertNotification] {
         var busy = Set(state.queue.filter { inFlight.contains($0.id) }.map { "\($0.alert.fingerprint)/\($0.hook)" })
-        var due: [Notification] = []
+        var due: [AlertNotification] = []
         for i in state.queue.indices where !inFlight.contains(state.queue[i].id) && state.queue[i].nextAttemptUnixNano <= now {
             let key = "\(state.queue[i].alert.fingerprint)/\(state.queue[i].hook)"
             guard !busy.contains(key) else { continue }
@@ -108,31 +108,34 @@ extension AlertEngine {
         try? persist(now: now, force: false)
     }
 
-    func appendLog(_ n: Notification) {
+    func appendLog(_ n: AlertNotification) {
         state.log.append(n)
         let limit = configuration.delivery.historyLimit
         if state.log.count > limit { state.log.removeFirst(state.log.count - limit) }
     }
 
-    /// Writes the alert state when it changed, and the series history when steps closed
-    /// (at most every 5 s unless forced).
+    /// Writes the alert state when it changed, and the series history with it or, when
+    /// only steps closed, at most every 5 s.
     func persist(now: Int64, force: Bool) throws {
-        if stateDirty || force {
-            do {
-                try store.save(state, to: store.statePath)
-                stateDirty = false
-            } catch {
-                logger.error("cannot write alert state", metadata: ["error": "\(error)"])
-                throw error
-            }
-        }
-        if (seriesDirty && now - lastSeriesSave >= 5_000_000_000) || force {
+        // The windows that decided an alert's state are written with it, so a restart
+        // does not resolve (and later re-fire) an alert whose evidence was not yet saved.
+        let writeState = stateDirty || force
+        if seriesDirty && (writeState || now - lastSeriesSave >= 5_000_000_000) {
             do {
                 try store.save(series, to: store.seriesPath)
                 seriesDirty = false
                 lastSeriesSave = now
             } catch {
                 logger.error("cannot write alert series history", metadata: ["error": "\(error)"])
+                throw error
+            }
+        }
+        if writeState {
+            do {
+                try store.save(state, to: store.statePath)
+                stateDirty = false
+            } catch {
+                logger.error("cannot write alert state", metadata: ["error": "\(error)"])
                 throw error
             }
         }

@@ -95,7 +95,7 @@ public actor AlertEngine {
 
     /// Drains the release stream, evaluates what is due and returns the notifications due
     /// for an attempt now (marked in flight until `finish`).
-    public func tick(now: Int64) async -> [Notification] {
+    public func tick(now: Int64) async -> [AlertNotification] {
         if !reconciled {
             reconciled = true
             reconcileWithConfiguration(now: now)

@@ -17,7 +17,7 @@ extension AlertEngine {
             if let e = a.endsAtUnixNano { o["ends_at"] = Payloads.time(e) }
             return o
         }
-        func notificationObject(_ n: Notification) -> [String: Any] {
+        func notificationObject(_ n: AlertNotification) -> [String: Any] {
             var o: [String: Any] = [
                 "id": n.id, "hook": n.hook, "rule": n.alert.rule, "fingerprint": n.alert.fingerprint, "status": n.status.rawValue,
                 "result": n.result.rawValue, "attempts": n.attempts, "created_at": Payloads.time(n.createdUnixNano),

@@ -10,8 +10,8 @@ struct AlertStateFile: Codable {
     var version = 1
     var alerts: [String: Alert] = [:]
     var resolved: [Alert] = []
-    var queue: [Notification] = []
-    var log: [Notification] = []
+    var queue: [AlertNotification] = []
+    var log: [AlertNotification] = []
     var nextNotificationID: Int64 = 1
 }
 

@@ -21,7 +21,7 @@ public final class HookSender: Sendable {
         try? await client.shutdown()
     }
 
-    public func send(_ n: Notification, hook: HookConfiguration, externalURL: String) async -> DeliveryOutcome {
+    public func send(_ n: AlertNotification, hook: HookConfiguration, externalURL: String) async -> DeliveryOutcome {
         switch hook.kind {
         case .webhook:
             return await post(Payloads.encode(Payloads.alertmanager(n, receiver: hook.name, externalURL: externalURL)), hook: hook)

@@ -26,7 +26,7 @@ enum Payloads {
     /// The Prometheus Alertmanager webhook payload, version 4: one group per alert
     /// (the group key names the rule and the fingerprint), so receivers written for
     /// Alertmanager work unchanged.
-    static func alertmanager(_ n: Notification, receiver: String, externalURL: String) -> [String: Any] {
+    static func alertmanager(_ n: AlertNotification, receiver: String, externalURL: String) -> [String: Any] {
         let a = n.alert
         return [
             "version": "4",
@@ -43,7 +43,7 @@ enum Payloads {
     }
 
     /// A Slack incoming-webhook body: a one-line `text` and an attachment with the details.
-    static func slack(_ n: Notification) -> [String: Any] {
+    static func slack(_ n: AlertNotification) -> [String: Any] {
         let a = n.alert
         let firing = n.status != .resolved
         let head = "[\(firing ? "FIRING" : "RESOLVED")] \(a.rule) (\(a.labels["severity"] ?? "warning")): \(a.annotations["summary"] ?? "")"

@@ -65,6 +65,13 @@ public struct QueryGroup: Sendable, Equatable {
     public var runsByOutcome: [Int64] = Array(repeating: 0, count: Outcome.allCases.count)
     public var measures = RollupMeasures()
 
+    public init(workflow: String? = nil, model: String? = nil, outcome: Outcome? = nil, service: String? = nil) {
+        self.workflow = workflow
+        self.model = model
+        self.outcome = outcome
+        self.service = service
+    }
+
     public var runs: Int64 { runsByOutcome.reduce(0, +) }
     public func runs(_ o: Outcome) -> Int64 { runsByOutcome[o.rawValue] }
     public var acceptedRuns: Int64 { runs(.accepted) + runs(.edited) }
