@@ -55,6 +55,9 @@ public struct RuleConfiguration: Sendable, Equatable {
     public var stepNano: Int64 = 60_000_000_000
     public var perModel = true
     public var maxSeries = 10_000
+    /// Tokens per minute a step must reach to count as exceeding (converted to the step:
+    /// a quiet series whose baseline is zero would otherwise fire on any traffic).
+    public var minTokensPerMinute = 10_000.0
 
     // spend_budget
     public var period = BudgetPeriod.day
@@ -325,7 +328,10 @@ struct AlertConfigParser {
             if let n = m["sigmas"] { r.spike.sigmas = try number(n) }
             if let n = m["for_steps"] { r.spike.forSteps = try integer(n) }
             if let n = m["resolve_steps"] { r.spike.resolveSteps = try integer(n) }
-            if let n = m["min_tokens"] { r.spike.minVolume = try number(n) }
+            if let n = m["min_tokens"] {
+                r.minTokensPerMinute = try number(n)
+                guard r.minTokensPerMinute >= 0 else { throw fail(n, "min_tokens (tokens per minute) must not be negative") }
+            }
             if let n = m["step"] { r.stepNano = try duration(n) }
             if let n = m["window"] {
                 let w = try duration(n)
@@ -346,6 +352,7 @@ struct AlertConfigParser {
                 throw fail(m["step"] ?? node, "step must divide an hour evenly (e.g. 1s, 10s, 1m, 5m)")
             }
             r.spike.stepsPerDay = Int(86_400_000_000_000 / r.stepNano)
+            r.spike.minVolume = r.minTokensPerMinute * Double(r.stepNano) / 60_000_000_000
             do { r.spike = try r.spike.validated() } catch { throw fail(node, "\(error)") }
         case .spendBudget:
             guard let b = m["budget_usd"] else { throw fail(node, "a spend_budget rule needs budget_usd") }
