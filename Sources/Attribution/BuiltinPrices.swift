@@ -2,7 +2,10 @@ import Foundation
 
 /// The built-in price table: list prices (USD per million tokens) of current OpenAI,
 /// Anthropic, Google and Mistral models, in the price-file format of Schemas/prices.md.
-/// Anthropic cache writes are the 5-minute-cache rate. Override any entry with `--prices`.
+/// Anthropic cache writes are the 5-minute-cache rate. Tiers: Gemini 2.5 Pro prompts and Claude
+/// Sonnet 4/4.5 (1M-context) requests above 200k input tokens are billed at the higher rate for
+/// the whole call; the tiers spell out every price, since an omitted one would be the base
+/// entry's (thinking tokens bill as output). Override any entry with `--prices`.
 public enum BuiltinPrices {
     public static let json = #"""
     {"version": 1, "models": [
@@ -26,7 +29,8 @@ public enum BuiltinPrices {
 
       {"match": "claude-opus-4*", "provider": "anthropic", "input": 15.00, "cached_input": 1.50, "cache_write": 18.75, "output": 75.00},
       {"match": "claude-opus-4-5*", "provider": "anthropic", "input": 5.00, "cached_input": 0.50, "cache_write": 6.25, "output": 25.00},
-      {"match": "claude-sonnet-4*", "provider": "anthropic", "input": 3.00, "cached_input": 0.30, "cache_write": 3.75, "output": 15.00},
+      {"match": "claude-sonnet-4*", "provider": "anthropic", "input": 3.00, "cached_input": 0.30, "cache_write": 3.75, "output": 15.00,
+       "tiers": [{"above_input_tokens": 200000, "input": 6.00, "cached_input": 0.60, "cache_write": 7.50, "output": 22.50, "reasoning": 22.50}]},
       {"match": "claude-haiku-4*", "provider": "anthropic", "input": 1.00, "cached_input": 0.10, "cache_write": 1.25, "output": 5.00},
       {"match": "claude-3-7-sonnet*", "provider": "anthropic", "input": 3.00, "cached_input": 0.30, "cache_write": 3.75, "output": 15.00},
       {"match": "claude-3-5-sonnet*", "provider": "anthropic", "input": 3.00, "cached_input": 0.30, "cache_write": 3.75, "output": 15.00},
@@ -34,7 +38,8 @@ public enum BuiltinPrices {
       {"match": "claude-3-opus*", "provider": "anthropic", "input": 15.00, "cached_input": 1.50, "cache_write": 18.75, "output": 75.00},
       {"match": "claude-3-haiku*", "provider": "anthropic", "input": 0.25, "cached_input": 0.03, "cache_write": 0.30, "output": 1.25},
 
-      {"match": "gemini-2.5-pro*", "provider": "google", "input": 1.25, "cached_input": 0.31, "output": 10.00},
+      {"match": "gemini-2.5-pro*", "provider": "google", "input": 1.25, "cached_input": 0.31, "output": 10.00,
+       "tiers": [{"above_input_tokens": 200000, "input": 2.50, "cached_input": 0.625, "cache_write": 2.50, "output": 15.00, "reasoning": 15.00}]},
       {"match": "gemini-2.5-flash*", "provider": "google", "input": 0.30, "cached_input": 0.075, "output": 2.50},
       {"match": "gemini-2.5-flash-lite*", "provider": "google", "input": 0.10, "cached_input": 0.025, "output": 0.40},
       {"match": "gemini-2.0-flash*", "provider": "google", "input": 0.10, "cached_input": 0.025, "output": 0.40},

@@ -2,6 +2,61 @@ import Foundation
 import LedgerCore
 import Synchronization
 
+/// Prices of each token type, in pico-dollars per token (= USD per million tokens × 10⁶).
+public struct PriceRates: Sendable, Hashable {
+    public var input: Int64
+    public var cachedInput: Int64
+    public var cacheWrite: Int64
+    public var output: Int64
+    public var reasoning: Int64
+
+    public init(input: Int64, cachedInput: Int64, cacheWrite: Int64, output: Int64, reasoning: Int64) {
+        self.input = input
+        self.cachedInput = cachedInput
+        self.cacheWrite = cacheWrite
+        self.output = output
+        self.reasoning = reasoning
+    }
+
+    /// Cost of one call in micro-dollars, rounded half up from exact pico-dollars.
+    public func costMicros(for usage: TokenUsage) -> Int64 { costMicros(normalized: usage.normalized()) }
+
+    func costMicros(normalized u: TokenUsage) -> Int64 {
+        let uncachedInput = max(0, u.input - u.cacheRead - u.cacheWrite)
+        let plainOutput = max(0, u.output - u.reasoning)
+        var pico: Int64 = 0
+        for (tokens, price) in [(uncachedInput, input), (u.cacheRead, cachedInput), (u.cacheWrite, cacheWrite), (plainOutput, output), (u.reasoning, reasoning)] {
+            let (p, o1) = tokens.multipliedReportingOverflow(by: price)
+            let (s, o2) = pico.addingReportingOverflow(p)
+            pico = (o1 || o2) ? Int64.max : s
+        }
+        if pico == Int64.max { return Int64.max / 1_000_000 }
+        return (pico + 500_000) / 1_000_000
+    }
+}
+
+/// A higher (or lower) rate for large prompts: it prices the whole call when the call's input
+/// tokens (cache reads and writes included) are strictly above `aboveInputTokens`.
+public struct PriceTier: Sendable, Hashable {
+    public var aboveInputTokens: Int64
+    /// The tier's prices in pico-dollars per token; nil: the base entry's corresponding price.
+    public var input: Int64?
+    public var cachedInput: Int64?
+    public var cacheWrite: Int64?
+    public var output: Int64?
+    public var reasoning: Int64?
+
+    public init(aboveInputTokens: Int64, input: Int64? = nil, cachedInput: Int64? = nil, cacheWrite: Int64? = nil,
+                output: Int64? = nil, reasoning: Int64? = nil) {
+        self.aboveInputTokens = aboveInputTokens
+        self.input = input
+        self.cachedInput = cachedInput
+        self.cacheWrite = cacheWrite
+        self.output = output
+        self.reasoning = reasoning
+    }
+}
+
 /// Prices of one model pattern, in pico-dollars per token (= USD per million tokens × 10⁶),
 /// so any price with up to six decimals is exact.
 public struct PriceEntry: Sendable, Hashable {
@@ -18,6 +73,8 @@ public struct PriceEntry: Sendable, Hashable {
     public var cacheWrite: Int64
     public var output: Int64
     public var reasoning: Int64
+    /// Prompt-size tiers, ascending by threshold (Schemas/prices.md "Tiers").
+    public var tiers: [PriceTier]
     public var source: Source
     /// 1-based position of the entry in its file's `models` array.
     public var position: Int
@@ -26,7 +83,8 @@ public struct PriceEntry: Sendable, Hashable {
     public var specificity: Int { match.filter { $0 != "*" && $0 != "?" }.count }
 
     public init(match: String, provider: String? = nil, effectiveFromUnixNano: Int64? = nil, input: Int64, cachedInput: Int64? = nil,
-                cacheWrite: Int64? = nil, output: Int64, reasoning: Int64? = nil, source: Source = .builtin, position: Int = 0) {
+                cacheWrite: Int64? = nil, output: Int64, reasoning: Int64? = nil, tiers: [PriceTier] = [], source: Source = .builtin,
+                position: Int = 0) {
         self.match = match
         self.provider = provider
         self.effectiveFromUnixNano = effectiveFromUnixNano
@@ -35,23 +93,62 @@ public struct PriceEntry: Sendable, Hashable {
         self.cacheWrite = cacheWrite ?? input
         self.output = output
         self.reasoning = reasoning ?? output
+        self.tiers = tiers.sorted { $0.aboveInputTokens < $1.aboveInputTokens }
         self.source = source
         self.position = position
     }
 
-    /// Cost of one call in micro-dollars, rounded half up from exact pico-dollars.
+    /// The prices below the first tier.
+    public var baseRates: PriceRates {
+        PriceRates(input: input, cachedInput: cachedInput, cacheWrite: cacheWrite, output: output, reasoning: reasoning)
+    }
+
+    /// A tier's prices, its omitted ones taken from the base entry's corresponding price.
+    public func rates(of tier: PriceTier) -> PriceRates {
+        PriceRates(input: tier.input ?? input, cachedInput: tier.cachedInput ?? cachedInput, cacheWrite: tier.cacheWrite ?? cacheWrite,
+                   output: tier.output ?? output, reasoning: tier.reasoning ?? reasoning)
+    }
+
+    /// The tier with the highest threshold that `inputTokens` is strictly above, or nil (base prices).
+    public func tier(forInputTokens inputTokens: Int64) -> PriceTier? {
+        var best: PriceTier?
+        for t in tiers where inputTokens > t.aboveInputTokens && t.aboveInputTokens > (best?.aboveInputTokens ?? .min) { best = t }
+        return best
+    }
+
+    /// The tier that prices a call with `usage` (its input includes cache reads and writes), or nil.
+    public func tier(for usage: TokenUsage) -> PriceTier? { tier(forInputTokens: usage.normalized().input) }
+
+    /// The prices that apply to the whole of a call with `usage`.
+    public func rates(for usage: TokenUsage) -> PriceRates { tier(for: usage).map(rates(of:)) ?? baseRates }
+
+    /// Cost of one call in micro-dollars, rounded half up from exact pico-dollars; a tier the
+    /// call's input exceeds prices the whole call.
     public func costMicros(for usage: TokenUsage) -> Int64 {
         let u = usage.normalized()
-        let uncachedInput = max(0, u.input - u.cacheRead - u.cacheWrite)
-        let plainOutput = max(0, u.output - u.reasoning)
-        var pico: Int64 = 0
-        for (tokens, price) in [(uncachedInput, input), (u.cacheRead, cachedInput), (u.cacheWrite, cacheWrite), (plainOutput, output), (u.reasoning, reasoning)] {
-            let (p, o1) = tokens.multipliedReportingOverflow(by: price)
-            let (s, o2) = pico.addingReportingOverflow(p)
-            pico = (o1 || o2) ? Int64.max : s
-        }
-        if pico == Int64.max { return Int64.max / 1_000_000 }
-        return (pico + 500_000) / 1_000_000
+        return (tier(forInputTokens: u.input).map(rates(of:)) ?? baseRates).costMicros(normalized: u)
+    }
+
+    /// Tiers as `200k+: 2.5/15.0` (threshold: input/output USD per million tokens), comma-separated; "" without tiers.
+    public var tiersSummary: String {
+        tiers.map { t in
+            let r = rates(of: t)
+            return "\(Self.tokenCount(t.aboveInputTokens))+: \(Self.usdPerMillion(r.input))/\(Self.usdPerMillion(r.output))"
+        }.joined(separator: ", ")
+    }
+
+    /// `200000` → "200k", `1000000` → "1M", others as digits.
+    static func tokenCount(_ n: Int64) -> String {
+        if n > 0 && n % 1_000_000 == 0 { return "\(n / 1_000_000)M" }
+        if n > 0 && n % 1_000 == 0 { return "\(n / 1_000)k" }
+        return "\(n)"
+    }
+
+    /// Pico-dollars per token as USD per million tokens with the fewest decimals (at least one): "2.5", "15.0", "0.625".
+    static func usdPerMillion(_ pico: Int64) -> String {
+        var s = Money.usdString(micros: pico)
+        while s.hasSuffix("0") && !s.hasSuffix(".0") { s.removeLast() }
+        return s
     }
 }
 
@@ -63,7 +160,8 @@ public struct PriceFileError: Error, CustomStringConvertible, Sendable {
 }
 
 /// The price table (../shared/DESIGN.md "Cost"; format in Schemas/prices.md): the user's
-/// entries first, then the built-in table; most specific pattern, then latest effective date.
+/// entries first, then the built-in table; most specific pattern, then latest effective date,
+/// then the earlier entry in the file. `explain(model:atUnixNano:)` says why.
 public struct PriceTable: Sendable {
     public private(set) var userEntries: [PriceEntry]
     public private(set) var builtinEntries: [PriceEntry]
@@ -94,7 +192,7 @@ public struct PriceTable: Sendable {
     public func entry(forModel model: String, atUnixNano unixNano: Int64) -> PriceEntry? {
         guard !model.isEmpty else { return nil }
         for ordered in matching(model) {
-            // Ordered most specific first, then latest effective date first.
+            // Ordered most specific first, then latest effective date, then first in the file.
             if let e = ordered.first(where: { ($0.effectiveFromUnixNano ?? .min) <= unixNano }) { return e }
         }
         return nil
@@ -105,16 +203,25 @@ public struct PriceTable: Sendable {
     func matching(_ model: String) -> [[PriceEntry]] {
         if let hit = matches.byModel.withLock({ $0[model] }) { return hit }
         let names = Self.candidateNames(model)
-        let found = [userEntries, builtinEntries].map { entries in
-            entries.filter { e in names.contains { Glob.matches(e.match, $0) } }.sorted {
-                ($0.specificity, $0.effectiveFromUnixNano ?? .min) > ($1.specificity, $1.effectiveFromUnixNano ?? .min)
-            }
-        }
+        let found = [userEntries, builtinEntries].map { Self.precedenceOrder($0.filter { e in names.contains { Glob.matches(e.match, $0) } }) }
         matches.byModel.withLock { cache in
             if cache.count >= MatchCache.capacity { cache.removeAll(keepingCapacity: true) }
             cache[model] = found
         }
         return found
+    }
+
+    /// Entries of one source, most specific pattern first; between equally specific patterns the
+    /// latest `effective_from` first (absent: earliest); then the earlier entry in the file first.
+    /// Ties end at the position, so the order never depends on the sort algorithm.
+    static func precedenceOrder(_ entries: [PriceEntry]) -> [PriceEntry] {
+        entries.enumerated().sorted { a, b in
+            let (x, y) = (a.element, b.element)
+            if x.specificity != y.specificity { return x.specificity > y.specificity }
+            let (fx, fy) = (x.effectiveFromUnixNano ?? .min, y.effectiveFromUnixNano ?? .min)
+            if fx != fy { return fx > fy }
+            return (x.position, a.offset) < (y.position, b.offset)
+        }.map(\.element)
     }
 
     static func candidateNames(_ model: String) -> [String] {
@@ -138,18 +245,24 @@ public struct PriceTable: Sendable {
             case .typeMismatch(_, let c), .valueNotFound(_, let c), .dataCorrupted(let c): (c, c.debugDescription)
             @unknown default: (DecodingError.Context(codingPath: [], debugDescription: "\(e)"), "\(e)")
             }
-            let index = ctx.codingPath.first(where: { $0.intValue != nil })?.intValue
-            let field = ctx.codingPath.last.map { $0.intValue == nil ? " (\($0.stringValue))" : "" } ?? ""
+            let keys = ctx.codingPath
+            let index = keys.first(where: { $0.intValue != nil })?.intValue
+            let field = keys.last.map { $0.intValue == nil ? " (\($0.stringValue))" : "" } ?? ""
+            let tier = keys.indices.dropLast().first { keys[$0].stringValue == "tiers" && keys[$0].intValue == nil }
+                .flatMap { keys[$0 + 1].intValue }
             throw PriceFileError(path: path, line: index.flatMap(lines.line(ofEntry:)),
-                                 reason: (index.map { "models[\($0)]: " } ?? "") + what + field)
+                                 reason: (index.map { "models[\($0)]: " } ?? "") + (tier.map { "tiers[\($0)]: " } ?? "") + what + field)
         }
         var out: [PriceEntry] = []
+        var firstIndex: [EntryKey: Int] = [:]
         for (i, m) in file.models.enumerated() {
             func fail(_ reason: String) -> PriceFileError { PriceFileError(path: path, line: lines.line(ofEntry: i), reason: "models[\(i)]: \(reason)") }
             guard !m.match.isEmpty else { throw fail("\"match\" (a model-name pattern) must not be empty") }
-            func pico(_ key: String, _ value: Double?) throws -> Int64? {
+            func pico(_ key: String, _ value: Double?, tier: Int? = nil) throws -> Int64? {
                 guard let value else { return nil }
-                guard value.isFinite, value >= 0, value < 1_000_000 else { throw fail("\"\(key)\" must be a non-negative price below 1000000") }
+                guard value.isFinite, value >= 0, value < 1_000_000 else {
+                    throw fail((tier.map { "tiers[\($0)]: " } ?? "") + "\"\(key)\" must be a non-negative price below 1000000")
+                }
                 return Int64((value * 1_000_000).rounded())
             }
             var effective: Int64?
@@ -157,13 +270,44 @@ public struct PriceTable: Sendable {
                 guard let t = RFC3339.parse(text) else { throw fail("\"effective_from\" must be YYYY-MM-DD or an RFC 3339 time") }
                 effective = t
             }
+            var tiers: [PriceTier] = []
+            for (j, t) in (m.tiers ?? []).enumerated() {
+                guard t.above_input_tokens.isFinite, t.above_input_tokens >= 1, t.above_input_tokens <= 1e15,
+                      t.above_input_tokens == t.above_input_tokens.rounded() else {
+                    throw fail("tiers[\(j)]: \"above_input_tokens\" must be a whole number of tokens from 1 to 1000000000000000")
+                }
+                let above = Int64(t.above_input_tokens)
+                if let k = tiers.firstIndex(where: { $0.aboveInputTokens == above }) {
+                    throw fail("tiers[\(j)]: \"above_input_tokens\" \(above) repeats the threshold of tiers[\(k)]; thresholds must be distinct")
+                }
+                guard t.input != nil || t.cached_input != nil || t.cache_write != nil || t.output != nil || t.reasoning != nil else {
+                    throw fail("tiers[\(j)]: the tier sets no price (input, cached_input, cache_write, output or reasoning)")
+                }
+                tiers.append(PriceTier(
+                    aboveInputTokens: above, input: try pico("input", t.input, tier: j), cachedInput: try pico("cached_input", t.cached_input, tier: j),
+                    cacheWrite: try pico("cache_write", t.cache_write, tier: j), output: try pico("output", t.output, tier: j),
+                    reasoning: try pico("reasoning", t.reasoning, tier: j)))
+            }
+            let match = m.match.lowercased()
+            let key = EntryKey(match: match, effectiveFromUnixNano: effective)
+            if let k = firstIndex[key] {
+                throw fail("same match \"\(match)\" and effective_from as models[\(k)]\(lines.line(ofEntry: k).map { " (line \($0))" } ?? ""): "
+                           + "which price applies would be ambiguous")
+            }
+            firstIndex[key] = i
             out.append(PriceEntry(
-                match: m.match.lowercased(), provider: m.provider, effectiveFromUnixNano: effective,
+                match: match, provider: m.provider, effectiveFromUnixNano: effective,
                 input: try pico("input", m.input)!, cachedInput: try pico("cached_input", m.cached_input),
                 cacheWrite: try pico("cache_write", m.cache_write), output: try pico("output", m.output)!,
-                reasoning: try pico("reasoning", m.reasoning), source: source, position: i + 1))
+                reasoning: try pico("reasoning", m.reasoning), tiers: tiers, source: source, position: i + 1))
         }
         return out
+    }
+
+    /// Two entries with the same key would be equally preferred for every call.
+    struct EntryKey: Hashable {
+        var match: String
+        var effectiveFromUnixNano: Int64?
     }
 }
 
@@ -177,6 +321,16 @@ struct PriceFileJSON: Decodable {
         var cached_input: Double?
         var cache_write: Double?
         var output: Double
+        var reasoning: Double?
+        var tiers: [Tier]?
+    }
+
+    struct Tier: Decodable {
+        var above_input_tokens: Double
+        var input: Double?
+        var cached_input: Double?
+        var cache_write: Double?
+        var output: Double?
         var reasoning: Double?
     }
 
