@@ -43,7 +43,7 @@ let package = Package(
         .target(name: "LedgerStore", dependencies: ["LedgerCore", "Rollups", "ProtoWire", "ZlibCodec", "DurableFiles"]),
         .target(name: "WriteAheadLog", dependencies: ["ZlibCodec", "DurableFiles"]),
         .target(name: "LedgerPipeline", dependencies: [
-            "LedgerCore", "TraceAssembly", "Attribution", "Rollups", "LedgerStore", "WriteAheadLog", "ProtoWire",
+            "LedgerCore", "TraceAssembly", "Attribution", "Rollups", "LedgerStore", "WriteAheadLog", "ProtoWire", "DurableFiles",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
         ]),

@@ -25,6 +25,9 @@ public struct SpanRecord: Sendable, Hashable {
     public var workflowNames: WorkflowNames
     public var resendCount: Int64
     public var verdict: Verdict?
+    /// For a feedback span (a span with a verdict and links): the traces its verdict is
+    /// about. Its verdict applies to them, not to its own trace.
+    public var feedbackFor: [TraceID] = []
 
     public init(
         traceID: TraceID, spanID: SpanID, parentSpanID: SpanID = .none, name: String, service: String = "",

@@ -35,3 +35,35 @@ public struct DurableIngest: SpanConsumer {
         await ledger.consume(spans, sequence: sequence, reservation: reservation)
     }
 }
+
+/// Verdicts that arrive on their own (`POST /v1/outcomes`), refused as a whole when one
+/// names a run older than the correction window, else logged and applied.
+public protocol OutcomeConsumer: Sendable {
+    func record(_ outcomes: [OutcomeRecord]) async throws -> [OutcomeResult]
+}
+
+/// A batch of verdicts refused before anything was logged.
+public struct OutcomeRejection: Error, Sendable, CustomStringConvertible {
+    public var problems: [String]
+    public var description: String { problems.joined(separator: "; ") }
+}
+
+extension DurableIngest: OutcomeConsumer {
+    public func record(_ outcomes: [OutcomeRecord]) async throws -> [OutcomeResult] {
+        guard !outcomes.isEmpty else { return [] }
+        let problems = await ledger.verdictProblems(outcomes)
+        guard problems.isEmpty else { throw OutcomeRejection(problems: problems) }
+        let floor = wal.upcomingSequence
+        ledger.inflight.begin(floor: floor)
+        defer { ledger.inflight.end(floor: floor) }
+        let sequence: UInt64
+        do {
+            sequence = try await wal.append(OutcomeBatchCodec.encode(outcomes))
+        } catch let e as WALError where e.code == .diskFull {
+            throw IngestRefusal(message: "the data disk is full; verdicts are not accepted until space is freed (\(e.message))", retryAfterSeconds: 10)
+        } catch {
+            throw IngestRefusal(message: "write-ahead log append failed: \(error)", retryAfterSeconds: 5)
+        }
+        return await ledger.applyOutcomes(outcomes, sequence: sequence)
+    }
+}

@@ -1,5 +1,6 @@
 import Attribution
 import DequeModule
+import DurableFiles
 import LedgerCore
 import LedgerStore
 import Logging
@@ -31,6 +32,11 @@ public struct LedgerStats: Sendable {
     public var corruptLogRecords: Int64 = 0
     public var quarantinedRecords: Int64 = 0
     public var checkpointSequence: UInt64 = 0
+    public var verdictsApplied: Int64 = 0
+    public var verdictCorrections: Int64 = 0
+    public var verdictsHeld: Int = 0
+    public var verdictsRefused: Int64 = 0
+    public var verdictsDropped: Int64 = 0
 }
 
 /// One run as `spanledger trace` explains it.
@@ -61,7 +67,7 @@ public actor Ledger: SpanConsumer {
     var recentTrees: [TraceID: [StoredSpan]] = [:]
     var recentOrder: Deque<TraceID> = []
     var nextSequence: UInt64
-    public private(set) var stats = LedgerStats()
+    public internal(set) var stats = LedgerStats()
     /// The write-ahead log, when ingest is durable (`DurableIngest`).
     let wal: WriteAheadLog?
     /// Log records appended but not yet consumed hold the checkpoint back.
@@ -72,6 +78,11 @@ public actor Ledger: SpanConsumer {
     /// Told about every run released from now on (alerts). Set after recovery, so runs
     /// replayed from the log are not counted twice by the alert windows.
     var activityObserver: (any RunActivityObserver)?
+    /// Verdicts for traces not released yet (or not seen yet), latest per trace.
+    var heldVerdicts: [TraceID: OutcomeRecord] = [:]
+    var heldDirty = false
+    /// Run trees of the flush being written, for corrections in the meantime.
+    var flushingDetails: [TraceDetail] = []
 
     public func setActivityObserver(_ observer: (any RunActivityObserver)?) {
         activityObserver = observer
@@ -98,6 +109,12 @@ public actor Ledger: SpanConsumer {
         self.index = index
         self.nextSequence = directory.nextSequence()
         self.stats.damagedSegments = Int64(damagedRollups.count + damagedIndex.count)
+        do {
+            for o in try directory.loadHeldVerdicts() { self.heldVerdicts[o.traceID] = o }
+        } catch {
+            logger.error("held verdicts unreadable; verdicts logged since the last checkpoint are replayed, older held ones are lost",
+                         metadata: ["error": "\(error)"])
+        }
         logger.info("data directory loaded", metadata: [
             "path": "\(configuration.dataDirectory)", "rollup_records": "\(table.count)", "runs": "\(index.count)",
         ])
@@ -133,11 +150,21 @@ public actor Ledger: SpanConsumer {
         guard !spans.isEmpty else { return }
         let now = monotonicNow()
         var byTrace: [TraceID: [SpanRecord]] = [:]
-        for s in spans { byTrace[s.traceID, default: []].append(s) }
+        var feedback: [OutcomeRecord] = []
+        for var s in spans {
+            if !s.feedbackFor.isEmpty, let v = s.verdict {
+                // A feedback span's verdict is about the runs it links to, not its own trace.
+                for t in s.feedbackFor { feedback.append(OutcomeRecord(traceID: t, outcome: v.outcome, timeUnixNano: v.timeUnixNano, source: .feedbackSpan)) }
+                s.verdict = nil
+                s.feedbackFor = []
+            }
+            byTrace[s.traceID, default: []].append(s)
+        }
         for (id, group) in byTrace {
             let late = index[id] != nil && !assembler.isOpen(id)
             for released in assembler.ingest(group, of: id, late: late, now: now, sequence: sequence) { process(released) }
         }
+        for o in feedback { _ = apply(o) }
         lastConsumedSequence = max(lastConsumedSequence, sequence)
         stats.spansAccepted += Int64(spans.count)
     }
@@ -190,7 +217,18 @@ public actor Ledger: SpanConsumer {
             processLate(released.spans, entry: entry)
             return
         }
-        let run = attributor.attribute(traceID: released.traceID, spans: released.spans)
+        var run = attributor.attribute(traceID: released.traceID, spans: released.spans)
+        var verdictSource: VerdictSource = run.verdict == nil ? .none : .spans
+        var held: OutcomeRecord?
+        if let h = heldVerdicts.removeValue(forKey: released.traceID) {
+            heldDirty = true
+            if h.supersedes(time: run.verdict?.timeUnixNano ?? .min, outcome: run.verdict?.outcome ?? .pending) {
+                run.verdict = Verdict(outcome: h.outcome, timeUnixNano: h.timeUnixNano)
+                verdictSource = h.source
+                held = h
+                stats.verdictsApplied += 1
+            }
+        }
         stats.runsReleased += 1
         if run.incomplete { stats.runsIncomplete += 1 }
         let minute = RollupKey.minuteStart(ofUnixNano: run.startUnixNano)
@@ -213,6 +251,12 @@ public actor Ledger: SpanConsumer {
             durationNano: run.durationNano, outcome: run.outcome, costMicros: 0, llmCalls: 0, inputTokens: 0, outputTokens: 0,
             unpricedTokens: 0, spanCount: 0, incomplete: run.incomplete, models: models, toolCalls: 0, retries: 0, errors: 0)
         entry.add(run)
+        entry.verdictTimeUnixNano = run.verdict?.timeUnixNano ?? 0
+        entry.verdictSource = verdictSource
+        if let held {
+            entry.reviewer = held.reviewer
+            entry.reviewerKind = held.reviewerKind
+        }
         record(entry, tree: Self.tree(run))
         activityObserver?.observe(RunActivity(run: run, runs: 1, releasedUnixNano: wallNow()))
     }
@@ -272,6 +316,9 @@ public actor Ledger: SpanConsumer {
             run.workflow = entry.workflow
             activityObserver?.observe(RunActivity(run: run, runs: 0, releasedUnixNano: wallNow()))
         }
+        if let v = spans.compactMap(\.verdict).max(by: { ($0.timeUnixNano, $0.outcome) < ($1.timeUnixNano, $1.outcome) }) {
+            _ = apply(OutcomeRecord(traceID: entry.traceID, outcome: v.outcome, timeUnixNano: v.timeUnixNano, source: .lateSpan))
+        }
     }
 
     static func addCall(_ c: AttributedCall, to m: inout RollupMeasures) {
@@ -326,6 +373,8 @@ public actor Ledger: SpanConsumer {
         var walSequenceMax: UInt64
         /// Every log record below this is reflected once this flush is written.
         var checkpoint: UInt64
+        /// Verdicts held at the time of this flush, when they changed since the last one.
+        var held: [OutcomeRecord]?
     }
 
     /// The log position below which everything is consumed and released: the lowest of
@@ -340,9 +389,11 @@ public actor Ledger: SpanConsumer {
 
     func takeUnflushed() -> PendingFlush? {
         let checkpoint = checkpointCandidate() ?? 0
-        guard !unflushed.isEmpty || !unflushedIndex.isEmpty || !unflushedDetails.isEmpty || checkpoint > lastCheckpoint else { return nil }
+        guard !unflushed.isEmpty || !unflushedIndex.isEmpty || !unflushedDetails.isEmpty || checkpoint > lastCheckpoint || heldDirty else { return nil }
         let p = PendingFlush(sequence: nextSequence, rollups: unflushed, index: Array(unflushedIndex.values), details: unflushedDetails,
-                             walSequenceMax: lastConsumedSequence, checkpoint: checkpoint)
+                             walSequenceMax: lastConsumedSequence, checkpoint: checkpoint, held: heldDirty ? Array(heldVerdicts.values) : nil)
+        heldDirty = false
+        flushingDetails = unflushedDetails
         nextSequence += 1
         unflushed = RollupTable()
         unflushedIndex = [:]
@@ -357,10 +408,13 @@ public actor Ledger: SpanConsumer {
         unflushed = merged
         for e in p.index where unflushedIndex[e.traceID] == nil { unflushedIndex[e.traceID] = e }
         unflushedDetails = p.details + unflushedDetails
+        flushingDetails = []
+        if p.held != nil { heldDirty = true }
         stats.flushFailures += 1
     }
 
     func flushed(_ p: PendingFlush) {
+        flushingDetails = []
         stats.flushes += 1
         lastCheckpoint = max(lastCheckpoint, p.checkpoint)
         stats.checkpointSequence = lastCheckpoint
@@ -396,6 +450,9 @@ public actor Ledger: SpanConsumer {
     /// Writes the flush's files; succeeds when the commit mark (the run-tree file) is on
     /// disk, even if only the final directory fsync failed after it was renamed into place.
     nonisolated static func writeSegments(_ p: PendingFlush, to directory: DataDirectory, nowUnixMs: Int64) async throws {
+        // Held verdicts first: any snapshot at or after the checkpoint this flush sets is
+        // right, since replay from the checkpoint re-applies what came after it.
+        if let held = p.held { try FileIO.writeAtomically(OutcomeBatchCodec.encode(held), to: directory.path + "/" + Self.heldVerdictsFile) }
         do {
             try directory.writeFlush(sequence: p.sequence, rollups: p.rollups, index: p.index, details: p.details,
                                      walSequenceMax: p.walSequenceMax, nowUnixMs: nowUnixMs)
@@ -422,6 +479,16 @@ public actor Ledger: SpanConsumer {
         let flushedSpans = directory.flushedSpans(sinceWALSequence: from)
         var records = 0, spans = 0, skipped = 0
         try wal.replay(from: from, skip: report.quarantined) { seq, payload in
+            if OutcomeBatchCodec.isOutcomeBatch(payload) {
+                do {
+                    _ = applyOutcomes(try OutcomeBatchCodec.decode(payload), sequence: seq)
+                    records += 1
+                } catch {
+                    stats.corruptLogRecords += 1
+                    logger.error("skipped an undecodable verdict record", metadata: ["sequence": "\(seq)", "error": "\(error)"])
+                }
+                return
+            }
             let decoded: [SpanRecord]
             do {
                 decoded = try SpanBatchCodec.decode(payload)

@@ -13,6 +13,10 @@ public struct LedgerConfiguration: Sendable {
     public var tickIntervalNano: UInt64 = 100_000_000
     /// Run trees kept in memory for `trace` before falling back to disk (default 20,000).
     public var recentTreeCapacity: Int = 20_000
+    /// Verdicts for runs that started longer ago than this are refused (`--correction-window`, default 30 days).
+    public var correctionWindowNano: Int64 = 30 * 86_400_000_000_000
+    /// Verdicts held for traces not seen yet (`--max-held-verdicts`, default 1,000,000).
+    public var maxHeldVerdicts: Int = 1_000_000
 
     public init() {}
     public static let `default` = LedgerConfiguration()

@@ -6,7 +6,8 @@ import ProtoWire
 /// length-prefixed, integers as varints, a flag byte). Replaying a record yields exactly
 /// the spans the receiver handed on, whatever transport they came by.
 public enum SpanBatchCodec {
-    static let version: UInt8 = 1
+    /// 2 adds a second flag byte per span (bit 0: the traces a feedback span is about follow).
+    static let version: UInt8 = 2
 
     public static func encode(_ spans: [SpanRecord]) -> [UInt8] {
         var w = ProtoWriter(capacity: spans.count * 96 + 8)
@@ -25,6 +26,7 @@ public enum SpanBatchCodec {
             if s.workflowNames.traceloopWorkflow != nil { flags |= 1 << 6 }
             if s.workflowNames.agent != nil { flags |= 1 << 7 }
             w.raw(flags)
+            w.raw(s.feedbackFor.isEmpty ? 0 : 1)
             w.lengthPrefixed(s.name)
             w.lengthPrefixed(s.service)
             w.lengthPrefixed(s.model)
@@ -44,13 +46,21 @@ public enum SpanBatchCodec {
             if let n = s.workflowNames.genAIWorkflow { w.lengthPrefixed(n) }
             if let n = s.workflowNames.traceloopWorkflow { w.lengthPrefixed(n) }
             if let n = s.workflowNames.agent { w.lengthPrefixed(n) }
+            if !s.feedbackFor.isEmpty {
+                w.varint(UInt64(s.feedbackFor.count))
+                for t in s.feedbackFor {
+                    w.bigEndian64(t.high)
+                    w.bigEndian64(t.low)
+                }
+            }
         }
         return w.bytes
     }
 
     public static func decode(_ bytes: ArraySlice<UInt8>) throws(ProtoDecodeError) -> [SpanRecord] {
         var r = ByteReader(bytes)
-        guard try r.byte() == version else { throw ProtoDecodeError("unknown span batch version") }
+        let v = try r.byte()
+        guard v == 1 || v == version else { throw ProtoDecodeError("unknown span batch version \(v)") }
         let count = try r.varint()
         guard count <= UInt64(bytes.count) else { throw ProtoDecodeError("span count \(count) exceeds record size") }
         var out: [SpanRecord] = []
@@ -60,6 +70,7 @@ public enum SpanBatchCodec {
                 throw ProtoDecodeError("bad span identity")
             }
             let flags = try r.byte()
+            let flags2 = v >= 2 ? try r.byte() : 0
             let name = try r.string(), service = try r.string(), model = try r.string()
             let start = ProtoWriter.unzigzag(try r.varint())
             let duration = ProtoWriter.unzigzag(try r.varint())
@@ -75,11 +86,65 @@ public enum SpanBatchCodec {
                 genAIWorkflow: flags & (1 << 5) != 0 ? try r.string() : nil,
                 traceloopWorkflow: flags & (1 << 6) != 0 ? try r.string() : nil,
                 agent: flags & (1 << 7) != 0 ? try r.string() : nil)
-            out.append(SpanRecord(
+            var record = SpanRecord(
                 traceID: trace, spanID: span, parentSpanID: parent, name: name, service: service, startUnixNano: start,
                 endUnixNano: start + duration, isError: flags & (1 << 2) != 0, category: SpanRecord.Category(rawValue: flags & 0x3) ?? .other,
                 model: model, usage: TokenUsage(input: numbers[0], cacheRead: numbers[1], cacheWrite: numbers[2], output: numbers[3], reasoning: numbers[4]),
-                explicitCostMicros: cost, workflowNames: names, resendCount: numbers[5], verdict: verdict))
+                explicitCostMicros: cost, workflowNames: names, resendCount: numbers[5], verdict: verdict)
+            if flags2 & 1 != 0 {
+                let n = try r.varint()
+                guard n <= 1024 else { throw ProtoDecodeError("feedback span links \(n) traces") }
+                for _ in 0..<n {
+                    guard let t = TraceID(bytes: try r.take(16)) else { throw ProtoDecodeError("bad linked trace ID") }
+                    record.feedbackFor.append(t)
+                }
+            }
+            out.append(record)
+        }
+        return out
+    }
+}
+
+/// The write-ahead log's record payload for verdicts that arrive on their own
+/// (`POST /v1/outcomes`): a kind byte, the count, then per verdict the trace ID, outcome,
+/// time, source, reviewer kind, reviewer and comment.
+public enum OutcomeBatchCodec {
+    /// Distinct from every span batch version, so replay tells the two apart by the first byte.
+    static let kind: UInt8 = 0x4F
+
+    public static func isOutcomeBatch(_ bytes: ArraySlice<UInt8>) -> Bool { bytes.first == kind }
+
+    public static func encode(_ records: [OutcomeRecord]) -> [UInt8] {
+        var w = ProtoWriter(capacity: records.count * 48 + 8)
+        w.raw(kind)
+        w.varint(UInt64(records.count))
+        for o in records {
+            w.bigEndian64(o.traceID.high)
+            w.bigEndian64(o.traceID.low)
+            w.raw(UInt8(o.outcome.rawValue))
+            w.varint(ProtoWriter.zigzag(o.timeUnixNano))
+            w.raw(o.source.rawValue)
+            w.raw(o.reviewerKind.rawValue)
+            w.lengthPrefixed(o.reviewer)
+            w.lengthPrefixed(o.comment)
+        }
+        return w.bytes
+    }
+
+    public static func decode(_ bytes: ArraySlice<UInt8>) throws(ProtoDecodeError) -> [OutcomeRecord] {
+        var r = ByteReader(bytes)
+        guard try r.byte() == kind else { throw ProtoDecodeError("not an outcome batch") }
+        let count = try r.varint()
+        guard count <= UInt64(bytes.count) else { throw ProtoDecodeError("outcome count \(count) exceeds record size") }
+        var out: [OutcomeRecord] = []
+        for _ in 0..<count {
+            guard let trace = TraceID(bytes: try r.take(16)) else { throw ProtoDecodeError("bad trace ID") }
+            guard let outcome = Outcome(rawValue: Int(try r.byte())) else { throw ProtoDecodeError("bad outcome") }
+            let time = ProtoWriter.unzigzag(try r.varint())
+            let source = VerdictSource(rawValue: try r.byte()) ?? .api
+            let kind = ReviewerKind(rawValue: try r.byte()) ?? .unknown
+            out.append(OutcomeRecord(traceID: trace, outcome: outcome, timeUnixNano: time, source: source, reviewer: try r.string(),
+                                     reviewerKind: kind, comment: try r.string()))
         }
         return out
     }

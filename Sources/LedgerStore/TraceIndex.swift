@@ -21,6 +21,13 @@ public struct TraceIndexEntry: Sendable, Hashable {
     public var toolCalls: Int64
     public var retries: Int64
     public var errors: Int64
+    /// The verdict that decided `outcome`: its time (0 while pending), where it came
+    /// from, who gave it, and how many times a later verdict changed the outcome.
+    public var verdictTimeUnixNano: Int64 = 0
+    public var verdictSource: VerdictSource = .none
+    public var reviewer = ""
+    public var reviewerKind: ReviewerKind = .unknown
+    public var corrections: Int64 = 0
 
     public init(traceID: TraceID, workflow: String, service: String, startUnixNano: Int64, durationNano: Int64, outcome: Outcome,
                 costMicros: Int64, llmCalls: Int64, inputTokens: Int64, outputTokens: Int64, unpricedTokens: Int64, spanCount: Int64,
@@ -76,6 +83,11 @@ public enum TraceIndexCodec {
                 r.sint(15, e.toolCalls)
                 r.sint(16, e.retries)
                 r.sint(17, e.errors)
+                r.int(18, e.verdictTimeUnixNano)
+                r.uint(19, UInt64(e.verdictSource.rawValue))
+                if !e.reviewer.isEmpty { r.uint(20, UInt64(strings.index(e.reviewer))) }
+                r.uint(21, UInt64(e.reviewerKind.rawValue))
+                r.sint(22, e.corrections)
             }
         }
         var w = ProtoWriter(capacity: body.bytes.count + 128)
@@ -120,6 +132,11 @@ public enum TraceIndexCodec {
                     case 15: e.toolCalls = v.sint64
                     case 16: e.retries = v.sint64
                     case 17: e.errors = v.sint64
+                    case 18: e.verdictTimeUnixNano = v.int64
+                    case 19: e.verdictSource = VerdictSource(rawValue: UInt8(truncatingIfNeeded: v.uint64)) ?? .none
+                    case 20: e.reviewer = try strings.string(v.uint64, path: path)
+                    case 21: e.reviewerKind = ReviewerKind(rawValue: UInt8(truncatingIfNeeded: v.uint64)) ?? .unknown
+                    case 22: e.corrections = v.sint64
                     default: break
                     }
                 }

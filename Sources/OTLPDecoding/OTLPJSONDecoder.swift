@@ -101,10 +101,14 @@ public final class OTLPJSONDecoder {
                 }
             }
         }
+        var linked: [TraceID] = []
         for link in try array(span["links"], "span.links") {
             try checkFields(link, "links[]", [("traceId", .string), ("spanId", .string), ("traceState", .string), ("attributes", .array),
                                               ("droppedAttributesCount", .integer), ("flags", .integer)])
             for kv in try array(link["attributes"], "links[].attributes") { _ = try keyValue(kv, oversized: &oversized) }
+            if let t = try hexID(link["traceId"], length: 32).flatMap({ TraceID(bytes: $0) }), !t.isZero, t != traceID, !linked.contains(t) {
+                linked.append(t)
+            }
         }
         if oversized {
             batch.reject("span with an attribute value (string or bytes, at any depth, on the span, its events or links) over \(limits.maxAttributeValueBytes) bytes")
@@ -121,10 +125,13 @@ public final class OTLPJSONDecoder {
             try checkFields(status, "status", [("message", .string), ("code", .enumeration)])
             isError = try integer(status["code"], "status.code", enumField: true) == 2
         }
-        return reader.finish(
+        var record = reader.finish(
             traceID: traceID, spanID: spanID, parent: parent, name: try string(span["name"], "span.name") ?? "", service: service,
             start: try integer(span["startTimeUnixNano"], "span.startTimeUnixNano") ?? 0,
             end: try integer(span["endTimeUnixNano"], "span.endTimeUnixNano") ?? 0, isError: isError)
+        // A feedback span: its verdict is about the traces it links to.
+        if record.verdict != nil { record.feedbackFor = linked }
+        return record
     }
 
     // MARK: JSON mapping helpers

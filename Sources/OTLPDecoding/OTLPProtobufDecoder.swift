@@ -210,9 +210,18 @@ public final class OTLPProtobufDecoder {
             }
         }
         let isError = s.status?.pointee.code == OPENTELEMETRY__PROTO__TRACE__V1__STATUS__STATUS_CODE__STATUS_CODE_ERROR
-        return builder.finish(
+        var record = builder.finish(
             traceID: traceID, spanID: spanID, parent: parent, name: s.name.map { String(cString: $0) } ?? "", service: service,
             start: Int64(clamping: s.start_time_unix_nano), end: end, isError: isError)
+        if record.verdict != nil && s.n_links > 0 {
+            // A feedback span: its verdict is about the traces it links to.
+            var linked: [TraceID] = []
+            for i in 0..<s.n_links {
+                if let link = s.links[i], let t = TraceID(bytes: bytes(link.pointee.trace_id)), !t.isZero, t != traceID, !linked.contains(t) { linked.append(t) }
+            }
+            record.feedbackFor = linked
+        }
+        return record
     }
 }
 

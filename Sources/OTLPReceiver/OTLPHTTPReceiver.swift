@@ -16,9 +16,12 @@ public struct OTLPHTTPReceiver: HTTPHandler {
     let consumer: any SpanConsumer
     let decoders: DecoderPool
     let counters: ReceiverCounters
+    let outcomes: OutcomesEndpoint?
 
-    public init(consumer: any SpanConsumer, maxBodySize: Int = 16 << 20, counters: ReceiverCounters = ReceiverCounters(), limits: DecodeLimits = .default) {
+    public init(consumer: any SpanConsumer, outcomes: (any OutcomeConsumer)? = nil, maxBodySize: Int = 16 << 20,
+                counters: ReceiverCounters = ReceiverCounters(), limits: DecodeLimits = .default) {
         self.consumer = consumer
+        self.outcomes = outcomes.map(OutcomesEndpoint.init(consumer:))
         self.decoders = DecoderPool(limits: limits)
         self.maxBodySize = maxBodySize
         self.counters = counters
@@ -35,6 +38,7 @@ public struct OTLPHTTPReceiver: HTTPHandler {
     public func handle(_ request: HTTPRequest) async -> HTTPResponse {
         let mediaType = request.headers.first(name: "content-type").map(Self.mediaType) ?? ""
         let encoding: Encoding = mediaType == "application/json" ? .json : .protobuf
+        if request.path == OutcomesEndpoint.path, let outcomes { return await outcomes.handle(request) }
         guard request.path == Self.tracesPath else {
             return error(.notFound, RPCCode.notFound, "no such path \(request.path); OTLP traces are received at POST \(Self.tracesPath)", encoding)
         }

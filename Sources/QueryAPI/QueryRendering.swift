@@ -60,6 +60,14 @@ public enum TraceJSON {
         w.field("start", RFC3339.format(unixNano: entry.startUnixNano, fractional: true))
         w.key("duration_ms"); w.fixed(Double(entry.durationNano) / 1_000_000, places: 3)
         w.field("outcome", entry.outcome.name)
+        w.key("verdict")
+        w.objectStart()
+        w.field("source", entry.verdictSource.name)
+        if entry.verdictTimeUnixNano != 0 { w.field("time", RFC3339.format(unixNano: entry.verdictTimeUnixNano, fractional: true)) }
+        if !entry.reviewer.isEmpty { w.field("reviewer", entry.reviewer) }
+        if entry.reviewerKind != .unknown { w.field("reviewer_kind", entry.reviewerKind.name) }
+        w.field("corrections", entry.corrections)
+        w.objectEnd()
         w.field("cost_micros", entry.costMicros)
         w.key("cost_usd"); w.number(literal: Money.usdString(micros: entry.costMicros))
         w.field("llm_calls", entry.llmCalls)

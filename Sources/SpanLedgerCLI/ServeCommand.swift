@@ -45,6 +45,8 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(name: .customLong("max-span-attributes"), help: "Attributes per span (default 1024).") var maxSpanAttributes: Int?
     @Option(name: .customLong("max-attribute-bytes"), help: "Bytes of one string attribute value (default 65536).") var maxAttributeBytes: Int?
     @Option(name: .customLong("max-spans-per-request"), help: "Spans in one request (default 100000).") var maxSpansPerRequest: Int?
+    @Option(name: .customLong("correction-window"), help: "Verdicts for runs that started longer ago than this are refused (default 30d).") var correctionWindow: String?
+    @Option(name: .customLong("max-held-verdicts"), help: "Verdicts held for runs not seen yet (default 1000000).") var maxHeldVerdicts: Int?
     @Option(help: "Alert rules file (YAML, Schemas/alerts.md): token spikes, budgets, acceptance, retries, unpriced models, and their hooks.") var alerts: String?
 
     func settings() throws -> ServeSettings {
@@ -74,6 +76,8 @@ struct ServeCommand: AsyncParsableCommand {
         if let maxAttributeBytes { s.maxAttributeBytes = maxAttributeBytes }
         if let maxSpansPerRequest { s.maxSpansPerRequest = maxSpansPerRequest }
         if let alerts { s.alerts = alerts }
+        if let correctionWindow { s.correctionWindow = correctionWindow }
+        if let maxHeldVerdicts { s.maxHeldVerdicts = maxHeldVerdicts }
         return s
     }
 
@@ -96,6 +100,9 @@ struct ServeCommand: AsyncParsableCommand {
         ledgerConfig.assembly.maxSpansPerTrace = s.maxSpansPerTrace
         ledgerConfig.assembly.maxTraceBytes = s.maxTraceBytes
         ledgerConfig.flushIntervalNano = UInt64(try ServeSettings.duration(s.flushInterval, "flush interval"))
+        ledgerConfig.correctionWindowNano = try ServeSettings.duration(s.correctionWindow, "correction window")
+        ledgerConfig.maxHeldVerdicts = s.maxHeldVerdicts
+        guard s.maxHeldVerdicts > 0 else { throw ValidationError("max held verdicts must be positive") }
         guard s.maxPendingTraces > 0, s.maxPendingBytes > 0, s.maxBodySize > 0, s.maxSpansPerTrace > 0, s.maxTraceBytes > 0 else { throw ValidationError("limits must be positive") }
 
         let priceTable: PriceTable
@@ -148,7 +155,7 @@ struct ServeCommand: AsyncParsableCommand {
         let grpc = OTLPGRPCReceiver(configuration: grpcConfig, consumer: ingest, limits: decodeLimits, counters: grpcCounters, logger: logger,
                                     onBound: { host, port in await listening.bound("otlp_grpc", host: host, port: port) })
         let otlp = HTTPServer(name: "OTLP/HTTP receiver", configuration: otlpConfig,
-                              handler: OTLPHTTPReceiver(consumer: ingest, maxBodySize: s.maxBodySize, counters: counters,
+                              handler: OTLPHTTPReceiver(consumer: ingest, outcomes: ingest, maxBodySize: s.maxBodySize, counters: counters,
                                                          limits: decodeLimits), logger: logger,
                               onBound: { await listening.bound("otlp_http", $0) })
         let queryAPI = HTTPServer(name: "query API", configuration: apiConfig,

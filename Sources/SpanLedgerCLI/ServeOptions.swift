@@ -54,11 +54,16 @@ struct ServeSettings: Sendable, Equatable {
     var maxSpansPerRequest = 100_000
     /// `--alerts` / `alerts`: alert rules file (YAML, Schemas/alerts.md).
     var alerts: String?
+    /// `--correction-window` / `correction_window`: verdicts for older runs are refused.
+    var correctionWindow = "30d"
+    /// `--max-held-verdicts` / `max_held_verdicts`: verdicts kept for runs not seen yet.
+    var maxHeldVerdicts = 1_000_000
 
     static let keys: Set<String> = ["data", "otlp_http", "otlp_grpc", "api", "trace_wait", "trace_max_age", "max_pending_traces", "max_pending_bytes",
                                     "flush_interval", "prices", "max_body_size", "idle_timeout", "log_level", "durability",
                                     "durability_interval", "max_inflight_bytes", "read_timeout", "max_attribute_depth", "max_span_attributes",
-                                    "max_attribute_bytes", "max_spans_per_request", "max_spans_per_trace", "max_trace_bytes", "alerts"]
+                                    "max_attribute_bytes", "max_spans_per_request", "max_spans_per_trace", "max_trace_bytes", "alerts",
+                                    "correction_window", "max_held_verdicts"]
 
     /// Applies the keys of a YAML config file. Unknown keys are an error (typos must not pass silently).
     mutating func apply(yamlFile path: String) throws {
@@ -108,6 +113,8 @@ struct ServeSettings: Sendable, Equatable {
         if let v = try int("max_spans_per_trace") { maxSpansPerTrace = v }
         if let v = try int("max_trace_bytes") { maxTraceBytes = v }
         if let v = try str("alerts") { alerts = v }
+        if let v = try str("correction_window") { correctionWindow = v }
+        if let v = try int("max_held_verdicts") { maxHeldVerdicts = v }
     }
 
     static func duration(_ text: String, _ name: String) throws -> Int64 {

@@ -287,6 +287,8 @@ def export_request(items: Iterable[Tuple[RunSpec, Sequence[SpanSpec]]]):
                       attributes=key_values(s.attributes))
             for e in s.events:
                 ps.events.add(time_unix_nano=e.time_ns, name=e.name, attributes=key_values(e.attributes))
+            for trace_id, span_id in s.links:
+                ps.links.add(trace_id=trace_id.to_bytes(16, "big"), span_id=span_id.to_bytes(8, "big"))
             if s.error:
                 ps.status.CopyFrom(Status(code=Status.STATUS_CODE_ERROR, message="upstream error"))
             by_service.setdefault(s.service, []).append(ps)
@@ -387,13 +389,20 @@ def check_groups(doc: Dict[str, Any], expected: Dict[Tuple[str, ...], Dict[str, 
         problems.append(f"groups not sorted by cost_micros descending: {[(-c, k) for c, k in costs]}")
     else:
         for (c1, k1), (c2, k2) in zip(costs, costs[1:]):
-            if c1 == c2 and _sort_key(k1) > _sort_key(k2):
+            if c1 == c2 and _sort_key(k1, group_by) > _sort_key(k2, group_by):
                 problems.append(f"groups with equal cost_micros not sorted by key: {k1} before {k2}")
     assert not problems, f"{len(problems)} problem(s) with group_by={list(group_by)}:\n  " + "\n  ".join(problems)
 
 
-def _sort_key(k: Tuple[Any, ...]) -> Tuple[str, ...]:
-    return tuple("" if v is None else str(v) for v in k)
+OUTCOME_ORDER = ("pending", "accepted", "edited", "rejected", "escalated")
+
+
+def _sort_key(k: Tuple[Any, ...], group_by: Sequence[str] = ()) -> Tuple[Any, ...]:
+    """The API's tie order: workflow, model, outcome (in OUTCOME_ORDER), service."""
+    named = dict(zip(group_by, k))
+    return tuple(OUTCOME_ORDER.index(named[f]) if f == "outcome" and f in named else ("" if named.get(f) is None else str(named[f]))
+                 for f in ("workflow", "model", "outcome", "service") if f in named) if group_by else \
+        tuple("" if v is None else str(v) for v in k)
 
 
 def _fields(g: Dict[str, Any], fields: Sequence[str]) -> Dict[str, Any]:

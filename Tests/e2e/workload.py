@@ -302,6 +302,7 @@ class SpanSpec:
     events: List[Event] = field(default_factory=list)
     error: bool = False
     kind: str = "internal"  # OTel SpanKind: internal, server, client
+    links: List[Tuple[int, int]] = field(default_factory=list)  # (trace_id, span_id) of linked spans
 
     @property
     def span_id_hex(self) -> str:
@@ -504,7 +505,8 @@ def expected_groups(facts: Sequence[RunFacts], group_by: Sequence[str] = (),
     for r in facts:
         if workflow is not None and r.workflow != workflow:
             continue
-        models = r.models if "model" in group_by else [None]
+        # A run that called no model counts under model "" (README "Query contract").
+        models = (r.models or [""]) if "model" in group_by else [None]
         for m in models:
             vals = {"workflow": r.workflow, "outcome": r.outcome, "service": r.service, "model": m}
             key = tuple(vals[k] for k in group_by)

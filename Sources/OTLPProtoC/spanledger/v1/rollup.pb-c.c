@@ -808,7 +808,7 @@ const ProtobufCMessageDescriptor spanledger__v1__rollup_segment__descriptor =
   (ProtobufCMessageInit) spanledger__v1__rollup_segment__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor spanledger__v1__trace_index_entry__field_descriptors[17] =
+static const ProtobufCFieldDescriptor spanledger__v1__trace_index_entry__field_descriptors[22] =
 {
   {
     "trace_id",
@@ -1014,8 +1014,69 @@ static const ProtobufCFieldDescriptor spanledger__v1__trace_index_entry__field_d
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "verdict_time_unix_nano",
+    18,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT64,
+    0,   /* quantifier_offset */
+    offsetof(Spanledger__V1__TraceIndexEntry, verdict_time_unix_nano),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "verdict_source",
+    19,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_ENUM,
+    0,   /* quantifier_offset */
+    offsetof(Spanledger__V1__TraceIndexEntry, verdict_source),
+    &spanledger__v1__verdict_source__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "reviewer",
+    20,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Spanledger__V1__TraceIndexEntry, reviewer),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "reviewer_kind",
+    21,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_ENUM,
+    0,   /* quantifier_offset */
+    offsetof(Spanledger__V1__TraceIndexEntry, reviewer_kind),
+    &spanledger__v1__reviewer_kind__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "corrections",
+    22,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_SINT64,
+    0,   /* quantifier_offset */
+    offsetof(Spanledger__V1__TraceIndexEntry, corrections),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned spanledger__v1__trace_index_entry__field_indices_by_name[] = {
+  21,   /* field[21] = corrections */
   6,   /* field[6] = cost_micros */
   4,   /* field[4] = duration_nano */
   16,   /* field[16] = errors */
@@ -1026,18 +1087,22 @@ static const unsigned spanledger__v1__trace_index_entry__field_indices_by_name[]
   5,   /* field[5] = outcome */
   9,   /* field[9] = output_tokens */
   15,   /* field[15] = retries */
+  19,   /* field[19] = reviewer */
+  20,   /* field[20] = reviewer_kind */
   2,   /* field[2] = service */
   11,   /* field[11] = span_count */
   3,   /* field[3] = start_unix_nano */
   14,   /* field[14] = tool_calls */
   0,   /* field[0] = trace_id */
   10,   /* field[10] = unpriced_tokens */
+  18,   /* field[18] = verdict_source */
+  17,   /* field[17] = verdict_time_unix_nano */
   1,   /* field[1] = workflow */
 };
 static const ProtobufCIntRange spanledger__v1__trace_index_entry__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 17 }
+  { 0, 22 }
 };
 const ProtobufCMessageDescriptor spanledger__v1__trace_index_entry__descriptor =
 {
@@ -1047,7 +1112,7 @@ const ProtobufCMessageDescriptor spanledger__v1__trace_index_entry__descriptor =
   "Spanledger__V1__TraceIndexEntry",
   "spanledger.v1",
   sizeof(Spanledger__V1__TraceIndexEntry),
-  17,
+  22,
   spanledger__v1__trace_index_entry__field_descriptors,
   spanledger__v1__trace_index_entry__field_indices_by_name,
   1,  spanledger__v1__trace_index_entry__number_ranges,
@@ -1537,5 +1602,71 @@ const ProtobufCEnumDescriptor spanledger__v1__outcome__descriptor =
   spanledger__v1__outcome__enum_values_by_name,
   1,
   spanledger__v1__outcome__value_ranges,
+  NULL,NULL,NULL,NULL   /* reserved[1234] */
+};
+static const ProtobufCEnumValue spanledger__v1__verdict_source__enum_values_by_number[5] =
+{
+  { "VERDICT_SOURCE_NONE", "SPANLEDGER__V1__VERDICT_SOURCE__VERDICT_SOURCE_NONE", 0 },
+  { "VERDICT_SOURCE_SPANS", "SPANLEDGER__V1__VERDICT_SOURCE__VERDICT_SOURCE_SPANS", 1 },
+  { "VERDICT_SOURCE_API", "SPANLEDGER__V1__VERDICT_SOURCE__VERDICT_SOURCE_API", 2 },
+  { "VERDICT_SOURCE_FEEDBACK_SPAN", "SPANLEDGER__V1__VERDICT_SOURCE__VERDICT_SOURCE_FEEDBACK_SPAN", 3 },
+  { "VERDICT_SOURCE_LATE_SPAN", "SPANLEDGER__V1__VERDICT_SOURCE__VERDICT_SOURCE_LATE_SPAN", 4 },
+};
+static const ProtobufCIntRange spanledger__v1__verdict_source__value_ranges[] = {
+{0, 0},{0, 5}
+};
+static const ProtobufCEnumValueIndex spanledger__v1__verdict_source__enum_values_by_name[5] =
+{
+  { "VERDICT_SOURCE_API", 2 },
+  { "VERDICT_SOURCE_FEEDBACK_SPAN", 3 },
+  { "VERDICT_SOURCE_LATE_SPAN", 4 },
+  { "VERDICT_SOURCE_NONE", 0 },
+  { "VERDICT_SOURCE_SPANS", 1 },
+};
+const ProtobufCEnumDescriptor spanledger__v1__verdict_source__descriptor =
+{
+  PROTOBUF_C__ENUM_DESCRIPTOR_MAGIC,
+  "spanledger.v1.VerdictSource",
+  "VerdictSource",
+  "Spanledger__V1__VerdictSource",
+  "spanledger.v1",
+  5,
+  spanledger__v1__verdict_source__enum_values_by_number,
+  5,
+  spanledger__v1__verdict_source__enum_values_by_name,
+  1,
+  spanledger__v1__verdict_source__value_ranges,
+  NULL,NULL,NULL,NULL   /* reserved[1234] */
+};
+static const ProtobufCEnumValue spanledger__v1__reviewer_kind__enum_values_by_number[4] =
+{
+  { "REVIEWER_KIND_UNKNOWN", "SPANLEDGER__V1__REVIEWER_KIND__REVIEWER_KIND_UNKNOWN", 0 },
+  { "REVIEWER_KIND_HUMAN", "SPANLEDGER__V1__REVIEWER_KIND__REVIEWER_KIND_HUMAN", 1 },
+  { "REVIEWER_KIND_LLM", "SPANLEDGER__V1__REVIEWER_KIND__REVIEWER_KIND_LLM", 2 },
+  { "REVIEWER_KIND_CODE", "SPANLEDGER__V1__REVIEWER_KIND__REVIEWER_KIND_CODE", 3 },
+};
+static const ProtobufCIntRange spanledger__v1__reviewer_kind__value_ranges[] = {
+{0, 0},{0, 4}
+};
+static const ProtobufCEnumValueIndex spanledger__v1__reviewer_kind__enum_values_by_name[4] =
+{
+  { "REVIEWER_KIND_CODE", 3 },
+  { "REVIEWER_KIND_HUMAN", 1 },
+  { "REVIEWER_KIND_LLM", 2 },
+  { "REVIEWER_KIND_UNKNOWN", 0 },
+};
+const ProtobufCEnumDescriptor spanledger__v1__reviewer_kind__descriptor =
+{
+  PROTOBUF_C__ENUM_DESCRIPTOR_MAGIC,
+  "spanledger.v1.ReviewerKind",
+  "ReviewerKind",
+  "Spanledger__V1__ReviewerKind",
+  "spanledger.v1",
+  4,
+  spanledger__v1__reviewer_kind__enum_values_by_number,
+  4,
+  spanledger__v1__reviewer_kind__enum_values_by_name,
+  1,
+  spanledger__v1__reviewer_kind__value_ranges,
   NULL,NULL,NULL,NULL   /* reserved[1234] */
 };

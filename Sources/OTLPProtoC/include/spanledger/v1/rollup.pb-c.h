@@ -38,6 +38,21 @@ typedef enum _Spanledger__V1__Outcome {
   SPANLEDGER__V1__OUTCOME__OUTCOME_ESCALATED = 4
     PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(SPANLEDGER__V1__OUTCOME)
 } Spanledger__V1__Outcome;
+typedef enum _Spanledger__V1__VerdictSource {
+  SPANLEDGER__V1__VERDICT_SOURCE__VERDICT_SOURCE_NONE = 0,
+  SPANLEDGER__V1__VERDICT_SOURCE__VERDICT_SOURCE_SPANS = 1,
+  SPANLEDGER__V1__VERDICT_SOURCE__VERDICT_SOURCE_API = 2,
+  SPANLEDGER__V1__VERDICT_SOURCE__VERDICT_SOURCE_FEEDBACK_SPAN = 3,
+  SPANLEDGER__V1__VERDICT_SOURCE__VERDICT_SOURCE_LATE_SPAN = 4
+    PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(SPANLEDGER__V1__VERDICT_SOURCE)
+} Spanledger__V1__VerdictSource;
+typedef enum _Spanledger__V1__ReviewerKind {
+  SPANLEDGER__V1__REVIEWER_KIND__REVIEWER_KIND_UNKNOWN = 0,
+  SPANLEDGER__V1__REVIEWER_KIND__REVIEWER_KIND_HUMAN = 1,
+  SPANLEDGER__V1__REVIEWER_KIND__REVIEWER_KIND_LLM = 2,
+  SPANLEDGER__V1__REVIEWER_KIND__REVIEWER_KIND_CODE = 3
+    PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(SPANLEDGER__V1__REVIEWER_KIND)
+} Spanledger__V1__ReviewerKind;
 
 /* --- messages --- */
 
@@ -175,10 +190,27 @@ struct  Spanledger__V1__TraceIndexEntry
   int64_t tool_calls;
   int64_t retries;
   int64_t errors;
+  /*
+   * The verdict that decided `outcome` (Schemas/conventions.md "Verdicts that arrive late").
+   */
+  /*
+   * 0 while pending
+   */
+  int64_t verdict_time_unix_nano;
+  Spanledger__V1__VerdictSource verdict_source;
+  /*
+   * string table index; absent when unknown
+   */
+  uint32_t reviewer;
+  Spanledger__V1__ReviewerKind reviewer_kind;
+  /*
+   * times a later verdict changed the outcome
+   */
+  int64_t corrections;
 };
 #define SPANLEDGER__V1__TRACE_INDEX_ENTRY__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&spanledger__v1__trace_index_entry__descriptor) \
-    , {0,NULL}, 0, 0, 0, 0, SPANLEDGER__V1__OUTCOME__OUTCOME_PENDING, 0, 0, 0, 0, 0, 0, 0, 0,NULL, 0, 0, 0 }
+    , {0,NULL}, 0, 0, 0, 0, SPANLEDGER__V1__OUTCOME__OUTCOME_PENDING, 0, 0, 0, 0, 0, 0, 0, 0,NULL, 0, 0, 0, 0, SPANLEDGER__V1__VERDICT_SOURCE__VERDICT_SOURCE_NONE, 0, SPANLEDGER__V1__REVIEWER_KIND__REVIEWER_KIND_UNKNOWN, 0 }
 
 
 struct  Spanledger__V1__TraceIndexSegment
@@ -449,6 +481,8 @@ typedef void (*Spanledger__V1__TraceDetailSegment_Closure)
 /* --- descriptors --- */
 
 extern const ProtobufCEnumDescriptor    spanledger__v1__outcome__descriptor;
+extern const ProtobufCEnumDescriptor    spanledger__v1__verdict_source__descriptor;
+extern const ProtobufCEnumDescriptor    spanledger__v1__reviewer_kind__descriptor;
 extern const ProtobufCMessageDescriptor spanledger__v1__latency_sketch__descriptor;
 extern const ProtobufCMessageDescriptor spanledger__v1__rollup_record__descriptor;
 extern const ProtobufCMessageDescriptor spanledger__v1__rollup_segment__descriptor;

@@ -1,0 +1,150 @@
+import DurableFiles
+import LedgerCore
+import LedgerStore
+import Rollups
+
+/// What became of one verdict.
+public enum OutcomeResult: String, Sendable {
+    /// A pending run got its first verdict: moved from the pending bucket.
+    case applied
+    /// A decided run's outcome changed: moved between outcome buckets.
+    case corrected
+    /// The run already had this outcome; the verdict's time and reviewer were recorded.
+    case unchanged
+    /// The run is not released (or not seen) yet: kept and applied when it is.
+    case held
+    /// A later verdict already decides the run; this one changes nothing.
+    case superseded
+    /// The run started before the correction window.
+    case tooOld = "too_old"
+}
+
+/// Verdicts that arrive on their own (../shared/DESIGN.md; Schemas/conventions.md
+/// "Verdicts that arrive late"). The latest verdict by time wins. A change of outcome
+/// moves the whole run — its count, cost, tokens and latency, per model — from the old
+/// outcome's bucket to the new one's, in the run's start minute: totals over all
+/// outcomes never change, and nothing is counted twice.
+extension Ledger {
+    /// Runs that started before the correction window, among those `records` name:
+    /// their verdicts are refused before anything is logged.
+    public func verdictProblems(_ records: [OutcomeRecord]) -> [String] {
+        let limit = wallNow() - configuration.correctionWindowNano
+        var problems: [String] = []
+        for o in records {
+            if let e = index[o.traceID], e.startUnixNano < limit {
+                problems.append("run \(o.traceID.hex) started \(RFC3339.format(unixNano: e.startUnixNano)), before the correction window "
+                                + "(\(configuration.correctionWindowNano / 86_400_000_000_000) days); its outcome can no longer change")
+            }
+        }
+        return problems
+    }
+
+    /// Applies verdicts logged at `sequence` (0 when not logged), in order.
+    public func applyOutcomes(_ records: [OutcomeRecord], sequence: UInt64) -> [OutcomeResult] {
+        lastConsumedSequence = max(lastConsumedSequence, sequence)
+        return records.map { apply($0) }
+    }
+
+    func apply(_ o: OutcomeRecord) -> OutcomeResult {
+        guard !assembler.isOpen(o.traceID), var entry = index[o.traceID] else { return hold(o) }
+        if entry.startUnixNano < wallNow() - configuration.correctionWindowNano {
+            stats.verdictsRefused += 1
+            return .tooOld
+        }
+        guard o.supersedes(time: entry.verdictTimeUnixNano, outcome: entry.outcome) else { return .superseded }
+        let old = entry.outcome
+        entry.verdictTimeUnixNano = o.timeUnixNano
+        entry.verdictSource = o.source
+        entry.reviewer = o.reviewer
+        entry.reviewerKind = o.reviewerKind
+        var result = OutcomeResult.unchanged
+        if o.outcome != old {
+            moveRun(entry, tree: tree(of: o.traceID), from: old, to: o.outcome)
+            entry.outcome = o.outcome
+            if old == .pending {
+                result = .applied
+                stats.verdictsApplied += 1
+            } else {
+                result = .corrected
+                entry.corrections += 1
+                stats.verdictCorrections += 1
+            }
+        }
+        index[entry.traceID] = entry
+        unflushedIndex[entry.traceID] = entry
+        return result
+    }
+
+    func hold(_ o: OutcomeRecord) -> OutcomeResult {
+        if let h = heldVerdicts[o.traceID], !o.supersedes(time: h.timeUnixNano, outcome: h.outcome) { return .superseded }
+        if heldVerdicts[o.traceID] == nil && heldVerdicts.count >= configuration.maxHeldVerdicts {
+            // Full: the verdict held longest (oldest by time) gives way.
+            if let oldest = heldVerdicts.values.min(by: { $0.timeUnixNano < $1.timeUnixNano }) {
+                heldVerdicts[oldest.traceID] = nil
+                stats.verdictsDropped += 1
+                logger.warning("held verdicts at their limit; dropped the oldest", metadata: ["trace_id": "\(oldest.traceID.hex)"])
+            }
+        }
+        heldVerdicts[o.traceID] = o
+        heldDirty = true
+        stats.verdictsHeld = heldVerdicts.count
+        return .held
+    }
+
+    /// The run's stored spans: in memory, in the flush being written, not yet flushed, or on disk.
+    func tree(of id: TraceID) -> [StoredSpan] {
+        if let t = recentTrees[id] { return t }
+        let pending = (flushingDetails + unflushedDetails).filter { $0.traceID == id }.flatMap(\.spans)
+        return directory.loadDetail(id) + pending
+    }
+
+    /// Moves everything the run added to the rollups from outcome `from` to `to`, record
+    /// by record as `process` and `processLate` added them: a run-level record, and one
+    /// per model (run measures plus that model's calls).
+    func moveRun(_ entry: TraceIndexEntry, tree: [StoredSpan], from: Outcome, to: Outcome) {
+        let minute = RollupKey.minuteStart(ofUnixNano: entry.startUnixNano)
+        var runMeasures = RollupMeasures()
+        runMeasures.runs = 1
+        runMeasures.incompleteRuns = entry.incomplete ? 1 : 0
+        runMeasures.toolCalls = entry.toolCalls
+        runMeasures.latency.add(milliseconds: Double(entry.durationNano) / 1_000_000)
+        var runLevel = runMeasures
+        runLevel.errors = Int64(tree.filter { $0.kind != .llm && $0.error }.count)
+        var records: [(model: String, runLevel: Bool, measures: RollupMeasures)] = [("", true, runLevel)]
+        for model in entry.models {
+            var m = runMeasures
+            for s in tree where s.kind == .llm && s.model == model {
+                m.llmCalls += 1
+                m.inputTokens += s.usage.input
+                m.cachedInputTokens += s.usage.cacheRead
+                m.cacheWriteTokens += s.usage.cacheWrite
+                m.outputTokens += s.usage.output
+                m.reasoningTokens += s.usage.reasoning
+                m.unpricedTokens += s.priced ? 0 : s.usage.total
+                m.costMicros += s.costMicros
+                m.retries += s.retry ? 1 : 0
+                m.errors += s.error ? 1 : 0
+            }
+            records.append((model, false, m))
+        }
+        for r in records {
+            var minus = RollupMeasures()
+            minus.merge(r.measures, sign: -1)
+            add(RollupKey(bucketStartUnix: minute, workflow: entry.workflow, model: r.model, outcome: from, service: entry.service, runLevel: r.runLevel), minus)
+            add(RollupKey(bucketStartUnix: minute, workflow: entry.workflow, model: r.model, outcome: to, service: entry.service, runLevel: r.runLevel), r.measures)
+        }
+    }
+
+    public func heldVerdictCount() -> Int { heldVerdicts.count }
+
+    static let heldVerdictsFile = "held-verdicts.bin"
+}
+
+extension DataDirectory {
+    /// Verdicts held for runs not seen yet, as of the last flush.
+    func loadHeldVerdicts() throws -> [OutcomeRecord] {
+        let p = path + "/" + Ledger.heldVerdictsFile
+        guard FileIO.fileSize(p) > 0 else { return [] }
+        return try OutcomeBatchCodec.decode(try FileIO.readAll(p)[...])
+    }
+}
