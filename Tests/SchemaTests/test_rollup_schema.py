@@ -24,7 +24,7 @@ def test_rollup_proto_parses():
         "TraceDetailSegment",
     ):
         assert name in messages, f"{name} missing from {ROLLUP}"
-    assert [e.name for e in fdp.enum_type] == ["Outcome"]
+    assert [e.name for e in fdp.enum_type] == ["Outcome", "VerdictSource", "ReviewerKind"]
     # Every segment starts with the same three header fields.
     for seg in ("RollupSegment", "TraceIndexSegment", "TraceDetailSegment"):
         fields = {f.name: f.number for f in messages[seg].field}

@@ -234,3 +234,43 @@ def test_outcome_api_errors(daemon_factory):
     out = subprocess.run([str(support.spanledger_bin()), "outcome", old.trace_id_hex, "accepted", "--server", d.otlp_url],
                          capture_output=True, text=True, timeout=60)
     assert out.returncode != 0 and "correction window" in out.stderr, (out.stdout, out.stderr)
+
+
+def test_index_segments_match_the_documented_schema(daemon_factory):
+    """The trace index on disk decodes with Schemas/spanledger/v1/rollup.proto (compiled
+    here with grpcio-tools): a corrected run's entry carries its verdict as documented."""
+    import sys
+    import zlib
+    from pathlib import Path
+    from google.protobuf import message_factory
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "SchemaTests"))
+    from schema_tools import compile_descriptor_set  # noqa: E402
+
+    d = daemon_factory.start("verdict-schema")
+    run = support.simple_run("schema-check", [{"gen_ai.operation.name": "chat", "gen_ai.request.model": "gpt-4o-mini",
+                                              "gen_ai.usage.input_tokens": 100, "gen_ai.usage.output_tokens": 10}])
+    assert support.post_otlp(d.otlp_url, support.export_bytes([(run, run.spans)])).status_code == 200
+    support.wait_for_runs(d.api_url, 1)
+    time.sleep(2.5)  # the release is flushed (--flush-interval 1s) before the correction
+    at = time.time_ns() // 1000 * 1000
+    r = post_outcomes(d, verdict(run, "escalated", reviewer="lee", reviewer_kind="code", time=rfc3339(at)))
+    assert r.json()["results"][0]["result"] == "corrected", r.text
+    assert d.stop() == 0
+
+    classes = message_factory.GetMessages(compile_descriptor_set(["spanledger/v1/rollup.proto"]).file)
+    Segment = classes["spanledger.v1.TraceIndexSegment"]
+    entries = []
+    for path in sorted((d.data_dir / "index").glob("index-*.seg")):
+        raw = path.read_bytes()
+        assert raw[:4] == b"SLSG", path
+        seg = Segment()
+        seg.ParseFromString(zlib.decompress(raw[24:]))
+        entries += [(seg.strings, e) for e in seg.entries if e.trace_id == run.trace_id.to_bytes(16, "big")]
+    assert len(entries) == 2, "one entry at release, one after the correction"
+    strings, last = entries[-1]
+    assert last.outcome == 4 and last.corrections == 1  # OUTCOME_ESCALATED; accepted → escalated
+    assert last.verdict_time_unix_nano == at
+    assert last.verdict_source == 2 and last.reviewer_kind == 3  # API, code
+    assert strings[last.reviewer] == "lee" and strings[last.workflow] == "schema-check"
+    first = entries[0][1]
+    assert first.outcome == 1 and first.verdict_source == 1 and first.corrections == 0  # accepted, from spans
