@@ -10,6 +10,9 @@ public struct AttributedCall: Sendable, Hashable {
     public var explicitCost: Bool
     public var isRetry: Bool
     public var isError: Bool
+    /// The agent that made the call: the nearest enclosing agent span's `gen_ai.agent.name`
+    /// ("" when no agent span encloses it).
+    public var agent: String = ""
 
     /// Tokens counted as unpriced (input + output) when the call has no price.
     public var unpricedTokens: Int64 { priced ? 0 : usage.total }
@@ -30,6 +33,10 @@ public struct AttributedRun: Sendable {
     public var toolCalls: Int64
     /// Errored spans that are not LLM calls (LLM-call errors are on `calls`).
     public var otherErrors: Int64
+    /// The agent of each span (same order as `spans`; see `AttributedCall.agent`).
+    public var spanAgents: [String] = []
+    /// The task the run works on (Schemas/conventions.md "Rework").
+    public var taskID: String?
 
     public init(traceID: TraceID, workflow: String, service: String, startUnixNano: Int64, durationNano: Int64, verdict: Verdict?,
                 incomplete: Bool, spans: [SpanRecord], calls: [AttributedCall] = [], toolCalls: Int64 = 0, otherErrors: Int64 = 0) {
@@ -53,6 +60,14 @@ public struct AttributedRun: Sendable {
     public var models: [String] {
         var seen: [String] = []
         for c in calls where !seen.contains(c.model) { seen.append(c.model) }
+        return seen
+    }
+
+    /// Agents whose spans made LLM or tool calls, in first-call order.
+    public var agents: [String] {
+        var seen: [String] = []
+        for c in calls where !seen.contains(c.agent) { seen.append(c.agent) }
+        for (i, s) in spans.enumerated() where s.category == .tool && i < spanAgents.count && !seen.contains(spanAgents[i]) { seen.append(spanAgents[i]) }
         return seen
     }
 }
@@ -83,14 +98,42 @@ public struct RunAttributor: Sendable {
         var run = AttributedRun(
             traceID: traceID, workflow: workflow, service: root?.service ?? "", startUnixNano: start, durationNano: duration,
             verdict: Self.latestVerdict(spans), incomplete: !hasRoot, spans: spans, calls: [], toolCalls: 0, otherErrors: 0)
+        run.taskID = root?.taskID ?? spans.filter { $0.taskID != nil }.min { $0.startUnixNano < $1.startUnixNano }?.taskID
         attributeCalls(&run)
         return run
     }
 
+    /// The agent of each span: the nearest ancestor-or-self span that is an agent
+    /// (category workflow with `gen_ai.agent.name`). A chain that leaves `spans` continues
+    /// in `inherited` (agents of spans stored earlier, for late spans).
+    public static func agents(of spans: [SpanRecord], inherited: [SpanID: String] = [:]) -> [String] {
+        var indexByID: [SpanID: Int] = [:]
+        for (i, s) in spans.enumerated() { indexByID[s.spanID] = i }
+        var memo = [String?](repeating: nil, count: spans.count)
+        func agent(_ i: Int, depth: Int) -> String {
+            if let m = memo[i] { return m }
+            let s = spans[i]
+            var result = ""
+            if s.category == .workflow, let name = s.workflowNames.agent, !name.isEmpty {
+                result = name
+            } else if !s.isRoot, depth < 10_000 {
+                if let p = indexByID[s.parentSpanID], p != i {
+                    result = agent(p, depth: depth + 1)
+                } else {
+                    result = inherited[s.parentSpanID] ?? ""
+                }
+            }
+            memo[i] = result
+            return result
+        }
+        return spans.indices.map { agent($0, depth: 0) }
+    }
+
     /// Prices calls, counts tools, retries and errors of `run.spans`.
-    public func attributeCalls(_ run: inout AttributedRun) {
+    public func attributeCalls(_ run: inout AttributedRun, inheritedAgents: [SpanID: String] = [:]) {
         let spans = run.spans
         let retries = Self.retrySpanIndexes(spans)
+        run.spanAgents = Self.agents(of: spans, inherited: inheritedAgents)
         run.calls = []
         run.toolCalls = 0
         run.otherErrors = 0
@@ -99,7 +142,7 @@ public struct RunAttributor: Sendable {
             case .llm:
                 let usage = s.usage.normalized()
                 var call = AttributedCall(spanIndex: i, model: s.model, usage: usage, costMicros: 0, priced: false,
-                                          explicitCost: false, isRetry: retries.contains(i), isError: s.isError)
+                                          explicitCost: false, isRetry: retries.contains(i), isError: s.isError, agent: run.spanAgents[i])
                 if let explicit = s.explicitCostMicros {
                     call.costMicros = explicit
                     call.priced = true

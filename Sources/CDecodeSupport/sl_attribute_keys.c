@@ -44,6 +44,8 @@ static const sl_key_entry sl_keys[] = {
     K("review.verdict", SL_KEY_REVIEW_VERDICT),
     K("gen_ai.evaluation.score.label", SL_KEY_EVALUATION_SCORE_LABEL),
     K("service.name", SL_KEY_SERVICE_NAME),
+    K("outcome.task_id", SL_KEY_OUTCOME_TASK_ID),
+    K("gen_ai.conversation.id", SL_KEY_GEN_AI_CONVERSATION_ID),
 };
 #undef K
 

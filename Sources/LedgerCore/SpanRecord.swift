@@ -28,6 +28,9 @@ public struct SpanRecord: Sendable, Hashable {
     /// For a feedback span (a span with a verdict and links): the traces its verdict is
     /// about. Its verdict applies to them, not to its own trace.
     public var feedbackFor: [TraceID] = []
+    /// The task the run works on (`outcome.task_id`, else `gen_ai.conversation.id`): runs of
+    /// one task after a rejected or edited run of it are rework.
+    public var taskID: String?
 
     public init(
         traceID: TraceID, spanID: SpanID, parentSpanID: SpanID = .none, name: String, service: String = "",

@@ -59,8 +59,10 @@ extension Ledger {
         entry.reviewerKind = o.reviewerKind
         var result = OutcomeResult.unchanged
         if o.outcome != old {
-            moveRun(entry, tree: tree(of: o.traceID), from: old, to: o.outcome)
+            let t = tree(of: o.traceID)
+            addRecords(of: entry, tree: t, sign: -1)
             entry.outcome = o.outcome
+            addRecords(of: entry, tree: t, sign: 1)
             if old == .pending {
                 result = .applied
                 stats.verdictsApplied += 1
@@ -72,6 +74,7 @@ extension Ledger {
         }
         index[entry.traceID] = entry
         unflushedIndex[entry.traceID] = entry
+        if o.outcome != old { reevaluateTask(of: entry) }
         return result
     }
 
@@ -96,43 +99,6 @@ extension Ledger {
         if let t = recentTrees[id] { return t }
         let pending = (flushingDetails + unflushedDetails).filter { $0.traceID == id }.flatMap(\.spans)
         return directory.loadDetail(id) + pending
-    }
-
-    /// Moves everything the run added to the rollups from outcome `from` to `to`, record
-    /// by record as `process` and `processLate` added them: a run-level record, and one
-    /// per model (run measures plus that model's calls).
-    func moveRun(_ entry: TraceIndexEntry, tree: [StoredSpan], from: Outcome, to: Outcome) {
-        let minute = RollupKey.minuteStart(ofUnixNano: entry.startUnixNano)
-        var runMeasures = RollupMeasures()
-        runMeasures.runs = 1
-        runMeasures.incompleteRuns = entry.incomplete ? 1 : 0
-        runMeasures.toolCalls = entry.toolCalls
-        runMeasures.latency.add(milliseconds: Double(entry.durationNano) / 1_000_000)
-        var runLevel = runMeasures
-        runLevel.errors = Int64(tree.filter { $0.kind != .llm && $0.error }.count)
-        var records: [(model: String, runLevel: Bool, measures: RollupMeasures)] = [("", true, runLevel)]
-        for model in entry.models {
-            var m = runMeasures
-            for s in tree where s.kind == .llm && s.model == model {
-                m.llmCalls += 1
-                m.inputTokens += s.usage.input
-                m.cachedInputTokens += s.usage.cacheRead
-                m.cacheWriteTokens += s.usage.cacheWrite
-                m.outputTokens += s.usage.output
-                m.reasoningTokens += s.usage.reasoning
-                m.unpricedTokens += s.priced ? 0 : s.usage.total
-                m.costMicros += s.costMicros
-                m.retries += s.retry ? 1 : 0
-                m.errors += s.error ? 1 : 0
-            }
-            records.append((model, false, m))
-        }
-        for r in records {
-            var minus = RollupMeasures()
-            minus.merge(r.measures, sign: -1)
-            add(RollupKey(bucketStartUnix: minute, workflow: entry.workflow, model: r.model, outcome: from, service: entry.service, runLevel: r.runLevel), minus)
-            add(RollupKey(bucketStartUnix: minute, workflow: entry.workflow, model: r.model, outcome: to, service: entry.service, runLevel: r.runLevel), r.measures)
-        }
     }
 
     public func heldVerdictCount() -> Int { heldVerdicts.count }

@@ -37,6 +37,7 @@ public struct LedgerStats: Sendable {
     public var verdictsHeld: Int = 0
     public var verdictsRefused: Int64 = 0
     public var verdictsDropped: Int64 = 0
+    public var reworkChanges: Int64 = 0
 }
 
 /// One run as `spanledger trace` explains it.
@@ -83,6 +84,8 @@ public actor Ledger: SpanConsumer {
     var heldDirty = false
     /// Run trees of the flush being written, for corrections in the meantime.
     var flushingDetails: [TraceDetail] = []
+    /// Runs per task ID, for rework.
+    var tasks: [String: [TraceID]] = [:]
 
     public func setActivityObserver(_ observer: (any RunActivityObserver)?) {
         activityObserver = observer
@@ -107,6 +110,7 @@ public actor Ledger: SpanConsumer {
         for e in damagedRollups + damagedIndex { logger.error("skipped damaged segment", metadata: ["error": "\(e)"]) }
         self.table = table
         self.index = index
+        for e in index.values where !e.taskID.isEmpty { self.tasks[e.taskID, default: []].append(e.traceID) }
         self.nextSequence = directory.nextSequence()
         self.stats.damagedSegments = Int64(damagedRollups.count + damagedIndex.count)
         do {
@@ -231,87 +235,51 @@ public actor Ledger: SpanConsumer {
         }
         stats.runsReleased += 1
         if run.incomplete { stats.runsIncomplete += 1 }
-        let minute = RollupKey.minuteStart(ofUnixNano: run.startUnixNano)
-        var runMeasures = RollupMeasures()
-        runMeasures.runs = 1
-        runMeasures.incompleteRuns = run.incomplete ? 1 : 0
-        runMeasures.toolCalls = run.toolCalls
-        runMeasures.latency.add(milliseconds: Double(run.durationNano) / 1_000_000)
-        var runLevel = runMeasures
-        runLevel.errors = run.otherErrors
-        add(RollupKey(bucketStartUnix: minute, workflow: run.workflow, model: "", outcome: run.outcome, service: run.service, runLevel: true), runLevel)
-        let models = run.calls.isEmpty ? [""] : run.models
-        for model in models {
-            var m = runMeasures
-            for c in run.calls where c.model == model { Self.addCall(c, to: &m) }
-            add(RollupKey(bucketStartUnix: minute, workflow: run.workflow, model: model, outcome: run.outcome, service: run.service, runLevel: false), m)
-        }
         var entry = TraceIndexEntry(
             traceID: run.traceID, workflow: run.workflow, service: run.service, startUnixNano: run.startUnixNano,
             durationNano: run.durationNano, outcome: run.outcome, costMicros: 0, llmCalls: 0, inputTokens: 0, outputTokens: 0,
-            unpricedTokens: 0, spanCount: 0, incomplete: run.incomplete, models: models, toolCalls: 0, retries: 0, errors: 0)
+            unpricedTokens: 0, spanCount: 0, incomplete: run.incomplete, models: run.calls.isEmpty ? [""] : run.models,
+            toolCalls: 0, retries: 0, errors: 0)
         entry.add(run)
+        entry.agents = run.agents
+        entry.taskID = run.taskID ?? ""
         entry.verdictTimeUnixNano = run.verdict?.timeUnixNano ?? 0
         entry.verdictSource = verdictSource
         if let held {
             entry.reviewer = held.reviewer
             entry.reviewerKind = held.reviewerKind
         }
-        record(entry, tree: Self.tree(run))
+        entry.rework = isRework(entry)
+        let tree = Self.tree(run)
+        addRecords(of: entry, tree: tree, sign: 1)
+        record(entry, tree: tree)
+        noteTask(entry)
         activityObserver?.observe(RunActivity(run: run, runs: 1, releasedUnixNano: wallNow()))
     }
 
     /// Spans that arrived after their run was released join the same run: their calls
     /// are charged to the run's minute, workflow, outcome and service; the run is not
-    /// counted again (a model new to the run counts the run under that model).
+    /// counted again (a model or agent new to the run counts the run under it). The run's
+    /// records are rebuilt from its whole tree, old and new: the difference is added.
     func processLate(_ spans: [SpanRecord], entry: TraceIndexEntry) {
         stats.lateSpanGroups += 1
+        let oldTree = tree(of: entry.traceID)
+        var inherited: [SpanID: String] = [:]
+        for s in oldTree { inherited[s.spanID] = s.agent }
         var run = AttributedRun(traceID: entry.traceID, workflow: entry.workflow, service: entry.service, startUnixNano: entry.startUnixNano,
                                 durationNano: entry.durationNano, verdict: nil, incomplete: false, spans: spans, calls: [], toolCalls: 0, otherErrors: 0)
-        attributor.attributeCalls(&run)
-        let minute = RollupKey.minuteStart(ofUnixNano: entry.startUnixNano)
-        func key(_ model: String, runLevel: Bool) -> RollupKey {
-            RollupKey(bucketStartUnix: minute, workflow: entry.workflow, model: model, outcome: entry.outcome, service: entry.service, runLevel: runLevel)
-        }
-        var runLevel = RollupMeasures()
-        runLevel.toolCalls = run.toolCalls
-        runLevel.errors = run.otherErrors
-        if !runLevel.isZero { add(key("", runLevel: true), runLevel) }
-        var models = entry.models
-        let hadOnlyNoModel = models == [""]
-        for model in run.models {
-            var m = RollupMeasures()
-            for c in run.calls where c.model == model { Self.addCall(c, to: &m) }
-            if !models.contains(model) {
-                // The run now counts under this model too, with its run measures.
-                m.runs = 1
-                m.incompleteRuns = entry.incomplete ? 1 : 0
-                m.toolCalls = entry.toolCalls
-                m.latency.add(milliseconds: Double(entry.durationNano) / 1_000_000)
-                models.append(model)
-            }
-            add(key(model, runLevel: false), m)
-        }
-        if hadOnlyNoModel && !run.calls.isEmpty {
-            // The run's placeholder "" model record is replaced by its real models.
-            var undo = RollupMeasures()
-            undo.runs = -1
-            undo.incompleteRuns = entry.incomplete ? -1 : 0
-            undo.toolCalls = -entry.toolCalls
-            undo.latency.add(milliseconds: Double(entry.durationNano) / 1_000_000, count: -1)
-            add(key("", runLevel: false), undo)
-            models.removeAll { $0 == "" }
-        }
-        if run.toolCalls != 0 {
-            var t = RollupMeasures()
-            t.toolCalls = run.toolCalls
-            for model in models { add(key(model, runLevel: false), t) }
-        }
+        attributor.attributeCalls(&run, inheritedAgents: inherited)
         var updated = entry
-        updated.models = models
+        var models = entry.models
+        if !run.calls.isEmpty { models.removeAll { $0 == "" } }
+        for m in run.models where !models.contains(m) { models.append(m) }
+        updated.models = models.isEmpty ? [""] : models
+        for a in run.agents where !updated.agents.contains(a) { updated.agents.append(a) }
         updated.add(run)
-        run.startUnixNano = entry.startUnixNano
-        record(updated, tree: Self.tree(run))
+        let lateTree = Self.tree(run)
+        addRecords(of: entry, tree: oldTree, sign: -1)
+        addRecords(of: updated, tree: oldTree + lateTree, sign: 1)
+        record(updated, tree: lateTree)
         if !run.calls.isEmpty {
             run.workflow = entry.workflow
             activityObserver?.observe(RunActivity(run: run, runs: 0, releasedUnixNano: wallNow()))
@@ -343,7 +311,7 @@ public actor Ledger: SpanConsumer {
                 spanID: s.spanID, parentSpanID: s.parentSpanID, name: s.name, kind: StoredSpan.Kind(rawValue: s.category.rawValue) ?? .other,
                 model: s.model, startOffsetNano: s.startUnixNano - run.startUnixNano, durationNano: s.durationNano,
                 usage: c?.usage ?? TokenUsage(), costMicros: c?.costMicros ?? 0, priced: c?.priced ?? false, error: s.isError,
-                retry: c?.isRetry ?? false, explicitCost: c?.explicitCost ?? false)
+                retry: c?.isRetry ?? false, explicitCost: c?.explicitCost ?? false, agent: i < run.spanAgents.count ? run.spanAgents[i] : "")
         }
     }
 

@@ -6,7 +6,8 @@ import ProtoWire
 /// length-prefixed, integers as varints, a flag byte). Replaying a record yields exactly
 /// the spans the receiver handed on, whatever transport they came by.
 public enum SpanBatchCodec {
-    /// 2 adds a second flag byte per span (bit 0: the traces a feedback span is about follow).
+    /// 2 adds a second flag byte per span (bit 1: the task ID follows; bit 0: then the
+    /// traces a feedback span is about).
     static let version: UInt8 = 2
 
     public static func encode(_ spans: [SpanRecord]) -> [UInt8] {
@@ -26,7 +27,7 @@ public enum SpanBatchCodec {
             if s.workflowNames.traceloopWorkflow != nil { flags |= 1 << 6 }
             if s.workflowNames.agent != nil { flags |= 1 << 7 }
             w.raw(flags)
-            w.raw(s.feedbackFor.isEmpty ? 0 : 1)
+            w.raw((s.feedbackFor.isEmpty ? 0 : 1) | (s.taskID == nil ? 0 : 2))
             w.lengthPrefixed(s.name)
             w.lengthPrefixed(s.service)
             w.lengthPrefixed(s.model)
@@ -46,6 +47,7 @@ public enum SpanBatchCodec {
             if let n = s.workflowNames.genAIWorkflow { w.lengthPrefixed(n) }
             if let n = s.workflowNames.traceloopWorkflow { w.lengthPrefixed(n) }
             if let n = s.workflowNames.agent { w.lengthPrefixed(n) }
+            if let t = s.taskID { w.lengthPrefixed(t) }
             if !s.feedbackFor.isEmpty {
                 w.varint(UInt64(s.feedbackFor.count))
                 for t in s.feedbackFor {
@@ -91,6 +93,7 @@ public enum SpanBatchCodec {
                 endUnixNano: start + duration, isError: flags & (1 << 2) != 0, category: SpanRecord.Category(rawValue: flags & 0x3) ?? .other,
                 model: model, usage: TokenUsage(input: numbers[0], cacheRead: numbers[1], cacheWrite: numbers[2], output: numbers[3], reasoning: numbers[4]),
                 explicitCostMicros: cost, workflowNames: names, resendCount: numbers[5], verdict: verdict)
+            if flags2 & 2 != 0 { record.taskID = try r.string() }
             if flags2 & 1 != 0 {
                 let n = try r.varint()
                 guard n <= 1024 else { throw ProtoDecodeError("feedback span links \(n) traces") }

@@ -19,6 +19,10 @@ public enum RollupSegmentCodec {
                 r.uint(5, UInt64(key.outcome.rawValue))
                 r.uint(6, UInt64(s))
                 r.bool(7, key.runLevel)
+                if let agent = key.agent {
+                    r.uint(8, UInt64(strings.index(agent)))
+                    r.bool(9, true)
+                }
                 r.sint(10, m.runs)
                 r.sint(11, m.incompleteRuns)
                 r.sint(12, m.toolCalls)
@@ -40,6 +44,8 @@ public enum RollupSegmentCodec {
                 r.sint(27, m.costMicros)
                 r.sint(28, m.retries)
                 r.sint(29, m.errors)
+                r.sint(30, m.reworkRuns)
+                r.sint(31, m.reworkCostMicros)
             }
         }
         var w = ProtoWriter(capacity: records.bytes.count + 256)
@@ -65,6 +71,8 @@ public enum RollupSegmentCodec {
             for raw in rawRecords {
                 var key = RollupKey(bucketStartUnix: 0, resolutionSeconds: 60, workflow: "", model: "", outcome: .pending, service: "", runLevel: false)
                 var m = RollupMeasures()
+                var agentName = ""
+                var agentRecord = false
                 var rr = ProtoReader(raw)
                 while let (field, v) = try rr.next() {
                     switch field {
@@ -75,6 +83,8 @@ public enum RollupSegmentCodec {
                     case 5: key.outcome = Outcome(rawValue: Int(v.uint64)) ?? .pending
                     case 6: key.service = try strings.string(v.uint64, path: path)
                     case 7: key.runLevel = v.bool
+                    case 8: agentName = try strings.string(v.uint64, path: path)
+                    case 9: agentRecord = v.bool
                     case 10: m.runs = v.sint64
                     case 11: m.incompleteRuns = v.sint64
                     case 12: m.toolCalls = v.sint64
@@ -89,9 +99,12 @@ public enum RollupSegmentCodec {
                     case 27: m.costMicros = v.sint64
                     case 28: m.retries = v.sint64
                     case 29: m.errors = v.sint64
+                    case 30: m.reworkRuns = v.sint64
+                    case 31: m.reworkCostMicros = v.sint64
                     default: break
                     }
                 }
+                if agentRecord { key.agent = agentName }
                 table.add(key, m)
             }
         } catch let e as ProtoDecodeError {

@@ -28,9 +28,12 @@ public struct StoredSpan: Sendable, Hashable {
     public var error: Bool
     public var retry: Bool
     public var explicitCost: Bool
+    /// The agent of the span (nearest enclosing agent span, "" when none).
+    public var agent: String = ""
 
     public init(spanID: SpanID, parentSpanID: SpanID, name: String, kind: Kind, model: String, startOffsetNano: Int64, durationNano: Int64,
-                usage: TokenUsage, costMicros: Int64, priced: Bool, error: Bool, retry: Bool, explicitCost: Bool) {
+                usage: TokenUsage, costMicros: Int64, priced: Bool, error: Bool, retry: Bool, explicitCost: Bool, agent: String = "") {
+        self.agent = agent
         self.spanID = spanID
         self.parentSpanID = parentSpanID
         self.name = name
@@ -67,7 +70,7 @@ public enum TraceDetailCodec {
             body.message(4) { d in
                 d.bytesField(1, t.traceID.bytes)
                 for s in t.spans {
-                    let name = strings.index(s.name), model = strings.index(s.model)
+                    let name = strings.index(s.name), model = strings.index(s.model), agent = s.agent.isEmpty ? 0 : strings.index(s.agent)
                     d.message(2) { w in
                         w.bytesField(1, s.spanID.bytes)
                         if !s.parentSpanID.isNone { w.bytesField(2, s.parentSpanID.bytes) }
@@ -86,6 +89,7 @@ public enum TraceDetailCodec {
                         w.bool(15, s.error)
                         w.bool(16, s.retry)
                         w.bool(17, s.explicitCost)
+                        if agent != 0 { w.uint(18, UInt64(agent)) }
                     }
                 }
             }
@@ -166,6 +170,7 @@ public enum TraceDetailCodec {
             case 15: s.error = v.bool
             case 16: s.retry = v.bool
             case 17: s.explicitCost = v.bool
+            case 18: s.agent = try strings.string(v.uint64, path: path)
             default: break
             }
         }

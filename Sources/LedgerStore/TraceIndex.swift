@@ -28,6 +28,11 @@ public struct TraceIndexEntry: Sendable, Hashable {
     public var reviewer = ""
     public var reviewerKind: ReviewerKind = .unknown
     public var corrections: Int64 = 0
+    /// The task the run works on ("" when none) and whether it is rework (conventions.md "Rework").
+    public var taskID = ""
+    public var rework = false
+    /// Agents whose spans made LLM or tool calls, in first-call order.
+    public var agents: [String] = []
 
     public init(traceID: TraceID, workflow: String, service: String, startUnixNano: Int64, durationNano: Int64, outcome: Outcome,
                 costMicros: Int64, llmCalls: Int64, inputTokens: Int64, outputTokens: Int64, unpricedTokens: Int64, spanCount: Int64,
@@ -88,6 +93,13 @@ public enum TraceIndexCodec {
                 if !e.reviewer.isEmpty { r.uint(20, UInt64(strings.index(e.reviewer))) }
                 r.uint(21, UInt64(e.reviewerKind.rawValue))
                 r.sint(22, e.corrections)
+                if !e.taskID.isEmpty { r.uint(23, UInt64(strings.index(e.taskID))) }
+                r.bool(24, e.rework)
+                if !e.agents.isEmpty {
+                    var packed = ProtoWriter()
+                    for a in e.agents { packed.varint(UInt64(strings.index(a))) }
+                    r.bytesField(25, packed.bytes)
+                }
             }
         }
         var w = ProtoWriter(capacity: body.bytes.count + 128)
@@ -137,6 +149,9 @@ public enum TraceIndexCodec {
                     case 20: e.reviewer = try strings.string(v.uint64, path: path)
                     case 21: e.reviewerKind = ReviewerKind(rawValue: UInt8(truncatingIfNeeded: v.uint64)) ?? .unknown
                     case 22: e.corrections = v.sint64
+                    case 23: e.taskID = try strings.string(v.uint64, path: path)
+                    case 24: e.rework = v.bool
+                    case 25: e.agents = try ProtoReader.packedVarints(v.slice).map { m throws(StoreError) in try strings.string(m, path: path) }
                     default: break
                     }
                 }

@@ -36,7 +36,7 @@ final class SpanConventionReader {
         case SL_KEY_GEN_AI_OPERATION_NAME, SL_KEY_OPENINFERENCE_SPAN_KIND, SL_KEY_TRACELOOP_SPAN_KIND, SL_KEY_LLM_REQUEST_TYPE,
              SL_KEY_GEN_AI_RESPONSE_MODEL, SL_KEY_GEN_AI_REQUEST_MODEL, SL_KEY_LLM_MODEL_NAME, SL_KEY_LLM_RESPONSE_MODEL,
              SL_KEY_LLM_REQUEST_MODEL, SL_KEY_GEN_AI_WORKFLOW_NAME, SL_KEY_TRACELOOP_WORKFLOW_NAME, SL_KEY_GEN_AI_AGENT_NAME,
-             SL_KEY_OUTCOME_VERDICT, SL_KEY_REVIEW_VERDICT:
+             SL_KEY_OUTCOME_VERDICT, SL_KEY_REVIEW_VERDICT, SL_KEY_OUTCOME_TASK_ID, SL_KEY_GEN_AI_CONVERSATION_ID:
             strings[i] = value.string
         case SL_KEY_COST_GEN_AI, SL_KEY_COST_LLM_TOTAL, SL_KEY_COST_LLM_PROMPT, SL_KEY_COST_LLM_COMPLETION:
             doubles[i] = value.double
@@ -83,7 +83,7 @@ final class SpanConventionReader {
         if let label = string(SL_KEY_OUTCOME_VERDICT, SL_KEY_REVIEW_VERDICT), let outcome = Outcome(label: label) {
             verdict = Verdict(outcome: outcome, timeUnixNano: end).latest(verdict)
         }
-        return SpanRecord(
+        var record = SpanRecord(
             traceID: traceID, spanID: spanID, parentSpanID: parent, name: name, service: service, startUnixNano: start,
             endUnixNano: end, isError: isError, category: category, model: category == .llm ? (model ?? "") : "",
             usage: category == .llm ? usage : TokenUsage(), explicitCostMicros: category == .llm ? cost : nil,
@@ -91,6 +91,8 @@ final class SpanConventionReader {
                 genAIWorkflow: string(SL_KEY_GEN_AI_WORKFLOW_NAME), traceloopWorkflow: string(SL_KEY_TRACELOOP_WORKFLOW_NAME),
                 agent: string(SL_KEY_GEN_AI_AGENT_NAME)),
             resendCount: int(SL_KEY_HTTP_RESEND_COUNT) ?? 0, verdict: verdict)
+        record.taskID = string(SL_KEY_OUTCOME_TASK_ID, SL_KEY_GEN_AI_CONVERSATION_ID)
+        return record
     }
 
     /// Classifies a span (Schemas/conventions.md "What a span is").

@@ -25,6 +25,7 @@ public enum RollupJSON {
         if let v = g.model { w.field("model", v) }
         if let v = g.outcome { w.field("outcome", v.name) }
         if let v = g.service { w.field("service", v) }
+        if let v = g.agent { w.field("agent", v) }
         w.field("runs", g.runs)
         for o in [Outcome.accepted, .edited, .rejected, .escalated, .pending] { w.field(o.name, g.runs(o)) }
         w.key("acceptance_rate"); w.fixed(g.acceptanceRate, places: 6)
@@ -43,6 +44,10 @@ public enum RollupJSON {
         w.field("retries", m.retries)
         w.field("errors", m.errors)
         w.field("incomplete_runs", m.incompleteRuns)
+        w.field("rework_runs", m.reworkRuns)
+        w.key("rework_rate"); w.fixed(g.reworkRate, places: 6)
+        w.key("rework_cost_usd"); w.number(literal: Money.usdString(micros: m.reworkCostMicros))
+        w.field("rework_cost_micros", m.reworkCostMicros)
         w.key("latency_p50_ms"); w.fixed(m.latency.quantile(0.5), places: 1)
         w.key("latency_p95_ms"); w.fixed(m.latency.quantile(0.95), places: 1)
         w.objectEnd()
@@ -68,6 +73,12 @@ public enum TraceJSON {
         if entry.reviewerKind != .unknown { w.field("reviewer_kind", entry.reviewerKind.name) }
         w.field("corrections", entry.corrections)
         w.objectEnd()
+        if !entry.taskID.isEmpty { w.field("task_id", entry.taskID) }
+        w.field("rework", entry.rework)
+        w.key("agents")
+        w.arrayStart()
+        for a in entry.agents where !a.isEmpty { w.string(a) }
+        w.arrayEnd()
         w.field("cost_micros", entry.costMicros)
         w.key("cost_usd"); w.number(literal: Money.usdString(micros: entry.costMicros))
         w.field("llm_calls", entry.llmCalls)
@@ -87,6 +98,7 @@ public enum TraceJSON {
             w.field("name", s.name)
             w.field("kind", s.kind.name)
             w.field("model", s.model)
+            w.field("agent", s.agent)
             w.field("input_tokens", s.usage.input)
             w.field("cached_input_tokens", s.usage.cacheRead)
             w.field("cache_write_tokens", s.usage.cacheWrite)

@@ -2,7 +2,7 @@ import LedgerCore
 
 /// Dimensions a query can group by.
 public enum GroupDimension: String, Sendable, CaseIterable, Hashable {
-    case workflow, model, outcome, service
+    case workflow, model, outcome, service, agent
 
     /// Parses a comma list such as `workflow,model`; throws on unknown names.
     public static func parseList(_ text: String) throws(QueryError) -> [GroupDimension] {
@@ -11,9 +11,12 @@ public enum GroupDimension: String, Sendable, CaseIterable, Hashable {
             let name = String(part).trimmingWhitespace().lowercased()
             if name.isEmpty { continue }
             guard let d = GroupDimension(rawValue: name) else {
-                throw QueryError("unknown group-by dimension '\(name)'; expected workflow, model, outcome or service")
+                throw QueryError("unknown group-by dimension '\(name)'; expected workflow, model, outcome, service or agent")
             }
             if !out.contains(d) { out.append(d) }
+        }
+        if out.contains(.agent) && out.contains(.model) {
+            throw QueryError("group by agent or by model, not both: a run's calls are split by model or by agent")
         }
         return out
     }
@@ -62,15 +65,20 @@ public struct QueryGroup: Sendable, Equatable {
     public var model: String?
     public var outcome: Outcome?
     public var service: String?
+    public var agent: String?
     public var runsByOutcome: [Int64] = Array(repeating: 0, count: Outcome.allCases.count)
     public var measures = RollupMeasures()
 
-    public init(workflow: String? = nil, model: String? = nil, outcome: Outcome? = nil, service: String? = nil) {
+    public init(workflow: String? = nil, model: String? = nil, outcome: Outcome? = nil, service: String? = nil, agent: String? = nil) {
         self.workflow = workflow
         self.model = model
         self.outcome = outcome
         self.service = service
+        self.agent = agent
     }
+
+    /// Rework runs per run (conventions.md "Rework"); nil with no runs.
+    public var reworkRate: Double? { runs > 0 ? Double(measures.reworkRuns) / Double(runs) : nil }
 
     public var runs: Int64 { runsByOutcome.reduce(0, +) }
     public func runs(_ o: Outcome) -> Int64 { runsByOutcome[o.rawValue] }
@@ -89,6 +97,7 @@ public struct QueryGroupKey: Hashable {
     var model: String?
     var outcome: Outcome?
     var service: String?
+    var agent: String?
 }
 
 extension RollupQuery {
@@ -97,10 +106,13 @@ extension RollupQuery {
     /// otherwise run measures come from run-level records and LLM measures from model records.
     public func run<S: Sequence>(over records: S) -> [QueryGroup] where S.Element == (key: RollupKey, value: RollupMeasures) {
         let byModel = groupBy.contains(.model)
+        let byAgent = groupBy.contains(.agent)
         let range = bucketRange
         var groups: [QueryGroupKey: QueryGroup] = [:]
         for (key, m) in records {
             guard range.contains(key.bucketStartUnix) else { continue }
+            // Agent records answer only queries by agent; the others never see them.
+            guard (key.agent != nil) == byAgent else { continue }
             if let workflow, key.workflow != workflow { continue }
             if let service, key.service != service { continue }
             if let model {
@@ -110,10 +122,11 @@ extension RollupQuery {
                 workflow: groupBy.contains(.workflow) ? key.workflow : nil,
                 model: byModel ? key.model : nil,
                 outcome: groupBy.contains(.outcome) ? key.outcome : nil,
-                service: groupBy.contains(.service) ? key.service : nil
+                service: groupBy.contains(.service) ? key.service : nil,
+                agent: byAgent ? key.agent : nil
             )
-            var g = groups[gk] ?? QueryGroup(workflow: gk.workflow, model: gk.model, outcome: gk.outcome, service: gk.service)
-            if byModel || model != nil {
+            var g = groups[gk] ?? QueryGroup(workflow: gk.workflow, model: gk.model, outcome: gk.outcome, service: gk.service, agent: gk.agent)
+            if byModel || byAgent || model != nil {
                 if key.runLevel { continue }
                 g.measures.mergeRun(m)
                 g.measures.mergeLLM(m)
@@ -129,8 +142,8 @@ extension RollupQuery {
         }
         return groups.values.filter { $0.runs != 0 || !$0.measures.isZero }.sorted { a, b in
             if a.measures.costMicros != b.measures.costMicros { return a.measures.costMicros > b.measures.costMicros }
-            return (a.workflow ?? "", a.model ?? "", a.outcome?.rawValue ?? -1, a.service ?? "")
-                < (b.workflow ?? "", b.model ?? "", b.outcome?.rawValue ?? -1, b.service ?? "")
+            return (a.workflow ?? "", a.model ?? "", a.outcome?.rawValue ?? -1, a.service ?? "", a.agent ?? "")
+                < (b.workflow ?? "", b.model ?? "", b.outcome?.rawValue ?? -1, b.service ?? "", b.agent ?? "")
         }
     }
 }

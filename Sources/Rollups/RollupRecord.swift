@@ -12,8 +12,12 @@ public struct RollupKey: Hashable, Sendable, Comparable {
     public var outcome: Outcome
     public var service: String
     public var runLevel: Bool
+    /// Set on agent records only (model ""): the agent whose calls these are ("" for calls
+    /// no agent span encloses). Run-level and model records have nil.
+    public var agent: String?
 
-    public init(bucketStartUnix: Int64, resolutionSeconds: UInt32 = 60, workflow: String, model: String, outcome: Outcome, service: String, runLevel: Bool) {
+    public init(bucketStartUnix: Int64, resolutionSeconds: UInt32 = 60, workflow: String, model: String, outcome: Outcome, service: String,
+                runLevel: Bool, agent: String? = nil) {
         self.bucketStartUnix = bucketStartUnix
         self.resolutionSeconds = resolutionSeconds
         self.workflow = workflow
@@ -21,12 +25,16 @@ public struct RollupKey: Hashable, Sendable, Comparable {
         self.outcome = outcome
         self.service = service
         self.runLevel = runLevel
+        self.agent = agent
     }
 
     public static func < (a: RollupKey, b: RollupKey) -> Bool {
         if a.bucketStartUnix != b.bucketStartUnix { return a.bucketStartUnix < b.bucketStartUnix }
         return (a.workflow, a.model, a.outcome.rawValue, a.service, a.runLevel ? 1 : 0, a.resolutionSeconds)
             < (b.workflow, b.model, b.outcome.rawValue, b.service, b.runLevel ? 1 : 0, b.resolutionSeconds)
+            || ((a.workflow, a.model, a.outcome.rawValue, a.service, a.runLevel ? 1 : 0, a.resolutionSeconds)
+                == (b.workflow, b.model, b.outcome.rawValue, b.service, b.runLevel ? 1 : 0, b.resolutionSeconds)
+                && (a.agent == nil ? 0 : 1, a.agent ?? "") < (b.agent == nil ? 0 : 1, b.agent ?? ""))
     }
 
     /// The minute bucket holding a run that started at `unixNano`.
@@ -53,6 +61,9 @@ public struct RollupMeasures: Sendable, Hashable {
     public var costMicros: Int64 = 0
     public var retries: Int64 = 0
     public var errors: Int64 = 0
+    /// Runs that re-ran a task after a rejected or edited run of it, and their LLM cost.
+    public var reworkRuns: Int64 = 0
+    public var reworkCostMicros: Int64 = 0
 
     public init() {}
 
@@ -71,6 +82,8 @@ public struct RollupMeasures: Sendable, Hashable {
         costMicros += o.costMicros * sign
         retries += o.retries * sign
         errors += o.errors * sign
+        reworkRuns += o.reworkRuns * sign
+        reworkCostMicros += o.reworkCostMicros * sign
     }
 
     /// Adds the LLM-call measures of `o` (tokens, cost, calls, retries, errors).
@@ -89,6 +102,8 @@ public struct RollupMeasures: Sendable, Hashable {
 
     /// Adds the run measures of `o` (runs, incomplete runs, tool calls, latency).
     public mutating func mergeRun(_ o: RollupMeasures) {
+        reworkRuns += o.reworkRuns
+        reworkCostMicros += o.reworkCostMicros
         runs += o.runs
         incompleteRuns += o.incompleteRuns
         toolCalls += o.toolCalls

@@ -12,7 +12,7 @@ struct QueryCommand: AsyncParsableCommand {
     @OptionGroup var source: SourceOptions
     @Option(help: "Window start: a duration back from now (1h, 24h, 7d), a date or RFC 3339 time.") var since = "24h"
     @Option(help: "Window end (default now).") var until: String?
-    @Option(name: .customLong("group-by"), help: "Comma list of workflow, model, outcome, service.") var groupBy: String?
+    @Option(name: .customLong("group-by"), help: "Comma list of workflow, model, outcome, service, agent (agent not with model).") var groupBy: String?
     @Option(help: "Only this workflow.") var workflow: String?
     @Option(help: "Only this model.") var model: String?
     @Option(help: "Only this service.") var service: String?
@@ -43,12 +43,12 @@ struct QueryCommand: AsyncParsableCommand {
         ("pending", "PENDING"), ("acceptance_rate", "ACCEPT%"), ("cost_usd", "COST $"), ("cost_per_accepted_usd", "$/ACCEPTED"),
         ("llm_calls", "LLM"), ("tool_calls", "TOOLS"), ("input_tokens", "IN TOK"), ("cached_input_tokens", "CACHED"),
         ("output_tokens", "OUT TOK"), ("reasoning_tokens", "REASON"), ("unpriced_tokens", "UNPRICED"), ("retries", "RETRIES"),
-        ("errors", "ERRORS"), ("latency_p50_ms", "P50 ms"), ("latency_p95_ms", "P95 ms"),
+        ("errors", "ERRORS"), ("rework_runs", "REWORK"), ("rework_cost_usd", "REWORK $"), ("latency_p50_ms", "P50 ms"), ("latency_p95_ms", "P95 ms"),
     ]
 
     /// A group's field as text; money always in fixed six-decimal USD (never 2.1e-05).
     static func cell(_ g: [String: Any], _ key: String) -> String {
-        if key == "cost_usd" || key == "cost_per_accepted_usd", let n = g[key] as? NSNumber {
+        if key == "cost_usd" || key == "cost_per_accepted_usd" || key == "rework_cost_usd", let n = g[key] as? NSNumber {
             return String(format: "%.6f", n.doubleValue)
         }
         return TableText.text(g[key])
@@ -64,7 +64,7 @@ struct QueryCommand: AsyncParsableCommand {
             let all = keys + ["runs", "accepted", "edited", "rejected", "escalated", "pending", "acceptance_rate", "llm_calls", "tool_calls",
                               "input_tokens", "cached_input_tokens", "cache_write_tokens", "output_tokens", "reasoning_tokens",
                               "unpriced_tokens", "cost_usd", "cost_micros", "cost_per_accepted_usd", "retries", "errors",
-                              "incomplete_runs", "latency_p50_ms", "latency_p95_ms"]
+                              "incomplete_runs", "rework_runs", "rework_rate", "rework_cost_usd", "latency_p50_ms", "latency_p95_ms"]
             return TableText.csv(headers: all, rows: groups.map { g in all.map { k in cell(g, k) == "-" ? "" : cell(g, k) } })
         }
         let columns = keys.map { (key: $0, title: $0.uppercased()) } + measureColumns
@@ -72,6 +72,7 @@ struct QueryCommand: AsyncParsableCommand {
             columns.map { c -> String in
                 if c.key == "acceptance_rate", let r = g[c.key] as? Double { return String(format: "%.1f%%", r * 100) }
                 if c.key == "model", let m = g[c.key] as? String, m.isEmpty { return "(none)" }
+                if c.key == "agent", let m = g[c.key] as? String, m.isEmpty { return "(workflow)" }
                 return cell(g, c.key)
             }
         }

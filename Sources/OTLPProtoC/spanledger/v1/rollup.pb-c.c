@@ -431,7 +431,7 @@ const ProtobufCMessageDescriptor spanledger__v1__latency_sketch__descriptor =
   (ProtobufCMessageInit) spanledger__v1__latency_sketch__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor spanledger__v1__rollup_record__field_descriptors[21] =
+static const ProtobufCFieldDescriptor spanledger__v1__rollup_record__field_descriptors[25] =
 {
   {
     "bucket_start_unix",
@@ -512,6 +512,30 @@ static const ProtobufCFieldDescriptor spanledger__v1__rollup_record__field_descr
     PROTOBUF_C_TYPE_BOOL,
     0,   /* quantifier_offset */
     offsetof(Spanledger__V1__RollupRecord, run_level),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "agent",
+    8,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Spanledger__V1__RollupRecord, agent),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "agent_record",
+    9,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BOOL,
+    0,   /* quantifier_offset */
+    offsetof(Spanledger__V1__RollupRecord, agent_record),
     NULL,
     NULL,
     0,             /* flags */
@@ -685,36 +709,63 @@ static const ProtobufCFieldDescriptor spanledger__v1__rollup_record__field_descr
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "rework_runs",
+    30,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_SINT64,
+    0,   /* quantifier_offset */
+    offsetof(Spanledger__V1__RollupRecord, rework_runs),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "rework_cost_micros",
+    31,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_SINT64,
+    0,   /* quantifier_offset */
+    offsetof(Spanledger__V1__RollupRecord, rework_cost_micros),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned spanledger__v1__rollup_record__field_indices_by_name[] = {
+  7,   /* field[7] = agent */
+  8,   /* field[8] = agent_record */
   0,   /* field[0] = bucket_start_unix */
-  14,   /* field[14] = cache_write_tokens */
-  13,   /* field[13] = cached_input_tokens */
-  18,   /* field[18] = cost_micros */
-  20,   /* field[20] = errors */
-  8,   /* field[8] = incomplete_runs */
-  12,   /* field[12] = input_tokens */
-  10,   /* field[10] = latency */
-  11,   /* field[11] = llm_calls */
+  16,   /* field[16] = cache_write_tokens */
+  15,   /* field[15] = cached_input_tokens */
+  20,   /* field[20] = cost_micros */
+  22,   /* field[22] = errors */
+  10,   /* field[10] = incomplete_runs */
+  14,   /* field[14] = input_tokens */
+  12,   /* field[12] = latency */
+  13,   /* field[13] = llm_calls */
   3,   /* field[3] = model */
   4,   /* field[4] = outcome */
-  15,   /* field[15] = output_tokens */
-  16,   /* field[16] = reasoning_tokens */
+  17,   /* field[17] = output_tokens */
+  18,   /* field[18] = reasoning_tokens */
   1,   /* field[1] = resolution_seconds */
-  19,   /* field[19] = retries */
+  21,   /* field[21] = retries */
+  24,   /* field[24] = rework_cost_micros */
+  23,   /* field[23] = rework_runs */
   6,   /* field[6] = run_level */
-  7,   /* field[7] = runs */
+  9,   /* field[9] = runs */
   5,   /* field[5] = service */
-  9,   /* field[9] = tool_calls */
-  17,   /* field[17] = unpriced_tokens */
+  11,   /* field[11] = tool_calls */
+  19,   /* field[19] = unpriced_tokens */
   2,   /* field[2] = workflow */
 };
-static const ProtobufCIntRange spanledger__v1__rollup_record__number_ranges[3 + 1] =
+static const ProtobufCIntRange spanledger__v1__rollup_record__number_ranges[2 + 1] =
 {
   { 1, 0 },
-  { 10, 7 },
-  { 20, 11 },
-  { 0, 21 }
+  { 20, 13 },
+  { 0, 25 }
 };
 const ProtobufCMessageDescriptor spanledger__v1__rollup_record__descriptor =
 {
@@ -724,10 +775,10 @@ const ProtobufCMessageDescriptor spanledger__v1__rollup_record__descriptor =
   "Spanledger__V1__RollupRecord",
   "spanledger.v1",
   sizeof(Spanledger__V1__RollupRecord),
-  21,
+  25,
   spanledger__v1__rollup_record__field_descriptors,
   spanledger__v1__rollup_record__field_indices_by_name,
-  3,  spanledger__v1__rollup_record__number_ranges,
+  2,  spanledger__v1__rollup_record__number_ranges,
   (ProtobufCMessageInit) spanledger__v1__rollup_record__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
@@ -808,7 +859,7 @@ const ProtobufCMessageDescriptor spanledger__v1__rollup_segment__descriptor =
   (ProtobufCMessageInit) spanledger__v1__rollup_segment__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor spanledger__v1__trace_index_entry__field_descriptors[22] =
+static const ProtobufCFieldDescriptor spanledger__v1__trace_index_entry__field_descriptors[25] =
 {
   {
     "trace_id",
@@ -1074,8 +1125,45 @@ static const ProtobufCFieldDescriptor spanledger__v1__trace_index_entry__field_d
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "task_id",
+    23,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Spanledger__V1__TraceIndexEntry, task_id),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "rework",
+    24,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BOOL,
+    0,   /* quantifier_offset */
+    offsetof(Spanledger__V1__TraceIndexEntry, rework),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "agents",
+    25,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_UINT32,
+    offsetof(Spanledger__V1__TraceIndexEntry, n_agents),
+    offsetof(Spanledger__V1__TraceIndexEntry, agents),
+    NULL,
+    NULL,
+    0 | PROTOBUF_C_FIELD_FLAG_PACKED,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned spanledger__v1__trace_index_entry__field_indices_by_name[] = {
+  24,   /* field[24] = agents */
   21,   /* field[21] = corrections */
   6,   /* field[6] = cost_micros */
   4,   /* field[4] = duration_nano */
@@ -1089,9 +1177,11 @@ static const unsigned spanledger__v1__trace_index_entry__field_indices_by_name[]
   15,   /* field[15] = retries */
   19,   /* field[19] = reviewer */
   20,   /* field[20] = reviewer_kind */
+  23,   /* field[23] = rework */
   2,   /* field[2] = service */
   11,   /* field[11] = span_count */
   3,   /* field[3] = start_unix_nano */
+  22,   /* field[22] = task_id */
   14,   /* field[14] = tool_calls */
   0,   /* field[0] = trace_id */
   10,   /* field[10] = unpriced_tokens */
@@ -1102,7 +1192,7 @@ static const unsigned spanledger__v1__trace_index_entry__field_indices_by_name[]
 static const ProtobufCIntRange spanledger__v1__trace_index_entry__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 22 }
+  { 0, 25 }
 };
 const ProtobufCMessageDescriptor spanledger__v1__trace_index_entry__descriptor =
 {
@@ -1112,7 +1202,7 @@ const ProtobufCMessageDescriptor spanledger__v1__trace_index_entry__descriptor =
   "Spanledger__V1__TraceIndexEntry",
   "spanledger.v1",
   sizeof(Spanledger__V1__TraceIndexEntry),
-  22,
+  25,
   spanledger__v1__trace_index_entry__field_descriptors,
   spanledger__v1__trace_index_entry__field_indices_by_name,
   1,  spanledger__v1__trace_index_entry__number_ranges,
@@ -1196,7 +1286,7 @@ const ProtobufCMessageDescriptor spanledger__v1__trace_index_segment__descriptor
   (ProtobufCMessageInit) spanledger__v1__trace_index_segment__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor spanledger__v1__trace_span__field_descriptors[17] =
+static const ProtobufCFieldDescriptor spanledger__v1__trace_span__field_descriptors[18] =
 {
   {
     "span_id",
@@ -1402,8 +1492,21 @@ static const ProtobufCFieldDescriptor spanledger__v1__trace_span__field_descript
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "agent",
+    18,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Spanledger__V1__TraceSpan, agent),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned spanledger__v1__trace_span__field_indices_by_name[] = {
+  17,   /* field[17] = agent */
   9,   /* field[9] = cache_write_tokens */
   8,   /* field[8] = cached_input_tokens */
   12,   /* field[12] = cost_micros */
@@ -1425,7 +1528,7 @@ static const unsigned spanledger__v1__trace_span__field_indices_by_name[] = {
 static const ProtobufCIntRange spanledger__v1__trace_span__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 17 }
+  { 0, 18 }
 };
 const ProtobufCMessageDescriptor spanledger__v1__trace_span__descriptor =
 {
@@ -1435,7 +1538,7 @@ const ProtobufCMessageDescriptor spanledger__v1__trace_span__descriptor =
   "Spanledger__V1__TraceSpan",
   "spanledger.v1",
   sizeof(Spanledger__V1__TraceSpan),
-  17,
+  18,
   spanledger__v1__trace_span__field_descriptors,
   spanledger__v1__trace_span__field_indices_by_name,
   1,  spanledger__v1__trace_span__number_ranges,

@@ -84,6 +84,10 @@ struct  Spanledger__V1__LatencySketch
  * run measures, and one record per model it called holding that model's LLM measures
  * plus a copy of the run measures (so grouping by model counts the run under each
  * model it used). A run with no LLM call gets one model record with model "".
+ * Agent records (agent_record = true, model empty) hold, per agent that made calls in
+ * the run, that agent's LLM measures and tool calls plus the run count, so grouping by
+ * agent counts a run under each agent it used. Key: (minute, workflow, model, outcome,
+ * service, run_level, agent_record, agent).
  */
 struct  Spanledger__V1__RollupRecord
 {
@@ -111,6 +115,14 @@ struct  Spanledger__V1__RollupRecord
   uint32_t service;
   protobuf_c_boolean run_level;
   /*
+   * string table index; with agent_record
+   */
+  uint32_t agent;
+  /*
+   * an agent record: model "", LLM and tool measures of one agent's calls
+   */
+  protobuf_c_boolean agent_record;
+  /*
    * Run measures (signed: correction records subtract).
    */
   int64_t runs;
@@ -130,10 +142,16 @@ struct  Spanledger__V1__RollupRecord
   int64_t cost_micros;
   int64_t retries;
   int64_t errors;
+  /*
+   * Rework (conventions.md "Rework"): runs that re-ran a task after a rejected or edited
+   * run of it, and their LLM cost.
+   */
+  int64_t rework_runs;
+  int64_t rework_cost_micros;
 };
 #define SPANLEDGER__V1__ROLLUP_RECORD__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&spanledger__v1__rollup_record__descriptor) \
-    , 0, 0, 0, 0, SPANLEDGER__V1__OUTCOME__OUTCOME_PENDING, 0, 0, 0, 0, 0, NULL, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0 }
+    , 0, 0, 0, 0, SPANLEDGER__V1__OUTCOME__OUTCOME_PENDING, 0, 0, 0, 0, 0, 0, 0, NULL, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0 }
 
 
 struct  Spanledger__V1__RollupSegment
@@ -207,10 +225,20 @@ struct  Spanledger__V1__TraceIndexEntry
    * times a later verdict changed the outcome
    */
   int64_t corrections;
+  /*
+   * string table index; outcome.task_id, else gen_ai.conversation.id
+   */
+  uint32_t task_id;
+  protobuf_c_boolean rework;
+  /*
+   * string table indexes, first-call order
+   */
+  size_t n_agents;
+  uint32_t *agents;
 };
 #define SPANLEDGER__V1__TRACE_INDEX_ENTRY__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&spanledger__v1__trace_index_entry__descriptor) \
-    , {0,NULL}, 0, 0, 0, 0, SPANLEDGER__V1__OUTCOME__OUTCOME_PENDING, 0, 0, 0, 0, 0, 0, 0, 0,NULL, 0, 0, 0, 0, SPANLEDGER__V1__VERDICT_SOURCE__VERDICT_SOURCE_NONE, 0, SPANLEDGER__V1__REVIEWER_KIND__REVIEWER_KIND_UNKNOWN, 0 }
+    , {0,NULL}, 0, 0, 0, 0, SPANLEDGER__V1__OUTCOME__OUTCOME_PENDING, 0, 0, 0, 0, 0, 0, 0, 0,NULL, 0, 0, 0, 0, SPANLEDGER__V1__VERDICT_SOURCE__VERDICT_SOURCE_NONE, 0, SPANLEDGER__V1__REVIEWER_KIND__REVIEWER_KIND_UNKNOWN, 0, 0, 0, 0,NULL }
 
 
 struct  Spanledger__V1__TraceIndexSegment
@@ -263,10 +291,14 @@ struct  Spanledger__V1__TraceSpan
   protobuf_c_boolean error;
   protobuf_c_boolean retry;
   protobuf_c_boolean explicit_cost;
+  /*
+   * string table index: the nearest enclosing agent span's gen_ai.agent.name
+   */
+  uint32_t agent;
 };
 #define SPANLEDGER__V1__TRACE_SPAN__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&spanledger__v1__trace_span__descriptor) \
-    , {0,NULL}, {0,NULL}, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0 }
+    , {0,NULL}, {0,NULL}, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0 }
 
 
 struct  Spanledger__V1__TraceDetail
