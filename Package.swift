@@ -64,7 +64,8 @@ let package = Package(
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             .product(name: "Logging", package: "swift-log"),
         ]),
-        .target(name: "QueryAPI", dependencies: ["HTTPServing", "LedgerPipeline", "Rollups", "LedgerStore", "LedgerCore"]),
+        .target(name: "OutcomeRegistry", dependencies: ["LedgerCore", "Rollups", "Attribution", .product(name: "Yams", package: "Yams")]),
+        .target(name: "QueryAPI", dependencies: ["HTTPServing", "LedgerPipeline", "Rollups", "LedgerStore", "LedgerCore", "OutcomeRegistry"]),
 
         // Alerts: the pure spike detector, and the engine that evaluates rules over the
         // ledger and delivers notifications to webhooks, Slack and commands.
@@ -84,7 +85,7 @@ let package = Package(
         .executableTarget(name: "SpanLedgerCLI", dependencies: [
             "LedgerCore", "OTLPReceiver", "QueryAPI", "LedgerPipeline", "LedgerStore", "Attribution", "Rollups",
             "OTLPDecoding", "OTLPFixtures", "HTTPServing", "LoadGenerator", "WriteAheadLog", "OTLPGRPCReceiver", "DurableFiles",
-            "Alerting", "AlertDetection",
+            "Alerting", "AlertDetection", "OutcomeRegistry",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -94,6 +95,7 @@ let package = Package(
         // Tests: one target per module, plus the in-process pipeline tests.
         .testTarget(name: "OTLPDecodingTests", dependencies: ["OTLPDecoding", "OTLPFixtures", "LedgerCore"]),
         .testTarget(name: "AlertDetectionTests", dependencies: ["AlertDetection"]),
+        .testTarget(name: "OutcomeRegistryTests", dependencies: ["OutcomeRegistry", "Rollups", "LedgerCore"]),
         .testTarget(name: "AlertingTests", dependencies: ["Alerting", "AlertDetection", "LedgerCore"]),
         .testTarget(name: "ZlibCodecTests", dependencies: ["ZlibCodec"]),
         .testTarget(name: "TraceAssemblyTests", dependencies: ["TraceAssembly", "LedgerCore"]),

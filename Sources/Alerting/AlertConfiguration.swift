@@ -125,16 +125,22 @@ public struct AlertConfigurationError: Error, CustomStringConvertible, Sendable 
 }
 
 extension AlertConfiguration {
-    public static func load(path: String) throws(AlertConfigurationError) -> AlertConfiguration {
+    /// `extraFunctions`: business functions declared elsewhere (the outcome registry); the
+    /// file's own `functions:` win for a name both declare.
+    public static func load(path: String, extraFunctions: [String: [String]] = [:]) throws(AlertConfigurationError) -> AlertConfiguration {
         guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { throw AlertConfigurationError("cannot read alert rules file \(path)") }
-        return try parse(yaml: text, source: path)
+        return try parse(yaml: text, source: path, extraFunctions: extraFunctions)
     }
 
-    public static func parse(yaml text: String, source: String) throws(AlertConfigurationError) -> AlertConfiguration {
+    public static func parse(yaml text: String, source: String, extraFunctions: [String: [String]] = [:]) throws(AlertConfigurationError) -> AlertConfiguration {
         let loaded: Any?
         do { loaded = try Yams.load(yaml: text) } catch { throw AlertConfigurationError("alert rules file \(source) is not valid YAML: \(error)") }
-        guard let loaded else { return AlertConfiguration() }
-        return try AlertConfigParser(source: source).configuration(Node(loaded, path: ""))
+        guard let loaded else {
+            var c = AlertConfiguration()
+            c.functions = extraFunctions
+            return c
+        }
+        return try AlertConfigParser(source: source, extraFunctions: extraFunctions).configuration(Node(loaded, path: ""))
     }
 }
 
@@ -151,6 +157,7 @@ struct Node {
 
 struct AlertConfigParser {
     var source: String
+    var extraFunctions: [String: [String]] = [:]
 
     func fail(_ node: Node, _ reason: String) -> AlertConfigurationError {
         AlertConfigurationError("alert rules file \(source): \(node.path.isEmpty ? "top level" : node.path): \(reason)")
@@ -226,6 +233,7 @@ struct AlertConfigParser {
             guard let m = n.value as? [String: Any] else { throw fail(n, "expected a mapping of function name to workflow globs") }
             for (k, v) in m { c.functions[k] = try strings(Node(v, path: "\(n.path).\(k)")) }
         }
+        for (k, v) in extraFunctions where c.functions[k] == nil { c.functions[k] = v }
         if let n = top["delivery"] { c.delivery = try delivery(n) }
         if let n = top["hooks"] {
             for h in try list(n) {
@@ -314,7 +322,7 @@ struct AlertConfigParser {
         if let n = m["workflows"] { r.workflows = try strings(n) }
         if let n = m["function"] {
             let f = try string(n)
-            guard functions[f] != nil else { throw fail(n, "no function '\(f)' under functions:") }
+            guard functions[f] != nil else { throw fail(n, "no function '\(f)' under functions: (nor in the outcome registry)") }
             r.function = f
         }
         if let n = m["hooks"] { r.hooks = try strings(n) }

@@ -3,6 +3,7 @@ import LedgerCore
 import LedgerPipeline
 import NIOCore
 import NIOHTTP1
+import OutcomeRegistry
 import Rollups
 
 /// The query API on the API listener (default 127.0.0.1:4320):
@@ -13,9 +14,12 @@ public struct QueryHTTPHandler: HTTPHandler {
     let ledger: Ledger
     let metrics: @Sendable () async -> String
     let alerts: @Sendable () async -> String
+    let registry: OutcomeRegistry
 
-    public init(ledger: Ledger, metrics: @escaping @Sendable () async -> String, alerts: @escaping @Sendable () async -> String) {
+    public init(ledger: Ledger, registry: OutcomeRegistry = OutcomeRegistry(), metrics: @escaping @Sendable () async -> String,
+                alerts: @escaping @Sendable () async -> String) {
         self.ledger = ledger
+        self.registry = registry
         self.metrics = metrics
         self.alerts = alerts
     }
@@ -31,9 +35,11 @@ public struct QueryHTTPHandler: HTTPHandler {
         case "/api/v1/rollups":
             let q = request.queryItems
             do {
-                let query = try QueryParameters.rollupQuery(
+                var query = try QueryParameters.rollupQuery(
                     since: q["since"], until: q["until"], groupBy: q["group_by"], workflow: q["workflow"], model: q["model"],
                     service: q["service"], now: WallClock.nowUnixNano())
+                let registry = self.registry
+                query.functionOf = { registry.function(of: $0) ?? Scorecard.undeclaredFunction }
                 let groups = await ledger.query(query)
                 return Self.json(RollupJSON.render(groups, query: query))
             } catch {
@@ -48,6 +54,46 @@ public struct QueryHTTPHandler: HTTPHandler {
             w.arrayEnd()
             w.objectEnd()
             return Self.json(w.text)
+        case "/api/v1/scorecard":
+            let q = request.queryItems
+            do {
+                let now = WallClock.nowUnixNano()
+                let (from, to) = try QueryParameters.window(since: q["since"] ?? "quarter", until: q["until"], now: now)
+                let week: Int64 = 7 * 86_400_000_000_000
+                let window = await ledger.query(RollupQuery(fromUnixNano: from, toUnixNano: to, groupBy: [.workflow]))
+                let recent = await ledger.query(RollupQuery(fromUnixNano: to - week, toUnixNano: to, groupBy: [.workflow]))
+                let previous = await ledger.query(RollupQuery(fromUnixNano: to - 2 * week, toUnixNano: to - week, groupBy: [.workflow]))
+                let card = Scorecard.compute(registry: registry, window: window, recent: recent, previous: previous, fromUnixNano: from, toUnixNano: to)
+                return Self.json(ScorecardJSON.render(card))
+            } catch {
+                return Self.error(.badRequest, error.message)
+            }
+        case "/api/v1/routes":
+            let q = request.queryItems
+            do throws(QueryError) {
+                let now = WallClock.nowUnixNano()
+                let (from, to) = try QueryParameters.window(since: q["since"] ?? "30d", until: q["until"], now: now)
+                var settings = RouteSettings()
+                if let v = q["confidence"] {
+                    guard let c = Double(v) else { throw QueryError("confidence '\(v)' is not a number (e.g. 0.95)") }
+                    settings.confidence = c
+                }
+                if let v = q["min_runs"] {
+                    guard let n = Int64(v) else { throw QueryError("min_runs '\(v)' is not an integer") }
+                    settings.minDecidedRuns = n
+                }
+                if let v = q["margin"] {
+                    guard let m = Double(v) else { throw QueryError("margin '\(v)' is not a number (e.g. 0.02)") }
+                    settings.margin = m
+                }
+                try settings.validate()
+                var query = RollupQuery(fromUnixNano: from, toUnixNano: to, groupBy: [.workflow, .model])
+                query.workflow = q["workflow"].flatMap { $0.isEmpty ? nil : $0 }
+                let groups = await ledger.query(query)
+                return Self.json(RoutesJSON.render(RouteReport.compute(groups, settings: settings), settings: settings, fromUnixNano: from, toUnixNano: to))
+            } catch {
+                return Self.error(.badRequest, error.message)
+            }
         case "/api/v1/alerts":
             return Self.json(await alerts())
         case "/healthz":

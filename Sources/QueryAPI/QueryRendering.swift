@@ -1,5 +1,6 @@
 import LedgerCore
 import LedgerStore
+import OutcomeRegistry
 import Rollups
 
 /// The JSON contract of `GET /api/v1/rollups` and `spanledger query --format json`
@@ -21,6 +22,7 @@ public enum RollupJSON {
     static func write(_ g: QueryGroup, to w: inout JSONWriter) {
         let m = g.measures
         w.objectStart()
+        if let v = g.function { w.field("function", v) }
         if let v = g.workflow { w.field("workflow", v) }
         if let v = g.model { w.field("model", v) }
         if let v = g.outcome { w.field("outcome", v.name) }
@@ -121,6 +123,27 @@ public enum TraceJSON {
 
 /// Builds a RollupQuery from the API's or CLI's parameters.
 public enum QueryParameters {
+    /// A [from, to) window: `since`/`until` as RFC 3339, a date, a duration back from now,
+    /// or `quarter` (the start of the current UTC calendar quarter).
+    public static func window(since: String, until: String?, now: Int64) throws(QueryError) -> (Int64, Int64) {
+        var to = now
+        if let until, !until.isEmpty {
+            guard let t = TimeArgument.resolve(until, now: now) else { throw QueryError("invalid until '\(until)': use RFC 3339, a date, 'now', or a duration back from now") }
+            to = t
+        }
+        let from: Int64
+        if since == "quarter" {
+            from = Scorecard.quarter(containing: to - 1).0
+        } else {
+            guard let f = TimeArgument.resolve(since, now: now) else {
+                throw QueryError("invalid since '\(since)': use quarter, RFC 3339 (2026-11-23T10:00:00Z), a date, or a duration back from now (24h, 90d)")
+            }
+            from = f
+        }
+        guard from < to else { throw QueryError("since must be before until") }
+        return (from, to)
+    }
+
     public static func rollupQuery(since: String?, until: String?, groupBy: String?, workflow: String?, model: String?, service: String?,
                                    now: Int64) throws(QueryError) -> RollupQuery {
         let sinceText = since ?? "24h"

@@ -2,7 +2,7 @@ import LedgerCore
 
 /// Dimensions a query can group by.
 public enum GroupDimension: String, Sendable, CaseIterable, Hashable {
-    case workflow, model, outcome, service, agent
+    case workflow, model, outcome, service, agent, function
 
     /// Parses a comma list such as `workflow,model`; throws on unknown names.
     public static func parseList(_ text: String) throws(QueryError) -> [GroupDimension] {
@@ -11,7 +11,7 @@ public enum GroupDimension: String, Sendable, CaseIterable, Hashable {
             let name = String(part).trimmingWhitespace().lowercased()
             if name.isEmpty { continue }
             guard let d = GroupDimension(rawValue: name) else {
-                throw QueryError("unknown group-by dimension '\(name)'; expected workflow, model, outcome, service or agent")
+                throw QueryError("unknown group-by dimension '\(name)'; expected workflow, model, outcome, service, agent or function")
             }
             if !out.contains(d) { out.append(d) }
         }
@@ -36,6 +36,8 @@ public struct RollupQuery: Sendable {
     public var workflow: String?
     public var model: String?
     public var service: String?
+    /// The business function of a workflow (the outcome registry), for `group_by=function`.
+    public var functionOf: (@Sendable (String) -> String)?
 
     public init(fromUnixNano: Int64, toUnixNano: Int64, groupBy: [GroupDimension] = [], workflow: String? = nil, model: String? = nil, service: String? = nil) {
         self.fromUnixNano = fromUnixNano
@@ -66,6 +68,7 @@ public struct QueryGroup: Sendable, Equatable {
     public var outcome: Outcome?
     public var service: String?
     public var agent: String?
+    public var function: String?
     public var runsByOutcome: [Int64] = Array(repeating: 0, count: Outcome.allCases.count)
     public var measures = RollupMeasures()
 
@@ -98,6 +101,7 @@ public struct QueryGroupKey: Hashable {
     var outcome: Outcome?
     var service: String?
     var agent: String?
+    var function: String?
 }
 
 extension RollupQuery {
@@ -123,9 +127,11 @@ extension RollupQuery {
                 model: byModel ? key.model : nil,
                 outcome: groupBy.contains(.outcome) ? key.outcome : nil,
                 service: groupBy.contains(.service) ? key.service : nil,
-                agent: byAgent ? key.agent : nil
+                agent: byAgent ? key.agent : nil,
+                function: groupBy.contains(.function) ? (functionOf?(key.workflow) ?? "") : nil
             )
             var g = groups[gk] ?? QueryGroup(workflow: gk.workflow, model: gk.model, outcome: gk.outcome, service: gk.service, agent: gk.agent)
+            g.function = gk.function
             if byModel || byAgent || model != nil {
                 if key.runLevel { continue }
                 g.measures.mergeRun(m)
@@ -142,8 +148,8 @@ extension RollupQuery {
         }
         return groups.values.filter { $0.runs != 0 || !$0.measures.isZero }.sorted { a, b in
             if a.measures.costMicros != b.measures.costMicros { return a.measures.costMicros > b.measures.costMicros }
-            return (a.workflow ?? "", a.model ?? "", a.outcome?.rawValue ?? -1, a.service ?? "", a.agent ?? "")
-                < (b.workflow ?? "", b.model ?? "", b.outcome?.rawValue ?? -1, b.service ?? "", b.agent ?? "")
+            return (a.function ?? "", a.workflow ?? "", a.model ?? "", a.outcome?.rawValue ?? -1, a.service ?? "", a.agent ?? "")
+                < (b.function ?? "", b.workflow ?? "", b.model ?? "", b.outcome?.rawValue ?? -1, b.service ?? "", b.agent ?? "")
         }
     }
 }

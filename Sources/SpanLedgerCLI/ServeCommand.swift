@@ -12,6 +12,7 @@ import NIOCore
 import OTLPDecoding
 import OTLPGRPCReceiver
 import OTLPReceiver
+import OutcomeRegistry
 import QueryAPI
 import ServiceLifecycle
 import Synchronization
@@ -45,6 +46,7 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(name: .customLong("max-span-attributes"), help: "Attributes per span (default 1024).") var maxSpanAttributes: Int?
     @Option(name: .customLong("max-attribute-bytes"), help: "Bytes of one string attribute value (default 65536).") var maxAttributeBytes: Int?
     @Option(name: .customLong("max-spans-per-request"), help: "Spans in one request (default 100000).") var maxSpansPerRequest: Int?
+    @Option(help: "Outcome registry (YAML, Schemas/registry.md): each workflow's outcome sentence, function, owner, target and budget.") var registry: String?
     @Option(name: .customLong("correction-window"), help: "Verdicts for runs that started longer ago than this are refused (default 30d).") var correctionWindow: String?
     @Option(name: .customLong("max-held-verdicts"), help: "Verdicts held for runs not seen yet (default 1000000).") var maxHeldVerdicts: Int?
     @Option(help: "Alert rules file (YAML, Schemas/alerts.md): token spikes, budgets, acceptance, retries, unpriced models, and their hooks.") var alerts: String?
@@ -77,6 +79,7 @@ struct ServeCommand: AsyncParsableCommand {
         if let maxSpansPerRequest { s.maxSpansPerRequest = maxSpansPerRequest }
         if let alerts { s.alerts = alerts }
         if let correctionWindow { s.correctionWindow = correctionWindow }
+        if let registry { s.registry = registry }
         if let maxHeldVerdicts { s.maxHeldVerdicts = maxHeldVerdicts }
         return s
     }
@@ -108,8 +111,13 @@ struct ServeCommand: AsyncParsableCommand {
         let priceTable: PriceTable
         do { priceTable = try PriceTable.load(userFile: s.prices) } catch { throw ValidationError("\(error)") }
 
+        let outcomeRegistry: OutcomeRegistry
+        do { outcomeRegistry = try s.registry.map { try OutcomeRegistry.load(path: $0) } ?? OutcomeRegistry() } catch { throw ValidationError("\(error)") }
+        // Functions declared in the registry scope alert rules too (the rules file's own `functions:` come first).
         let alertConfig: AlertConfiguration
-        do { alertConfig = try s.alerts.map { try AlertConfiguration.load(path: $0) } ?? AlertConfiguration() } catch { throw ValidationError("\(error)") }
+        do {
+            alertConfig = try s.alerts.map { try AlertConfiguration.load(path: $0, extraFunctions: outcomeRegistry.functionPatterns) } ?? AlertConfiguration()
+        } catch { throw ValidationError("\(error)") }
 
         guard let durabilityMode = Durability.parse(s.durability, batchIntervalNano: UInt64(try ServeSettings.duration(s.durabilityInterval, "durability interval"))) else {
             throw ValidationError("durability '\(s.durability)' must be fsync, batch or none")
@@ -159,7 +167,7 @@ struct ServeCommand: AsyncParsableCommand {
                                                          limits: decodeLimits), logger: logger,
                               onBound: { await listening.bound("otlp_http", $0) })
         let queryAPI = HTTPServer(name: "query API", configuration: apiConfig,
-                                  handler: QueryHTTPHandler(ledger: ledger,
+                                  handler: QueryHTTPHandler(ledger: ledger, registry: outcomeRegistry,
                                                             metrics: { await SelfMetrics.render(ledger: ledger, receiver: counters, grpc: grpcCounters, wal: wal)
                                                                 + (await alertEngine.metricsText()) },
                                                             alerts: { await alertEngine.reportJSON() }),

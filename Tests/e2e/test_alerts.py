@@ -215,8 +215,9 @@ rules:
 
     d.kill()  # SIGKILL while /down is still being retried
     receiver.plan("/down", [])
+    before_restart = len(receiver.requests("/down"))
     d.start()
-    down = receiver.wait("/down", 1 + len(receiver.requests("/down")), timeout=30)
+    receiver.wait("/down", before_restart + 1, timeout=30)
     ok, got = support.wait_until(lambda: receiver.requests("/down"), lambda rs: rs[-1]["status"] == 200, timeout=30)
     assert ok, [r["status"] for r in got]
     time.sleep(3)
