@@ -26,6 +26,7 @@ struct ScorecardCommand: AsyncParsableCommand {
     }
 
     static func money(_ v: Any?) -> String { (v as? NSNumber).map { String(format: "%.2f", $0.doubleValue) } ?? "-" }
+    static func unit(_ v: Any?) -> String { (v as? NSNumber).map { String(format: "%.6f", $0.doubleValue) } ?? "-" }
     static func percent(_ v: Any?) -> String { (v as? NSNumber).map { String(format: "%.0f%%", $0.doubleValue * 100) } ?? "-" }
     static func trend(_ v: Any?) -> String {
         guard let n = v as? NSNumber else { return "-" }
@@ -39,13 +40,13 @@ struct ScorecardCommand: AsyncParsableCommand {
         func row(_ function: String, _ l: [String: Any]) -> [String] {
             [function, TableText.text(l["workflow"]), TableText.text(l["owner"]), TableText.text(l["runs"]), TableText.text(l["accepted"]),
              TableText.text(l["target"]), percent(l["target_attainment"]), percent(l["pace"]), money(l["cost_usd"]), money(l["budget_usd"]),
-             percent(l["budget_used"]), money(l["cost_per_accepted_usd"]), trend(l["cost_per_accepted_trend"]), percent(l["share_of_spend"])]
+             percent(l["budget_used"]), unit(l["cost_per_accepted_usd"]), trend(l["cost_per_accepted_trend"]), percent(l["share_of_spend"])]
         }
         for f in root["functions"] as? [[String: Any]] ?? [] {
             let name = TableText.text(f["function"])
             for l in f["workflows"] as? [[String: Any]] ?? [] { rows.append(row(name, l)) }
             rows.append([name, "(all)", "", "", TableText.text(f["accepted"]), TableText.text(f["target"]), "", "", money(f["cost_usd"]),
-                         money(f["budget_usd"]), "", money(f["cost_per_accepted_usd"]), "", percent(f["share_of_spend"])])
+                         money(f["budget_usd"]), "", unit(f["cost_per_accepted_usd"]), "", percent(f["share_of_spend"])])
         }
         let undeclared = root["undeclared"] as? [String: Any] ?? [:]
         for l in undeclared["workflows"] as? [[String: Any]] ?? [] { rows.append(row("(undeclared)", l)) }
