@@ -36,7 +36,8 @@ final class SpanConventionReader {
         case SL_KEY_GEN_AI_OPERATION_NAME, SL_KEY_OPENINFERENCE_SPAN_KIND, SL_KEY_TRACELOOP_SPAN_KIND, SL_KEY_LLM_REQUEST_TYPE,
              SL_KEY_GEN_AI_RESPONSE_MODEL, SL_KEY_GEN_AI_REQUEST_MODEL, SL_KEY_LLM_MODEL_NAME, SL_KEY_LLM_RESPONSE_MODEL,
              SL_KEY_LLM_REQUEST_MODEL, SL_KEY_GEN_AI_WORKFLOW_NAME, SL_KEY_TRACELOOP_WORKFLOW_NAME, SL_KEY_GEN_AI_AGENT_NAME,
-             SL_KEY_OUTCOME_VERDICT, SL_KEY_REVIEW_VERDICT, SL_KEY_OUTCOME_TASK_ID, SL_KEY_GEN_AI_CONVERSATION_ID:
+             SL_KEY_OUTCOME_VERDICT, SL_KEY_REVIEW_VERDICT, SL_KEY_OUTCOME_TASK_ID, SL_KEY_GEN_AI_CONVERSATION_ID,
+             SL_KEY_EVALUATION_SCORE_LABEL:
             strings[i] = value.string
         case SL_KEY_COST_GEN_AI, SL_KEY_COST_LLM_TOTAL, SL_KEY_COST_LLM_PROMPT, SL_KEY_COST_LLM_COMPLETION:
             doubles[i] = value.double
@@ -80,7 +81,7 @@ final class SpanConventionReader {
             traceloop: string(SL_KEY_TRACELOOP_SPAN_KIND), llmRequestType: strings[Int(SL_KEY_LLM_REQUEST_TYPE.rawValue)] != nil,
             modelAndTokens: model != nil && hasTokens)
         var verdict = self.verdict
-        if let label = string(SL_KEY_OUTCOME_VERDICT, SL_KEY_REVIEW_VERDICT), let outcome = Outcome(label: label) {
+        if let label = string(SL_KEY_OUTCOME_VERDICT, SL_KEY_REVIEW_VERDICT, SL_KEY_EVALUATION_SCORE_LABEL), let outcome = Outcome(label: label) {
             verdict = Verdict(outcome: outcome, timeUnixNano: end).latest(verdict)
         }
         var record = SpanRecord(

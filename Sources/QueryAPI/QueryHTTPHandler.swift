@@ -68,6 +68,56 @@ public struct QueryHTTPHandler: HTTPHandler {
             } catch {
                 return Self.error(.badRequest, error.message)
             }
+        case "/api/v1/series":
+            let q = request.queryItems
+            do throws(QueryError) {
+                var query = try QueryParameters.rollupQuery(
+                    since: q["since"], until: q["until"], groupBy: q["group_by"], workflow: q["workflow"], model: q["model"],
+                    service: q["service"], now: WallClock.nowUnixNano())
+                let registry = self.registry
+                query.functionOf = { registry.function(of: $0) ?? Scorecard.undeclaredFunction }
+                let span = query.windowEndUnix - query.windowStartUnix
+                let step = try QueryParameters.step(q["step"], windowSeconds: span)
+                query.stepSeconds = step
+                let groups = await ledger.query(query)
+                let series = max(1, Set(groups.map { [$0.workflow, $0.model, $0.outcome?.name, $0.service, $0.agent, $0.function] }).count)
+                guard Int64(series) * (span / step) <= Int64(SeriesJSON.maxPoints) else {
+                    throw QueryError("\(series) series × \(span / step) steps is more than \(SeriesJSON.maxPoints) points; use a larger step, a shorter window or a filter")
+                }
+                return Self.json(SeriesJSON.render(groups, query: query, step: step))
+            } catch {
+                return Self.error(.badRequest, error.message)
+            }
+        case "/api/v1/top":
+            let q = request.queryItems
+            do throws(QueryError) {
+                let now = WallClock.nowUnixNano()
+                let (from, to) = try QueryParameters.window(since: q["since"] ?? "24h", until: q["until"], now: now)
+                let byText = q["by"] ?? "spend"
+                guard let by = TopDiagnostics.Ranking(rawValue: byText) else {
+                    throw QueryError("by '\(byText)' must be one of \(TopDiagnostics.Ranking.allCases.map(\.rawValue).joined(separator: ", "))")
+                }
+                let dimText = q["dimension"] ?? "workflow"
+                guard let dim = GroupDimension(rawValue: dimText), dim != .outcome else {
+                    throw QueryError("dimension '\(dimText)' must be workflow, model, service, agent or function")
+                }
+                let limit = Int(q["limit"] ?? "10") ?? -1
+                guard (1...1000).contains(limit) else { throw QueryError("limit must be between 1 and 1000") }
+                let minDecided = Int64(q["min_decided"] ?? "5") ?? -1
+                guard minDecided >= 0 else { throw QueryError("min_decided must be a non-negative integer") }
+                let registry = self.registry
+                var current = RollupQuery(fromUnixNano: from, toUnixNano: to, groupBy: [dim])
+                current.functionOf = { registry.function(of: $0) ?? Scorecard.undeclaredFunction }
+                current.workflow = q["workflow"].flatMap { $0.isEmpty ? nil : $0 }
+                var previous = current
+                previous.fromUnixNano = from - (to - from)
+                previous.toUnixNano = from
+                let items = TopDiagnostics.rank(by, current: await ledger.query(current), previous: await ledger.query(previous),
+                                                limit: limit, minDecided: minDecided)
+                return Self.json(TopDiagnostics.render(items, by: by, fromUnixNano: from, toUnixNano: to, previousFromUnixNano: from - (to - from)))
+            } catch {
+                return Self.error(.badRequest, error.message)
+            }
         case "/api/v1/routes":
             let q = request.queryItems
             do throws(QueryError) {
@@ -96,6 +146,9 @@ public struct QueryHTTPHandler: HTTPHandler {
             }
         case "/api/v1/alerts":
             return Self.json(await alerts())
+        case "/", "/index.html":
+            return HTTPResponse(status: .ok, headers: ["Content-Type": "text/html; charset=utf-8", "Cache-Control": "no-cache"],
+                                body: Array(DashboardPage.html.utf8))
         case "/healthz":
             return HTTPResponse.text(.ok, "ok\n")
         case "/metrics":

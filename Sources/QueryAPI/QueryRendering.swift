@@ -20,7 +20,6 @@ public enum RollupJSON {
     }
 
     static func write(_ g: QueryGroup, to w: inout JSONWriter) {
-        let m = g.measures
         w.objectStart()
         if let v = g.function { w.field("function", v) }
         if let v = g.workflow { w.field("workflow", v) }
@@ -28,6 +27,13 @@ public enum RollupJSON {
         if let v = g.outcome { w.field("outcome", v.name) }
         if let v = g.service { w.field("service", v) }
         if let v = g.agent { w.field("agent", v) }
+        writeMeasures(g, to: &w)
+        w.objectEnd()
+    }
+
+    /// The measure fields of a group (or of a time-series point), without braces.
+    static func writeMeasures(_ g: QueryGroup, to w: inout JSONWriter) {
+        let m = g.measures
         w.field("runs", g.runs)
         for o in [Outcome.accepted, .edited, .rejected, .escalated, .pending] { w.field(o.name, g.runs(o)) }
         w.key("acceptance_rate"); w.fixed(g.acceptanceRate, places: 6)
@@ -52,7 +58,6 @@ public enum RollupJSON {
         w.field("rework_cost_micros", m.reworkCostMicros)
         w.key("latency_p50_ms"); w.fixed(m.latency.quantile(0.5), places: 1)
         w.key("latency_p95_ms"); w.fixed(m.latency.quantile(0.95), places: 1)
-        w.objectEnd()
     }
 }
 
@@ -123,6 +128,19 @@ public enum TraceJSON {
 
 /// Builds a RollupQuery from the API's or CLI's parameters.
 public enum QueryParameters {
+    /// A time-series step: a duration of whole minutes (`5m`, `1h`, `1d`); default about
+    /// 60 points over the window.
+    public static func step(_ text: String?, windowSeconds: Int64) throws(QueryError) -> Int64 {
+        guard let text, !text.isEmpty else {
+            for s: Int64 in [60, 300, 900, 3_600, 10_800, 21_600, 86_400, 604_800] where windowSeconds / s <= 60 { return s }
+            return 604_800
+        }
+        guard let ns = DurationText.nanoseconds(text), ns > 0, ns % 60_000_000_000 == 0 else {
+            throw QueryError("step '\(text)' must be a whole number of minutes (1m, 5m, 1h, 1d)")
+        }
+        return ns / 1_000_000_000
+    }
+
     /// A [from, to) window: `since`/`until` as RFC 3339, a date, a duration back from now,
     /// or `quarter` (the start of the current UTC calendar quarter).
     public static func window(since: String, until: String?, now: Int64) throws(QueryError) -> (Int64, Int64) {

@@ -38,6 +38,9 @@ public struct RollupQuery: Sendable {
     public var service: String?
     /// The business function of a workflow (the outcome registry), for `group_by=function`.
     public var functionOf: (@Sendable (String) -> String)?
+    /// Time series: groups also split by buckets of this many seconds (a multiple of 60),
+    /// aligned to multiples of the step since the Unix epoch (UTC).
+    public var stepSeconds: Int64?
 
     public init(fromUnixNano: Int64, toUnixNano: Int64, groupBy: [GroupDimension] = [], workflow: String? = nil, model: String? = nil, service: String? = nil) {
         self.fromUnixNano = fromUnixNano
@@ -69,6 +72,8 @@ public struct QueryGroup: Sendable, Equatable {
     public var service: String?
     public var agent: String?
     public var function: String?
+    /// Start of the step bucket (seconds) of a time-series query.
+    public var bucketStartUnix: Int64?
     public var runsByOutcome: [Int64] = Array(repeating: 0, count: Outcome.allCases.count)
     public var measures = RollupMeasures()
 
@@ -102,6 +107,7 @@ public struct QueryGroupKey: Hashable {
     var service: String?
     var agent: String?
     var function: String?
+    var bucket: Int64?
 }
 
 extension RollupQuery {
@@ -128,10 +134,12 @@ extension RollupQuery {
                 outcome: groupBy.contains(.outcome) ? key.outcome : nil,
                 service: groupBy.contains(.service) ? key.service : nil,
                 agent: byAgent ? key.agent : nil,
-                function: groupBy.contains(.function) ? (functionOf?(key.workflow) ?? "") : nil
+                function: groupBy.contains(.function) ? (functionOf?(key.workflow) ?? "") : nil,
+                bucket: stepSeconds.map { step in key.bucketStartUnix - ((key.bucketStartUnix % step) + step) % step }
             )
             var g = groups[gk] ?? QueryGroup(workflow: gk.workflow, model: gk.model, outcome: gk.outcome, service: gk.service, agent: gk.agent)
             g.function = gk.function
+            g.bucketStartUnix = gk.bucket
             if byModel || byAgent || model != nil {
                 if key.runLevel { continue }
                 g.measures.mergeRun(m)
@@ -147,6 +155,7 @@ extension RollupQuery {
             groups[gk] = g
         }
         return groups.values.filter { $0.runs != 0 || !$0.measures.isZero }.sorted { a, b in
+            if a.bucketStartUnix != b.bucketStartUnix { return (a.bucketStartUnix ?? 0) < (b.bucketStartUnix ?? 0) }
             if a.measures.costMicros != b.measures.costMicros { return a.measures.costMicros > b.measures.costMicros }
             return (a.function ?? "", a.workflow ?? "", a.model ?? "", a.outcome?.rawValue ?? -1, a.service ?? "", a.agent ?? "")
                 < (b.function ?? "", b.workflow ?? "", b.model ?? "", b.outcome?.rawValue ?? -1, b.service ?? "", b.agent ?? "")

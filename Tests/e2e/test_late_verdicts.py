@@ -74,7 +74,7 @@ def test_late_verdicts_from_every_source_in_every_order(daemon_factory):
         by_outcome.setdefault(truth.facts[r.trace_id_hex].outcome, []).append(r)
     pending = by_outcome["pending"]
     decided = [r for o in ("accepted", "edited", "rejected", "escalated") for r in by_outcome.get(o, [])]
-    assert len(pending) >= 6 and len(decided) >= 6, {k: len(v) for k, v in by_outcome.items()}
+    assert len(pending) >= 6 and len(decided) >= 7, {k: len(v) for k, v in by_outcome.items()}
 
     # 1. API verdicts on pending runs (a batch), and on decided runs (corrections).
     batch = [verdict(pending[0], "accepted", reviewer="ana", reviewer_kind="human"),
@@ -116,6 +116,14 @@ def test_late_verdicts_from_every_source_in_every_order(daemon_factory):
     assert support.post_otlp(d.otlp_url, support.export_bytes([(fb, fb.spans)])).status_code == 200
     truth.add(fb, "pending")  # the feedback trace is a run of its own, without the verdict
     truth.set(reviewed, "rejected")
+    # An evaluation span (GenAI evaluation attributes on the span) linking to a decided run.
+    evaluated = decided[6]
+    ev = support.simple_run("eval-harness", [], verdict=None)
+    ev.root.attributes.update({"gen_ai.evaluation.name": "helpfulness", "gen_ai.evaluation.score.label": "escalate"})
+    ev.root.links.append((evaluated.trace_id, evaluated.root.span_id))
+    assert support.post_otlp(d.otlp_url, support.export_bytes([(ev, ev.spans)])).status_code == 200
+    truth.add(ev, "pending")
+    truth.set(evaluated, "escalated")
 
     # 3. A late span of the run carrying an evaluation event.
     late_run = pending[5]
@@ -191,7 +199,7 @@ def test_late_verdicts_from_every_source_in_every_order(daemon_factory):
     # Corrections moved runs between outcomes only: the totals differ from the first
     # ones exactly by the runs and calls sent since.
     final = support.total(d.api_url)
-    added = [truth.facts[r.trace_id_hex] for r in (fb, early, early_older, held_after, held_flushed)]
+    added = [truth.facts[r.trace_id_hex] for r in (fb, ev, early, early_older, held_after, held_flushed)]
     assert final["runs"] == before_totals["runs"] + len(added)
     late_cost = workload.interpret_run(late_run, check_intent=False).cost_micros - w.facts_for(late_run).cost_micros
     assert final["cost_micros"] == before_totals["cost_micros"] + sum(f.cost_micros for f in added) + late_cost
