@@ -21,6 +21,8 @@ let package = Package(
         .package(url: "https://github.com/grpc/grpc-swift-2", from: "2.4.3"),
         .package(url: "https://github.com/grpc/grpc-swift-nio-transport", from: "2.9.2"),
         .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
     ],
     targets: [
         // C libraries and generated code.
@@ -79,13 +81,18 @@ let package = Package(
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             .product(name: "Yams", package: "Yams"),
         ]),
+        .target(name: "PrometheusExport", dependencies: [
+            "LedgerPipeline", "LedgerCore",
+            .product(name: "Prometheus", package: "swift-prometheus"),
+            .product(name: "CoreMetrics", package: "swift-metrics"),
+        ]),
         .target(name: "OTLPFixtures", dependencies: ["ProtoWire", "LedgerCore"]),
         .target(name: "LoadGenerator", dependencies: ["OTLPFixtures", "LedgerCore"]),
 
         .executableTarget(name: "SpanLedgerCLI", dependencies: [
             "LedgerCore", "OTLPReceiver", "QueryAPI", "LedgerPipeline", "LedgerStore", "Attribution", "Rollups",
             "OTLPDecoding", "OTLPFixtures", "HTTPServing", "LoadGenerator", "WriteAheadLog", "OTLPGRPCReceiver", "DurableFiles",
-            "Alerting", "AlertDetection", "OutcomeRegistry",
+            "Alerting", "AlertDetection", "OutcomeRegistry", "PrometheusExport",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

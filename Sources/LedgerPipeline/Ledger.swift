@@ -254,7 +254,11 @@ public actor Ledger: SpanConsumer {
         addRecords(of: entry, tree: tree, sign: 1)
         record(entry, tree: tree)
         noteTask(entry)
-        activityObserver?.observe(RunActivity(run: run, runs: 1, releasedUnixNano: wallNow()))
+        if let o = activityObserver {
+            var a = RunActivity(run: run, runs: 1, releasedUnixNano: wallNow())
+            a.rework = entry.rework
+            o.observe(a)
+        }
     }
 
     /// Spans that arrived after their run was released join the same run: their calls
@@ -282,7 +286,11 @@ public actor Ledger: SpanConsumer {
         record(updated, tree: lateTree)
         if !run.calls.isEmpty {
             run.workflow = entry.workflow
-            activityObserver?.observe(RunActivity(run: run, runs: 0, releasedUnixNano: wallNow()))
+            if let o = activityObserver {
+                var a = RunActivity(run: run, runs: 0, releasedUnixNano: wallNow())
+                a.outcome = entry.outcome
+                o.observe(a)
+            }
         }
         if let v = spans.compactMap(\.verdict).max(by: { ($0.timeUnixNano, $0.outcome) < ($1.timeUnixNano, $1.outcome) }) {
             _ = apply(OutcomeRecord(traceID: entry.traceID, outcome: v.outcome, timeUnixNano: v.timeUnixNano, source: .lateSpan))

@@ -13,6 +13,12 @@ public struct RunActivity: Sendable, Equatable {
         public var unpricedTokens: Int64
         public var unpricedCalls: Int64
         public var costMicros: Int64
+        /// Tokens by type (input excludes nothing: it is the call's whole prompt).
+        public var inputTokens: Int64 = 0
+        public var cachedInputTokens: Int64 = 0
+        public var cacheWriteTokens: Int64 = 0
+        public var outputTokens: Int64 = 0
+        public var reasoningTokens: Int64 = 0
 
         public init(model: String, calls: Int64 = 0, retries: Int64 = 0, tokens: Int64 = 0, unpricedTokens: Int64 = 0,
                     unpricedCalls: Int64 = 0, costMicros: Int64 = 0) {
@@ -32,6 +38,9 @@ public struct RunActivity: Sendable, Equatable {
     /// 1 for a released run, 0 for late spans joining a run already counted.
     public var runs: Int64
     public var models: [ModelUse]
+    /// The run's outcome when this was observed (later verdicts are not replayed here).
+    public var outcome: Outcome = .pending
+    public var rework = false
 
     public init(workflow: String, service: String, releasedUnixNano: Int64, runs: Int64, models: [ModelUse]) {
         self.workflow = workflow
@@ -56,8 +65,14 @@ public struct RunActivity: Sendable, Equatable {
             uses[i].unpricedTokens += c.unpricedTokens
             uses[i].unpricedCalls += c.priced ? 0 : 1
             uses[i].costMicros += c.costMicros
+            uses[i].inputTokens += c.usage.input
+            uses[i].cachedInputTokens += c.usage.cacheRead
+            uses[i].cacheWriteTokens += c.usage.cacheWrite
+            uses[i].outputTokens += c.usage.output
+            uses[i].reasoningTokens += c.usage.reasoning
         }
         self.init(workflow: run.workflow, service: run.service, releasedUnixNano: releasedUnixNano, runs: runs, models: uses)
+        outcome = run.outcome
     }
 }
 
@@ -65,4 +80,17 @@ public struct RunActivity: Sendable, Equatable {
 /// must only record (a lock and an append), never wait.
 public protocol RunActivityObserver: Sendable {
     func observe(_ activity: RunActivity)
+}
+
+/// Hands each activity to several observers (alerts, Prometheus counters).
+public struct FanOutObserver: RunActivityObserver {
+    let observers: [any RunActivityObserver]
+
+    public init(_ observers: [any RunActivityObserver]) {
+        self.observers = observers
+    }
+
+    public func observe(_ activity: RunActivity) {
+        for o in observers { o.observe(activity) }
+    }
 }

@@ -13,6 +13,7 @@ import OTLPDecoding
 import OTLPGRPCReceiver
 import OTLPReceiver
 import OutcomeRegistry
+import PrometheusExport
 import QueryAPI
 import ServiceLifecycle
 import Synchronization
@@ -46,6 +47,7 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(name: .customLong("max-span-attributes"), help: "Attributes per span (default 1024).") var maxSpanAttributes: Int?
     @Option(name: .customLong("max-attribute-bytes"), help: "Bytes of one string attribute value (default 65536).") var maxAttributeBytes: Int?
     @Option(name: .customLong("max-spans-per-request"), help: "Spans in one request (default 100000).") var maxSpansPerRequest: Int?
+    @Option(name: .customLong("max-metric-series"), help: "Label sets per ledger metric on /metrics before series fold into __overflow__ (default 2000).") var maxMetricSeries: Int?
     @Option(help: "Outcome registry (YAML, Schemas/registry.md): each workflow's outcome sentence, function, owner, target and budget.") var registry: String?
     @Option(name: .customLong("correction-window"), help: "Verdicts for runs that started longer ago than this are refused (default 30d).") var correctionWindow: String?
     @Option(name: .customLong("max-held-verdicts"), help: "Verdicts held for runs not seen yet (default 1000000).") var maxHeldVerdicts: Int?
@@ -80,6 +82,7 @@ struct ServeCommand: AsyncParsableCommand {
         if let alerts { s.alerts = alerts }
         if let correctionWindow { s.correctionWindow = correctionWindow }
         if let registry { s.registry = registry }
+        if let maxMetricSeries { s.maxMetricSeries = maxMetricSeries }
         if let maxHeldVerdicts { s.maxHeldVerdicts = maxHeldVerdicts }
         return s
     }
@@ -134,7 +137,10 @@ struct ServeCommand: AsyncParsableCommand {
             alertEngine = try AlertEngine(configuration: alertConfig, rollups: ledger, inbox: inbox, dataDirectory: s.data,
                                           externalURL: "http://\(s.api)", logger: logger)
         } catch { throw ValidationError("\(error)") }
-        await ledger.setActivityObserver(inbox)
+        guard s.maxMetricSeries > 0 else { throw ValidationError("max metric series must be positive") }
+        let prometheus = LedgerPrometheus(maxLabelSets: s.maxMetricSeries)
+        prometheus.bootstrapSwiftMetrics()
+        await ledger.setActivityObserver(FanOutObserver([inbox, prometheus]))
         let counters = ReceiverCounters()
         counters.inflightLimit = s.maxInflightBytes
         var otlpConfig = try HTTPServerConfiguration(address: s.otlpHTTP)
@@ -169,7 +175,7 @@ struct ServeCommand: AsyncParsableCommand {
         let queryAPI = HTTPServer(name: "query API", configuration: apiConfig,
                                   handler: QueryHTTPHandler(ledger: ledger, registry: outcomeRegistry,
                                                             metrics: { await SelfMetrics.render(ledger: ledger, receiver: counters, grpc: grpcCounters, wal: wal)
-                                                                + (await alertEngine.metricsText()) },
+                                                                + (await alertEngine.metricsText()) + prometheus.render() },
                                                             alerts: { await alertEngine.reportJSON() }),
                                   logger: logger, onBound: { address in
                                       await listening.bound("api", address)

@@ -54,6 +54,8 @@ struct ServeSettings: Sendable, Equatable {
     var maxSpansPerRequest = 100_000
     /// `--alerts` / `alerts`: alert rules file (YAML, Schemas/alerts.md).
     var alerts: String?
+    /// `--max-metric-series` / `max_metric_series`: label sets per ledger metric on /metrics.
+    var maxMetricSeries = 2_000
     /// `--registry` / `registry`: outcome registry (YAML, Schemas/registry.md).
     var registry: String?
     /// `--correction-window` / `correction_window`: verdicts for older runs are refused.
@@ -65,7 +67,7 @@ struct ServeSettings: Sendable, Equatable {
                                     "flush_interval", "prices", "max_body_size", "idle_timeout", "log_level", "durability",
                                     "durability_interval", "max_inflight_bytes", "read_timeout", "max_attribute_depth", "max_span_attributes",
                                     "max_attribute_bytes", "max_spans_per_request", "max_spans_per_trace", "max_trace_bytes", "alerts",
-                                    "correction_window", "max_held_verdicts", "registry"]
+                                    "correction_window", "max_held_verdicts", "registry", "max_metric_series"]
 
     /// Applies the keys of a YAML config file. Unknown keys are an error (typos must not pass silently).
     mutating func apply(yamlFile path: String) throws {
@@ -117,6 +119,7 @@ struct ServeSettings: Sendable, Equatable {
         if let v = try str("alerts") { alerts = v }
         if let v = try str("correction_window") { correctionWindow = v }
         if let v = try str("registry") { registry = v }
+        if let v = try int("max_metric_series") { maxMetricSeries = v }
         if let v = try int("max_held_verdicts") { maxHeldVerdicts = v }
     }
 

@@ -1,0 +1,94 @@
+import CoreMetrics
+import LedgerCore
+import LedgerPipeline
+import Prometheus
+import Synchronization
+
+/// Ledger counters for Prometheus (`/metrics` on the API listener), kept with
+/// swift-prometheus: runs, cost, tokens, LLM calls, retries and rework by workflow, model
+/// and outcome, counted when runs are released (the outcome they had then; the query API
+/// is the authority for verdicts that come later). At most `maxLabelSets` label sets per
+/// metric: past that, series fold into one labelled `__overflow__` on every label, and
+/// `spanledger_ledger_series_overflowed` counts the label sets folded.
+public final class LedgerPrometheus: RunActivityObserver {
+    public static let overflow = "__overflow__"
+
+    public let registry: PrometheusCollectorRegistry
+    let maxLabelSets: Int
+
+    struct State {
+        var counters: [String: Prometheus.Counter] = [:]
+        var labelSets: [String: Set<[String]>] = [:]
+        var overflowed: Set<String> = []
+    }
+
+    private let state = Mutex(State())
+    private let overflowGauge: Prometheus.Gauge
+
+    public init(registry: PrometheusCollectorRegistry = PrometheusCollectorRegistry(), maxLabelSets: Int = 2_000) {
+        self.registry = registry
+        self.maxLabelSets = maxLabelSets
+        overflowGauge = registry.makeGauge(descriptor: MetricNameDescriptor(
+            metricName: "spanledger_ledger_series_overflowed", unitName: "",
+            helpText: "Ledger label sets folded into the __overflow__ series (cardinality cap reached)."))
+    }
+
+    /// Makes swift-metrics (the metrics API libraries use) report into the same registry.
+    public func bootstrapSwiftMetrics() {
+        MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
+    }
+
+    static let help: [String: String] = [
+        "spanledger_ledger_runs_total": "Runs released, by workflow, model (a run counts under each model it called) and the outcome they had at release.",
+        "spanledger_ledger_cost_usd_total": "LLM cost in USD, by workflow, model and outcome at release.",
+        "spanledger_ledger_tokens_total": "Tokens by workflow, model and type (input, cached_input, cache_write, output, reasoning).",
+        "spanledger_ledger_llm_calls_total": "LLM calls by workflow and model.",
+        "spanledger_ledger_retries_total": "LLM calls that were retries, by workflow and model.",
+        "spanledger_ledger_rework_runs_total": "Runs that were rework when released, by workflow.",
+    ]
+
+    /// The counter for `name` with `labels` (names then values), folding past the cap.
+    private func counter(_ s: inout State, _ name: String, _ labelNames: [String], _ values: [String]) -> Prometheus.Counter {
+        var values = values
+        if s.labelSets[name]?.contains(values) != true {
+            if s.labelSets[name, default: []].count >= maxLabelSets {
+                let key = name + "\u{1f}" + values.joined(separator: "\u{1f}")
+                if s.overflowed.insert(key).inserted { overflowGauge.set(Double(s.overflowed.count)) }
+                values = Array(repeating: Self.overflow, count: values.count)
+            } else {
+                s.labelSets[name, default: []].insert(values)
+            }
+        }
+        let key = name + "\u{1e}" + values.joined(separator: "\u{1f}")
+        if let c = s.counters[key] { return c }
+        let c = registry.makeCounter(descriptor: MetricNameDescriptor(metricName: name, unitName: "", helpText: Self.help[name] ?? name),
+                                     labels: Array(zip(labelNames, values)))
+        s.counters[key] = c
+        return c
+    }
+
+    public func observe(_ a: RunActivity) {
+        state.withLock { s in
+            let outcome = a.outcome.name
+            let models = a.models.isEmpty ? [RunActivity.ModelUse(model: "")] : a.models
+            if a.runs > 0 && a.rework {
+                counter(&s, "spanledger_ledger_rework_runs_total", ["workflow"], [a.workflow]).increment(by: a.runs)
+            }
+            for m in models {
+                if a.runs > 0 { counter(&s, "spanledger_ledger_runs_total", ["workflow", "model", "outcome"], [a.workflow, m.model, outcome]).increment(by: a.runs) }
+                guard m.calls > 0 else { continue }
+                counter(&s, "spanledger_ledger_cost_usd_total", ["workflow", "model", "outcome"], [a.workflow, m.model, outcome])
+                    .increment(by: Double(m.costMicros) / 1_000_000)
+                counter(&s, "spanledger_ledger_llm_calls_total", ["workflow", "model"], [a.workflow, m.model]).increment(by: m.calls)
+                if m.retries > 0 { counter(&s, "spanledger_ledger_retries_total", ["workflow", "model"], [a.workflow, m.model]).increment(by: m.retries) }
+                for (type, n) in [("input", m.inputTokens), ("cached_input", m.cachedInputTokens), ("cache_write", m.cacheWriteTokens),
+                                  ("output", m.outputTokens), ("reasoning", m.reasoningTokens)] where n > 0 {
+                    counter(&s, "spanledger_ledger_tokens_total", ["workflow", "model", "type"], [a.workflow, m.model, type]).increment(by: n)
+                }
+            }
+        }
+    }
+
+    /// The registry's exposition (Prometheus text format 0.0.4).
+    public func render() -> String { registry.emitToString() }
+}

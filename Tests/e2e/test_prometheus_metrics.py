@@ -1,0 +1,56 @@
+"""/metrics on the API listener, parsed by prometheus_client's text parser: the ledger
+counters (swift-prometheus) add up to what was sent, and the cardinality cap folds label
+sets past --max-metric-series into one `__overflow__` series without losing counts."""
+
+from __future__ import annotations
+
+import requests
+from prometheus_client.parser import text_string_to_metric_families
+
+import support
+
+CALL = {"gen_ai.operation.name": "chat", "gen_ai.request.model": "gpt-4o-mini",
+        "gen_ai.usage.input_tokens": 10_000, "gen_ai.usage.output_tokens": 1_000}  # $0.002100
+
+
+def families(api_url: str):
+    r = requests.get(api_url + "/metrics", timeout=10)
+    assert r.status_code == 200 and r.headers["Content-Type"].startswith("text/plain; version=0.0.4")
+    return {f.name: f for f in text_string_to_metric_families(r.text)}
+
+
+def test_ledger_counters_and_cardinality_cap(daemon_factory):
+    d = daemon_factory.start("prom", ["--max-metric-series", "3"])
+    runs = [support.simple_run(f"wf-{i}", [CALL], verdict="accepted") for i in range(5) for _ in range(2)]
+    assert support.post_otlp(d.otlp_url, support.export_bytes([(r, r.spans) for r in runs])).status_code == 200
+    support.wait_for_runs(d.api_url, 10)
+    fams = families(d.api_url)
+    for name in ("spanledger_spans_received", "spanledger_runs_released", "spanledger_ledger_runs", "spanledger_ledger_cost_usd",
+                 "spanledger_ledger_tokens", "spanledger_ledger_llm_calls"):
+        assert name in fams and fams[name].type == "counter", (name, sorted(fams))
+    assert fams["spanledger_ledger_series_overflowed"].type == "gauge"
+    assert fams["spanledger_wal_fsync_seconds"].type == "histogram"
+    for f in fams.values():
+        for s in f.samples:
+            assert s.name.startswith("spanledger_"), s.name
+
+    runs_samples = fams["spanledger_ledger_runs"].samples
+    assert sum(s.value for s in runs_samples if s.name.endswith("_total")) == 10
+    labels = [s.labels for s in runs_samples if s.name.endswith("_total")]
+    assert len(labels) == 4, labels  # 3 label sets kept + the overflow series
+    overflow = [s for s in runs_samples if s.labels.get("workflow") == "__overflow__"]
+    assert overflow and overflow[0].labels == {"workflow": "__overflow__", "model": "__overflow__", "outcome": "__overflow__"}
+    assert overflow[0].value == 4  # two workflows × two runs folded
+    cost = sum(s.value for s in fams["spanledger_ledger_cost_usd"].samples if s.name.endswith("_total"))
+    assert abs(cost - 10 * 0.0021) < 1e-9, cost
+    tokens = {}
+    for s in fams["spanledger_ledger_tokens"].samples:
+        if s.name.endswith("_total"):
+            tokens[s.labels["type"]] = tokens.get(s.labels["type"], 0) + s.value
+    # 10 label sets (5 workflows × input, output), 3 kept: the rest fold, the sum stays.
+    assert sum(tokens.values()) == 110_000 and tokens.get("__overflow__", 0) > 0, tokens
+    # Label sets folded: runs 2, cost 2, llm calls 2, tokens 10 − 3 = 7.
+    gauge = fams["spanledger_ledger_series_overflowed"].samples[0].value
+    assert gauge == 13, gauge
+    # Totals survive the fold: the same numbers as the query API.
+    assert support.total(d.api_url)["cost_micros"] == 21_000
