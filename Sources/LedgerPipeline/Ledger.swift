@@ -38,6 +38,9 @@ public struct LedgerStats: Sendable {
     public var verdictsRefused: Int64 = 0
     public var verdictsDropped: Int64 = 0
     public var reworkChanges: Int64 = 0
+    public var compactions: Int64 = 0
+    public var compactionFailures: Int64 = 0
+    public var compactedRecordsDropped: Int64 = 0
 }
 
 /// One run as `spanledger trace` explains it.
@@ -86,6 +89,8 @@ public actor Ledger: SpanConsumer {
     var flushingDetails: [TraceDetail] = []
     /// Runs per task ID, for rework.
     var tasks: [String: [TraceID]] = [:]
+    /// The highest flush sequence committed to disk (compaction covers up to it).
+    var lastCommittedFlush: UInt64 = 0
 
     public func setActivityObserver(_ observer: (any RunActivityObserver)?) {
         activityObserver = observer
@@ -112,6 +117,7 @@ public actor Ledger: SpanConsumer {
         self.index = index
         for e in index.values where !e.taskID.isEmpty { self.tasks[e.taskID, default: []].append(e.traceID) }
         self.nextSequence = directory.nextSequence()
+        self.lastCommittedFlush = directory.sequences(.traceDetail).last ?? 0
         self.stats.damagedSegments = Int64(damagedRollups.count + damagedIndex.count)
         do {
             for o in try directory.loadHeldVerdicts() { self.heldVerdicts[o.traceID] = o }
@@ -391,6 +397,7 @@ public actor Ledger: SpanConsumer {
 
     func flushed(_ p: PendingFlush) {
         flushingDetails = []
+        lastCommittedFlush = max(lastCommittedFlush, p.sequence)
         stats.flushes += 1
         lastCheckpoint = max(lastCheckpoint, p.checkpoint)
         stats.checkpointSequence = lastCheckpoint
@@ -412,6 +419,7 @@ public actor Ledger: SpanConsumer {
         }
         // Committed. A failed checkpoint only means a longer replay next start (replay
         // skips what this flush holds), never a second copy of the data.
+        lastCommittedFlush = max(lastCommittedFlush, pending.sequence)
         do {
             try wal?.checkpoint(WALCheckpoint(walSequence: pending.checkpoint, flushSequence: pending.sequence))
             flushed(pending)

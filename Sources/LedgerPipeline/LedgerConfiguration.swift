@@ -1,3 +1,4 @@
+import Rollups
 import TraceAssembly
 
 /// Settings of the ledger (assembly, attribution, rollups, store). Each names its
@@ -17,6 +18,11 @@ public struct LedgerConfiguration: Sendable {
     public var correctionWindowNano: Int64 = 30 * 86_400_000_000_000
     /// Verdicts held for traces not seen yet (`--max-held-verdicts`, default 1,000,000).
     public var maxHeldVerdicts: Int = 1_000_000
+
+    /// Rollup aging (`--compact-hourly-after`, `--compact-daily-after`, `--retention`).
+    public var compaction = CompactionPolicy()
+    /// How often compaction runs (`--compaction-interval`, default 1 h; 0 = never).
+    public var compactionIntervalNano: UInt64 = 3_600_000_000_000
 
     public init() {}
     public static let `default` = LedgerConfiguration()

@@ -20,13 +20,25 @@ public struct LedgerService: Service {
         let tick = ledger.configuration.tickIntervalNano
         let flushEvery = ledger.configuration.flushIntervalNano
         var sinceFlush: UInt64 = 0
+        let compactEvery = ledger.configuration.compactionIntervalNano
+        var sinceCompaction: UInt64 = 0
         while !Task.isShuttingDownGracefully && !Task.isCancelled {
             try? await Task.sleep(nanoseconds: tick)
             while await ledger.tick(limit: Self.releaseChunk) == Self.releaseChunk { await Task.yield() }
             sinceFlush += tick
+            sinceCompaction += tick
             if sinceFlush >= flushEvery {
                 sinceFlush = 0
                 try? await ledger.flush()
+            }
+            if compactEvery > 0 && sinceCompaction >= compactEvery {
+                sinceCompaction = 0
+                do {
+                    _ = try await ledger.compact()
+                } catch {
+                    await ledger.noteCompactionFailure()
+                    logger.error("rollup compaction failed; the segments stay as they are and the next run retries", metadata: ["error": "\(error)"])
+                }
             }
         }
         logger.info("releasing pending traces and flushing before exit")

@@ -47,6 +47,7 @@ public struct DataDirectory: Sendable {
                 removed.append(kind.directory + "/" + name)
             }
         }
+        removed += removeReplacedRollups()
         let committed = Set(sequences(.traceDetail))
         for kind in [SegmentKind.rollup, .traceIndex] {
             for seq in sequences(kind) where !committed.contains(seq) {
@@ -91,7 +92,18 @@ public struct DataDirectory: Sendable {
         var table = RollupTable()
         var damaged: [StoreError] = []
         let committed = Set(sequences(.traceDetail))
-        for seq in sequences(.rollup) where committed.contains(seq) {
+        // The latest compacted segment stands for every flush through its sequence.
+        let compactedThrough = compactSequences().last ?? 0
+        if compactedThrough > 0 {
+            let p = compactFile(through: compactedThrough)
+            do {
+                let message = try SegmentFrame.decode(try readFile(p), expecting: .rollup, path: p)
+                table.merge(try RollupSegmentCodec.decode(message, path: p))
+            } catch {
+                damaged.append(error)
+            }
+        }
+        for seq in sequences(.rollup) where committed.contains(seq) && seq > compactedThrough {
             let p = file(.rollup, sequence: seq)
             do {
                 let message = try SegmentFrame.decode(try readFile(p), expecting: .rollup, path: p)
@@ -155,6 +167,7 @@ public struct DataDirectory: Sendable {
         var out: [SegmentKind: Int64] = [:]
         for kind in SegmentKind.allCases {
             out[kind] = sequences(kind).reduce(0) { $0 + FileIO.fileSize(file(kind, sequence: $1)) }
+            if kind == .rollup { out[kind]! += compactSequences().reduce(0) { $0 + FileIO.fileSize(compactFile(through: $1)) } }
         }
         return out
     }

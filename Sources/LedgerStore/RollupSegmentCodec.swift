@@ -6,7 +6,9 @@ import Rollups
 public enum RollupSegmentCodec {
     public static let formatVersion: UInt64 = 1
 
-    public static func encode(_ table: RollupTable, createdUnixMs: Int64) -> [UInt8] {
+    /// `replacesThrough`: for a compacted segment, the highest flush sequence whose rollup
+    /// segment it replaces (field 5).
+    public static func encode(_ table: RollupTable, createdUnixMs: Int64, replacesThrough: UInt64 = 0) -> [UInt8] {
         var strings = StringTableBuilder()
         var records = ProtoWriter(capacity: table.count * 48)
         for (key, m) in table.records.sorted(by: { $0.key < $1.key }) {
@@ -51,6 +53,7 @@ public enum RollupSegmentCodec {
         var w = ProtoWriter(capacity: records.bytes.count + 256)
         w.uint(1, formatVersion)
         w.int(2, createdUnixMs)
+        w.uint(5, replacesThrough)
         for s in strings.strings { w.string(3, s, always: true) }
         return w.bytes + records.bytes
     }

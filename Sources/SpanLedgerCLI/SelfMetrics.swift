@@ -28,6 +28,8 @@ enum SelfMetrics {
         metric("spanledger_verdict_corrections_total", "counter", "Verdicts that changed a decided run's outcome (the run moved between outcome buckets).", s.verdictCorrections)
         metric("spanledger_verdicts_held", "gauge", "Verdicts held for runs not released or not seen yet.", Int64(s.verdictsHeld))
         metric("spanledger_verdicts_refused_total", "counter", "Verdicts from spans ignored because their run started before the correction window.", s.verdictsRefused)
+        metric("spanledger_compactions_total", "counter", "Rollup compactions finished.", s.compactions)
+        metric("spanledger_compaction_failures_total", "counter", "Rollup compactions that failed (segments left as they were).", s.compactionFailures)
         metric("spanledger_rework_changes_total", "counter", "Runs that became rework, or stopped being rework, after a run of their task was released or changed outcome.", s.reworkChanges)
         metric("spanledger_verdicts_dropped_total", "counter", "Held verdicts dropped at --max-held-verdicts.", s.verdictsDropped)
         metric("spanledger_flushes_total", "counter", "Segment flushes written.", s.flushes)

@@ -14,6 +14,7 @@ import OTLPGRPCReceiver
 import OTLPReceiver
 import OutcomeRegistry
 import PrometheusExport
+import Rollups
 import QueryAPI
 import ServiceLifecycle
 import Synchronization
@@ -47,6 +48,10 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(name: .customLong("max-span-attributes"), help: "Attributes per span (default 1024).") var maxSpanAttributes: Int?
     @Option(name: .customLong("max-attribute-bytes"), help: "Bytes of one string attribute value (default 65536).") var maxAttributeBytes: Int?
     @Option(name: .customLong("max-spans-per-request"), help: "Spans in one request (default 100000).") var maxSpansPerRequest: Int?
+    @Option(name: .customLong("compact-hourly-after"), help: "Minute rollup buckets older than this merge into hourly ones (default 48h).") var compactHourlyAfter: String?
+    @Option(name: .customLong("compact-daily-after"), help: "Hourly buckets older than this merge into daily ones (default 30d).") var compactDailyAfter: String?
+    @Option(help: "Rollups older than this are dropped (default 400d).") var retention: String?
+    @Option(name: .customLong("compaction-interval"), help: "How often rollups are compacted (default 1h).") var compactionInterval: String?
     @Option(name: .customLong("max-metric-series"), help: "Label sets per ledger metric on /metrics before series fold into __overflow__ (default 2000).") var maxMetricSeries: Int?
     @Option(help: "Outcome registry (YAML, Schemas/registry.md): each workflow's outcome sentence, function, owner, target and budget.") var registry: String?
     @Option(name: .customLong("correction-window"), help: "Verdicts for runs that started longer ago than this are refused (default 30d).") var correctionWindow: String?
@@ -83,6 +88,10 @@ struct ServeCommand: AsyncParsableCommand {
         if let correctionWindow { s.correctionWindow = correctionWindow }
         if let registry { s.registry = registry }
         if let maxMetricSeries { s.maxMetricSeries = maxMetricSeries }
+        if let compactHourlyAfter { s.compactHourlyAfter = compactHourlyAfter }
+        if let compactDailyAfter { s.compactDailyAfter = compactDailyAfter }
+        if let retention { s.retention = retention }
+        if let compactionInterval { s.compactionInterval = compactionInterval }
         if let maxHeldVerdicts { s.maxHeldVerdicts = maxHeldVerdicts }
         return s
     }
@@ -108,6 +117,15 @@ struct ServeCommand: AsyncParsableCommand {
         ledgerConfig.flushIntervalNano = UInt64(try ServeSettings.duration(s.flushInterval, "flush interval"))
         ledgerConfig.correctionWindowNano = try ServeSettings.duration(s.correctionWindow, "correction window")
         ledgerConfig.maxHeldVerdicts = s.maxHeldVerdicts
+        ledgerConfig.compaction = CompactionPolicy(
+            hourlyAfterSeconds: try ServeSettings.duration(s.compactHourlyAfter, "compact hourly after") / 1_000_000_000,
+            dailyAfterSeconds: try ServeSettings.duration(s.compactDailyAfter, "compact daily after") / 1_000_000_000,
+            retentionSeconds: try ServeSettings.duration(s.retention, "retention") / 1_000_000_000)
+        guard ledgerConfig.compaction.hourlyAfterSeconds <= ledgerConfig.compaction.dailyAfterSeconds,
+              ledgerConfig.compaction.dailyAfterSeconds <= ledgerConfig.compaction.retentionSeconds else {
+            throw ValidationError("need compact-hourly-after <= compact-daily-after <= retention")
+        }
+        ledgerConfig.compactionIntervalNano = UInt64(try ServeSettings.duration(s.compactionInterval, "compaction interval"))
         guard s.maxHeldVerdicts > 0 else { throw ValidationError("max held verdicts must be positive") }
         guard s.maxPendingTraces > 0, s.maxPendingBytes > 0, s.maxBodySize > 0, s.maxSpansPerTrace > 0, s.maxTraceBytes > 0 else { throw ValidationError("limits must be positive") }
 

@@ -54,6 +54,14 @@ struct ServeSettings: Sendable, Equatable {
     var maxSpansPerRequest = 100_000
     /// `--alerts` / `alerts`: alert rules file (YAML, Schemas/alerts.md).
     var alerts: String?
+    /// `--compact-hourly-after` / `compact_hourly_after`: minute buckets older than this become hourly.
+    var compactHourlyAfter = "48h"
+    /// `--compact-daily-after` / `compact_daily_after`: hour buckets older than this become daily.
+    var compactDailyAfter = "30d"
+    /// `--retention` / `retention`: rollups older than this are dropped.
+    var retention = "400d"
+    /// `--compaction-interval` / `compaction_interval`: how often compaction runs.
+    var compactionInterval = "1h"
     /// `--max-metric-series` / `max_metric_series`: label sets per ledger metric on /metrics.
     var maxMetricSeries = 2_000
     /// `--registry` / `registry`: outcome registry (YAML, Schemas/registry.md).
@@ -67,7 +75,8 @@ struct ServeSettings: Sendable, Equatable {
                                     "flush_interval", "prices", "max_body_size", "idle_timeout", "log_level", "durability",
                                     "durability_interval", "max_inflight_bytes", "read_timeout", "max_attribute_depth", "max_span_attributes",
                                     "max_attribute_bytes", "max_spans_per_request", "max_spans_per_trace", "max_trace_bytes", "alerts",
-                                    "correction_window", "max_held_verdicts", "registry", "max_metric_series"]
+                                    "correction_window", "max_held_verdicts", "registry", "max_metric_series",
+                                    "compact_hourly_after", "compact_daily_after", "retention", "compaction_interval"]
 
     /// Applies the keys of a YAML config file. Unknown keys are an error (typos must not pass silently).
     mutating func apply(yamlFile path: String) throws {
@@ -120,6 +129,10 @@ struct ServeSettings: Sendable, Equatable {
         if let v = try str("correction_window") { correctionWindow = v }
         if let v = try str("registry") { registry = v }
         if let v = try int("max_metric_series") { maxMetricSeries = v }
+        if let v = try str("compact_hourly_after") { compactHourlyAfter = v }
+        if let v = try str("compact_daily_after") { compactDailyAfter = v }
+        if let v = try str("retention") { retention = v }
+        if let v = try str("compaction_interval") { compactionInterval = v }
         if let v = try int("max_held_verdicts") { maxHeldVerdicts = v }
     }
 

@@ -60,6 +60,7 @@ class Daemon:
     def __init__(self, binary: Path, data_dir: Path, prices: Path, log_path: Path, extra_args: Sequence[str] = ()):
         self.binary, self.data_dir, self.prices, self.log_path = binary, data_dir, prices, log_path
         self.extra_args = list(extra_args)
+        self.env: Optional[Dict[str, str]] = None  # extra environment variables for the next start
         self.proc: Optional[subprocess.Popen] = None
         self.otlp_url = ""
         self.api_url = ""
@@ -85,7 +86,8 @@ class Daemon:
             log.write(f"\n=== start: {' '.join(self.command())}\n".encode())
             log.flush()
             self.proc = subprocess.Popen(self.command(), stdin=subprocess.DEVNULL, stdout=log,
-                                         stderr=subprocess.STDOUT, start_new_session=True)
+                                         stderr=subprocess.STDOUT, start_new_session=True,
+                                         env={**os.environ, **self.env} if self.env else None)
         deadline = time.monotonic() + timeout
         while True:
             if self.proc.poll() is not None:

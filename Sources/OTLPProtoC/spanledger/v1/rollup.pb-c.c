@@ -782,7 +782,7 @@ const ProtobufCMessageDescriptor spanledger__v1__rollup_record__descriptor =
   (ProtobufCMessageInit) spanledger__v1__rollup_record__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor spanledger__v1__rollup_segment__field_descriptors[4] =
+static const ProtobufCFieldDescriptor spanledger__v1__rollup_segment__field_descriptors[5] =
 {
   {
     "format_version",
@@ -832,17 +832,30 @@ static const ProtobufCFieldDescriptor spanledger__v1__rollup_segment__field_desc
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "replaces_through",
+    5,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Spanledger__V1__RollupSegment, replaces_through),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned spanledger__v1__rollup_segment__field_indices_by_name[] = {
   1,   /* field[1] = created_unix_ms */
   0,   /* field[0] = format_version */
   3,   /* field[3] = records */
+  4,   /* field[4] = replaces_through */
   2,   /* field[2] = strings */
 };
 static const ProtobufCIntRange spanledger__v1__rollup_segment__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 4 }
+  { 0, 5 }
 };
 const ProtobufCMessageDescriptor spanledger__v1__rollup_segment__descriptor =
 {
@@ -852,7 +865,7 @@ const ProtobufCMessageDescriptor spanledger__v1__rollup_segment__descriptor =
   "Spanledger__V1__RollupSegment",
   "spanledger.v1",
   sizeof(Spanledger__V1__RollupSegment),
-  4,
+  5,
   spanledger__v1__rollup_segment__field_descriptors,
   spanledger__v1__rollup_segment__field_indices_by_name,
   1,  spanledger__v1__rollup_segment__number_ranges,

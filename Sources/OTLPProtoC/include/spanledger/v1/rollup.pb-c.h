@@ -166,10 +166,15 @@ struct  Spanledger__V1__RollupSegment
   char **strings;
   size_t n_records;
   Spanledger__V1__RollupRecord **records;
+  /*
+   * A compacted segment (rollups/compact-K.seg): the highest flush sequence K whose
+   * rollup segment it replaces; readers ignore rollup-N.seg with N <= K.
+   */
+  uint64_t replaces_through;
 };
 #define SPANLEDGER__V1__ROLLUP_SEGMENT__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&spanledger__v1__rollup_segment__descriptor) \
-    , 0, 0, 0,NULL, 0,NULL }
+    , 0, 0, 0,NULL, 0,NULL, 0 }
 
 
 /*

@@ -1,0 +1,35 @@
+import LedgerCore
+import LedgerStore
+import Rollups
+
+extension Ledger {
+    /// Compacts the rollups on disk through the last committed flush (README "Data
+    /// directory"), then ages the in-memory table by the same policy: queries of old
+    /// windows read hour and day buckets, and totals stay the same.
+    public func compact() async throws -> DataDirectory.CompactionResult? {
+        let through = lastCommittedFlush
+        guard through > 0 else { return nil }
+        let directory = self.directory
+        let policy = configuration.compaction
+        let now = wallNow() / 1_000_000_000
+        let result = try await Self.runCompaction(directory, through: through, policy: policy, nowUnix: now)
+        let before = table.count
+        let (aged, dropped) = table.compacted(policy, nowUnix: now)
+        table = aged
+        stats.compactions += 1
+        stats.compactedRecordsDropped += Int64(dropped)
+        logger.info("rollups compacted", metadata: [
+            "through_flush": "\(result.through)", "segments_replaced": "\(result.segmentsReplaced)",
+            "records_on_disk": "\(result.recordsBefore) -> \(result.recordsAfter)", "expired": "\(result.recordsDropped)",
+            "bytes_on_disk": "\(result.bytesBefore) -> \(result.bytesAfter)", "records_in_memory": "\(before) -> \(table.count)",
+        ])
+        return result
+    }
+
+    public func noteCompactionFailure() { stats.compactionFailures += 1 }
+
+    nonisolated static func runCompaction(_ directory: DataDirectory, through: UInt64, policy: CompactionPolicy, nowUnix: Int64) async throws
+        -> DataDirectory.CompactionResult {
+        try directory.compact(through: through, policy: policy, nowUnix: nowUnix)
+    }
+}
