@@ -168,7 +168,7 @@ function readHash() {
   var p = new URLSearchParams(location.hash.replace(/^#/, ""));
   var r = p.get("range");
   st.range = RANGES.indexOf(r) >= 0 ? r : "24h";
-  st.workflow = p.has("workflow") ? p.get("workflow") : null;
+  st.workflow = p.get("workflow") || null;
   var t = p.get("trace");
   st.trace = t ? t.trim().toLowerCase() : null;
 }
@@ -226,7 +226,7 @@ function chart(o) {
   function x(i) { return L + (i + 0.5) * band; }
   function y(v) { return T + ph - v / top * ph; }
   var s = '<svg class="chart" viewBox="0 0 ' + W + " " + H + '" data-testid="' + esc(o.id) + '" data-points="' + n +
-    '" data-total="' + (o.integer ? total : +total.toFixed(6)) + '" role="img" aria-label="' + esc(o.title) + '">';
+    '" data-total="' + (o.integer ? total : +total.toFixed(6)) + '"' + (n ? ' data-start="' + new Date(o.times[0]).toISOString() + '"' : "") + ' role="img" aria-label="' + esc(o.title) + '">';
   for (var v = 0; v <= top + 1e-9; v += tk.step) {
     s += '<line class="' + (v === 0 ? "axis" : "grid") + '" x1="' + L + '" x2="' + (W - R) + '" y1="' + y(v).toFixed(1) + '" y2="' + y(v).toFixed(1) + '"/>';
     s += '<text x="' + (L - 6) + '" y="' + (y(v) + 3.5).toFixed(1) + '" text-anchor="end">' + esc(o.fmt(v)) + "</text>";
@@ -266,7 +266,7 @@ function sparkline(values, id) {
   var pts = values.map(function (v, i) {
     return (n > 1 ? i * (W - 4) / (n - 1) + 2 : W / 2).toFixed(1) + "," + (H - 3 - (max > 0 ? v / max * (H - 8) : 0)).toFixed(1);
   });
-  return '<svg class="spark" width="' + W + '" height="' + H + '" viewBox="0 0 ' + W + " " + H + '" data-testid="' + id + '" data-points="' + n + '">' +
+  return '<svg class="spark" width="' + W + '" height="' + H + '" viewBox="0 0 ' + W + " " + H + '" data-testid="' + id + '" data-points="' + n + '" data-total="' + values.reduce(function (a, v) { return a + v; }, 0) + '">' +
     (n ? '<polygon points="2,' + (H - 3) + " " + pts.join(" ") + " " + (W - 2) + "," + (H - 3) + '" fill="#dbe6fb"/>' +
       '<polyline points="' + pts.join(" ") + '" fill="none" stroke="#2356c9" stroke-width="1.6"/>' : "") + "<title>accepted outcomes per step</title></svg>";
 }
@@ -405,7 +405,7 @@ function workflowsSection(wfRes, mixRes, allRes) {
   if (allRes.ok) {
     var seen = {};
     groups.forEach(function (g) { seen[g.workflow] = true; });
-    var idle = (allRes.data.workflows || []).filter(function (w) { return !seen[w]; });
+    var idle = (allRes.data.workflows || []).filter(function (w) { return w !== "" && !seen[w]; });
     if (idle.length) html += '<p class="sub" data-testid="workflows-idle">No runs in this range: ' + idle.map(function (w) { return wfLink(w); }).join(", ") + "</p>";
   }
   return html + "</section>";
@@ -478,7 +478,7 @@ function alertsSection(res, firing) {
   var html = '<section class="panel alerts" id="alerts" data-testid="alerts"><h2>Alerts';
   if (!res.ok) return html + "</h2>" + errBox(res, "alerts") + "</section>";
   var a = res.data;
-  html += "<small>" + fmtInt(firing.length) + " firing · " + fmtInt((a.pending || []).length) + " pending · " + fmtInt((a.rules || []).length) + " rules</small></h2>";
+  html += "<small>" + fmtInt(firing.length) + " firing · " + fmtInt((a.pending || []).length) + " pending · " + plural((a.rules || []).length, "rule") + "</small></h2>";
   if (!(a.rules || []).length) return html + '<p class="empty" data-testid="alerts-none">No alert rules loaded (start the daemon with --alerts FILE).</p></section>';
   if (!firing.length) html += '<p class="empty" data-testid="alerts-none">No alerts firing.</p>';
   else {
@@ -519,11 +519,13 @@ function loadWorkflow(seq) {
       if (decl) html += '<p class="sentence" data-testid="workflow-outcome">Outcome: “' + esc(decl.outcome) + "” · " + esc(decl.function) + " · owner " + esc(decl.owner) + "</p>";
       else if ((sc.functions || []).length) html += '<p class="sentence sub">No declared outcome in the registry for this workflow.</p>';
     }
-    var tot = res[0];
+    var tot = res[0], none = false;
     if (!tot.ok) html += errBox(tot, "the workflow's totals");
     else {
       var g = tot.data.groups[0];
-      if (!g || !g.runs) html += '<p class="empty panel" data-testid="workflow-empty">No runs of ' + esc(nameOf(w)) + " in this range (" + esc(st.range) + ").</p>";
+      none = !g || !g.runs;
+      if (none) html += '<p class="empty panel" data-testid="workflow-empty">No runs of ' + esc(nameOf(w)) + " in this range (" + esc(st.range) +
+        '). Pick a longer range, or go back to <a href="' + esc(link({})) + '">all workflows</a>.</p>';
       else {
         html += '<div class="cards">' +
           card("Accepted outcomes", fmtInt(accepted(g)), plural(g.runs, "run") + " · " + fmtInt(g.pending) + " pending review", "detail-accepted", {value: accepted(g), cls: "hero"}) +
@@ -537,6 +539,11 @@ function loadWorkflow(seq) {
       }
     }
     html += "</section>";
+    if (none) {
+      main.innerHTML = html;
+      main.setAttribute("data-view", "workflow");
+      return;
+    }
     html += seriesCharts(res[1]);
     html += '<div class="grid2">' + outcomesPanel(res[4]) + agentsPanel(res[3]) + "</div>";
     html += routesPanel(res[2]);
@@ -551,7 +558,7 @@ function seriesCharts(res) {
   var s = res.data.series[0];
   if (!s) return html + '<p class="empty">No runs in this range.</p></section>';
   var times = s.points.map(function (p) { return Date.parse(p.t); });
-  var withDate = res.data.step_seconds >= 86400;
+  var withDate = res.data.step_seconds >= 3600;
   function c(id, title, vals, kind, fmt, color, integer, emptyText) {
     return '<div class="chartbox"><h3>' + esc(title) + "</h3>" + chart({id: id, title: title, values: vals, times: times, kind: kind, fmt: fmt, color: color, integer: integer, withDate: withDate, emptyText: emptyText}) + "</div>";
   }
@@ -687,11 +694,12 @@ function traceTree(t) {
 }
 
 // ---------- loop ----------
-function load() {
+// Loads the view the hash names; `auto` (the 30 s refresh) keeps the page marked ready.
+function load(auto) {
   var seq = ++st.seq;
   readHash();
   renderChrome();
-  document.documentElement.setAttribute("data-ready", "0");
+  if (!auto) document.documentElement.setAttribute("data-ready", "0");
   var p = st.trace ? loadTrace(seq) : st.workflow != null ? loadWorkflow(seq) : loadOverview(seq);
   return p.catch(function (e) {
     if (seq === st.seq) main.innerHTML = '<div class="err" data-testid="error">The page failed: ' + esc(e && e.message) + "</div>";
@@ -703,7 +711,7 @@ function load() {
   });
 }
 window.addEventListener("hashchange", function () { window.scrollTo(0, 0); load(); });
-document.getElementById("refreshnow").addEventListener("click", function () { load(); });
+document.getElementById("refreshnow").addEventListener("click", function () { load(true); });
 document.getElementById("traceform").addEventListener("submit", function (ev) {
   ev.preventDefault();
   var id = document.getElementById("traceid").value.trim().toLowerCase().replace(/[^0-9a-f]/g, "");
@@ -716,7 +724,7 @@ main.addEventListener("click", function (ev) {
   var tr = ev.target.closest && ev.target.closest("tr[data-href]");
   if (tr && !ev.target.closest("a")) location.hash = tr.getAttribute("data-href").slice(1);
 });
-setInterval(function () { if (!document.hidden) load(); }, REFRESH_MS);
+setInterval(function () { if (!document.hidden) load(true); }, REFRESH_MS);
 load();
 })();
 </script>
