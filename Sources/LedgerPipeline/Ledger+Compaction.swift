@@ -28,6 +28,24 @@ extension Ledger {
 
     public func noteCompactionFailure() { stats.compactionFailures += 1 }
 
+    /// Fills the query cache with the partial aggregates of every whole day for the
+    /// common query shapes (what the dashboard and `top` ask), off the actor, so the
+    /// first long-window query after a start is as fast as the next ones.
+    public func warmQueryCache() async {
+        let snapshot = table
+        let cache = queryCache
+        guard let first = snapshot.days.keys.min() else { return }
+        let now = wallNow()
+        let started = monotonicNow()
+        for groupBy: [GroupDimension] in [[.workflow], [], [.model], [.outcome], [.workflow, .outcome], [.workflow, .model]] {
+            let q = RollupQuery(fromUnixNano: first * 1_000_000_000, toUnixNano: now, groupBy: groupBy)
+            _ = await Self.answer(q, snapshot, cache: cache)
+        }
+        stats.queryCacheWarmSeconds = Double(monotonicNow() - started) / 1e9
+        logger.info("query cache warmed", metadata: ["days": "\(snapshot.days.count)", "records": "\(snapshot.count)",
+                                                     "seconds": "\(Double(monotonicNow() - started) / 1e9)"])
+    }
+
     nonisolated static func runCompaction(_ directory: DataDirectory, through: UInt64, policy: CompactionPolicy, nowUnix: Int64) async throws
         -> DataDirectory.CompactionResult {
         try directory.compact(through: through, policy: policy, nowUnix: nowUnix)

@@ -41,6 +41,8 @@ public struct LedgerStats: Sendable {
     public var compactions: Int64 = 0
     public var compactionFailures: Int64 = 0
     public var compactedRecordsDropped: Int64 = 0
+    /// Seconds the query-cache warm-up after start took; nil until it finished.
+    public var queryCacheWarmSeconds: Double?
 }
 
 /// One run as `spanledger trace` explains it.
@@ -89,6 +91,8 @@ public actor Ledger: SpanConsumer {
     var flushingDetails: [TraceDetail] = []
     /// Runs per task ID, for rework.
     var tasks: [String: [TraceID]] = [:]
+    /// Partial aggregates of whole days for long-window queries.
+    let queryCache = PartialAggregateCache()
     /// The highest flush sequence committed to disk (compaction covers up to it).
     var lastCommittedFlush: UInt64 = 0
 
@@ -498,8 +502,16 @@ public actor Ledger: SpanConsumer {
 
     // MARK: Read side
 
-    public func query(_ q: RollupQuery) -> [QueryGroup] {
-        q.run(over: table.records.lazy.map { (key: $0.key, value: $0.value) })
+    /// Answers from a snapshot of the table (copy-on-write, so no copy unless ingest
+    /// changes it meanwhile), off the actor and across both cores, so a long-window query
+    /// holds up neither ingest nor other queries.
+    public func query(_ q: RollupQuery) async -> [QueryGroup] {
+        let snapshot = table
+        return await Self.answer(q, snapshot, cache: queryCache)
+    }
+
+    nonisolated static func answer(_ q: RollupQuery, _ table: RollupTable, cache: PartialAggregateCache) async -> [QueryGroup] {
+        await q.run(over: table, ways: 2, cache: cache)
     }
 
     public func explain(_ traceID: TraceID) -> RunExplanation? {
@@ -517,7 +529,7 @@ public actor Ledger: SpanConsumer {
     }
 
     public func workflows() -> [String] {
-        Array(Set(table.records.keys.map(\.workflow))).sorted()
+        Array(Set(table.days.values.flatMap { $0.keys.map(\.workflow) })).sorted()
     }
 }
 

@@ -22,6 +22,8 @@ public struct LedgerService: Service {
         var sinceFlush: UInt64 = 0
         let compactEvery = ledger.configuration.compactionIntervalNano
         var sinceCompaction: UInt64 = 0
+        let warm = Task.detached { [ledger] in await ledger.warmQueryCache() }
+        defer { warm.cancel() }
         while !Task.isShuttingDownGracefully && !Task.isCancelled {
             try? await Task.sleep(nanoseconds: tick)
             while await ledger.tick(limit: Self.releaseChunk) == Self.releaseChunk { await Task.yield() }

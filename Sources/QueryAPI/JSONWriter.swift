@@ -14,7 +14,12 @@ public struct JSONWriter {
 
     public mutating func key(_ k: String) {
         separator()
-        text += JSONText.quote(k) + ":"
+        // Field names are plain identifiers: no escaping to look for.
+        if k.utf8.allSatisfy({ ($0 >= 0x61 && $0 <= 0x7A) || $0 == 0x5F || ($0 >= 0x30 && $0 <= 0x39) }) {
+            text += "\"" + k + "\":"
+        } else {
+            text += JSONText.quote(k) + ":"
+        }
         needsComma[needsComma.count - 1] = false
     }
 

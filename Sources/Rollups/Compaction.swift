@@ -35,8 +35,10 @@ extension RollupTable {
     public func compacted(_ policy: CompactionPolicy, nowUnix: Int64) -> (table: RollupTable, dropped: Int) {
         var out = RollupTable()
         var dropped = 0
-        for (k, m) in records {
-            if let c = policy.compacted(k, nowUnix: nowUnix) { out.add(c, m) } else { dropped += 1 }
+        for (_, day) in days {
+            for (k, m) in day {
+                if let c = policy.compacted(k, nowUnix: nowUnix) { out.add(c, m) } else { dropped += 1 }
+            }
         }
         return (out, dropped)
     }

@@ -42,9 +42,19 @@ public struct LatencySketch: Sendable, Hashable {
 
     public mutating func merge(_ other: LatencySketch, sign: Int64 = 1) {
         zeroCount += other.zeroCount * sign
+        if buckets.isEmpty && sign == 1 {
+            buckets = other.buckets
+            return
+        }
         for (i, c) in other.buckets {
-            let v = buckets[i, default: 0] + c * sign
-            buckets[i] = v == 0 ? nil : v
+            let d = c * sign
+            // One hash per bucket already present: update through its index.
+            if let at = buckets.index(forKey: i) {
+                buckets.values[at] += d
+                if buckets.values[at] == 0 { buckets.remove(at: at) }
+            } else if d != 0 {
+                buckets[i] = d
+            }
         }
     }
 
@@ -55,8 +65,8 @@ public struct LatencySketch: Sendable, Hashable {
         let rank = q * Double(total - 1)
         var seen = zeroCount
         if Double(seen) > rank { return 0 }
-        for i in buckets.keys.sorted() {
-            seen += max(0, buckets[i]!)
+        for (i, c) in buckets.sorted(by: { $0.key < $1.key }) {
+            seen += max(0, c)
             if Double(seen) > rank {
                 // Midpoint of the bucket in relative terms: 2γ^i / (γ + 1).
                 return 2 * pow(Self.gamma, Double(i)) / (Self.gamma + 1)

@@ -1,4 +1,5 @@
 import LedgerCore
+import Synchronization
 
 /// The key of one additive rollup record (../shared/DESIGN.md "Rollups").
 /// `runLevel` records hold run measures once per run; model records hold a model's LLM
@@ -114,23 +115,74 @@ public struct RollupMeasures: Sendable, Hashable {
 }
 
 /// A set of rollup records merged by key. Any two tables merge (DESIGN.md: many nodes'
-/// answers merge into one).
+/// answers merge into one). Records are kept per UTC day of their bucket start, so a
+/// query of a short window touches only the days it overlaps.
 public struct RollupTable: Sendable {
-    public private(set) var records: [RollupKey: RollupMeasures] = [:]
+    public private(set) var days: [Int64: [RollupKey: RollupMeasures]] = [:]
+    public private(set) var count = 0
+    /// Per day, a process-wide increasing stamp of its last change: cached partial
+    /// aggregates of a day are valid while its stamp is the one they were made from.
+    public private(set) var versions: [Int64: UInt64] = [:]
+    static let stamps = Atomic<UInt64>(0)
 
     public init() {}
 
-    public var count: Int { records.count }
-    public var isEmpty: Bool { records.isEmpty }
+    public var isEmpty: Bool { count == 0 }
+
+    /// Every record (a flattened copy: for writing segments and listings, not for queries).
+    public var records: [RollupKey: RollupMeasures] {
+        var out: [RollupKey: RollupMeasures] = [:]
+        out.reserveCapacity(count)
+        for (_, day) in days { out.merge(day) { a, _ in a } }
+        return out
+    }
+
+    static func day(of bucketStartUnix: Int64) -> Int64 { bucketStartUnix - ((bucketStartUnix % 86_400) + 86_400) % 86_400 }
+
+    /// The records whose bucket starts in `range` (seconds), in no particular order.
+    public func records(inBucketRange range: Range<Int64>) -> [(key: RollupKey, value: RollupMeasures)] {
+        var out: [(key: RollupKey, value: RollupMeasures)] = []
+        for (d, recs) in days where d < range.upperBound && d + 86_400 > range.lowerBound {
+            let whole = d >= range.lowerBound && d + 86_400 <= range.upperBound
+            for (k, m) in recs where whole || range.contains(k.bucketStartUnix) { out.append((k, m)) }
+        }
+        return out
+    }
+
+    /// The day partitions overlapping `range`, for queries that split work across cores.
+    public func partitions(overlapping range: Range<Int64>) -> [[RollupKey: RollupMeasures]] {
+        days.filter { $0.key < range.upperBound && $0.key + 86_400 > range.lowerBound }.map(\.value)
+    }
 
     public mutating func add(_ key: RollupKey, _ measures: RollupMeasures) {
-        records[key, default: RollupMeasures()].merge(measures)
-        if records[key]?.isZero == true { records[key] = nil }
+        let d = Self.day(of: key.bucketStartUnix)
+        var delta = 0
+        var emptied = false
+        Self.update(&days[d, default: [:]], key, measures, &delta, &emptied)
+        count += delta
+        versions[d] = Self.stamps.add(1, ordering: .relaxed).newValue
+        if emptied { days[d] = nil }
+    }
+
+    /// Merges into one day's records in place (no copy of the partition or the sketch).
+    private static func update(_ recs: inout [RollupKey: RollupMeasures], _ key: RollupKey, _ measures: RollupMeasures,
+                               _ delta: inout Int, _ emptied: inout Bool) {
+        if recs[key] == nil { delta += 1 }
+        recs[key, default: RollupMeasures()].merge(measures)
+        if recs[key]?.isZero == true {
+            recs[key] = nil
+            delta -= 1
+            emptied = recs.isEmpty
+        }
     }
 
     public mutating func merge(_ other: RollupTable) {
-        for (k, m) in other.records { add(k, m) }
+        for (_, day) in other.days { for (k, m) in day { add(k, m) } }
     }
 
-    public mutating func removeAll() { records.removeAll(keepingCapacity: true) }
+    public mutating func removeAll() {
+        days.removeAll(keepingCapacity: true)
+        versions.removeAll(keepingCapacity: true)
+        count = 0
+    }
 }

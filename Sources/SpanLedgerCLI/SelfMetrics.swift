@@ -28,6 +28,7 @@ enum SelfMetrics {
         metric("spanledger_verdict_corrections_total", "counter", "Verdicts that changed a decided run's outcome (the run moved between outcome buckets).", s.verdictCorrections)
         metric("spanledger_verdicts_held", "gauge", "Verdicts held for runs not released or not seen yet.", Int64(s.verdictsHeld))
         metric("spanledger_verdicts_refused_total", "counter", "Verdicts from spans ignored because their run started before the correction window.", s.verdictsRefused)
+        metric("spanledger_query_cache_warm", "gauge", "1 once the partial aggregates of whole days are cached after start (long-window queries are fast).", s.queryCacheWarmSeconds == nil ? 0 : 1)
         metric("spanledger_compactions_total", "counter", "Rollup compactions finished.", s.compactions)
         metric("spanledger_compaction_failures_total", "counter", "Rollup compactions that failed (segments left as they were).", s.compactionFailures)
         metric("spanledger_rework_changes_total", "counter", "Runs that became rework, or stopped being rework, after a run of their task was released or changed outcome.", s.reworkChanges)

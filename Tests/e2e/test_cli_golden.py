@@ -1,0 +1,103 @@
+"""CLI output against golden files (Tests/e2e/golden/*.txt): the tables an SRE reads in a
+terminal, for a fixed workload with fixed IDs, token counts and durations. Times in the
+output (window bounds) are replaced by <T> before comparing. Regenerate after a deliberate
+change with SPANLEDGER_UPDATE_GOLDEN=1 and review the diff."""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from pathlib import Path
+
+import pytest
+
+import support
+import workload
+
+GOLDEN = Path(__file__).resolve().parent / "golden"
+NS = 1_000_000_000
+MS = 1_000_000
+TIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z")
+
+REGISTRY = """
+workflows:
+  - {name: support-answer, outcome: "A customer's question answered correctly without a rewrite", function: support,
+     owner: ana@example.com, quarterly_target: 100, quarterly_budget_usd: 10}
+  - {name: research-assistant, outcome: "A research brief the analyst used as written", function: research, owner: cy@example.com}
+"""
+
+
+def chat(model, i, o, **extra):
+    return {"gen_ai.operation.name": "chat", "gen_ai.request.model": model, "gen_ai.usage.input_tokens": i,
+            "gen_ai.usage.output_tokens": o, **extra}
+
+
+def fixed_runs(start: int):
+    S, R = workload.SpanSpec, workload.RunSpec
+    runs = []
+    # support-answer: 4 runs, claude or gpt-4o-mini, mixed outcomes, one retry.
+    for n, (model, verdict) in enumerate([("claude-sonnet-4-0", "accepted"), ("claude-sonnet-4-0", "rejected"),
+                                          ("gpt-4o-mini", "accepted"), ("gpt-4o-mini", "edited")]):
+        t = start + n * 60 * NS
+        root = S(0x100 + n, None, "invoke_workflow support-answer", "support-api", t, t + 2_000 * MS,
+                 {"gen_ai.operation.name": "invoke_workflow", "gen_ai.workflow.name": "support-answer", "outcome.verdict": verdict})
+        spans = [root, S(0x200 + n, root.span_id, "chat", "support-api", t + 10 * MS, t + 900 * MS, chat(model, 12_000 + 1_000 * n, 800), kind="client"),
+                 S(0x300 + n, root.span_id, "execute_tool kb.search", "support-api", t + 950 * MS, t + 1_100 * MS, {"gen_ai.operation.name": "execute_tool"})]
+        if n == 1:
+            spans.append(S(0x400 + n, root.span_id, "chat", "support-api", t + 1_200 * MS, t + 1_900 * MS,
+                           chat(model, 12_500, 700, **{"http.request.resend_count": 1}), kind="client"))
+        runs.append(R(0xA000 + n, "support-api", spans))
+    # research-assistant with two sub-agents.
+    t = start + 5 * 60 * NS
+    root = S(0x500, None, "invoke_workflow research-assistant", "batch-worker", t, t + 4_000 * MS,
+             {"gen_ai.operation.name": "invoke_workflow", "gen_ai.workflow.name": "research-assistant"})
+    planner = S(0x501, 0x500, "invoke_agent planner", "batch-worker", t + 10 * MS, t + 600 * MS,
+                {"gen_ai.operation.name": "invoke_agent", "gen_ai.agent.name": "planner"})
+    writer = S(0x502, 0x500, "invoke_agent writer", "batch-worker", t + 700 * MS, t + 3_900 * MS,
+               {"gen_ai.operation.name": "invoke_agent", "gen_ai.agent.name": "writer"})
+    runs.append(R(0xB000, "batch-worker", [root, planner, writer,
+                                           S(0x503, 0x501, "chat", "batch-worker", t + 20 * MS, t + 590 * MS, chat("gpt-4o-mini", 3_000, 300), kind="client"),
+                                           S(0x504, 0x502, "chat", "batch-worker", t + 710 * MS, t + 3_800 * MS, chat("claude-sonnet-4-0", 30_000, 4_000), kind="client")]))
+    return runs
+
+
+def normalize(text: str) -> str:
+    return TIME.sub("<T>", text)
+
+
+@pytest.fixture(scope="module")
+def daemon(daemon_factory, tmp_path_factory):
+    registry = tmp_path_factory.mktemp("golden") / "registry.yaml"
+    registry.write_text(REGISTRY)
+    d = daemon_factory.start("golden", ["--registry", str(registry)])
+    runs = fixed_runs(time.time_ns() // (60 * NS) * 60 * NS - 20 * 60 * NS)
+    assert support.post_otlp(d.otlp_url, support.export_bytes([(r, r.spans) for r in runs])).status_code == 200
+    support.wait_for_runs(d.api_url, len(runs))
+    return d
+
+
+CASES = {
+    "query-workflow": ["query", "--since", "1h", "--group-by", "workflow"],
+    "query-workflow-outcome-csv": ["query", "--since", "1h", "--group-by", "workflow,outcome", "--format", "csv"],
+    "query-agent": ["query", "--since", "1h", "--group-by", "workflow,agent"],
+    "query-model": ["query", "--since", "1h", "--group-by", "model"],
+    "trace": ["trace", f"{0xA001:032x}"],
+    "top-spend": ["top", "--by", "spend", "--since", "1h"],
+    "top-retries": ["top", "--by", "retries", "--since", "1h"],
+    "scorecard": ["scorecard"],
+    "routes": ["routes", "--since", "1h"],
+    "alerts": ["alerts"],
+}
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_cli_output_matches_golden(daemon, name):
+    out = support.cli(*CASES[name], "--server", daemon.api_url).stdout.decode()
+    got = normalize(out)
+    path = GOLDEN / f"{name}.txt"
+    if os.environ.get("SPANLEDGER_UPDATE_GOLDEN") == "1":
+        path.write_text(got)
+    assert path.exists(), f"no golden file {path}; run with SPANLEDGER_UPDATE_GOLDEN=1 and review it"
+    want = path.read_text()
+    assert got == want, f"{' '.join(CASES[name])} output changed:\n--- golden\n{want}\n--- got\n{got}"
