@@ -40,6 +40,7 @@ public final class LedgerPrometheus: RunActivityObserver {
 
     static let help: [String: String] = [
         "spanledger_ledger_runs_total": "Runs released, by workflow, model (a run counts under each model it called) and the outcome they had at release.",
+        "spanledger_ledger_workflow_runs_total": "Runs released, once each, by workflow and the outcome they had at release (for cost per accepted outcome).",
         "spanledger_ledger_cost_usd_total": "LLM cost in USD, by workflow, model and outcome at release.",
         "spanledger_ledger_tokens_total": "Tokens by workflow, model and type (input, cached_input, cache_write, output, reasoning).",
         "spanledger_ledger_llm_calls_total": "LLM calls by workflow and model.",
@@ -71,6 +72,9 @@ public final class LedgerPrometheus: RunActivityObserver {
         state.withLock { s in
             let outcome = a.outcome.name
             let models = a.models.isEmpty ? [RunActivity.ModelUse(model: "")] : a.models
+            if a.runs > 0 {
+                counter(&s, "spanledger_ledger_workflow_runs_total", ["workflow", "outcome"], [a.workflow, outcome]).increment(by: a.runs)
+            }
             if a.runs > 0 && a.rework {
                 counter(&s, "spanledger_ledger_rework_runs_total", ["workflow"], [a.workflow]).increment(by: a.runs)
             }

@@ -95,7 +95,7 @@ public enum TopDiagnostics {
             switch by {
             case .spend: items.append(Item(group: g, previous: p, value: Double(g.measures.costMicros) / 1e6))
             case .retries where g.measures.retries > 0: items.append(Item(group: g, previous: p, value: Double(g.measures.retries)))
-            case .acceptance where g.decidedRuns >= minDecided: items.append(Item(group: g, previous: p, value: g.acceptanceRate ?? 0))
+            case .acceptance where g.decidedRuns >= max(1, minDecided): items.append(Item(group: g, previous: p, value: g.acceptanceRate ?? 0))
             case .change: items.append(Item(group: g, previous: p, value: Double(g.measures.costMicros - (p?.measures.costMicros ?? 0)) / 1e6))
             default: break
             }

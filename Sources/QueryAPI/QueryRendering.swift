@@ -165,6 +165,12 @@ public enum QueryParameters {
     public static func rollupQuery(since: String?, until: String?, groupBy: String?, workflow: String?, model: String?, service: String?,
                                    now: Int64) throws(QueryError) -> RollupQuery {
         let sinceText = since ?? "24h"
+        if sinceText == "quarter" {
+            let (from, to) = try window(since: "quarter", until: until, now: now)
+            return RollupQuery(fromUnixNano: from, toUnixNano: to, groupBy: try GroupDimension.parseList(groupBy ?? ""),
+                               workflow: workflow.flatMap { $0.isEmpty ? nil : $0 }, model: model.flatMap { $0.isEmpty ? nil : $0 },
+                               service: service.flatMap { $0.isEmpty ? nil : $0 })
+        }
         guard let from = TimeArgument.resolve(sinceText, now: now) else {
             throw QueryError("invalid since '\(sinceText)': use RFC 3339 (2026-11-23T10:00:00Z), a date, or a duration back from now (24h, 7d)")
         }
