@@ -43,7 +43,7 @@ let package = Package(
         .target(name: "Attribution", dependencies: ["LedgerCore"]),
         .target(name: "Rollups", dependencies: ["LedgerCore"]),
         .target(name: "LedgerStore", dependencies: ["LedgerCore", "Rollups", "ProtoWire", "ZlibCodec", "DurableFiles"]),
-        .target(name: "WriteAheadLog", dependencies: ["ZlibCodec", "DurableFiles"]),
+        .target(name: "WriteAheadLog", dependencies: ["ZlibCodec", "DurableFiles", .product(name: "CoreMetrics", package: "swift-metrics")]),
         .target(name: "LedgerPipeline", dependencies: [
             "LedgerCore", "TraceAssembly", "Attribution", "Rollups", "LedgerStore", "WriteAheadLog", "ProtoWire", "DurableFiles",
             .product(name: "Logging", package: "swift-log"),
@@ -93,6 +93,7 @@ let package = Package(
             "LedgerCore", "OTLPReceiver", "QueryAPI", "LedgerPipeline", "LedgerStore", "Attribution", "Rollups",
             "OTLPDecoding", "OTLPFixtures", "HTTPServing", "LoadGenerator", "WriteAheadLog", "OTLPGRPCReceiver", "DurableFiles",
             "Alerting", "AlertDetection", "OutcomeRegistry", "PrometheusExport",
+            .product(name: "Prometheus", package: "swift-prometheus"),
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

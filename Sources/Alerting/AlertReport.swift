@@ -43,12 +43,10 @@ extension AlertEngine {
         return String(decoding: data, as: UTF8.self)
     }
 
-    /// Alert self-metrics in the Prometheus text format.
-    public func metricsText() -> String {
-        var out = ""
-        func metric(_ name: String, _ type: String, _ help: String, _ value: Int64) {
-            out += "# HELP \(name) \(help)\n# TYPE \(name) \(type)\n\(name) \(value)\n"
-        }
+    /// Alert self-metrics: (name, type, help, value) for the metrics registry.
+    public func metricSamples() -> [(name: String, type: String, help: String, value: Int64)] {
+        var out: [(name: String, type: String, help: String, value: Int64)] = []
+        func metric(_ name: String, _ type: String, _ help: String, _ value: Int64) { out.append((name, type, help, value)) }
         metric("spanledger_alerts_firing", "gauge", "Alerts firing now.", Int64(state.alerts.values.filter { $0.status == .firing }.count))
         metric("spanledger_alerts_pending", "gauge", "Alerts whose condition holds but whose `for` has not passed.", Int64(state.alerts.values.filter { $0.status == .pending }.count))
         metric("spanledger_alerts_fired_total", "counter", "Alerts that started firing since start.", counters.fired)

@@ -35,7 +35,11 @@ public final class LedgerPrometheus: RunActivityObserver {
 
     /// Makes swift-metrics (the metrics API libraries use) report into the same registry.
     public func bootstrapSwiftMetrics() {
-        MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
+        var factory = PrometheusMetricsFactory(registry: registry)
+        factory.durationHistogramBuckets["spanledger_wal_fsync_seconds"] =
+            [.microseconds(500), .milliseconds(1), .milliseconds(2), .milliseconds(5), .milliseconds(10), .milliseconds(25),
+             .milliseconds(50), .milliseconds(100), .milliseconds(250), .seconds(1)]
+        MetricsSystem.bootstrap(factory)
     }
 
     static let help: [String: String] = [

@@ -1,17 +1,41 @@
+import Alerting
 import LedgerPipeline
 import OTLPGRPCReceiver
 import OTLPReceiver
+import Prometheus
+import Synchronization
 import WriteAheadLog
 
-/// The daemon's own health in the Prometheus text exposition format.
-enum SelfMetrics {
-    static func render(ledger: Ledger, receiver: ReceiverCounters, grpc: GRPCCounters, wal: WriteAheadLog) async -> String {
+/// `/metrics`: the daemon's own health, alert counters, the ledger counters and the
+/// write-ahead log's fsync histogram, all in one swift-prometheus registry (the fsync
+/// timer through swift-metrics). Health figures are read from the pipeline at each
+/// scrape: gauges are set, counters advanced by what changed since the last scrape.
+final class SelfMetrics: Sendable {
+    let registry: PrometheusCollectorRegistry
+    private let last = Mutex<[String: Int64]>([:])
+
+    init(registry: PrometheusCollectorRegistry) {
+        self.registry = registry
+    }
+
+    func record(_ name: String, _ type: String, _ help: String, _ value: Int64) {
+        let descriptor = MetricNameDescriptor(metricName: name, unitName: "", helpText: help)
+        if type == "counter" {
+            let delta = last.withLock { l in
+                defer { l[name] = value }
+                return value - (l[name] ?? 0)
+            }
+            let c = registry.makeCounter(descriptor: descriptor)
+            if delta > 0 { c.increment(by: delta) }
+        } else {
+            registry.makeGauge(descriptor: descriptor).set(Double(value))
+        }
+    }
+
+    func render(ledger: Ledger, receiver: ReceiverCounters, grpc: GRPCCounters, wal: WriteAheadLog, alerts: AlertEngine) async -> String {
         let s = await ledger.currentStats()
         let r = receiver.snapshot
-        var out = ""
-        func metric(_ name: String, _ type: String, _ help: String, _ value: Int64) {
-            out += "# HELP \(name) \(help)\n# TYPE \(name) \(type)\n\(name) \(value)\n"
-        }
+        func metric(_ name: String, _ type: String, _ help: String, _ value: Int64) { record(name, type, help, value) }
         let g = grpc.snapshot
         metric("spanledger_spans_received_total", "counter", "Spans accepted by the receivers (OTLP/HTTP and OTLP/gRPC).", r.spans + g.spans)
         metric("spanledger_grpc_spans_received_total", "counter", "Spans accepted over OTLP/gRPC.", g.spans)
@@ -54,9 +78,7 @@ enum SelfMetrics {
         metric("spanledger_wal_append_failures_total", "counter", "Records whose append failed (answered 503).", w.appendFailures)
         metric("spanledger_wal_disk_full_total", "counter", "Records refused because the disk was full.", w.diskFullFailures)
         metric("spanledger_wal_segment_bytes", "gauge", "Size of the current log segment.", w.segmentBytes)
-        out += "# HELP spanledger_wal_fsync_seconds Latency of write-ahead log fsyncs.\n# TYPE spanledger_wal_fsync_seconds histogram\n"
-        for (i, bound) in WALMetrics.fsyncBuckets.enumerated() { out += "spanledger_wal_fsync_seconds_bucket{le=\"\(bound)\"} \(w.fsyncBucketCounts[i])\n" }
-        out += "spanledger_wal_fsync_seconds_bucket{le=\"+Inf\"} \(w.fsyncs)\nspanledger_wal_fsync_seconds_sum \(w.fsyncSecondsSum)\nspanledger_wal_fsync_seconds_count \(w.fsyncs)\n"
-        return out
+        for m in await alerts.metricSamples() { metric(m.name, m.type, m.help, m.value) }
+        return registry.emitToString()
     }
 }

@@ -105,6 +105,11 @@ struct ServeCommand: AsyncParsableCommand {
             return h
         }
         let logger = Logger(label: "spanledger")
+        // One metrics registry for /metrics; swift-metrics (the WAL's fsync timer) reports into it.
+        guard s.maxMetricSeries > 0 else { throw ValidationError("max metric series must be positive") }
+        let prometheus = LedgerPrometheus(maxLabelSets: s.maxMetricSeries)
+        prometheus.bootstrapSwiftMetrics()
+        let selfMetrics = SelfMetrics(registry: prometheus.registry)
 
         var ledgerConfig = LedgerConfiguration()
         ledgerConfig.dataDirectory = s.data
@@ -155,9 +160,6 @@ struct ServeCommand: AsyncParsableCommand {
             alertEngine = try AlertEngine(configuration: alertConfig, rollups: ledger, inbox: inbox, dataDirectory: s.data,
                                           externalURL: "http://\(s.api)", logger: logger)
         } catch { throw ValidationError("\(error)") }
-        guard s.maxMetricSeries > 0 else { throw ValidationError("max metric series must be positive") }
-        let prometheus = LedgerPrometheus(maxLabelSets: s.maxMetricSeries)
-        prometheus.bootstrapSwiftMetrics()
         await ledger.setActivityObserver(FanOutObserver([inbox, prometheus]))
         let counters = ReceiverCounters()
         counters.inflightLimit = s.maxInflightBytes
@@ -192,8 +194,7 @@ struct ServeCommand: AsyncParsableCommand {
                               onBound: { await listening.bound("otlp_http", $0) })
         let queryAPI = HTTPServer(name: "query API", configuration: apiConfig,
                                   handler: QueryHTTPHandler(ledger: ledger, registry: outcomeRegistry,
-                                                            metrics: { await SelfMetrics.render(ledger: ledger, receiver: counters, grpc: grpcCounters, wal: wal)
-                                                                + (await alertEngine.metricsText()) + prometheus.render() },
+                                                            metrics: { await selfMetrics.render(ledger: ledger, receiver: counters, grpc: grpcCounters, wal: wal, alerts: alertEngine) },
                                                             alerts: { await alertEngine.reportJSON() }),
                                   logger: logger, onBound: { address in
                                       await listening.bound("api", address)

@@ -1,3 +1,4 @@
+import CoreMetrics
 import DurableFiles
 import Foundation
 #if canImport(Glibc)
@@ -80,6 +81,9 @@ public final class WriteAheadLog: @unchecked Sendable {
     var queue: [(payload: [UInt8], continuation: CheckedContinuation<UInt64, any Error>)] = []
     var closed = false
     var metricsValue = WALMetrics()
+    /// fsync latency through swift-metrics (a histogram on /metrics when the daemon has
+    /// bootstrapped its Prometheus registry; a no-op otherwise).
+    let fsyncTimer = CoreMetrics.Timer(label: "spanledger_wal_fsync_seconds")
     var thread: Thread?
     // Owned by the writer thread after start; `segmentPath` is written under `lock`
     // because `checkpoint` reads it from other threads.
@@ -332,6 +336,7 @@ public final class WriteAheadLog: @unchecked Sendable {
         lastSync = t1
         dirty = false
         let seconds = Double(t1 - t0) / 1e9
+        fsyncTimer.recordNanoseconds(Int64(t1 - t0))
         lock.withLock {
             metricsValue.fsyncs += 1
             metricsValue.fsyncSecondsSum += seconds

@@ -113,7 +113,7 @@ def check_alertmanager_payload(body: Dict[str, Any], status: str, receiver: str)
 def test_unpriced_model_fires_repeats_resolves_and_dedupes(daemon_factory, receiver, tmp_path):
     rules = rules_file(tmp_path, "unpriced", f"""
 evaluation_interval: 1s
-delivery: {{repeat_interval: 3s, retry_initial: 200ms}}
+delivery: {{repeat_interval: 4s, retry_initial: 200ms}}
 hooks:
   - {{name: am, type: webhook, url: "{receiver.url}/am", headers: {{Authorization: "Bearer s3cret"}}}}
   - {{name: chat, type: slack, url: "{receiver.url}/slack"}}
@@ -139,7 +139,8 @@ rules:
     time.sleep(1.5)
     assert len(receiver.requests("/am")) == 1, "a second firing notification was sent for the same alert"
 
-    # Repeat after 3 s, resolved once the 5 s window holds no unpriced call.
+    # Repeat after 4 s, resolved once the 5 s window holds no unpriced call (about 5.5 s
+    # after the first, as the second run extends the window): no second repeat fits.
     got = receiver.wait("/am", 3, timeout=30)
     statuses = [r["body"]["status"] for r in got]
     assert statuses == ["firing", "firing", "resolved"], statuses

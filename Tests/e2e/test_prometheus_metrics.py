@@ -49,8 +49,10 @@ def test_ledger_counters_and_cardinality_cap(daemon_factory):
             tokens[s.labels["type"]] = tokens.get(s.labels["type"], 0) + s.value
     # 10 label sets (5 workflows × input, output), 3 kept: the rest fold, the sum stays.
     assert sum(tokens.values()) == 110_000 and tokens.get("__overflow__", 0) > 0, tokens
-    # Label sets folded: runs 2, cost 2, llm calls 2, tokens 10 − 3 = 7.
+    # Once per run, by workflow and outcome.
+    assert sum(s.value for s in fams["spanledger_ledger_workflow_runs"].samples if s.name.endswith("_total")) == 10
+    # Label sets folded: runs 2, workflow runs 2, cost 2, llm calls 2, tokens 10 − 3 = 7.
     gauge = fams["spanledger_ledger_series_overflowed"].samples[0].value
-    assert gauge == 13, gauge
+    assert gauge == 15, gauge
     # Totals survive the fold: the same numbers as the query API.
     assert support.total(d.api_url)["cost_micros"] == 21_000
