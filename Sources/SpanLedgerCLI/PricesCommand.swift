@@ -11,10 +11,34 @@ struct PricesCommand: ParsableCommand {
     struct List: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "List price entries (USD per million tokens).")
         @Option(help: "Price file to add to the built-in table.") var prices: String?
+        @Option(help: "table, json or csv.") var format: OutputFormat = .table
 
         func run() throws {
             let table: PriceTable
             do { table = try PriceTable.load(userFile: prices) } catch { throw ValidationError("\(error)") }
+            if format != .table {
+                let headers = ["match", "provider", "effective_from", "input", "cached_input", "cache_write", "output", "reasoning", "tiers", "source"]
+                let rows = (table.userEntries + table.builtinEntries).map { e -> [String] in
+                    func usd(_ pico: Int64) -> String { String(format: "%.6f", Double(pico) / 1_000_000) }
+                    return [e.match, e.provider ?? "", e.effectiveFromUnixNano.map { RFC3339.format(unixNano: $0) } ?? "",
+                            usd(e.input), usd(e.cachedInput), usd(e.cacheWrite), usd(e.output), usd(e.reasoning), e.tiersSummary,
+                            { if case .file(let p) = e.source { return "\(p)#\(e.position)" } else { return "built-in" } }()]
+                }
+                if format == .csv {
+                    print(TableText.csv(headers: headers, rows: rows), terminator: "")
+                } else {
+                    // Prices as numbers (USD per million tokens), the rest as strings.
+                    let numeric: Set<String> = ["input", "cached_input", "cache_write", "output", "reasoning"]
+                    let objects = rows.map { row in
+                        Dictionary(uniqueKeysWithValues: zip(headers, row).map { k, v -> (String, Any) in
+                            numeric.contains(k) ? (k, Double(v) ?? 0) : (k, v)
+                        })
+                    }
+                    let data = try JSONSerialization.data(withJSONObject: ["entries": objects], options: [.sortedKeys, .withoutEscapingSlashes])
+                    print(String(decoding: data, as: UTF8.self))
+                }
+                return
+            }
             func usd(_ pico: Int64) -> String { String(format: "%.4f", Double(pico) / 1_000_000) }
             let rows = (table.userEntries + table.builtinEntries).map { e in
                 [e.match, e.provider ?? "", e.effectiveFromUnixNano.map { String(RFC3339.format(unixNano: $0).prefix(10)) } ?? "always",

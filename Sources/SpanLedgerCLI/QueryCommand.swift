@@ -100,12 +100,25 @@ struct TraceCommand: AsyncParsableCommand {
         } else {
             json = try await APIClient.get(source.baseURL, "/api/v1/traces/\(id.hex)")
         }
-        if format != .table {
+        if format == .json {
             print(String(decoding: json, as: UTF8.self))
             return
         }
         guard let run = try JSONSerialization.jsonObject(with: json) as? [String: Any], let spans = run["spans"] as? [[String: Any]] else {
             throw ClientError(description: "unexpected answer from the server")
+        }
+        if format == .csv {
+            // One row per span, every field of the JSON answer's spans.
+            let columns = ["span_id", "parent_span_id", "name", "kind", "model", "agent", "input_tokens", "cached_input_tokens", "cache_write_tokens",
+                           "output_tokens", "reasoning_tokens", "cost_micros", "priced", "explicit_cost", "error", "retry", "start_offset_ms", "duration_ms"]
+            let flags: Set<String> = ["priced", "explicit_cost", "error", "retry"]
+            print(TableText.csv(headers: columns, rows: spans.map { s in
+                columns.map { c in
+                    if flags.contains(c) { return (s[c] as? Bool) == true ? "true" : "false" }
+                    return TableText.text(s[c]) == "-" ? "" : TableText.text(s[c])
+                }
+            }), terminator: "")
+            return
         }
         print("trace    \(run["trace_id"] ?? "")")
         print("workflow \(run["workflow"] ?? "")   service \(TableText.text(run["service"]))   start \(run["start"] ?? "")   duration \(TableText.text(run["duration_ms"])) ms")

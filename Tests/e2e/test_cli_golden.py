@@ -83,6 +83,7 @@ CASES = {
     "query-agent": ["query", "--since", "1h", "--group-by", "workflow,agent"],
     "query-model": ["query", "--since", "1h", "--group-by", "model"],
     "trace": ["trace", f"{0xA001:032x}"],
+    "trace-csv": ["trace", f"{0xB000:032x}", "--format", "csv"],
     "top-spend": ["top", "--by", "spend", "--since", "1h"],
     "top-retries": ["top", "--by", "retries", "--since", "1h"],
     "scorecard": ["scorecard"],
