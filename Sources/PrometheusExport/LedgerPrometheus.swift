@@ -24,6 +24,10 @@ public final class LedgerPrometheus: RunActivityObserver {
 
     private let state = Mutex(State())
     private let overflowGauge: Prometheus.Gauge
+    /// Activities not yet applied to the counters: the ledger only appends (its hot path),
+    /// the scrape applies them; past `maxPending` the appending call applies the batch.
+    private let pending = Mutex<[RunActivity]>([])
+    static let maxPending = 100_000
 
     public init(registry: PrometheusCollectorRegistry = PrometheusCollectorRegistry(), maxLabelSets: Int = 2_000) {
         self.registry = registry
@@ -73,7 +77,34 @@ public final class LedgerPrometheus: RunActivityObserver {
     }
 
     public func observe(_ a: RunActivity) {
+        let batch: [RunActivity]? = pending.withLock { p in
+            p.append(a)
+            guard p.count >= Self.maxPending else { return nil }
+            defer { p.removeAll(keepingCapacity: true) }
+            return p
+        }
+        // Applied off the caller (the ledger's executor): ingest never waits for it.
+        if let batch { Task.detached { [self] in self.apply(batch) } }
+    }
+
+    /// Applies what the ledger reported since the last scrape.
+    func applyPending() {
+        let batch = pending.withLock { p in
+            defer { p.removeAll(keepingCapacity: true) }
+            return p
+        }
+        apply(batch)
+    }
+
+    func apply(_ batch: [RunActivity]) {
+        guard !batch.isEmpty else { return }
         state.withLock { s in
+            for a in batch { apply(a, &s) }
+        }
+    }
+
+    private func apply(_ a: RunActivity, _ s: inout State) {
+        do {
             let outcome = a.outcome.name
             let models = a.models.isEmpty ? [RunActivity.ModelUse(model: "")] : a.models
             if a.runs > 0 {
@@ -97,6 +128,9 @@ public final class LedgerPrometheus: RunActivityObserver {
         }
     }
 
-    /// The registry's exposition (Prometheus text format 0.0.4).
-    public func render() -> String { registry.emitToString() }
+    /// The registry's exposition (Prometheus text format 0.0.4), counters brought up to date.
+    public func render() -> String {
+        applyPending()
+        return registry.emitToString()
+    }
 }
