@@ -3,6 +3,7 @@ import LedgerPipeline
 import OTLPGRPCReceiver
 import OTLPReceiver
 import Prometheus
+import PrometheusExport
 import Synchronization
 import WriteAheadLog
 
@@ -11,11 +12,12 @@ import WriteAheadLog
 /// timer through swift-metrics). Health figures are read from the pipeline at each
 /// scrape: gauges are set, counters advanced by what changed since the last scrape.
 final class SelfMetrics: Sendable {
-    let registry: PrometheusCollectorRegistry
+    let ledgerMetrics: LedgerPrometheus
+    var registry: PrometheusCollectorRegistry { ledgerMetrics.registry }
     private let last = Mutex<[String: Int64]>([:])
 
-    init(registry: PrometheusCollectorRegistry) {
-        self.registry = registry
+    init(ledgerMetrics: LedgerPrometheus) {
+        self.ledgerMetrics = ledgerMetrics
     }
 
     func record(_ name: String, _ type: String, _ help: String, _ value: Int64) {
@@ -79,6 +81,7 @@ final class SelfMetrics: Sendable {
         metric("spanledger_wal_disk_full_total", "counter", "Records refused because the disk was full.", w.diskFullFailures)
         metric("spanledger_wal_segment_bytes", "gauge", "Size of the current log segment.", w.segmentBytes)
         for m in await alerts.metricSamples() { metric(m.name, m.type, m.help, m.value) }
-        return registry.emitToString()
+        // Applies the ledger activity reported since the last scrape, then emits everything.
+        return ledgerMetrics.render()
     }
 }

@@ -109,7 +109,7 @@ struct ServeCommand: AsyncParsableCommand {
         guard s.maxMetricSeries > 0 else { throw ValidationError("max metric series must be positive") }
         let prometheus = LedgerPrometheus(maxLabelSets: s.maxMetricSeries)
         prometheus.bootstrapSwiftMetrics()
-        let selfMetrics = SelfMetrics(registry: prometheus.registry)
+        let selfMetrics = SelfMetrics(ledgerMetrics: prometheus)
 
         var ledgerConfig = LedgerConfiguration()
         ledgerConfig.dataDirectory = s.data
