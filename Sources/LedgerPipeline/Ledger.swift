@@ -528,6 +528,17 @@ public actor Ledger: SpanConsumer {
         return s
     }
 
+    /// Released runs that started in [from, to), newest first, optionally of one workflow
+    /// and outcome (`GET /api/v1/runs`). Scans the in-memory index.
+    public func runs(fromUnixNano: Int64, toUnixNano: Int64, workflow: String?, outcome: Outcome?, limit: Int) -> [TraceIndexEntry] {
+        var found = index.values.filter { e in
+            e.startUnixNano >= fromUnixNano && e.startUnixNano < toUnixNano
+                && (workflow == nil || e.workflow == workflow) && (outcome == nil || e.outcome == outcome)
+        }
+        found.sort { ($0.startUnixNano, $0.traceID.hex) > ($1.startUnixNano, $1.traceID.hex) }
+        return Array(found.prefix(limit))
+    }
+
     public func workflows() -> [String] {
         Array(Set(table.days.values.flatMap { $0.keys.map(\.workflow) })).sorted()
     }

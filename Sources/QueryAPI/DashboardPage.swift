@@ -507,7 +507,8 @@ function loadWorkflow(seq) {
     api(qs("/api/v1/routes", {since: r, workflow: w})),
     api(qs("/api/v1/rollups", {since: r, group_by: "agent", workflow: w})),
     api(qs("/api/v1/rollups", {since: r, group_by: "outcome", workflow: w})),
-    api("/api/v1/scorecard")
+    api("/api/v1/scorecard"),
+    api(qs("/api/v1/runs", {since: r, workflow: w, limit: 20}))
   ];
   return Promise.all(calls.map(soft)).then(function (res) {
     if (seq !== st.seq) return;
@@ -547,10 +548,28 @@ function loadWorkflow(seq) {
     html += seriesCharts(res[1]);
     html += '<div class="grid2">' + outcomesPanel(res[4]) + agentsPanel(res[3]) + "</div>";
     html += routesPanel(res[2]);
-    html += '<p class="sub">To see one run of this workflow as a tree, paste its trace ID in the box at the top.</p>';
+    html += runsPanel(res[6]);
     main.innerHTML = html;
     main.setAttribute("data-view", "workflow");
   });
+}
+// Recent runs of the workflow: click one to open its tree.
+function runsPanel(res) {
+  var html = '<section class="panel" data-testid="workflow-runs"><h2>Recent runs<small>newest first · click a run to see its tree</small></h2>';
+  if (!res.ok) return html + errBox(res, "the runs") + "</section>";
+  var runs = res.data.runs || [];
+  if (!runs.length) return html + '<p class="empty">No runs in this range.</p></section>';
+  html += '<table><thead><tr><th>Started</th><th>Outcome</th><th class="n">Cost</th><th class="n">LLM calls</th><th>Models</th><th class="n">Duration</th><th>Flags</th></tr></thead><tbody>';
+  runs.forEach(function (r) {
+    html += '<tr data-testid="run-row" data-trace-id="' + esc(r.trace_id) + '" data-href="' + esc(link({trace: r.trace_id})) + '" style="cursor:pointer">' +
+      '<td><a href="' + esc(link({trace: r.trace_id})) + '" class="mono">' + fmtStamp(r.start) + "</a></td>" +
+      '<td><span class="badge b-' + esc(r.outcome) + '">' + esc(r.outcome) + "</span></td>" +
+      '<td class="n"' + dv(r.cost_usd) + ">" + fmtUSD(r.cost_usd) + '</td><td class="n">' + fmtInt(r.llm_calls) + "</td>" +
+      '<td class="mono">' + (r.models || []).map(esc).join(", ") + '</td><td class="n">' + fmtMs(r.duration_ms) + "</td><td>" +
+      (r.rework ? '<span class="flag f-retry">rework</span>' : "") + (r.retries ? '<span class="flag f-retry">' + plural(r.retries, "retry", "retries") + "</span>" : "") +
+      (r.errors ? '<span class="flag f-err">' + plural(r.errors, "error") + "</span>" : "") + "</td></tr>";
+  });
+  return html + "</tbody></table></section>";
 }
 function seriesCharts(res) {
   var html = '<section class="panel" data-testid="workflow-series"><h2>Trends<small>per ' + esc(STEPS[st.range]) + " step, UTC</small></h2>";

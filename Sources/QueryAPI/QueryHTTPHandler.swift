@@ -118,6 +118,23 @@ public struct QueryHTTPHandler: HTTPHandler {
             } catch {
                 return Self.error(.badRequest, error.message)
             }
+        case "/api/v1/runs":
+            let q = request.queryItems
+            do throws(QueryError) {
+                let (from, to) = try QueryParameters.window(since: q["since"] ?? "24h", until: q["until"], now: WallClock.nowUnixNano())
+                let limit = Int(q["limit"] ?? "50") ?? -1
+                guard (1...1000).contains(limit) else { throw QueryError("limit must be between 1 and 1000") }
+                var outcome: Outcome?
+                if let o = q["outcome"], !o.isEmpty {
+                    guard let parsed = Outcome(name: o) else { throw QueryError("outcome '\(o)' must be pending, accepted, edited, rejected or escalated") }
+                    outcome = parsed
+                }
+                let entries = await ledger.runs(fromUnixNano: from, toUnixNano: to, workflow: q["workflow"].flatMap { $0.isEmpty ? nil : $0 },
+                                                outcome: outcome, limit: limit)
+                return Self.json(TraceJSON.renderList(entries, fromUnixNano: from, toUnixNano: to))
+            } catch {
+                return Self.error(.badRequest, error.message)
+            }
         case "/api/v1/routes":
             let q = request.queryItems
             do throws(QueryError) {

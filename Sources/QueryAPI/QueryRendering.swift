@@ -63,6 +63,42 @@ public enum RollupJSON {
 
 /// The JSON of `GET /api/v1/traces/{id}` and `spanledger trace --format json`.
 public enum TraceJSON {
+    /// `GET /api/v1/runs`: one line per run, newest first.
+    public static func renderList(_ entries: [TraceIndexEntry], fromUnixNano: Int64, toUnixNano: Int64) -> String {
+        var w = JSONWriter()
+        w.objectStart()
+        w.field("from", RFC3339.format(unixNano: fromUnixNano))
+        w.field("to", RFC3339.format(unixNano: toUnixNano))
+        w.key("runs")
+        w.arrayStart()
+        for e in entries {
+            w.objectStart()
+            w.field("trace_id", e.traceID.hex)
+            w.field("workflow", e.workflow)
+            w.field("service", e.service)
+            w.field("start", RFC3339.format(unixNano: e.startUnixNano, fractional: true))
+            w.key("duration_ms"); w.fixed(Double(e.durationNano) / 1_000_000, places: 3)
+            w.field("outcome", e.outcome.name)
+            w.field("verdict_source", e.verdictSource.name)
+            w.key("cost_usd"); w.number(literal: Money.usdString(micros: e.costMicros))
+            w.field("cost_micros", e.costMicros)
+            w.field("llm_calls", e.llmCalls)
+            w.field("retries", e.retries)
+            w.field("errors", e.errors)
+            w.field("rework", e.rework)
+            w.field("incomplete", e.incomplete)
+            w.key("models")
+            w.arrayStart()
+            for m in e.models where !m.isEmpty { w.string(m) }
+            w.arrayEnd()
+            w.objectEnd()
+        }
+        w.arrayEnd()
+        w.objectEnd()
+        return w.text
+    }
+
+
     public static func render(entry: TraceIndexEntry, spans: [StoredSpan]) -> String {
         var w = JSONWriter()
         w.objectStart()

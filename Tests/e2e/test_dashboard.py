@@ -500,6 +500,12 @@ def test_workflow_detail(seeded, browser):
             want_agents.add(agent)
     assert {r.get("data-agent") for r in dom.one("agents-table").all("agent-row")} == want_agents
 
+    # Recent runs: the workflow's newest 20 runs, each a link to its tree.
+    newest = sorted(((f.start_ns, f.trace_id) for f in seeded.facts if f.workflow == w), reverse=True)[:20]
+    run_rows = dom.one("workflow-runs").all("run-row")
+    assert [r.get("data-trace-id") for r in run_rows] == [t for _, t in newest]
+    assert all((r.get("data-href") or "").endswith("trace=" + r.get("data-trace-id")) for r in run_rows)
+
 
 def test_trace_view(seeded, browser):
     run = seeded.work.showcase

@@ -58,7 +58,7 @@ HTTP_METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "tra
 # The paths each listener serves (the reverse direction: all must be in the spec, and the
 # spec must have no other). test_served_paths_match_the_handler_source keeps this list
 # honest against Sources/QueryAPI/QueryHTTPHandler.swift.
-SERVED_QUERY_PATHS = {"/api/v1/rollups", "/api/v1/series", "/api/v1/top", "/api/v1/traces/{id}", "/api/v1/workflows",
+SERVED_QUERY_PATHS = {"/api/v1/rollups", "/api/v1/series", "/api/v1/top", "/api/v1/traces/{id}", "/api/v1/workflows", "/api/v1/runs",
                       "/api/v1/scorecard", "/api/v1/routes", "/api/v1/alerts", "/healthz", "/metrics", "/", "/index.html"}
 SERVED_OTLP_PATHS = {"/v1/traces", "/v1/outcomes"}
 # How literal paths or prefixes in the handler's source map to the spec's templates.
@@ -313,6 +313,11 @@ QUERY_OK: List[Case] = [
     *[C("/api/v1/traces/{id}", params={"id": "{%s}" % name})
       for name in ("showcase", "showcase_upper", "agents", "api_verdict", "corrected", "rework", "old")],
     C("/api/v1/workflows"),
+    C("/api/v1/runs"),
+    C("/api/v1/runs", {"since": "7d", "until": "now", "workflow": "support-answer", "outcome": "accepted", "limit": "5"}),
+    *[C("/api/v1/runs", {"since": "quarter", "outcome": o}) for o in ("pending", "edited", "rejected", "escalated")],
+    C("/api/v1/runs", {"outcome": "maybe"}, status=400),
+    C("/api/v1/runs", {"limit": "0"}, status=400),
     # registry
     C("/api/v1/scorecard"),
     C("/api/v1/scorecard", {"since": "90d"}),
