@@ -307,13 +307,16 @@ evaluation_interval: 1s
 hooks: [{{name: q, type: webhook, url: "{receiver.url}/quality"}}]
 default_hooks: [q]
 rules:
-  - {{name: acceptance, type: acceptance_drop, floor: 0.6, window: 1h, min_runs: 5}}
-  - {{name: retries, type: retry_storm, ratio: 0.5, min_calls: 4, window: 1m}}
+  - {{name: acceptance, type: acceptance_drop, floor: 0.6, window: 1h, min_runs: 10}}
+  - {{name: retries, type: retry_storm, ratio: 0.5, min_calls: 8, window: 1m}}
 """)
     d = daemon_factory.start("quality", ["--alerts", str(rules)])
     runs = [support.simple_run("reviewer", [PRICED], verdict="accepted") for _ in range(3)]
     runs += [support.simple_run("reviewer", [PRICED], verdict="rejected") for _ in range(7)]
     retry = dict(PRICED, **{"http.request.resend_count": 1})
+    # Two runs of 4 calls, 3 of them retries: min_calls 8 holds the alert until both are
+    # released (they may be released on different ticks), so it fires on 6 of 8; likewise
+    # min_runs 10 holds the acceptance alert until all 10 reviewed runs are in.
     runs += [support.simple_run("flaky-agent", [PRICED, retry, retry, retry]) for _ in range(2)]
     send(d, *runs)
     got = receiver.wait("/quality", 2)
