@@ -104,26 +104,24 @@ public final class LedgerPrometheus: RunActivityObserver {
     }
 
     private func apply(_ a: RunActivity, _ s: inout State) {
-        do {
-            let outcome = a.outcome.name
-            let models = a.models.isEmpty ? [RunActivity.ModelUse(model: "")] : a.models
-            if a.runs > 0 {
-                counter(&s, "spanledger_ledger_workflow_runs_total", ["workflow", "outcome"], [a.workflow, outcome]).increment(by: a.runs)
-            }
-            if a.runs > 0 && a.rework {
-                counter(&s, "spanledger_ledger_rework_runs_total", ["workflow"], [a.workflow]).increment(by: a.runs)
-            }
-            for m in models {
-                if a.runs > 0 { counter(&s, "spanledger_ledger_runs_total", ["workflow", "model", "outcome"], [a.workflow, m.model, outcome]).increment(by: a.runs) }
-                guard m.calls > 0 else { continue }
-                counter(&s, "spanledger_ledger_cost_usd_total", ["workflow", "model", "outcome"], [a.workflow, m.model, outcome])
-                    .increment(by: Double(m.costMicros) / 1_000_000)
-                counter(&s, "spanledger_ledger_llm_calls_total", ["workflow", "model"], [a.workflow, m.model]).increment(by: m.calls)
-                if m.retries > 0 { counter(&s, "spanledger_ledger_retries_total", ["workflow", "model"], [a.workflow, m.model]).increment(by: m.retries) }
-                for (type, n) in [("input", m.inputTokens), ("cached_input", m.cachedInputTokens), ("cache_write", m.cacheWriteTokens),
-                                  ("output", m.outputTokens), ("reasoning", m.reasoningTokens)] where n > 0 {
-                    counter(&s, "spanledger_ledger_tokens_total", ["workflow", "model", "type"], [a.workflow, m.model, type]).increment(by: n)
-                }
+        let outcome = a.outcome.name
+        let models = a.models.isEmpty ? [RunActivity.ModelUse(model: "")] : a.models
+        if a.runs > 0 {
+            counter(&s, "spanledger_ledger_workflow_runs_total", ["workflow", "outcome"], [a.workflow, outcome]).increment(by: a.runs)
+        }
+        if a.runs > 0 && a.rework {
+            counter(&s, "spanledger_ledger_rework_runs_total", ["workflow"], [a.workflow]).increment(by: a.runs)
+        }
+        for m in models {
+            if a.runs > 0 { counter(&s, "spanledger_ledger_runs_total", ["workflow", "model", "outcome"], [a.workflow, m.model, outcome]).increment(by: a.runs) }
+            guard m.calls > 0 else { continue }
+            counter(&s, "spanledger_ledger_cost_usd_total", ["workflow", "model", "outcome"], [a.workflow, m.model, outcome])
+                .increment(by: Double(m.costMicros) / 1_000_000)
+            counter(&s, "spanledger_ledger_llm_calls_total", ["workflow", "model"], [a.workflow, m.model]).increment(by: m.calls)
+            if m.retries > 0 { counter(&s, "spanledger_ledger_retries_total", ["workflow", "model"], [a.workflow, m.model]).increment(by: m.retries) }
+            for (type, n) in [("input", m.inputTokens), ("cached_input", m.cachedInputTokens), ("cache_write", m.cacheWriteTokens),
+                              ("output", m.outputTokens), ("reasoning", m.reasoningTokens)] where n > 0 {
+                counter(&s, "spanledger_ledger_tokens_total", ["workflow", "model", "type"], [a.workflow, m.model, type]).increment(by: n)
             }
         }
     }

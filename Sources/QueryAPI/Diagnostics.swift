@@ -129,11 +129,7 @@ public enum TopDiagnostics {
         for i in items {
             let g = i.group
             w.objectStart()
-            if let v = g.function { w.field("function", v) }
-            if let v = g.workflow { w.field("workflow", v) }
-            if let v = g.model { w.field("model", v) }
-            if let v = g.service { w.field("service", v) }
-            if let v = g.agent { w.field("agent", v) }
+            RollupJSON.writeKeys(g, to: &w)
             w.key("value"); w.fixed(i.value, places: 6)
             w.field("runs", g.runs)
             w.key("cost_usd"); w.number(literal: Money.usdString(micros: g.measures.costMicros))

@@ -21,14 +21,19 @@ public enum RollupJSON {
 
     static func write(_ g: QueryGroup, to w: inout JSONWriter) {
         w.objectStart()
+        writeKeys(g, to: &w)
+        writeMeasures(g, to: &w)
+        w.objectEnd()
+    }
+
+    /// The key fields a group was grouped by (the others are absent).
+    static func writeKeys(_ g: QueryGroup, to w: inout JSONWriter) {
         if let v = g.function { w.field("function", v) }
         if let v = g.workflow { w.field("workflow", v) }
         if let v = g.model { w.field("model", v) }
         if let v = g.outcome { w.field("outcome", v.name) }
         if let v = g.service { w.field("service", v) }
         if let v = g.agent { w.field("agent", v) }
-        writeMeasures(g, to: &w)
-        w.objectEnd()
     }
 
     /// The measure fields of a group (or of a time-series point), without braces.

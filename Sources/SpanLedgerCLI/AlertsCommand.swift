@@ -17,8 +17,7 @@ struct AlertsList: AsyncParsableCommand {
     @Option(help: "Notifications shown in the table.") var history = 20
 
     func run() async throws {
-        var base = server ?? "http://127.0.0.1:4320"
-        while base.hasSuffix("/") { base.removeLast() }
+        let base = APIClient.baseURL(server)
         let data = try await APIClient.get(base, "/api/v1/alerts")
         if format == .json {
             print(String(decoding: data, as: UTF8.self))

@@ -17,11 +17,7 @@ struct SourceOptions: ParsableArguments {
         if server != nil && data != nil { throw ValidationError("give either --server or --data, not both") }
     }
 
-    var baseURL: String {
-        var s = server ?? "http://127.0.0.1:4320"
-        while s.hasSuffix("/") { s.removeLast() }
-        return s
-    }
+    var baseURL: String { APIClient.baseURL(server) }
 }
 
 struct ClientError: Error, CustomStringConvertible {
@@ -29,6 +25,13 @@ struct ClientError: Error, CustomStringConvertible {
 }
 
 enum APIClient {
+    /// `--server` without trailing slashes, or the default listener.
+    static func baseURL(_ server: String?, default fallback: String = "http://127.0.0.1:4320") -> String {
+        var s = server ?? fallback
+        while s.hasSuffix("/") { s.removeLast() }
+        return s
+    }
+
     /// GETs `path` (with query string) and returns the body; non-2xx responses become errors
     /// carrying the API's message.
     static func get(_ base: String, _ pathAndQuery: String) async throws -> Data {

@@ -17,8 +17,7 @@ struct TopCommand: AsyncParsableCommand {
     @Option(help: "table, json or csv.") var format: OutputFormat = .table
 
     func run() async throws {
-        var base = server ?? "http://127.0.0.1:4320"
-        while base.hasSuffix("/") { base.removeLast() }
+        let base = APIClient.baseURL(server)
         let data = try await APIClient.get(base, "/api/v1/top" + APIClient.queryString([
             ("by", by), ("dimension", dimension), ("since", since), ("until", until), ("limit", String(limit)), ("min_decided", minDecided.map(String.init)),
         ]))
@@ -63,8 +62,7 @@ struct SeriesCommand: AsyncParsableCommand {
     @Option(help: "table, json or csv.") var format: OutputFormat = .table
 
     func run() async throws {
-        var base = server ?? "http://127.0.0.1:4320"
-        while base.hasSuffix("/") { base.removeLast() }
+        let base = APIClient.baseURL(server)
         let data = try await APIClient.get(base, "/api/v1/series" + APIClient.queryString([
             ("since", since), ("until", until), ("step", step), ("group_by", groupBy), ("workflow", workflow), ("model", model),
         ]))

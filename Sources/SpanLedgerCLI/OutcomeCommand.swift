@@ -25,8 +25,7 @@ struct OutcomeCommand: AsyncParsableCommand {
         if let reviewerKind { body["reviewer_kind"] = reviewerKind }
         if let comment { body["comment"] = comment }
         if let time { body["time"] = time }
-        var base = server ?? "http://127.0.0.1:4318"
-        while base.hasSuffix("/") { base.removeLast() }
+        let base = APIClient.baseURL(server, default: "http://127.0.0.1:4318")
         guard let url = URL(string: base + "/v1/outcomes") else { throw ValidationError("invalid server URL \(base)") }
         var request = URLRequest(url: url)
         request.httpMethod = "POST"

@@ -18,8 +18,7 @@ struct RoutesCommand: AsyncParsableCommand {
     @Option(help: "table, json or csv.") var format: OutputFormat = .table
 
     func run() async throws {
-        var base = server ?? "http://127.0.0.1:4320"
-        while base.hasSuffix("/") { base.removeLast() }
+        let base = APIClient.baseURL(server)
         let data = try await APIClient.get(base, "/api/v1/routes" + APIClient.queryString([
             ("since", since), ("until", until), ("workflow", workflow), ("confidence", confidence.map { String($0) }),
             ("min_runs", minRuns.map(String.init)), ("margin", margin.map { String($0) }),

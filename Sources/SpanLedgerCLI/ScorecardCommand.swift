@@ -14,8 +14,7 @@ struct ScorecardCommand: AsyncParsableCommand {
     @Option(help: "table, json or csv.") var format: OutputFormat = .table
 
     func run() async throws {
-        var base = server ?? "http://127.0.0.1:4320"
-        while base.hasSuffix("/") { base.removeLast() }
+        let base = APIClient.baseURL(server)
         let data = try await APIClient.get(base, "/api/v1/scorecard" + APIClient.queryString([("since", since), ("until", until)]))
         if format == .json {
             print(String(decoding: data, as: UTF8.self))
