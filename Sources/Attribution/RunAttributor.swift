@@ -103,24 +103,40 @@ public struct RunAttributor: Sendable {
         return run
     }
 
+    /// The index of each span's parent within `spans` (nil: root, or parent not in the
+    /// slice). Runs are a handful of spans, where a linear scan beats hashing; large
+    /// traces use a dictionary.
+    static func parentIndexes(_ spans: [SpanRecord]) -> [Int?] {
+        if spans.count <= 32 {
+            return spans.map { s in
+                s.isRoot ? nil : spans.firstIndex { $0.spanID == s.parentSpanID }
+            }
+        }
+        var indexByID: [SpanID: Int] = [:]
+        indexByID.reserveCapacity(spans.count)
+        for (i, s) in spans.enumerated() where indexByID[s.spanID] == nil { indexByID[s.spanID] = i }
+        return spans.map { $0.isRoot ? nil : indexByID[$0.parentSpanID] }
+    }
+
     /// The agent of each span: the nearest ancestor-or-self span that is an agent
     /// (category workflow with `gen_ai.agent.name`). A chain that leaves `spans` continues
     /// in `inherited` (agents of spans stored earlier, for late spans).
     public static func agents(of spans: [SpanRecord], inherited: [SpanID: String] = [:]) -> [String] {
-        var indexByID: [SpanID: Int] = [:]
-        for (i, s) in spans.enumerated() { indexByID[s.spanID] = i }
+        agents(of: spans, parents: parentIndexes(spans), inherited: inherited)
+    }
+
+    static func agents(of spans: [SpanRecord], parents: [Int?], inherited: [SpanID: String]) -> [String] {
         var memo = [String?](repeating: nil, count: spans.count)
         func agent(_ i: Int, depth: Int) -> String {
             if let m = memo[i] { return m }
-            let s = spans[i]
             var result = ""
-            if s.category == .workflow, let name = s.workflowNames.agent, !name.isEmpty {
+            if spans[i].category == .workflow, let name = spans[i].workflowNames.agent, !name.isEmpty {
                 result = name
-            } else if !s.isRoot, depth < 10_000 {
-                if let p = indexByID[s.parentSpanID], p != i {
+            } else if !spans[i].isRoot, depth < 10_000 {
+                if let p = parents[i], p != i {
                     result = agent(p, depth: depth + 1)
                 } else {
-                    result = inherited[s.parentSpanID] ?? ""
+                    result = inherited[spans[i].parentSpanID] ?? ""
                 }
             }
             memo[i] = result
@@ -132,8 +148,9 @@ public struct RunAttributor: Sendable {
     /// Prices calls, counts tools, retries and errors of `run.spans`.
     public func attributeCalls(_ run: inout AttributedRun, inheritedAgents: [SpanID: String] = [:]) {
         let spans = run.spans
-        let retries = Self.retrySpanIndexes(spans)
-        run.spanAgents = Self.agents(of: spans, inherited: inheritedAgents)
+        let parents = Self.parentIndexes(spans)
+        let retries = Self.retryFlags(spans)
+        run.spanAgents = Self.agents(of: spans, parents: parents, inherited: inheritedAgents)
         run.calls = []
         run.toolCalls = 0
         run.otherErrors = 0
@@ -142,7 +159,7 @@ public struct RunAttributor: Sendable {
             case .llm:
                 let usage = s.usage.normalized()
                 var call = AttributedCall(spanIndex: i, model: s.model, usage: usage, costMicros: 0, priced: false,
-                                          explicitCost: false, isRetry: retries.contains(i), isError: s.isError, agent: run.spanAgents[i])
+                                          explicitCost: false, isRetry: retries[i], isError: s.isError, agent: run.spanAgents[i])
                 if let explicit = s.explicitCostMicros {
                     call.costMicros = explicit
                     call.priced = true
@@ -164,9 +181,9 @@ public struct RunAttributor: Sendable {
     /// The root: the span with no parent (earliest if several); else the earliest span
     /// whose parent is not in the trace.
     static func root(of spans: [SpanRecord]) -> SpanRecord? {
-        if let r = spans.filter(\.isRoot).min(by: { $0.startUnixNano < $1.startUnixNano }) { return r }
+        if let r = spans.lazy.filter(\.isRoot).min(by: { $0.startUnixNano < $1.startUnixNano }) { return r }
         let ids = Set(spans.map(\.spanID))
-        return spans.filter { !ids.contains($0.parentSpanID) }.min(by: { $0.startUnixNano < $1.startUnixNano })
+        return spans.lazy.filter { !ids.contains($0.parentSpanID) }.min(by: { $0.startUnixNano < $1.startUnixNano })
     }
 
     /// The root if it is a workflow/agent span, else the shallowest such span (earliest first).
@@ -202,22 +219,27 @@ public struct RunAttributor: Sendable {
         return best
     }
 
-    /// LLM calls that are retries: `http.request.resend_count` > 0, or the previous
-    /// sibling call to the same model (same parent, earlier start) ended in error.
-    static func retrySpanIndexes(_ spans: [SpanRecord]) -> Set<Int> {
-        var out: Set<Int> = []
-        var siblings: [SpanID: [Int]] = [:]
-        for (i, s) in spans.enumerated() where s.category == .llm {
-            if s.resendCount > 0 { out.insert(i) }
-            siblings[s.parentSpanID, default: []].append(i)
+    /// Which spans are LLM calls that are retries: `http.request.resend_count` > 0, or the
+    /// previous sibling call to the same model (same parent span ID, earlier start) ended
+    /// in error. The parent itself need not be in the trace.
+    static func retryFlags(_ spans: [SpanRecord]) -> [Bool] {
+        var out = [Bool](repeating: false, count: spans.count)
+        let calls = spans.indices.filter { spans[$0].category == .llm }
+        for i in calls where spans[i].resendCount > 0 { out[i] = true }
+        guard calls.count > 1 else { return out }
+        // Order calls by (parent, start, position): each parent's calls are then adjacent.
+        let ordered = calls.sorted { a, b in
+            let (pa, pb) = (spans[a].parentSpanID, spans[b].parentSpanID)
+            if pa != pb { return pa.value < pb.value }
+            return (spans[a].startUnixNano, a) < (spans[b].startUnixNano, b)
         }
-        for (_, group) in siblings where group.count > 1 {
-            let ordered = group.sorted { (spans[$0].startUnixNano, $0) < (spans[$1].startUnixNano, $1) }
-            var lastByModel: [String: Int] = [:]
-            for i in ordered {
-                if let prev = lastByModel[spans[i].model], spans[prev].isError { out.insert(i) }
-                lastByModel[spans[i].model] = i
-            }
+        var groupStart = 0
+        for (n, i) in ordered.enumerated() {
+            if n > 0 && spans[ordered[n - 1]].parentSpanID != spans[i].parentSpanID { groupStart = n }
+            // The previous call to the same model under the same parent.
+            var k = n - 1
+            while k >= groupStart && spans[ordered[k]].model != spans[i].model { k -= 1 }
+            if k >= groupStart && spans[ordered[k]].isError { out[i] = true }
         }
         return out
     }

@@ -67,8 +67,8 @@ public actor Ledger: SpanConsumer {
     var table = RollupTable()
     /// Changes since the last flush.
     var unflushed = RollupTable()
-    var index: [TraceID: TraceIndexEntry] = [:]
-    var unflushedIndex: [TraceID: TraceIndexEntry] = [:]
+    var index = RunIndex()
+    var unflushedIndex = RunIndex()
     var unflushedDetails: [TraceDetail] = []
     var recentTrees: [TraceID: [StoredSpan]] = [:]
     var recentOrder: Deque<TraceID> = []
@@ -118,7 +118,7 @@ public actor Ledger: SpanConsumer {
         let (index, damagedIndex) = directory.loadIndex()
         for e in damagedRollups + damagedIndex { logger.error("skipped damaged segment", metadata: ["error": "\(e)"]) }
         self.table = table
-        self.index = index
+        self.index = RunIndex(index)
         for e in index.values where !e.taskID.isEmpty { self.tasks[e.taskID, default: []].append(e.traceID) }
         self.nextSequence = directory.nextSequence()
         self.lastCommittedFlush = directory.sequences(.traceDetail).last ?? 0
@@ -175,7 +175,7 @@ public actor Ledger: SpanConsumer {
             byTrace[s.traceID, default: []].append(s)
         }
         for (id, group) in byTrace {
-            let late = index[id] != nil && !assembler.isOpen(id)
+            let late = index.contains(id) && !assembler.isOpen(id)
             for released in assembler.ingest(group, of: id, late: late, now: now, sequence: sequence) { process(released) }
         }
         for o in feedback { _ = apply(o) }
@@ -321,10 +321,10 @@ public actor Ledger: SpanConsumer {
     }
 
     static func tree(_ run: AttributedRun) -> [StoredSpan] {
-        var callBySpan: [Int: AttributedCall] = [:]
-        for c in run.calls { callBySpan[c.spanIndex] = c }
+        var callBySpan = [Int](repeating: -1, count: run.spans.count)
+        for (n, c) in run.calls.enumerated() where c.spanIndex < callBySpan.count { callBySpan[c.spanIndex] = n }
         return run.spans.enumerated().map { i, s in
-            let c = callBySpan[i]
+            let c = callBySpan[i] >= 0 ? run.calls[callBySpan[i]] : nil
             return StoredSpan(
                 spanID: s.spanID, parentSpanID: s.parentSpanID, name: s.name, kind: StoredSpan.Kind(rawValue: s.category.rawValue) ?? .other,
                 model: s.model, startOffsetNano: s.startUnixNano - run.startUnixNano, durationNano: s.durationNano,
@@ -376,13 +376,13 @@ public actor Ledger: SpanConsumer {
     func takeUnflushed() -> PendingFlush? {
         let checkpoint = checkpointCandidate() ?? 0
         guard !unflushed.isEmpty || !unflushedIndex.isEmpty || !unflushedDetails.isEmpty || checkpoint > lastCheckpoint || heldDirty else { return nil }
-        let p = PendingFlush(sequence: nextSequence, rollups: unflushed, index: Array(unflushedIndex.values), details: unflushedDetails,
+        let p = PendingFlush(sequence: nextSequence, rollups: unflushed, index: unflushedIndex.values, details: unflushedDetails,
                              walSequenceMax: lastConsumedSequence, checkpoint: checkpoint, held: heldDirty ? Array(heldVerdicts.values) : nil)
         heldDirty = false
         flushingDetails = unflushedDetails
         nextSequence += 1
         unflushed = RollupTable()
-        unflushedIndex = [:]
+        unflushedIndex.removeAll()
         unflushedDetails = []
         return p
     }
@@ -531,9 +531,10 @@ public actor Ledger: SpanConsumer {
     /// Released runs that started in [from, to), newest first, optionally of one workflow
     /// and outcome (`GET /api/v1/runs`). Scans the in-memory index.
     public func runs(fromUnixNano: Int64, toUnixNano: Int64, workflow: String?, outcome: Outcome?, limit: Int) -> [TraceIndexEntry] {
-        var found = index.values.filter { e in
-            e.startUnixNano >= fromUnixNano && e.startUnixNano < toUnixNano
-                && (workflow == nil || e.workflow == workflow) && (outcome == nil || e.outcome == outcome)
+        var found: [TraceIndexEntry] = []
+        index.forEach { e in
+            if e.startUnixNano >= fromUnixNano && e.startUnixNano < toUnixNano
+                && (workflow == nil || e.workflow == workflow) && (outcome == nil || e.outcome == outcome) { found.append(e) }
         }
         found.sort { ($0.startUnixNano, $0.traceID.hex) > ($1.startUnixNano, $1.traceID.hex) }
         return Array(found.prefix(limit))

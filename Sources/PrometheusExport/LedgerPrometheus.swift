@@ -96,33 +96,70 @@ public final class LedgerPrometheus: RunActivityObserver {
         apply(batch)
     }
 
+    /// Sums of a batch per label set, so each counter is looked up once per scrape
+    /// rather than once per run (a scrape after 100,000 runs touches a few hundred).
+    struct ModelKey: Hashable {
+        var workflow: String
+        var model: String
+        var outcome: Outcome
+    }
+
+    struct ModelSums {
+        var runs: Int64 = 0
+        var calls: Int64 = 0
+        var retries: Int64 = 0
+        var costMicros: Int64 = 0
+        var tokens: [Int64] = [0, 0, 0, 0, 0]
+    }
+
+    struct WorkflowKey: Hashable {
+        var workflow: String
+        var outcome: Outcome
+    }
+
+    static let tokenTypes = ["input", "cached_input", "cache_write", "output", "reasoning"]
+
     func apply(_ batch: [RunActivity]) {
         guard !batch.isEmpty else { return }
+        var byModel: [ModelKey: ModelSums] = [:]
+        var workflowRuns: [WorkflowKey: Int64] = [:]
+        var rework: [String: Int64] = [:]
+        for a in batch {
+            if a.runs > 0 {
+                workflowRuns[WorkflowKey(workflow: a.workflow, outcome: a.outcome), default: 0] += a.runs
+                if a.rework { rework[a.workflow, default: 0] += a.runs }
+            }
+            if a.models.isEmpty {
+                if a.runs > 0 { byModel[ModelKey(workflow: a.workflow, model: "", outcome: a.outcome), default: ModelSums()].runs += a.runs }
+                continue
+            }
+            for m in a.models {
+                let key = ModelKey(workflow: a.workflow, model: m.model, outcome: a.outcome)
+                byModel[key, default: ModelSums()].add(runs: a.runs, m)
+            }
+        }
         state.withLock { s in
-            for a in batch { apply(a, &s) }
+            for (k, n) in workflowRuns {
+                counter(&s, "spanledger_ledger_workflow_runs_total", ["workflow", "outcome"], [k.workflow, k.outcome.name]).increment(by: n)
+            }
+            for (w, n) in rework {
+                counter(&s, "spanledger_ledger_rework_runs_total", ["workflow"], [w]).increment(by: n)
+            }
+            for (k, m) in byModel { apply(k, m, &s) }
         }
     }
 
-    private func apply(_ a: RunActivity, _ s: inout State) {
-        let outcome = a.outcome.name
-        let models = a.models.isEmpty ? [RunActivity.ModelUse(model: "")] : a.models
-        if a.runs > 0 {
-            counter(&s, "spanledger_ledger_workflow_runs_total", ["workflow", "outcome"], [a.workflow, outcome]).increment(by: a.runs)
+    private func apply(_ k: ModelKey, _ m: ModelSums, _ s: inout State) {
+        if m.runs > 0 {
+            counter(&s, "spanledger_ledger_runs_total", ["workflow", "model", "outcome"], [k.workflow, k.model, k.outcome.name]).increment(by: m.runs)
         }
-        if a.runs > 0 && a.rework {
-            counter(&s, "spanledger_ledger_rework_runs_total", ["workflow"], [a.workflow]).increment(by: a.runs)
-        }
-        for m in models {
-            if a.runs > 0 { counter(&s, "spanledger_ledger_runs_total", ["workflow", "model", "outcome"], [a.workflow, m.model, outcome]).increment(by: a.runs) }
-            guard m.calls > 0 else { continue }
-            counter(&s, "spanledger_ledger_cost_usd_total", ["workflow", "model", "outcome"], [a.workflow, m.model, outcome])
-                .increment(by: Double(m.costMicros) / 1_000_000)
-            counter(&s, "spanledger_ledger_llm_calls_total", ["workflow", "model"], [a.workflow, m.model]).increment(by: m.calls)
-            if m.retries > 0 { counter(&s, "spanledger_ledger_retries_total", ["workflow", "model"], [a.workflow, m.model]).increment(by: m.retries) }
-            for (type, n) in [("input", m.inputTokens), ("cached_input", m.cachedInputTokens), ("cache_write", m.cacheWriteTokens),
-                              ("output", m.outputTokens), ("reasoning", m.reasoningTokens)] where n > 0 {
-                counter(&s, "spanledger_ledger_tokens_total", ["workflow", "model", "type"], [a.workflow, m.model, type]).increment(by: n)
-            }
+        guard m.calls > 0 else { return }
+        counter(&s, "spanledger_ledger_cost_usd_total", ["workflow", "model", "outcome"], [k.workflow, k.model, k.outcome.name])
+            .increment(by: Double(m.costMicros) / 1_000_000)
+        counter(&s, "spanledger_ledger_llm_calls_total", ["workflow", "model"], [k.workflow, k.model]).increment(by: m.calls)
+        if m.retries > 0 { counter(&s, "spanledger_ledger_retries_total", ["workflow", "model"], [k.workflow, k.model]).increment(by: m.retries) }
+        for (type, n) in zip(Self.tokenTypes, m.tokens) where n > 0 {
+            counter(&s, "spanledger_ledger_tokens_total", ["workflow", "model", "type"], [k.workflow, k.model, type]).increment(by: n)
         }
     }
 
@@ -130,5 +167,19 @@ public final class LedgerPrometheus: RunActivityObserver {
     public func render() -> String {
         applyPending()
         return registry.emitToString()
+    }
+}
+
+extension LedgerPrometheus.ModelSums {
+    mutating func add(runs: Int64, _ m: RunActivity.ModelUse) {
+        self.runs += runs
+        calls += m.calls
+        retries += m.retries
+        costMicros += m.costMicros
+        tokens[0] += m.inputTokens
+        tokens[1] += m.cachedInputTokens
+        tokens[2] += m.cacheWriteTokens
+        tokens[3] += m.outputTokens
+        tokens[4] += m.reasoningTokens
     }
 }

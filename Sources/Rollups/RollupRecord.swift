@@ -164,15 +164,20 @@ public struct RollupTable: Sendable {
         if emptied { days[d] = nil }
     }
 
-    /// Merges into one day's records in place (no copy of the partition or the sketch).
+    /// Merges into one day's records in place (no copy of the partition or the sketch),
+    /// hashing the key once for a key already present (the common case on ingest).
     private static func update(_ recs: inout [RollupKey: RollupMeasures], _ key: RollupKey, _ measures: RollupMeasures,
                                _ delta: inout Int, _ emptied: inout Bool) {
-        if recs[key] == nil { delta += 1 }
-        recs[key, default: RollupMeasures()].merge(measures)
-        if recs[key]?.isZero == true {
-            recs[key] = nil
-            delta -= 1
-            emptied = recs.isEmpty
+        if let i = recs.index(forKey: key) {
+            recs.values[i].merge(measures)
+            if recs.values[i].isZero {
+                recs.remove(at: i)
+                delta -= 1
+                emptied = recs.isEmpty
+            }
+        } else if !measures.isZero {
+            recs[key] = measures
+            delta += 1
         }
     }
 

@@ -98,6 +98,7 @@ struct ServeCommand: AsyncParsableCommand {
 
     func run() async throws {
         let s = try settings()
+        AllocatorTuning.apply()
         guard let level = Logger.Level(rawValue: s.logLevel) else { throw ValidationError("unknown log level '\(s.logLevel)'") }
         LoggingSystem.bootstrap { label in
             var h = StreamLogHandler.standardError(label: label)
