@@ -342,8 +342,12 @@ public actor Ledger: SpanConsumer {
         index[entry.traceID] = entry
         unflushedIndex[entry.traceID] = entry
         unflushedDetails.append(TraceDetail(traceID: entry.traceID, spans: tree))
-        if recentTrees[entry.traceID] == nil { recentOrder.append(entry.traceID) }
-        recentTrees[entry.traceID, default: []] += tree
+        if let earlier = recentTrees[entry.traceID] {
+            recentTrees[entry.traceID] = earlier + tree
+        } else {
+            recentTrees[entry.traceID] = tree // shares the array with the flush's copy
+            recentOrder.append(entry.traceID)
+        }
         while recentOrder.count > configuration.recentTreeCapacity, let old = recentOrder.popFirst() {
             recentTrees[old] = nil
         }

@@ -6,19 +6,33 @@ import LedgerCore
 /// One reader serves every span of a decoder: `reset` clears only the slots the last
 /// span touched, so no storage is allocated per span.
 final class SpanConventionReader {
-    /// Values by key id; the conventions' precedence is applied in `finish`.
-    private var ints: [Int64?] = Array(repeating: nil, count: Int(SL_KEY_COUNT.rawValue))
-    private var doubles: [Double?] = Array(repeating: nil, count: Int(SL_KEY_COUNT.rawValue))
-    private var strings: [String?] = Array(repeating: nil, count: Int(SL_KEY_COUNT.rawValue))
+    /// The value read for one key id (only the field of the key's type is set).
+    struct Slot {
+        var int: Int64?
+        var double: Double?
+        var string: String?
+    }
+
+    /// Values by key id, in storage allocated once per reader (no exclusivity or
+    /// uniqueness checks per attribute); the conventions' precedence is applied in `finish`.
+    private let slots: UnsafeMutablePointer<Slot>
     private var touched: [Int] = []
     var verdict: Verdict?
 
+    init() {
+        let n = Int(SL_KEY_COUNT.rawValue)
+        slots = .allocate(capacity: n)
+        slots.initialize(repeating: Slot(), count: n)
+        touched.reserveCapacity(64)
+    }
+
+    deinit {
+        slots.deinitialize(count: Int(SL_KEY_COUNT.rawValue))
+        slots.deallocate()
+    }
+
     func reset() {
-        for i in touched {
-            ints[i] = nil
-            doubles[i] = nil
-            strings[i] = nil
-        }
+        for i in touched { slots[i] = Slot() }
         touched.removeAll(keepingCapacity: true)
         verdict = nil
     }
@@ -38,25 +52,25 @@ final class SpanConventionReader {
              SL_KEY_LLM_REQUEST_MODEL, SL_KEY_GEN_AI_WORKFLOW_NAME, SL_KEY_TRACELOOP_WORKFLOW_NAME, SL_KEY_GEN_AI_AGENT_NAME,
              SL_KEY_OUTCOME_VERDICT, SL_KEY_REVIEW_VERDICT, SL_KEY_OUTCOME_TASK_ID, SL_KEY_GEN_AI_CONVERSATION_ID,
              SL_KEY_EVALUATION_SCORE_LABEL:
-            strings[i] = value.string
+            slots[i].string = value.string
         case SL_KEY_COST_GEN_AI, SL_KEY_COST_LLM_TOTAL, SL_KEY_COST_LLM_PROMPT, SL_KEY_COST_LLM_COMPLETION:
-            doubles[i] = value.double
+            slots[i].double = value.double
         default:
-            ints[i] = value.int
+            slots[i].int = value.int
         }
     }
 
     private func int(_ keys: sl_key...) -> Int64? {
-        for k in keys { if let v = ints[Int(k.rawValue)] { return v } }
+        for k in keys { if let v = slots[Int(k.rawValue)].int { return v } }
         return nil
     }
 
     private func string(_ keys: sl_key...) -> String? {
-        for k in keys { if let v = strings[Int(k.rawValue)], !v.isEmpty { return v } }
+        for k in keys { if let v = slots[Int(k.rawValue)].string, !v.isEmpty { return v } }
         return nil
     }
 
-    private func double(_ k: sl_key) -> Double? { doubles[Int(k.rawValue)] }
+    private func double(_ k: sl_key) -> Double? { slots[Int(k.rawValue)].double }
 
     func finish(traceID: TraceID, spanID: SpanID, parent: SpanID, name: String, service: String, start: Int64, end: Int64, isError: Bool) -> SpanRecord {
         let model = string(SL_KEY_GEN_AI_RESPONSE_MODEL, SL_KEY_GEN_AI_REQUEST_MODEL, SL_KEY_LLM_MODEL_NAME, SL_KEY_LLM_RESPONSE_MODEL, SL_KEY_LLM_REQUEST_MODEL)
@@ -78,7 +92,7 @@ final class SpanConventionReader {
         let hasTokens = input != nil || output != nil
         let category = Self.category(
             operation: string(SL_KEY_GEN_AI_OPERATION_NAME), openInference: string(SL_KEY_OPENINFERENCE_SPAN_KIND),
-            traceloop: string(SL_KEY_TRACELOOP_SPAN_KIND), llmRequestType: strings[Int(SL_KEY_LLM_REQUEST_TYPE.rawValue)] != nil,
+            traceloop: string(SL_KEY_TRACELOOP_SPAN_KIND), llmRequestType: slots[Int(SL_KEY_LLM_REQUEST_TYPE.rawValue)].string != nil,
             modelAndTokens: model != nil && hasTokens)
         var verdict = self.verdict
         if let label = string(SL_KEY_OUTCOME_VERDICT, SL_KEY_REVIEW_VERDICT, SL_KEY_EVALUATION_SCORE_LABEL), let outcome = Outcome(label: label) {

@@ -18,6 +18,8 @@ struct BenchCommand: AsyncParsableCommand {
     @Option(help: "Comma list of scenarios: decode, http, gzip, grpc, json, query.") var scenarios = "decode,http,gzip,grpc,json,query"
     @Option(help: "Repetitions of the decode measurement (median reported).") var repeats = 5
     @Option(name: .customLong("daemon"), help: "spanledger binary to benchmark (default: this executable).") var daemonPath: String?
+    @Option(name: .customLong("write-workload"), help: "Write the pre-encoded OTLP/protobuf requests to this directory (NNNNN.pb and workload.json) and exit, for other tools to replay (scripts/compare-phoenix).")
+    var workloadDirectory: String?
     @Option(name: .customLong("min-e2e-ratio"), help: "Exit non-zero if the best end-to-end ratio to the decode ceiling is below this.") var minRatio: Double?
 
     func run() async throws {
@@ -29,6 +31,11 @@ struct BenchCommand: AsyncParsableCommand {
         let workload = AgentWorkload.make(runs: runs, batchSpans: batchSpans, startUnixNano: WallClock.nowUnixNano() - 120_000_000_000)
         print("workload: \(workload.spanCount) spans in \(workload.batches.count) requests, \(workload.bytes / workload.batches.count) bytes/request, \(String(format: "%.0f", Double(workload.bytes) / Double(workload.spanCount))) bytes/span")
         print("")
+        if let dir = workloadDirectory {
+            try Self.write(workload, to: dir)
+            print("wrote \(workload.batches.count) requests to \(dir)")
+            return
+        }
 
         var ceiling: Double?
         var results: [ScenarioResult] = []
@@ -74,6 +81,15 @@ struct BenchCommand: AsyncParsableCommand {
     }
 
     static let traceWaitSeconds = 0.25
+
+    static func write(_ w: AgentWorkload, to dir: String) throws {
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        for (i, b) in w.batches.enumerated() {
+            try Data(b).write(to: URL(fileURLWithPath: dir + "/" + String(format: "%05d.pb", i)))
+        }
+        let meta: [String: Any] = ["spans": w.spanCount, "runs": w.runCount, "requests": w.batches.count, "content_type": "application/x-protobuf"]
+        try JSONSerialization.data(withJSONObject: meta, options: [.sortedKeys]).write(to: URL(fileURLWithPath: dir + "/workload.json"))
+    }
 
     struct DecodeFigures { var arena: Double; var malloc: Double; var stage: Double }
 
