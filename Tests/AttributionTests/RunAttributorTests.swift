@@ -63,6 +63,33 @@ let attributor = RunAttributor(prices: PriceTable(userEntries: [
     #expect(run.otherErrors == 1)
 }
 
+@Test func retriesAreJudgedPerParentAndModelWhateverTheArrivalOrder() {
+    // Two parents; spans arrive out of order; the same model under another parent is
+    // not a sibling.
+    let run = attributor.attribute(traceID: tid, spans: [
+        s(13, parent: 2, start: 30, category: .llm, model: "cheap"),               // previous cheap under 2 (12) errored: retry
+        s(1, name: "root"),
+        s(11, parent: 1, start: 10, category: .llm, model: "cheap", error: true),
+        s(2, parent: 1, start: 5, category: .workflow, names: WorkflowNames(agent: "a")),
+        s(12, parent: 2, start: 20, category: .llm, model: "cheap", error: true),  // first cheap under 2: not a retry
+        s(14, parent: 1, start: 40, category: .llm, model: "other"),                // other model: not a retry of 11
+        s(15, parent: 1, start: 50, category: .llm, model: "cheap"),                // previous cheap under 1 (11) errored: retry
+    ])
+    let retried = Set(run.calls.filter(\.isRetry).map { run.spans[$0.spanIndex].spanID.value })
+    #expect(retried == [13, 15])
+    #expect(run.calls.filter { $0.agent == "a" }.count == 2)
+}
+
+@Test func largeTracesFindParentsAndAgentsTheSameWay() {
+    // Over 32 spans the parent lookup is hashed rather than scanned: same answers.
+    var spans = [s(1, name: "root"), s(2, parent: 1, category: .workflow, names: WorkflowNames(agent: "crew"))]
+    for i in 0..<40 { spans.append(s(UInt64(100 + i), parent: 2, start: Int64(i), category: .llm, model: "cheap", error: i == 0)) }
+    let run = attributor.attribute(traceID: tid, spans: spans.reversed())
+    #expect(run.calls.count == 40)
+    #expect(run.calls.allSatisfy { $0.agent == "crew" })
+    #expect(run.calls.filter(\.isRetry).map { run.spans[$0.spanIndex].spanID.value } == [101])
+}
+
 @Test func latestVerdictOnTheTreeDecidesTheOutcome() {
     let run = attributor.attribute(traceID: tid, spans: [
         s(1, name: "root", verdict: Verdict(outcome: .rejected, timeUnixNano: 10)),

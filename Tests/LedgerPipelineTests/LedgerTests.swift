@@ -1,7 +1,7 @@
 import Attribution
 import Foundation
 import LedgerCore
-import LedgerPipeline
+@testable import LedgerPipeline
 import LedgerStore
 import Logging
 import OTLPDecoding
@@ -140,4 +140,27 @@ let window = RollupQuery(fromUnixNano: minute0 - 3_600_000_000_000, toUnixNano: 
     ]
     #expect(try SpanBatchCodec.decode(SpanBatchCodec.encode(spans)[...]) == spans)
     #expect(throws: (any Error).self) { try SpanBatchCodec.decode(Array(SpanBatchCodec.encode(spans).dropLast(3))[...]) }
+}
+
+@Test func runIndexKeepsEntriesAcrossChunksAndReplacesInPlace() {
+    var index = RunIndex()
+    func entry(_ n: UInt64, cost: Int64 = 0) -> TraceIndexEntry {
+        TraceIndexEntry(traceID: TraceID(high: 1, low: n), workflow: "w\(n)", service: "s", startUnixNano: Int64(n), durationNano: 1,
+                        outcome: .pending, costMicros: cost, llmCalls: 0, inputTokens: 0, outputTokens: 0, unpricedTokens: 0, spanCount: 1,
+                        incomplete: false, models: [""], toolCalls: 0, retries: 0, errors: 0)
+    }
+    let n = RunIndex.chunkSize * 2 + 3
+    for i in 1...UInt64(n) { index[TraceID(high: 1, low: i)] = entry(i) }
+    #expect(index.count == n)
+    index[TraceID(high: 1, low: UInt64(RunIndex.chunkSize + 1))] = entry(UInt64(RunIndex.chunkSize + 1), cost: 42)
+    #expect(index.count == n)
+    #expect(index[TraceID(high: 1, low: UInt64(RunIndex.chunkSize + 1))]?.costMicros == 42)
+    #expect(index[TraceID(high: 1, low: UInt64(n))]?.workflow == "w\(n)")
+    #expect(index[TraceID(high: 2, low: 1)] == nil)
+    #expect(index.values.map(\.startUnixNano) == (1...Int64(n)).map { $0 })
+    var seen = 0
+    index.forEach { _ in seen += 1 }
+    #expect(seen == n)
+    index.removeAll()
+    #expect(index.isEmpty && index[TraceID(high: 1, low: 1)] == nil)
 }
