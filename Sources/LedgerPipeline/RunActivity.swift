@@ -30,6 +30,21 @@ public struct RunActivity: Sendable, Equatable {
             self.unpricedCalls = unpricedCalls
             self.costMicros = costMicros
         }
+
+        /// Adds another use's figures (of the same model) to these.
+        public mutating func add(_ o: ModelUse) {
+            calls += o.calls
+            retries += o.retries
+            tokens += o.tokens
+            unpricedTokens += o.unpricedTokens
+            unpricedCalls += o.unpricedCalls
+            costMicros += o.costMicros
+            inputTokens += o.inputTokens
+            cachedInputTokens += o.cachedInputTokens
+            cacheWriteTokens += o.cacheWriteTokens
+            outputTokens += o.outputTokens
+            reasoningTokens += o.reasoningTokens
+        }
     }
 
     public var workflow: String

@@ -106,18 +106,13 @@ public final class LedgerPrometheus: RunActivityObserver {
 
     struct ModelSums {
         var runs: Int64 = 0
-        var calls: Int64 = 0
-        var retries: Int64 = 0
-        var costMicros: Int64 = 0
-        var tokens: [Int64] = [0, 0, 0, 0, 0]
+        var use = RunActivity.ModelUse(model: "")
     }
 
     struct WorkflowKey: Hashable {
         var workflow: String
         var outcome: Outcome
     }
-
-    static let tokenTypes = ["input", "cached_input", "cache_write", "output", "reasoning"]
 
     func apply(_ batch: [RunActivity]) {
         guard !batch.isEmpty else { return }
@@ -135,7 +130,8 @@ public final class LedgerPrometheus: RunActivityObserver {
             }
             for m in a.models {
                 let key = ModelKey(workflow: a.workflow, model: m.model, outcome: a.outcome)
-                byModel[key, default: ModelSums()].add(runs: a.runs, m)
+                byModel[key, default: ModelSums()].runs += a.runs
+                byModel[key, default: ModelSums()].use.add(m)
             }
         }
         state.withLock { s in
@@ -149,16 +145,18 @@ public final class LedgerPrometheus: RunActivityObserver {
         }
     }
 
-    private func apply(_ k: ModelKey, _ m: ModelSums, _ s: inout State) {
-        if m.runs > 0 {
-            counter(&s, "spanledger_ledger_runs_total", ["workflow", "model", "outcome"], [k.workflow, k.model, k.outcome.name]).increment(by: m.runs)
+    private func apply(_ k: ModelKey, _ sums: ModelSums, _ s: inout State) {
+        if sums.runs > 0 {
+            counter(&s, "spanledger_ledger_runs_total", ["workflow", "model", "outcome"], [k.workflow, k.model, k.outcome.name]).increment(by: sums.runs)
         }
+        let m = sums.use
         guard m.calls > 0 else { return }
         counter(&s, "spanledger_ledger_cost_usd_total", ["workflow", "model", "outcome"], [k.workflow, k.model, k.outcome.name])
             .increment(by: Double(m.costMicros) / 1_000_000)
         counter(&s, "spanledger_ledger_llm_calls_total", ["workflow", "model"], [k.workflow, k.model]).increment(by: m.calls)
         if m.retries > 0 { counter(&s, "spanledger_ledger_retries_total", ["workflow", "model"], [k.workflow, k.model]).increment(by: m.retries) }
-        for (type, n) in zip(Self.tokenTypes, m.tokens) where n > 0 {
+        for (type, n) in [("input", m.inputTokens), ("cached_input", m.cachedInputTokens), ("cache_write", m.cacheWriteTokens),
+                          ("output", m.outputTokens), ("reasoning", m.reasoningTokens)] where n > 0 {
             counter(&s, "spanledger_ledger_tokens_total", ["workflow", "model", "type"], [k.workflow, k.model, type]).increment(by: n)
         }
     }
@@ -170,16 +168,3 @@ public final class LedgerPrometheus: RunActivityObserver {
     }
 }
 
-extension LedgerPrometheus.ModelSums {
-    mutating func add(runs: Int64, _ m: RunActivity.ModelUse) {
-        self.runs += runs
-        calls += m.calls
-        retries += m.retries
-        costMicros += m.costMicros
-        tokens[0] += m.inputTokens
-        tokens[1] += m.cachedInputTokens
-        tokens[2] += m.cacheWriteTokens
-        tokens[3] += m.outputTokens
-        tokens[4] += m.reasoningTokens
-    }
-}
