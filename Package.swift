@@ -90,7 +90,7 @@ let package = Package(
         .target(name: "LoadGenerator", dependencies: ["OTLPFixtures", "LedgerCore"]),
 
         .executableTarget(name: "SpanLedgerCLI", dependencies: [
-            "LedgerCore", "OTLPReceiver", "QueryAPI", "LedgerPipeline", "LedgerStore", "Attribution", "Rollups",
+            "LedgerCore", "TraceAssembly", "OTLPReceiver", "QueryAPI", "LedgerPipeline", "LedgerStore", "Attribution", "Rollups",
             "OTLPDecoding", "OTLPFixtures", "HTTPServing", "LoadGenerator", "WriteAheadLog", "OTLPGRPCReceiver", "DurableFiles",
             "Alerting", "AlertDetection", "OutcomeRegistry", "PrometheusExport",
             .product(name: "Prometheus", package: "swift-prometheus"),

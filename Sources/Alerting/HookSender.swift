@@ -1,4 +1,5 @@
 import AsyncHTTPClient
+import LedgerCore
 import Foundation
 import Logging
 import NIOCore
@@ -84,12 +85,18 @@ enum CommandRunner {
         } catch {
             return .transient(httpStatus: nil, reason: "cannot start \(command[0]): \(error)")
         }
-        let writer = Task.detached {
-            try? input.fileHandleForWriting.write(contentsOf: Data(body))
-            try? input.fileHandleForWriting.close()
+        // Pipe I/O blocks until the command reads or exits: on threads of its own, so a
+        // slow command does not hold the concurrency pool (two threads) meanwhile.
+        let writer = Task {
+            await BlockingThread.run(name: "hook-stdin") {
+                try? input.fileHandleForWriting.write(contentsOf: Data(body))
+                try? input.fileHandleForWriting.close()
+            }
         }
-        let reader = Task.detached { () -> Data in
-            (try? errors.fileHandleForReading.readToEnd()) ?? Data()
+        let reader = Task {
+            await BlockingThread.run(name: "hook-stderr") { () -> Data in
+                (try? errors.fileHandleForReading.readToEnd()) ?? Data()
+            }
         }
         let finished = await exited.wait(timeoutNano: timeoutNano)
         if !finished {

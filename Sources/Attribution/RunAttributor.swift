@@ -67,7 +67,7 @@ public struct AttributedRun: Sendable {
     public var agents: [String] {
         var seen: [String] = []
         for c in calls where !seen.contains(c.agent) { seen.append(c.agent) }
-        for (i, s) in spans.enumerated() where s.category == .tool && i < spanAgents.count && !seen.contains(spanAgents[i]) { seen.append(spanAgents[i]) }
+        for i in spans.indices where spans[i].category == .tool && i < spanAgents.count && !seen.contains(spanAgents[i]) { seen.append(spanAgents[i]) }
         return seen
     }
 }
@@ -154,26 +154,27 @@ public struct RunAttributor: Sendable {
         run.calls = []
         run.toolCalls = 0
         run.otherErrors = 0
-        for (i, s) in spans.enumerated() {
-            switch s.category {
+        // Spans are read in place (a copy of a record retains each of its strings).
+        for i in spans.indices {
+            switch spans[i].category {
             case .llm:
-                let usage = s.usage.normalized()
-                var call = AttributedCall(spanIndex: i, model: s.model, usage: usage, costMicros: 0, priced: false,
-                                          explicitCost: false, isRetry: retries[i], isError: s.isError, agent: run.spanAgents[i])
-                if let explicit = s.explicitCostMicros {
+                let usage = spans[i].usage.normalized()
+                var call = AttributedCall(spanIndex: i, model: spans[i].model, usage: usage, costMicros: 0, priced: false,
+                                          explicitCost: false, isRetry: retries[i], isError: spans[i].isError, agent: run.spanAgents[i])
+                if let explicit = spans[i].explicitCostMicros {
                     call.costMicros = explicit
                     call.priced = true
                     call.explicitCost = true
-                } else if let entry = prices.entry(forModel: s.model, atUnixNano: s.startUnixNano) {
+                } else if let entry = prices.entry(forModel: spans[i].model, atUnixNano: spans[i].startUnixNano) {
                     call.costMicros = entry.costMicros(for: usage)
                     call.priced = true
                 }
                 run.calls.append(call)
             case .tool:
                 run.toolCalls += 1
-                if s.isError { run.otherErrors += 1 }
+                if spans[i].isError { run.otherErrors += 1 }
             case .workflow, .other:
-                if s.isError { run.otherErrors += 1 }
+                if spans[i].isError { run.otherErrors += 1 }
             }
         }
     }

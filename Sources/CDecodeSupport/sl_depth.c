@@ -60,6 +60,13 @@ int sl_nesting_exceeds(const ProtobufCMessageDescriptor *descriptor, const uint8
             if (field != NULL && field->type == PROTOBUF_C_TYPE_MESSAGE) {
                 unsigned inner = stack[depth].counted + (field->descriptor == counted ? 1 : 0);
                 if (depth + 1 > max_depth || inner > max_counted) { result = 1; break; }
+                /* Every message nested inside takes at least two bytes (tag and length), so
+                   `skip` bytes hold at most skip/2 more levels: a field too short to reach
+                   either limit is stepped over, not walked (most attributes). */
+                if (depth + 1 + skip / 2 <= max_depth && inner + skip / 2 <= max_counted) {
+                    pos += skip;
+                    continue;
+                }
                 depth++;
                 stack[depth].descriptor = field->descriptor;
                 stack[depth].end = pos + skip;

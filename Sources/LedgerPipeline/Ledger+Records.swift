@@ -38,28 +38,43 @@ extension Ledger {
             m.retries += s.retry ? 1 : 0
             m.errors += s.error ? 1 : 0
         }
+        // One pass over the tree, reading spans in place (a copy of a span retains its strings).
+        let models = entry.models, agents = entry.agents
+        var perModel = models.map { _ in var m = base; m.toolCalls = entry.toolCalls; return m }
+        var perAgent = agents.map { _ in base }
+        var otherErrors: Int64 = 0
+        var llmCost: Int64 = 0
+        tree.withUnsafeBufferPointer { spans in
+            for i in spans.indices {
+                switch spans[i].kind {
+                case .llm:
+                    llmCost += spans[i].costMicros
+                    if let m = models.firstIndex(of: spans[i].model) { addCall(spans[i], to: &perModel[m]) }
+                    if let a = agents.firstIndex(of: spans[i].agent) { addCall(spans[i], to: &perAgent[a]) }
+                case .tool:
+                    if spans[i].error { otherErrors += 1 }
+                    if let a = agents.firstIndex(of: spans[i].agent) { perAgent[a].toolCalls += 1 }
+                default:
+                    if spans[i].error { otherErrors += 1 }
+                }
+            }
+        }
         var out: [(key: RollupKey, measures: RollupMeasures)] = []
+        out.reserveCapacity(1 + models.count + agents.count)
         var runLevel = base
         runLevel.toolCalls = entry.toolCalls
-        runLevel.errors = Int64(tree.filter { $0.kind != .llm && $0.error }.count)
-        runLevel.costMicros = tree.reduce(0) { $0 + ($1.kind == .llm ? $1.costMicros : 0) }
+        runLevel.errors = otherErrors
+        runLevel.costMicros = llmCost
         rework(&runLevel)
         runLevel.costMicros = 0 // LLM measures live on model records; the run-level record keeps only the rework cost
         out.append((key("", runLevel: true), runLevel))
-        for model in entry.models {
-            var m = base
-            m.toolCalls = entry.toolCalls
-            for s in tree where s.kind == .llm && s.model == model { addCall(s, to: &m) }
-            rework(&m)
-            out.append((key(model, runLevel: false), m))
+        for (i, model) in models.enumerated() {
+            rework(&perModel[i])
+            out.append((key(model, runLevel: false), perModel[i]))
         }
-        for agent in entry.agents {
-            var a = base
-            for s in tree where s.agent == agent {
-                if s.kind == .llm { addCall(s, to: &a) } else if s.kind == .tool { a.toolCalls += 1 }
-            }
-            rework(&a)
-            out.append((key("", runLevel: false, agent: agent), a))
+        for (i, agent) in agents.enumerated() {
+            rework(&perAgent[i])
+            out.append((key("", runLevel: false, agent: agent), perAgent[i]))
         }
         return out
     }

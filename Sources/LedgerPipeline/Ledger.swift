@@ -91,6 +91,10 @@ public actor Ledger: SpanConsumer {
     var flushingDetails: [TraceDetail] = []
     /// Runs per task ID, for rework.
     var tasks: [String: [TraceID]] = [:]
+    /// Traces released by the clock and being attributed off the actor, with the lowest
+    /// log sequence of their spans; late spans of them wait in `lateWhileAttributing`.
+    var attributing: [TraceID: UInt64] = [:]
+    var lateWhileAttributing: [TraceID: [TraceAssembler.Released]] = [:]
     /// Partial aggregates of whole days for long-window queries.
     let queryCache = PartialAggregateCache()
     /// The highest flush sequence committed to disk (compaction covers up to it).
@@ -175,7 +179,7 @@ public actor Ledger: SpanConsumer {
             byTrace[s.traceID, default: []].append(s)
         }
         for (id, group) in byTrace {
-            let late = index.contains(id) && !assembler.isOpen(id)
+            let late = (index.contains(id) || attributing[id] != nil) && !assembler.isOpen(id)
             for released in assembler.ingest(group, of: id, late: late, now: now, sequence: sequence) { process(released) }
         }
         for o in feedback { _ = apply(o) }
@@ -206,10 +210,11 @@ public actor Ledger: SpanConsumer {
     /// returns how many it released. Callers loop while it returns `limit`, so ingest
     /// interleaves with a large release instead of waiting for all of it.
     @discardableResult
+    /// (The service does the same in three steps, attributing off the actor.)
     public func tick(limit: Int = .max) -> Int {
-        let due = assembler.releaseDue(now: monotonicNow(), limit: limit)
-        for released in due { process(released) }
-        return due.count
+        let (toAttribute, released) = takeDue(limit: limit)
+        for r in toAttribute { commit(prepare(r)) }
+        return released
     }
 
     /// Releases every pending trace (shutdown), then flushes.
@@ -220,31 +225,108 @@ public actor Ledger: SpanConsumer {
 
     // MARK: Attribution and roll-up
 
+    /// A run attributed, its tree built and its rollup records computed, as it stands
+    /// before the actor's state (held verdicts, rework) is consulted.
+    public struct PreparedRun: Sendable {
+        var released: TraceAssembler.Released
+        var run: AttributedRun
+        public internal(set) var entry: TraceIndexEntry
+        public internal(set) var tree: [StoredSpan]
+        public internal(set) var records: [(key: RollupKey, measures: RollupMeasures)]
+    }
+
     func process(_ released: TraceAssembler.Released) {
+        if released.late, let entry = index[released.traceID] {
+            countRelease(released)
+            processLate(released.spans, entry: entry)
+        } else if released.late, attributing[released.traceID] != nil {
+            // Late spans of a run being attributed off the actor: they join it once it is recorded.
+            lateWhileAttributing[released.traceID, default: []].append(released)
+        } else {
+            commit(prepare(released))
+        }
+    }
+
+    /// Takes up to `limit` due traces out of assembly. Late spans of recorded runs are
+    /// joined here; the rest are returned for `prepare` (off the actor) and `commit`.
+    /// Until committed they count as `attributing`: their late spans wait, and the
+    /// checkpoint stays below their log records.
+    public func takeDue(limit: Int) -> (toAttribute: [TraceAssembler.Released], released: Int) {
+        let due = assembler.releaseDue(now: monotonicNow(), limit: limit)
+        var out: [TraceAssembler.Released] = []
+        out.reserveCapacity(due.count)
+        for r in due {
+            if r.late && (index.contains(r.traceID) || attributing[r.traceID] != nil) {
+                process(r)
+            } else {
+                attributing[r.traceID] = r.firstSequence
+                out.append(r)
+            }
+        }
+        return (out, due.count)
+    }
+
+    /// Attribution, tree and rollup records of a released trace: pure, so the clock runs
+    /// it off the actor while requests keep the actor busy.
+    public nonisolated func prepare(_ released: TraceAssembler.Released) -> PreparedRun {
+        Self.prepare(released, attributor: attributor)
+    }
+
+    public static func prepare(_ released: TraceAssembler.Released, attributor: RunAttributor) -> PreparedRun {
+        let run = attributor.attribute(traceID: released.traceID, spans: released.spans)
+        let entry = Self.entry(of: run, verdictSource: run.verdict == nil ? .none : .spans, held: nil, rework: false)
+        let tree = Self.tree(run)
+        return PreparedRun(released: released, run: run, entry: entry, tree: tree, records: Self.runRecords(entry, tree: tree))
+    }
+
+    /// Records prepared runs: a held verdict or rework changes the entry (and records).
+    public func commit(_ prepared: [PreparedRun]) {
+        for p in prepared { commit(p) }
+    }
+
+    func commit(_ p: PreparedRun) {
+        var p = p
+        let id = p.released.traceID
+        let preparedOutcome = p.entry.outcome
+        attributing[id] = nil
+        countRelease(p.released)
+        if let h = heldVerdicts.removeValue(forKey: id) {
+            heldDirty = true
+            if h.supersedes(time: p.run.verdict?.timeUnixNano ?? .min, outcome: p.run.verdict?.outcome ?? .pending) {
+                p.run.verdict = Verdict(outcome: h.outcome, timeUnixNano: h.timeUnixNano)
+                p.entry = Self.entry(of: p.run, verdictSource: h.source, held: h, rework: false)
+                stats.verdictsApplied += 1
+            }
+        }
+        stats.runsReleased += 1
+        if p.run.incomplete { stats.runsIncomplete += 1 }
+        p.entry.rework = isRework(p.entry)
+        // The records key on outcome and carry rework: recomputed when either differs from the prepared ones.
+        let changed = p.entry.rework || p.entry.outcome != preparedOutcome
+        for r in changed ? Self.runRecords(p.entry, tree: p.tree) : p.records { add(r.key, r.measures) }
+        record(p.entry, tree: p.tree)
+        noteTask(p.entry)
+        if let o = activityObserver {
+            var a = RunActivity(run: p.run, runs: 1, releasedUnixNano: wallNow())
+            a.rework = p.entry.rework
+            o.observe(a)
+        }
+        if let late = lateWhileAttributing.removeValue(forKey: id) {
+            for r in late { process(r) }
+        }
+    }
+
+    func countRelease(_ released: TraceAssembler.Released) {
         switch released.reason {
         case .evicted: stats.tracesEvicted += 1
         case .maxAge: stats.tracesReleasedAtMaxAge += 1
         case .traceLimit: stats.tracesAtTraceLimit += 1
         default: break
         }
-        if released.late, let entry = index[released.traceID] {
-            processLate(released.spans, entry: entry)
-            return
-        }
-        var run = attributor.attribute(traceID: released.traceID, spans: released.spans)
-        var verdictSource: VerdictSource = run.verdict == nil ? .none : .spans
-        var held: OutcomeRecord?
-        if let h = heldVerdicts.removeValue(forKey: released.traceID) {
-            heldDirty = true
-            if h.supersedes(time: run.verdict?.timeUnixNano ?? .min, outcome: run.verdict?.outcome ?? .pending) {
-                run.verdict = Verdict(outcome: h.outcome, timeUnixNano: h.timeUnixNano)
-                verdictSource = h.source
-                held = h
-                stats.verdictsApplied += 1
-            }
-        }
-        stats.runsReleased += 1
-        if run.incomplete { stats.runsIncomplete += 1 }
+    }
+
+    /// The index entry of an attributed run (totals, verdict and its source).
+    static func entry(of run: AttributedRun, verdictSource: VerdictSource, held: OutcomeRecord?, rework: Bool) -> TraceIndexEntry {
         var entry = TraceIndexEntry(
             traceID: run.traceID, workflow: run.workflow, service: run.service, startUnixNano: run.startUnixNano,
             durationNano: run.durationNano, outcome: run.outcome, costMicros: 0, llmCalls: 0, inputTokens: 0, outputTokens: 0,
@@ -259,16 +341,8 @@ public actor Ledger: SpanConsumer {
             entry.reviewer = held.reviewer
             entry.reviewerKind = held.reviewerKind
         }
-        entry.rework = isRework(entry)
-        let tree = Self.tree(run)
-        addRecords(of: entry, tree: tree, sign: 1)
-        record(entry, tree: tree)
-        noteTask(entry)
-        if let o = activityObserver {
-            var a = RunActivity(run: run, runs: 1, releasedUnixNano: wallNow())
-            a.rework = entry.rework
-            o.observe(a)
-        }
+        entry.rework = rework
+        return entry
     }
 
     /// Spans that arrived after their run was released join the same run: their calls
@@ -374,6 +448,8 @@ public actor Ledger: SpanConsumer {
         var candidate = wal.upcomingSequence
         if let f = inflight.lowestFloor { candidate = min(candidate, f) }
         if let open = assembler.oldestSequence() { candidate = min(candidate, open) }
+        if let a = attributing.values.min() { candidate = min(candidate, a) }
+        for group in lateWhileAttributing.values { for r in group { candidate = min(candidate, r.firstSequence) } }
         return candidate
     }
 

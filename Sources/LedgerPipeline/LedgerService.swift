@@ -16,6 +16,19 @@ public struct LedgerService: Service {
         self.logger = logger
     }
 
+    /// Releases due traces in chunks: taken out of assembly on the actor, attributed here
+    /// (off it, so requests keep both cores busy meanwhile), recorded on it.
+    func releaseDue() async {
+        while true {
+            let (toAttribute, released) = await ledger.takeDue(limit: Self.releaseChunk)
+            if !toAttribute.isEmpty {
+                let prepared = toAttribute.map { ledger.prepare($0) }
+                await ledger.commit(prepared)
+            }
+            if released < Self.releaseChunk { return }
+        }
+    }
+
     public func run() async throws {
         let tick = ledger.configuration.tickIntervalNano
         let flushEvery = ledger.configuration.flushIntervalNano
@@ -26,7 +39,7 @@ public struct LedgerService: Service {
         defer { warm.cancel() }
         while !Task.isShuttingDownGracefully && !Task.isCancelled {
             try? await Task.sleep(nanoseconds: tick)
-            while await ledger.tick(limit: Self.releaseChunk) == Self.releaseChunk { await Task.yield() }
+            await releaseDue()
             sinceFlush += tick
             sinceCompaction += tick
             if sinceFlush >= flushEvery {

@@ -68,12 +68,12 @@ public enum TraceDetailCodec {
         var body = ProtoWriter(capacity: traces.count * 256)
         for t in traces {
             body.message(4) { d in
-                d.bytesField(1, t.traceID.bytes)
+                d.bigEndianWords(1, t.traceID.high, t.traceID.low)
                 for s in t.spans {
                     let name = strings.index(s.name), model = strings.index(s.model), agent = s.agent.isEmpty ? 0 : strings.index(s.agent)
                     d.message(2) { w in
-                        w.bytesField(1, s.spanID.bytes)
-                        if !s.parentSpanID.isNone { w.bytesField(2, s.parentSpanID.bytes) }
+                        w.bigEndianWords(1, s.spanID.value)
+                        if !s.parentSpanID.isNone { w.bigEndianWords(2, s.parentSpanID.value) }
                         w.uint(3, UInt64(name))
                         w.uint(4, UInt64(s.kind.rawValue))
                         w.uint(5, UInt64(model))

@@ -65,9 +65,8 @@ public enum TraceIndexCodec {
         var body = ProtoWriter(capacity: entries.count * 40)
         for e in entries {
             let w = strings.index(e.workflow), s = strings.index(e.service)
-            let models = e.models.map { Int64(strings.index($0)) }
             body.message(4) { r in
-                r.bytesField(1, e.traceID.bytes)
+                r.bigEndianWords(1, e.traceID.high, e.traceID.low)
                 r.uint(2, UInt64(w))
                 r.uint(3, UInt64(s))
                 r.int(4, e.startUnixNano)
@@ -80,10 +79,8 @@ public enum TraceIndexCodec {
                 r.sint(11, e.unpricedTokens)
                 r.uint(12, UInt64(e.spanCount))
                 r.bool(13, e.incomplete)
-                if !models.isEmpty {
-                    var packed = ProtoWriter()
-                    for m in models { packed.varint(UInt64(m)) }
-                    r.bytesField(14, packed.bytes)
+                r.message(14, always: false) { packed in
+                    for m in e.models { packed.varint(UInt64(strings.index(m))) }
                 }
                 r.sint(15, e.toolCalls)
                 r.sint(16, e.retries)
@@ -95,10 +92,8 @@ public enum TraceIndexCodec {
                 r.sint(22, e.corrections)
                 if !e.taskID.isEmpty { r.uint(23, UInt64(strings.index(e.taskID))) }
                 r.bool(24, e.rework)
-                if !e.agents.isEmpty {
-                    var packed = ProtoWriter()
+                r.message(25, always: false) { packed in
                     for a in e.agents { packed.varint(UInt64(strings.index(a))) }
-                    r.bytesField(25, packed.bytes)
                 }
             }
         }

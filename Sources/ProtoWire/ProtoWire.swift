@@ -83,11 +83,50 @@ public struct ProtoWriter: Sendable {
         bytesField(field, Array(value.utf8), always: always)
     }
 
-    /// Writes a nested message built by `build`.
+    /// Writes a nested message built by `build`, in place: one length byte is set aside
+    /// and widened afterwards when the message turns out to be 128 bytes or longer (a
+    /// move of the message, cheaper than building it in a buffer of its own and copying).
     public mutating func message(_ field: Int, always: Bool = true, _ build: (inout ProtoWriter) -> Void) {
-        var inner = ProtoWriter()
-        build(&inner)
-        bytesField(field, inner.bytes, always: always)
+        let mark = bytes.count
+        tag(field, 2)
+        let lengthAt = bytes.count
+        bytes.append(0)
+        let start = bytes.count
+        build(&self)
+        let length = bytes.count - start
+        if length == 0 && !always {
+            bytes.removeSubrange(mark...)
+            return
+        }
+        if length < 0x80 {
+            bytes[lengthAt] = UInt8(length)
+            return
+        }
+        var width = 1
+        var rest = length >> 7
+        while rest > 0 { width += 1; rest >>= 7 }
+        bytes.insert(contentsOf: repeatElement(0, count: width - 1), at: start)
+        var v = UInt64(length)
+        for i in 0..<width {
+            bytes[lengthAt + i] = UInt8(truncatingIfNeeded: v) | (i < width - 1 ? 0x80 : 0)
+            v >>= 7
+        }
+    }
+
+    /// A bytes field of one big-endian 8-byte word (a span ID in wire order), without
+    /// building an array for it.
+    public mutating func bigEndianWords(_ field: Int, _ word: UInt64) {
+        tag(field, 2)
+        varint(8)
+        bigEndian64(word)
+    }
+
+    /// A bytes field of two big-endian 8-byte words (a trace ID in wire order).
+    public mutating func bigEndianWords(_ field: Int, _ high: UInt64, _ low: UInt64) {
+        tag(field, 2)
+        varint(16)
+        bigEndian64(high)
+        bigEndian64(low)
     }
 
     public mutating func packedSInt(_ field: Int, _ values: [Int64]) {

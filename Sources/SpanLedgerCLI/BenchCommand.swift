@@ -1,9 +1,12 @@
 import ArgumentParser
 import Foundation
+import Attribution
 import LedgerCore
+import LedgerPipeline
 import LedgerStore
 import LoadGenerator
 import OTLPDecoding
+import TraceAssembly
 import ZlibCodec
 
 /// `spanledger bench`: the decode ceiling and end-to-end ingest over loopback against the
@@ -45,6 +48,8 @@ struct BenchCommand: AsyncParsableCommand {
             print(String(format: "decode ceiling  libprotobuf-c + arena : %10.0f spans/s  (median of %d)", d.arena, repeats))
             print(String(format: "decode baseline libprotobuf-c + malloc: %10.0f spans/s  arena/malloc = %.2fx", d.malloc, d.arena / d.malloc))
             print(String(format: "decode stage (unpack + conventions)   : %10.0f spans/s  = %.0f%% of ceiling", d.stage, 100 * d.stage / d.arena))
+            print(String(format: "attribution stage (runs, trees, rollup records): %10.0f spans/s", d.attribution))
+            print(String(format: "store stage (trees + index encoded, deflated)  : %10.0f spans/s", d.store))
             print("")
         }
         if wanted.contains("http") || wanted.contains("query") {
@@ -91,7 +96,7 @@ struct BenchCommand: AsyncParsableCommand {
         try JSONSerialization.data(withJSONObject: meta, options: [.sortedKeys]).write(to: URL(fileURLWithPath: dir + "/workload.json"))
     }
 
-    struct DecodeFigures { var arena: Double; var malloc: Double; var stage: Double }
+    struct DecodeFigures { var arena: Double; var malloc: Double; var stage: Double; var attribution: Double; var store: Double }
 
     func measureDecode(_ w: AgentWorkload) -> DecodeFigures {
         let decoder = OTLPProtobufDecoder()
@@ -108,7 +113,33 @@ struct BenchCommand: AsyncParsableCommand {
         let arena = rate { b in b.withUnsafeBytes { decoder.unpackOnly($0, arena: true) ?? 0 } }
         let malloc = rate { b in b.withUnsafeBytes { decoder.unpackOnly($0, arena: false) ?? 0 } }
         let stage = rate { b in (try? decoder.decode(b).spans.count) ?? 0 }
-        return DecodeFigures(arena: arena, malloc: malloc, stage: stage)
+        // The single-core stages after decode, on the same spans, for locating a change in
+        // the end-to-end figures: attribution of whole runs, then what a flush encodes.
+        var assembler = TraceAssembler(limits: { var l = TraceAssembler.Limits(); l.maxTraces = .max; l.maxBytes = .max; return l }())
+        for b in w.batches {
+            guard let spans = try? decoder.decode(b).spans else { continue }
+            for s in spans { _ = assembler.ingest([s], of: s.traceID, late: false, now: 0) }
+        }
+        let released = assembler.releaseAll()
+        let spanCount = released.reduce(0) { $0 + $1.spans.count }
+        let attributor = RunAttributor(prices: PriceTable())
+        func stageRate(_ body: () -> Void) -> Double {
+            var samples: [Double] = []
+            for _ in 0..<max(1, repeats) {
+                let t0 = WallClock.monotonicNano()
+                body()
+                samples.append(Double(spanCount) / (Double(WallClock.monotonicNano() - t0) / 1e9))
+            }
+            return percentile(samples, 0.5)
+        }
+        var prepared: [Ledger.PreparedRun] = []
+        let attribution = stageRate { prepared = released.map { Ledger.prepare($0, attributor: attributor) } }
+        let store = stageRate {
+            let details = prepared.map { TraceDetail(traceID: $0.entry.traceID, spans: $0.tree) }
+            _ = try? SegmentFrame.encode(kind: .traceDetail, message: TraceDetailCodec.encode(details, createdUnixMs: 0))
+            _ = try? SegmentFrame.encode(kind: .traceIndex, message: TraceIndexCodec.encode(prepared.map(\.entry), createdUnixMs: 0))
+        }
+        return DecodeFigures(arena: arena, malloc: malloc, stage: stage, attribution: attribution, store: store)
     }
 
     enum Transport: String {
@@ -161,7 +192,9 @@ struct BenchCommand: AsyncParsableCommand {
             latencies = try await withThrowingTaskGroup(of: [Double].self) { group in
                 for c in 0..<connections {
                     group.addTask {
-                        try await Task.detached {
+                        // One thread per connection: blocking sockets on the two-thread
+                        // concurrency pool would keep at most two requests in flight.
+                        try await BlockingThread.run(name: "bench-client-\(c)") {
                             let client = try LoopbackHTTPClient(host: "127.0.0.1", port: otlpPort)
                             var lat: [Double] = []
                             var i = c
@@ -173,7 +206,7 @@ struct BenchCommand: AsyncParsableCommand {
                                 i += connections
                             }
                             return lat
-                        }.value
+                        }
                     }
                 }
                 var all: [Double] = []

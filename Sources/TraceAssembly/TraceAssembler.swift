@@ -49,6 +49,8 @@ public struct TraceAssembler: Sendable {
         public var hasRoot: Bool
         /// The spans join a run released earlier (late spans).
         public var late: Bool
+        /// Lowest write-ahead-log sequence among the spans (0 when not logged).
+        public var firstSequence: UInt64 = 0
     }
 
     struct OpenTrace {
@@ -165,6 +167,6 @@ public struct TraceAssembler: Sendable {
         let t = open.removeValue(forKey: id)!
         bufferedBytes -= t.bytes
         bufferedSpans -= t.spans.count
-        return Released(traceID: id, spans: t.spans, reason: reason, hasRoot: t.hasRoot, late: t.late)
+        return Released(traceID: id, spans: t.spans, reason: reason, hasRoot: t.hasRoot, late: t.late, firstSequence: t.firstSequence)
     }
 }
