@@ -164,3 +164,65 @@ let window = RollupQuery(fromUnixNano: minute0 - 3_600_000_000_000, toUnixNano: 
     index.removeAll()
     #expect(index.isEmpty && index[TraceID(high: 1, low: 1)] == nil)
 }
+
+// The clock releases runs in three steps (take on the actor, attribute off it, commit
+// on it); what arrives for a run between the steps must end up in that one run.
+
+@Test func lateSpansAndVerdictsForARunBeingAttributedJoinIt() async throws {
+    let clock = TestClock()
+    let ledger = try makeLedger(tempDataDir(), clock: clock)
+    let trace = TraceID(high: 42, low: 8)
+    try await ingest(ledger, run(8, workflow: "triage", verdict: nil, calls: [("small", 1000, 100)]))
+    clock.advance(seconds: 3)
+    let (toAttribute, released) = await ledger.takeDue(limit: 10)
+    #expect(toAttribute.count == 1 && released == 1)
+    // Meanwhile: a late span and a reviewer's verdict for the run.
+    try await ingest(ledger, [llm(trace, 99, model: "small", input: 500, output: 50, start: minute0 + 5)])
+    let verdict = await ledger.applyOutcomes([OutcomeRecord(traceID: trace, outcome: .rejected, timeUnixNano: minute0 + 10, source: .api)], sequence: 0)
+    #expect(verdict.count == 1)
+    await ledger.commit(toAttribute.map { ledger.prepare($0) })
+    clock.advance(seconds: 3)
+    await ledger.tick()
+    let g = try #require(await ledger.query(window).first)
+    // 1000×1 + 100×4 = 1400 µ$ at release; 500×1 + 50×4 = 700 µ$ late.
+    #expect(g.runs == 1 && g.runs(.rejected) == 1 && g.measures.llmCalls == 2 && g.measures.costMicros == 2100)
+    let entry = try #require(await ledger.explain(trace)?.entry)
+    #expect(entry.llmCalls == 2 && entry.spanCount == 3 && entry.outcome == .rejected)
+    #expect(await ledger.currentStats().runsReleased == 1)
+}
+
+@Test func lateSpansForcedOutWhileTheirRunIsAttributedWaitForIt() async throws {
+    let clock = TestClock()
+    let ledger = try makeLedger(tempDataDir(), clock: clock)
+    let trace = TraceID(high: 42, low: 9)
+    try await ingest(ledger, run(9, workflow: "triage", verdict: "accepted", calls: [("small", 1000, 100)]))
+    clock.advance(seconds: 3)
+    let (toAttribute, _) = await ledger.takeDue(limit: 10)
+    try await ingest(ledger, [llm(trace, 99, model: "large", input: 100, output: 10, start: minute0 + 5)])
+    // Shutdown releases everything at once, the late span included, before the commit.
+    try await ledger.drain()
+    #expect(await ledger.explain(trace) == nil, "the run is not recorded until its commit")
+    await ledger.commit(toAttribute.map { ledger.prepare($0) })
+    var byModel = window
+    byModel.groupBy = [.model]
+    let models = await ledger.query(byModel)
+    #expect(Set(models.map(\.model)) == ["small", "large"])
+    #expect(models.allSatisfy { $0.runs == 1 })
+    #expect(await ledger.explain(trace)?.entry.llmCalls == 2)
+    #expect(await ledger.currentStats().runsReleased == 1)
+}
+
+@Test func checkpointStaysBelowARunBeingAttributed() async throws {
+    let dir = tempDataDir()
+    let clock = TestClock()
+    let (ledger, wal, ingest) = try await durableLedger(dir, clock: clock)
+    defer { wal.close() }
+    let first = wal.upcomingSequence
+    try await send(ingest, run(10, workflow: "a", verdict: "accepted", calls: [("small", 100, 10)]))
+    clock.advance(seconds: 3)
+    let (toAttribute, _) = await ledger.takeDue(limit: 10)
+    #expect(toAttribute.count == 1)
+    #expect(await ledger.checkpointCandidate() == first, "the run's log record must be replayed if the process dies now")
+    await ledger.commit(toAttribute.map { ledger.prepare($0) })
+    #expect(await ledger.checkpointCandidate() == wal.upcomingSequence)
+}

@@ -102,3 +102,37 @@ func sampleTable() -> RollupTable {
     #expect(keys == [SpanKey(traceID: TraceID(high: 0, low: 2), spanID: SpanID(2)), SpanKey(traceID: TraceID(high: 0, low: 3), spanID: SpanID(3))])
     #expect(dir.flushedSpans(sinceWALSequence: 31).isEmpty)
 }
+
+/// Nested messages are written in place with one length byte set aside and widened when
+/// the message is longer: traces of one span (< 128 bytes), a few (two length bytes) and
+/// thousands (three) must all come back whole, next to each other.
+@Test func runTreesOfEverySizeRoundTrip() throws {
+    func tree(_ n: Int, trace: UInt64) -> TraceDetail {
+        var spans: [StoredSpan] = []
+        for i in 0..<n {
+            let usage = TokenUsage(input: Int64(i * 31), cacheRead: 0, cacheWrite: 0, output: Int64(i * 7), reasoning: 0)
+            let kind: StoredSpan.Kind = i % 3 == 0 ? .tool : .llm
+            let model = i % 2 == 0 ? "gpt-4o" : "claude-sonnet-4"
+            let agent = i % 4 == 0 ? "" : "planner"
+            spans.append(StoredSpan(spanID: SpanID(UInt64(i + 1)), parentSpanID: SpanID(i == 0 ? 0 : 1), name: "step \(i % 7)", kind: kind,
+                                    model: model, startOffsetNano: Int64(i) * 1_000_003, durationNano: 999_983, usage: usage,
+                                    costMicros: Int64(i * 13), priced: i % 5 != 0, error: i % 11 == 0, retry: i % 13 == 0, explicitCost: false,
+                                    agent: agent))
+        }
+        return TraceDetail(traceID: TraceID(high: trace, low: ~trace), spans: spans)
+    }
+    let details = [tree(1, trace: 1), tree(5, trace: 2), tree(3_000, trace: 3), tree(0, trace: 4), tree(2, trace: 5)]
+    let encoded = TraceDetailCodec.encode(details, createdUnixMs: 42, walSequenceMax: 7)
+    #expect(try TraceDetailCodec.decode(encoded, path: "x") == details)
+    #expect(try TraceDetailCodec.decode(encoded, path: "x", only: details[2].traceID) == [details[2]])
+    #expect(try TraceDetailCodec.decode(encoded, path: "x", only: details[4].traceID) == [details[4]])
+    #expect(TraceDetailCodec.walSequenceMax(encoded) == 7)
+    var entry = TraceIndexEntry(traceID: TraceID(high: 9, low: 9), workflow: "wf", service: "svc", startUnixNano: 1, durationNano: 2, outcome: .accepted,
+                                costMicros: 3, llmCalls: 4, inputTokens: 5, outputTokens: 6, unpricedTokens: 0, spanCount: 7, incomplete: false,
+                                models: (0..<200).map { "model-\($0)" }, toolCalls: 0, retries: 0, errors: 0)
+    entry.agents = ["", "planner", "critic"]
+    let bare = TraceIndexEntry(traceID: TraceID(high: 8, low: 8), workflow: "", service: "", startUnixNano: 0, durationNano: 0, outcome: .pending,
+                               costMicros: 0, llmCalls: 0, inputTokens: 0, outputTokens: 0, unpricedTokens: 0, spanCount: 0, incomplete: true,
+                               models: [], toolCalls: 0, retries: 0, errors: 0)
+    #expect(try TraceIndexCodec.decode(TraceIndexCodec.encode([entry, bare], createdUnixMs: 0), path: "x") == [entry, bare])
+}
