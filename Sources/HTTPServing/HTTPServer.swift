@@ -133,6 +133,8 @@ public final class HTTPServer: Service, Sendable {
     let logger: Logger
     let onBound: @Sendable (SocketAddress) async -> Void
     let connections = ConnectionTracker()
+    /// Largest request buffer a keep-alive connection keeps between requests.
+    static let keptBodyCapacity = 1 << 20
 
     public init(name: String, configuration: HTTPServerConfiguration, handler: any HTTPHandler, logger: Logger,
                 onBound: @escaping @Sendable (SocketAddress) async -> Void = { _ in }) {
@@ -197,9 +199,13 @@ public final class HTTPServer: Service, Sendable {
                         connections.busy(id)
                         head = h
                         body.clear()
-                        if let length = h.headers.first(name: "content-length").flatMap(Int.init), length > limit {
-                            try await write(handler.bodyTooLarge(h), keepAlive: false, to: outbound)
-                            return
+                        if let length = h.headers.first(name: "content-length").flatMap(Int.init) {
+                            if length > limit {
+                                try await write(handler.bodyTooLarge(h), keepAlive: false, to: outbound)
+                                return
+                            }
+                            // Room for the whole body at once: no regrowth (and copy) per chunk.
+                            body.reserveCapacity(length)
                         }
                     case .body(var chunk):
                         guard let h = head else { continue }
@@ -216,7 +222,9 @@ public final class HTTPServer: Service, Sendable {
                         let keepAlive = h.isKeepAlive && !response.close && !connections.isShuttingDown
                         try await write(response, keepAlive: keepAlive, to: outbound)
                         if !keepAlive { return }
-                        body = channel.allocator.buffer(capacity: 0)
+                        // The next request on this connection reuses the buffer, unless it
+                        // grew large: an idle connection should not hold megabytes.
+                        if body.capacity > Self.keptBodyCapacity { body = channel.allocator.buffer(capacity: 0) } else { body.clear() }
                         connections.idle(id)
                     }
                 }

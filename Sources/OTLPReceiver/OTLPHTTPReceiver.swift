@@ -56,8 +56,20 @@ public struct OTLPHTTPReceiver: HTTPHandler {
             return refusal("too many request bytes in flight; retry later", retryAfter: 1, encoding)
         }
         defer { counters.release(request.body.readableBytes) }
+        let contentEncoding = request.headers.first(name: "content-encoding")?.lowercased().trimmingWhitespace() ?? "identity"
+        if encoding == .protobuf && (contentEncoding == "" || contentEncoding == "identity") {
+            // The common case decodes the request buffer where it is, without copying it out.
+            let batch: DecodedBatch
+            do {
+                batch = try body.withUnsafeReadableBytes { raw in try decoders.withDecoder { try $0.decode(raw) } }
+            } catch {
+                counters.add(refused: 1)
+                return self.error(.badRequest, RPCCode.invalidArgument, "\(error)", encoding)
+            }
+            return await accept(batch, encoding)
+        }
         var bytes = body.readBytes(length: body.readableBytes) ?? []
-        switch request.headers.first(name: "content-encoding")?.lowercased().trimmingWhitespace() ?? "identity" {
+        switch contentEncoding {
         case "", "identity":
             break
         case "gzip":
@@ -82,6 +94,12 @@ public struct OTLPHTTPReceiver: HTTPHandler {
             counters.add(refused: 1)
             return self.error(.badRequest, RPCCode.invalidArgument, "\(error)", encoding)
         }
+        return await accept(batch, encoding)
+    }
+
+    /// Hands a decoded batch on and answers: partial success names the rejected spans; a
+    /// refusal downstream is a retryable error.
+    func accept(_ batch: DecodedBatch, _ encoding: Encoding) async -> HTTPResponse {
         do {
             try await consumer.consume(batch.spans)
         } catch {

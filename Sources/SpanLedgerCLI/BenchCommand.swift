@@ -155,6 +155,8 @@ struct BenchCommand: AsyncParsableCommand {
         daemon.executableURL = URL(fileURLWithPath: binary)
         daemon.arguments = ["serve", "--data", dataDir, "--otlp-http", "127.0.0.1:0", "--otlp-grpc", "127.0.0.1:0", "--api", "127.0.0.1:0", "--trace-wait", "\(Int(Self.traceWaitSeconds * 1000))ms",
                             "--flush-interval", "2s", "--log-level", "warning", "--durability", durability]
+        let exited = DispatchSemaphore(value: 0)
+        daemon.terminationHandler = { _ in exited.signal() }
         try daemon.run()
         let pid = daemon.processIdentifier
         var listening: [String: Any] = [:]
@@ -246,7 +248,9 @@ struct BenchCommand: AsyncParsableCommand {
         }
         let rss = ProcessMetrics.peakRSS(pid: pid) ?? 0
         daemon.terminate() // SIGTERM: graceful drain and final flush
-        daemon.waitUntilExit()
+        // Blocks a thread of its own: Process.waitUntilExit spins a run loop on Linux,
+        // a core's worth of CPU while the daemon drains and flushes.
+        await BlockingThread.run(name: "bench-daemon-exit") { exited.wait() }
         let disk = DataDirectory(path: dataDir).bytesOnDisk()
         let perMillion = 1_000_000 / Double(w.spanCount)
         return ScenarioResult(
