@@ -68,11 +68,15 @@ public enum SegmentFrame {
 
     public static func encode(kind: SegmentKind, message: [UInt8]) throws -> [UInt8] {
         let payload = try Zlib.compress(message, level: compressionLevel(kind))
-        var out = magic + [version, kind.rawValue, 0, 0]
+        var out: [UInt8] = []
+        out.reserveCapacity(headerSize + payload.count)
+        out += magic
+        out += [version, kind.rawValue, 0, 0]
         out += le(UInt64(message.count), 8)
         out += le(UInt64(payload.count), 4)
         out += le(UInt64(Zlib.crc32(payload)), 4)
-        return out + payload
+        out += payload
+        return out
     }
 
     public static func decode(_ bytes: [UInt8], expecting kind: SegmentKind, path: String) throws(StoreError) -> [UInt8] {

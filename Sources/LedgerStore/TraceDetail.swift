@@ -66,6 +66,12 @@ public enum TraceDetailCodec {
     public static func encode(_ traces: [TraceDetail], createdUnixMs: Int64, walSequenceMax: UInt64 = 0) -> [UInt8] {
         var strings = StringTableBuilder()
         var body = ProtoWriter(capacity: traces.count * 256)
+        // Header fields first (replay reads field 5 without walking the traces); the string
+        // table last, once known: fields may come in any order, and this way the segment is
+        // built in one buffer instead of a header and a body joined by a copy.
+        body.uint(1, 1)
+        body.int(2, createdUnixMs)
+        body.uint(5, walSequenceMax)
         for t in traces {
             body.message(4) { d in
                 d.bigEndianWords(1, t.traceID.high, t.traceID.low)
@@ -94,12 +100,8 @@ public enum TraceDetailCodec {
                 }
             }
         }
-        var w = ProtoWriter(capacity: body.bytes.count + 128)
-        w.uint(1, 1)
-        w.int(2, createdUnixMs)
-        w.uint(5, walSequenceMax)
-        for s in strings.strings { w.string(3, s, always: true) }
-        return w.bytes + body.bytes
+        for s in strings.strings { body.string(3, s, always: true) }
+        return body.bytes
     }
 
     /// The segment's `wal_sequence_max` (field 5).

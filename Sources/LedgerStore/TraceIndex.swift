@@ -63,6 +63,9 @@ public enum TraceIndexCodec {
     public static func encode(_ entries: [TraceIndexEntry], createdUnixMs: Int64) -> [UInt8] {
         var strings = StringTableBuilder()
         var body = ProtoWriter(capacity: entries.count * 40)
+        // Header first, string table last (see TraceDetailCodec.encode): one buffer, no join.
+        body.uint(1, 1)
+        body.int(2, createdUnixMs)
         for e in entries {
             let w = strings.index(e.workflow), s = strings.index(e.service)
             body.message(4) { r in
@@ -97,11 +100,8 @@ public enum TraceIndexCodec {
                 }
             }
         }
-        var w = ProtoWriter(capacity: body.bytes.count + 128)
-        w.uint(1, 1)
-        w.int(2, createdUnixMs)
-        for s in strings.strings { w.string(3, s, always: true) }
-        return w.bytes + body.bytes
+        for s in strings.strings { body.string(3, s, always: true) }
+        return body.bytes
     }
 
     public static func decode(_ bytes: [UInt8], path: String) throws(StoreError) -> [TraceIndexEntry] {

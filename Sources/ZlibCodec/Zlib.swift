@@ -36,19 +36,21 @@ public enum Zlib {
         }
         defer { deflateEnd(&stream) }
         let bound = Int(deflateBound(&stream, uLong(input.count)))
-        var output = [UInt8](repeating: 0, count: bound)
-        var input = input
-        let status: Int32 = input.withUnsafeMutableBufferPointer { inPtr in
-            output.withUnsafeMutableBufferPointer { outPtr in
-                stream.next_in = inPtr.baseAddress
+        // The output is left uninitialised beyond what deflate writes, and the input is read
+        // where it is (zlib does not write through next_in): a segment of tens of megabytes
+        // is neither copied nor zero-filled, so its pages are not touched twice.
+        var status: Int32 = Z_OK
+        let output = [UInt8](unsafeUninitializedCapacity: bound) { outPtr, written in
+            status = input.withUnsafeBufferPointer { inPtr in
+                stream.next_in = UnsafeMutablePointer(mutating: inPtr.baseAddress)
                 stream.avail_in = uInt(inPtr.count)
                 stream.next_out = outPtr.baseAddress
                 stream.avail_out = uInt(outPtr.count)
                 return deflate(&stream, Z_FINISH)
             }
+            written = status == Z_STREAM_END ? Int(stream.total_out) : 0
         }
         guard status == Z_STREAM_END else { throw ZlibError(code: .internalError, message: "deflate failed (\(status))") }
-        output.removeSubrange(Int(stream.total_out)...)
         return output
     }
 
