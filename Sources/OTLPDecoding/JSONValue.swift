@@ -1,6 +1,8 @@
 /// A parsed JSON value (RFC 8259), numbers kept as their source text so 64-bit integers
 /// lose nothing.
-indirect enum JSONValue {
+/// Not `indirect`: arrays and objects already hold their elements out of line, and boxing
+/// every value cost an allocation per number, string and literal.
+enum JSONValue {
     case null
     case bool(Bool)
     case number(Substring.UTF8View)

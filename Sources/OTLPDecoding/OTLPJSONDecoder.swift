@@ -31,11 +31,12 @@ public final class OTLPJSONDecoder {
         guard total <= limits.maxSpansPerRequest else {
             throw OTLPDecodeError("request has \(total) spans; the limit is \(limits.maxSpansPerRequest) per request")
         }
+        batch.spans.reserveCapacity(total)
         for rs in resourceSpans {
-            try checkFields(rs, "resourceSpans[]", [("resource", .object), ("scopeSpans", .array), ("schemaUrl", .string)])
+            try checkFields(rs, "resourceSpans[]", Self.resourceSpansFields)
             var service = ""
             if let resource = rs["resource"] {
-                try checkFields(resource, "resource", [("attributes", .array), ("droppedAttributesCount", .integer), ("entityRefs", .array)])
+                try checkFields(resource, "resource", Self.resourceFields)
                 for kv in try array(resource["attributes"], "resource.attributes") {
                     var ignored = false
                     let (key, value) = try keyValue(kv, oversized: &ignored)
@@ -43,9 +44,9 @@ public final class OTLPJSONDecoder {
                 }
             }
             for ss in try array(rs["scopeSpans"], "resourceSpans[].scopeSpans") {
-                try checkFields(ss, "scopeSpans[]", [("scope", .object), ("spans", .array), ("schemaUrl", .string)])
+                try checkFields(ss, "scopeSpans[]", Self.scopeSpansFields)
                 if let scope = ss["scope"] {
-                    try checkFields(scope, "scope", [("name", .string), ("version", .string), ("attributes", .array), ("droppedAttributesCount", .integer)])
+                    try checkFields(scope, "scope", Self.scopeFields)
                 }
                 for span in try array(ss["spans"], "scopeSpans[].spans") {
                     if let record = try record(span, service: service, batch: &batch) { batch.spans.append(record) }
@@ -56,12 +57,7 @@ public final class OTLPJSONDecoder {
     }
 
     func record(_ span: JSONValue, service: String, batch: inout DecodedBatch) throws(OTLPDecodeError) -> SpanRecord? {
-        try checkFields(span, "span", [
-            ("traceId", .string), ("spanId", .string), ("parentSpanId", .string), ("traceState", .string), ("flags", .integer),
-            ("name", .string), ("kind", .enumeration), ("startTimeUnixNano", .integer), ("endTimeUnixNano", .integer),
-            ("attributes", .array), ("droppedAttributesCount", .integer), ("events", .array), ("droppedEventsCount", .integer),
-            ("links", .array), ("droppedLinksCount", .integer), ("status", .object),
-        ])
+        try checkFields(span, "span", Self.spanFields)
         guard let traceID = try hexID(span["traceId"], length: 32).flatMap({ TraceID(bytes: $0) }), !traceID.isZero else {
             batch.reject("span with an invalid traceId (must be 32 hex digits, not all zero; base64 is not accepted)")
             return nil
@@ -92,7 +88,7 @@ public final class OTLPJSONDecoder {
         for kv in attributes { spanAttributes.append(try keyValue(kv, oversized: &oversized)) }
         var evaluations: [(label: String, time: Int64)] = []
         for ev in try array(span["events"], "span.events") {
-            try checkFields(ev, "events[]", [("timeUnixNano", .integer), ("name", .string), ("attributes", .array), ("droppedAttributesCount", .integer)])
+            try checkFields(ev, "events[]", Self.eventFields)
             let isEvaluation = try string(ev["name"], "events[].name") == "gen_ai.evaluation.result"
             for kv in try array(ev["attributes"], "events[].attributes") {
                 let (key, value) = try keyValue(kv, oversized: &oversized)
@@ -103,8 +99,7 @@ public final class OTLPJSONDecoder {
         }
         var linked: [TraceID] = []
         for link in try array(span["links"], "span.links") {
-            try checkFields(link, "links[]", [("traceId", .string), ("spanId", .string), ("traceState", .string), ("attributes", .array),
-                                              ("droppedAttributesCount", .integer), ("flags", .integer)])
+            try checkFields(link, "links[]", Self.linkFields)
             for kv in try array(link["attributes"], "links[].attributes") { _ = try keyValue(kv, oversized: &oversized) }
             if let t = try hexID(link["traceId"], length: 32).flatMap({ TraceID(bytes: $0) }), !t.isZero, t != traceID, !linked.contains(t) {
                 linked.append(t)
@@ -122,7 +117,7 @@ public final class OTLPJSONDecoder {
         for e in evaluations { reader.evaluation(label: e.label, timeUnixNano: e.time) }
         var isError = false
         if let status = span["status"] {
-            try checkFields(status, "status", [("message", .string), ("code", .enumeration)])
+            try checkFields(status, "status", Self.statusFields)
             isError = try integer(status["code"], "status.code", enumField: true) == 2
         }
         var record = reader.finish(
@@ -138,6 +133,23 @@ public final class OTLPJSONDecoder {
 
     enum FieldKind { case string, integer, enumeration, array, object }
 
+    /// The fields each message may carry and their JSON kinds (built once, not per span).
+    static let resourceSpansFields: [(String, FieldKind)] = [("resource", .object), ("scopeSpans", .array), ("schemaUrl", .string)]
+    static let resourceFields: [(String, FieldKind)] = [("attributes", .array), ("droppedAttributesCount", .integer), ("entityRefs", .array)]
+    static let scopeSpansFields: [(String, FieldKind)] = [("scope", .object), ("spans", .array), ("schemaUrl", .string)]
+    static let scopeFields: [(String, FieldKind)] = [("name", .string), ("version", .string), ("attributes", .array), ("droppedAttributesCount", .integer)]
+    static let eventFields: [(String, FieldKind)] = [("timeUnixNano", .integer), ("name", .string), ("attributes", .array), ("droppedAttributesCount", .integer)]
+    static let statusFields: [(String, FieldKind)] = [("message", .string), ("code", .enumeration)]
+    static let keyValueFields: [(String, FieldKind)] = [("key", .string), ("value", .object)]
+    static let spanFields: [(String, FieldKind)] = [
+        ("traceId", .string), ("spanId", .string), ("parentSpanId", .string), ("traceState", .string), ("flags", .integer),
+        ("name", .string), ("kind", .enumeration), ("startTimeUnixNano", .integer), ("endTimeUnixNano", .integer),
+        ("attributes", .array), ("droppedAttributesCount", .integer), ("events", .array), ("droppedEventsCount", .integer),
+        ("links", .array), ("droppedLinksCount", .integer), ("status", .object),
+    ]
+    static let linkFields: [(String, FieldKind)] = [("traceId", .string), ("spanId", .string), ("traceState", .string), ("attributes", .array),
+                                                    ("droppedAttributesCount", .integer), ("flags", .integer)]
+
     /// Checks the JSON types of an object's known fields (absent or null is fine; unknown
     /// fields are ignored, as the OTLP JSON encoding requires).
     func checkFields(_ v: JSONValue, _ what: String, _ fields: [(String, FieldKind)]) throws(OTLPDecodeError) {
@@ -145,13 +157,23 @@ public final class OTLPJSONDecoder {
         for (name, value) in members {
             guard let kind = fields.first(where: { $0.0 == name })?.1 else { continue }
             if case .null = value { continue }
-            switch kind {
-            case .string: _ = try string(value, "\(what).\(name)")
-            case .integer: _ = try integer(value, "\(what).\(name)")
-            case .enumeration: _ = try integer(value, "\(what).\(name)", enumField: true)
-            case .array: _ = try array(value, "\(what).\(name)")
-            case .object: try object(value, "\(what).\(name)")
+            // The field's name goes into the message only when it is wrong: composing it for
+            // every field of every span was a string allocation each.
+            do {
+                try check(kind, value, "")
+            } catch {
+                try check(kind, value, "\(what).\(name)")
             }
+        }
+    }
+
+    func check(_ kind: FieldKind, _ value: JSONValue, _ what: String) throws(OTLPDecodeError) {
+        switch kind {
+        case .string: _ = try string(value, what)
+        case .integer: _ = try integer(value, what)
+        case .enumeration: _ = try integer(value, what, enumField: true)
+        case .array: _ = try array(value, what)
+        case .object: try object(value, what)
         }
     }
 
@@ -217,9 +239,11 @@ public final class OTLPJSONDecoder {
         return out
     }
 
+    static let anyValueKeys: Set<String> = ["stringValue", "boolValue", "intValue", "doubleValue", "arrayValue", "kvlistValue", "bytesValue"]
+
     /// One attribute: its key and value, with the value's depth and sizes checked.
     func keyValue(_ kv: JSONValue, oversized: inout Bool) throws(OTLPDecodeError) -> (String, AttributeValue) {
-        try checkFields(kv, "attributes[]", [("key", .string), ("value", .object)])
+        try checkFields(kv, "attributes[]", Self.keyValueFields)
         return (try string(kv["key"], "attributes[].key") ?? "", try attributeValue(kv["value"], depth: 1, oversized: &oversized))
     }
 
@@ -235,8 +259,7 @@ public final class OTLPJSONDecoder {
             if case .null? = v { return AttributeValue(kind: .other) }
             throw OTLPDecodeError("attribute value must be an object such as {\"stringValue\": …}")
         }
-        let known: Set<String> = ["stringValue", "boolValue", "intValue", "doubleValue", "arrayValue", "kvlistValue", "bytesValue"]
-        guard let (key, inner) = members.first(where: { known.contains($0.0) }) else { return AttributeValue(kind: .other) }
+        guard let (key, inner) = members.first(where: { Self.anyValueKeys.contains($0.0) }) else { return AttributeValue(kind: .other) }
         switch key {
         case "stringValue":
             guard case .string(let s) = inner else { throw OTLPDecodeError("stringValue must be a string") }
@@ -260,7 +283,7 @@ public final class OTLPJSONDecoder {
         case "kvlistValue":
             guard case .object = inner else { throw OTLPDecodeError("kvlistValue must be an object with \"values\"") }
             for kv in try array(inner["values"], "kvlistValue.values") {
-                try checkFields(kv, "kvlistValue.values[]", [("key", .string), ("value", .object)])
+                try checkFields(kv, "kvlistValue.values[]", Self.keyValueFields)
                 _ = try attributeValue(kv["value"], depth: depth + 1, oversized: &oversized)
             }
             return AttributeValue(kind: .other)
