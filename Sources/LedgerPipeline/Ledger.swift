@@ -179,7 +179,7 @@ public actor Ledger: SpanConsumer {
             byTrace[s.traceID, default: []].append(s)
         }
         for (id, group) in byTrace {
-            let late = (index.contains(id) || attributing[id] != nil) && !assembler.isOpen(id)
+            let late = hasRun(id) && !assembler.isOpen(id)
             for released in assembler.ingest(group, of: id, late: late, now: now, sequence: sequence) { process(released) }
         }
         for o in feedback { _ = apply(o) }
@@ -209,8 +209,8 @@ public actor Ledger: SpanConsumer {
     /// Releases up to `limit` traces whose wait window or maximum age has passed and
     /// returns how many it released. Callers loop while it returns `limit`, so ingest
     /// interleaves with a large release instead of waiting for all of it.
-    @discardableResult
     /// (The service does the same in three steps, attributing off the actor.)
+    @discardableResult
     public func tick(limit: Int = .max) -> Int {
         let (toAttribute, released) = takeDue(limit: limit)
         for r in toAttribute { commit(prepare(r)) }
@@ -247,6 +247,10 @@ public actor Ledger: SpanConsumer {
         }
     }
 
+    /// The trace was released as a run: recorded, or being attributed off the actor.
+    /// Its further spans are late spans of that run.
+    func hasRun(_ id: TraceID) -> Bool { index.contains(id) || attributing[id] != nil }
+
     /// Takes up to `limit` due traces out of assembly. Late spans of recorded runs are
     /// joined here; the rest are returned for `prepare` (off the actor) and `commit`.
     /// Until committed they count as `attributing`: their late spans wait, and the
@@ -256,7 +260,7 @@ public actor Ledger: SpanConsumer {
         var out: [TraceAssembler.Released] = []
         out.reserveCapacity(due.count)
         for r in due {
-            if r.late && (index.contains(r.traceID) || attributing[r.traceID] != nil) {
+            if r.late && hasRun(r.traceID) {
                 process(r)
             } else {
                 attributing[r.traceID] = r.firstSequence
@@ -274,7 +278,7 @@ public actor Ledger: SpanConsumer {
 
     public static func prepare(_ released: TraceAssembler.Released, attributor: RunAttributor) -> PreparedRun {
         let run = attributor.attribute(traceID: released.traceID, spans: released.spans)
-        let entry = Self.entry(of: run, verdictSource: run.verdict == nil ? .none : .spans, held: nil, rework: false)
+        let entry = Self.entry(of: run, verdictSource: run.verdict == nil ? .none : .spans, held: nil)
         let tree = Self.tree(run)
         return PreparedRun(released: released, run: run, entry: entry, tree: tree, records: Self.runRecords(entry, tree: tree))
     }
@@ -294,7 +298,7 @@ public actor Ledger: SpanConsumer {
             heldDirty = true
             if h.supersedes(time: p.run.verdict?.timeUnixNano ?? .min, outcome: p.run.verdict?.outcome ?? .pending) {
                 p.run.verdict = Verdict(outcome: h.outcome, timeUnixNano: h.timeUnixNano)
-                p.entry = Self.entry(of: p.run, verdictSource: h.source, held: h, rework: false)
+                p.entry = Self.entry(of: p.run, verdictSource: h.source, held: h)
                 stats.verdictsApplied += 1
             }
         }
@@ -326,7 +330,8 @@ public actor Ledger: SpanConsumer {
     }
 
     /// The index entry of an attributed run (totals, verdict and its source).
-    static func entry(of run: AttributedRun, verdictSource: VerdictSource, held: OutcomeRecord?, rework: Bool) -> TraceIndexEntry {
+    /// (Rework is left false: it depends on the task's other runs, known on the actor.)
+    static func entry(of run: AttributedRun, verdictSource: VerdictSource, held: OutcomeRecord?) -> TraceIndexEntry {
         var entry = TraceIndexEntry(
             traceID: run.traceID, workflow: run.workflow, service: run.service, startUnixNano: run.startUnixNano,
             durationNano: run.durationNano, outcome: run.outcome, costMicros: 0, llmCalls: 0, inputTokens: 0, outputTokens: 0,
@@ -341,7 +346,6 @@ public actor Ledger: SpanConsumer {
             entry.reviewer = held.reviewer
             entry.reviewerKind = held.reviewerKind
         }
-        entry.rework = rework
         return entry
     }
 
