@@ -51,12 +51,16 @@ static const sl_key_entry sl_keys[] = {
 
 sl_key sl_attribute_key(const char *key) {
     if (key == NULL) return SL_KEY_NONE;
+    return sl_attribute_key_n(key, strlen(key));
+}
+
+sl_key sl_attribute_key_n(const char *key, size_t n) {
+    if (key == NULL || n == 0) return SL_KEY_NONE;
     /* Every interpreted key starts with one of these letters: reject the rest at once. */
     switch (key[0]) {
     case 'g': case 'l': case 'o': case 't': case 'h': case 'r': case 's': break;
     default: return SL_KEY_NONE;
     }
-    size_t n = strlen(key);
     for (size_t i = 0; i < sizeof(sl_keys) / sizeof(sl_keys[0]); i++) {
         if (sl_keys[i].length == n && sl_keys[i].name[0] == key[0] && memcmp(sl_keys[i].name, key, n) == 0) return sl_keys[i].id;
     }

@@ -54,4 +54,7 @@ typedef enum sl_key {
 /* The key id for a NUL-terminated attribute key, or SL_KEY_NONE. */
 sl_key sl_attribute_key(const char *key);
 
+/* The key id for `n` bytes of attribute key (no terminator needed), or SL_KEY_NONE. */
+sl_key sl_attribute_key_n(const char *key, size_t n);
+
 #endif
