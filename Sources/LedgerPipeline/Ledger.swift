@@ -436,7 +436,8 @@ public actor Ledger: SpanConsumer {
     struct PendingFlush: Sendable {
         var sequence: UInt64
         var rollups: RollupTable
-        var index: [TraceIndexEntry]
+        /// Handed over whole (its entries listed off the actor, when the flush writes them).
+        var index: RunIndex
         var details: [TraceDetail]
         var walSequenceMax: UInt64
         /// Every log record below this is reflected once this flush is written.
@@ -460,13 +461,13 @@ public actor Ledger: SpanConsumer {
     func takeUnflushed() -> PendingFlush? {
         let checkpoint = checkpointCandidate() ?? 0
         guard !unflushed.isEmpty || !unflushedIndex.isEmpty || !unflushedDetails.isEmpty || checkpoint > lastCheckpoint || heldDirty else { return nil }
-        let p = PendingFlush(sequence: nextSequence, rollups: unflushed, index: unflushedIndex.values, details: unflushedDetails,
+        let p = PendingFlush(sequence: nextSequence, rollups: unflushed, index: unflushedIndex, details: unflushedDetails,
                              walSequenceMax: lastConsumedSequence, checkpoint: checkpoint, held: heldDirty ? Array(heldVerdicts.values) : nil)
         heldDirty = false
         flushingDetails = unflushedDetails
         nextSequence += 1
         unflushed = RollupTable()
-        unflushedIndex.removeAll()
+        unflushedIndex = RunIndex()
         unflushedDetails = []
         return p
     }
@@ -476,7 +477,7 @@ public actor Ledger: SpanConsumer {
         var merged = p.rollups
         merged.merge(unflushed)
         unflushed = merged
-        for e in p.index where unflushedIndex[e.traceID] == nil { unflushedIndex[e.traceID] = e }
+        p.index.forEach { e in if unflushedIndex[e.traceID] == nil { unflushedIndex[e.traceID] = e } }
         unflushedDetails = p.details + unflushedDetails
         flushingDetails = []
         if p.held != nil { heldDirty = true }
@@ -509,7 +510,8 @@ public actor Ledger: SpanConsumer {
         // skips what this flush holds), never a second copy of the data.
         lastCommittedFlush = max(lastCommittedFlush, pending.sequence)
         do {
-            try wal?.checkpoint(WALCheckpoint(walSequence: pending.checkpoint, flushSequence: pending.sequence))
+            // Off the actor: two fsyncs and unlinks that ingest would otherwise wait behind.
+            if let wal { try await Self.checkpoint(wal, WALCheckpoint(walSequence: pending.checkpoint, flushSequence: pending.sequence)) }
             flushed(pending)
         } catch {
             stats.flushes += 1
@@ -519,6 +521,10 @@ public actor Ledger: SpanConsumer {
         }
     }
 
+    nonisolated static func checkpoint(_ wal: WriteAheadLog, _ cp: WALCheckpoint) async throws {
+        try wal.checkpoint(cp)
+    }
+
     /// Writes the flush's files; succeeds when the commit mark (the run-tree file) is on
     /// disk, even if only the final directory fsync failed after it was renamed into place.
     nonisolated static func writeSegments(_ p: PendingFlush, to directory: DataDirectory, nowUnixMs: Int64) async throws {
@@ -526,7 +532,7 @@ public actor Ledger: SpanConsumer {
         // right, since replay from the checkpoint re-applies what came after it.
         if let held = p.held { try FileIO.writeAtomically(OutcomeBatchCodec.encode(held), to: directory.path + "/" + Self.heldVerdictsFile) }
         do {
-            try directory.writeFlush(sequence: p.sequence, rollups: p.rollups, index: p.index, details: p.details,
+            try directory.writeFlush(sequence: p.sequence, rollups: p.rollups, index: p.index.values, details: p.details,
                                      walSequenceMax: p.walSequenceMax, nowUnixMs: nowUnixMs)
         } catch {
             if directory.sequences(.traceDetail).contains(p.sequence) { return }

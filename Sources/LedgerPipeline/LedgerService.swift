@@ -8,8 +8,9 @@ public struct LedgerService: Service {
     let ledger: Ledger
     let logger: Logger
 
-    /// Traces attributed per actor turn when many are due at once.
-    static let releaseChunk = 512
+    /// Traces attributed per actor turn when many are due at once. Recording 512 runs held
+    /// the actor 4-10 ms, and every export waiting on it saw that as latency.
+    static let releaseChunk = 128
 
     public init(ledger: Ledger, logger: Logger) {
         self.ledger = ledger
@@ -35,6 +36,7 @@ public struct LedgerService: Service {
         var sinceFlush: UInt64 = 0
         let compactEvery = ledger.configuration.compactionIntervalNano
         var sinceCompaction: UInt64 = 0
+        var flushing: Task<Void, Never>?
         let warm = Task.detached { [ledger] in await ledger.warmQueryCache() }
         defer { warm.cancel() }
         while !Task.isShuttingDownGracefully && !Task.isCancelled {
@@ -44,10 +46,15 @@ public struct LedgerService: Service {
             sinceCompaction += tick
             if sinceFlush >= flushEvery {
                 sinceFlush = 0
-                try? await ledger.flush()
+                // In its own task: compressing and syncing a flush takes hundreds of ms
+                // under load, and releases paused that long came out as one burst that
+                // held the actor. One flush at a time.
+                await flushing?.value
+                flushing = Task { [ledger] in try? await ledger.flush() }
             }
             if compactEvery > 0 && sinceCompaction >= compactEvery {
                 sinceCompaction = 0
+                await flushing?.value
                 do {
                     _ = try await ledger.compact()
                 } catch {
@@ -56,6 +63,7 @@ public struct LedgerService: Service {
                 }
             }
         }
+        await flushing?.value
         logger.info("releasing pending traces and flushing before exit")
         try await ledger.drain()
     }

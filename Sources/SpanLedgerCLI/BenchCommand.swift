@@ -18,7 +18,8 @@ struct BenchCommand: AsyncParsableCommand {
     @Option(help: "Agent runs in the workload (about 8 spans each).") var runs = 60_000
     @Option(name: .customLong("batch-spans"), help: "Spans per OTLP request.") var batchSpans = 512
     @Option(help: "Comma list of client connection counts for the end-to-end scenario.") var connections = "1,4"
-    @Option(help: "Comma list of scenarios: decode, http, gzip, grpc, json, query.") var scenarios = "decode,http,gzip,grpc,json,query"
+    @Option(help: "Comma list of scenarios: decode, http, paced, gzip, grpc, json, query. paced sends at half the best HTTP fsync rate of the run (measuring one if http is not listed) and reports latency at that load.")
+    var scenarios = "decode,http,paced,gzip,grpc,json,query"
     @Option(help: "Repetitions of the decode measurement (median reported).") var repeats = 5
     @Option(name: .customLong("daemon"), help: "spanledger binary to benchmark (default: this executable).") var daemonPath: String?
     @Option(name: .customLong("write-workload"), help: "Write the pre-encoded OTLP/protobuf requests to this directory (NNNNN.pb and workload.json) and exit, for other tools to replay (scripts/compare-phoenix).")
@@ -27,7 +28,7 @@ struct BenchCommand: AsyncParsableCommand {
 
     func run() async throws {
         let wanted = Set(scenarios.split(separator: ",").map { String($0).trimmingWhitespace() })
-        let known: Set<String> = ["decode", "http", "gzip", "grpc", "json", "query"]
+        let known: Set<String> = ["decode", "http", "paced", "gzip", "grpc", "json", "query"]
         guard wanted.isSubset(of: known) else { throw ValidationError("unknown scenario(s) \(wanted.subtracting(known).sorted()); known: \(known.sorted())") }
         let binary = daemonPath ?? (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
         print("building workload: \(runs) runs …")
@@ -61,6 +62,20 @@ struct BenchCommand: AsyncParsableCommand {
             if let most = counts.max() {
                 results.append(try await endToEnd(workload, binary: binary, connections: most, transport: .http, durability: "none", measureQueries: false))
             }
+        }
+        if wanted.contains("paced") {
+            // Latency at half of the maximum: the target is a p99 under load, not at
+            // saturation, where every request queues behind the others.
+            let counts = connections.split(separator: ",").compactMap { Int(String($0).trimmingWhitespace()) }
+            let most = counts.max() ?? 4
+            var fsync = results.filter { $0.name.hasPrefix("http ×") && $0.name.hasSuffix("fsync") }
+            if fsync.isEmpty {
+                fsync.append(try await endToEnd(workload, binary: binary, connections: most, transport: .http, durability: "fsync", measureQueries: false))
+                results += fsync
+            }
+            let best = fsync.map(\.spansPerSecond).max() ?? 0
+            results.append(try await endToEnd(workload, binary: binary, connections: most, transport: .http, durability: "fsync", measureQueries: false,
+                                              pacedSpansPerSecond: best / 2))
         }
         if wanted.contains("gzip") {
             results.append(try await endToEnd(workload, binary: binary, connections: 4, transport: .gzip, durability: "fsync", measureQueries: false))
@@ -146,8 +161,14 @@ struct BenchCommand: AsyncParsableCommand {
         case http, gzip = "http+gzip", json = "http+json", grpc
     }
 
-    func endToEnd(_ w: AgentWorkload, binary: String, connections: Int, transport: Transport, durability: String, measureQueries: Bool) async throws -> ScenarioResult {
-        let name = "\(transport.rawValue) ×\(connections) \(durability)"
+    /// One daemon, the whole workload over `connections` client connections. With
+    /// `pacedSpansPerSecond` the requests leave on a fixed schedule (open loop) and each
+    /// latency counts from the request's scheduled time, so a client that falls behind
+    /// shows up in the figures instead of hiding the delay.
+    func endToEnd(_ w: AgentWorkload, binary: String, connections: Int, transport: Transport, durability: String, measureQueries: Bool,
+                  pacedSpansPerSecond: Double? = nil) async throws -> ScenarioResult {
+        var name = "\(transport.rawValue) ×\(connections) \(durability)"
+        if let rate = pacedSpansPerSecond { name += String(format: " @%.0fk/s", rate / 1000) }
         let dataDir = NSTemporaryDirectory() + "spanledger-bench-" + UUID().uuidString
         try FileManager.default.createDirectory(atPath: dataDir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: dataDir) }
@@ -184,6 +205,8 @@ struct BenchCommand: AsyncParsableCommand {
         let cpu0 = ProcessMetrics.cpuSeconds(pid: pid) ?? 0
         let clientCPU0 = ProcessMetrics.selfCPUSeconds()
         let t0 = WallClock.monotonicNano()
+        let spansPerRequest = Double(w.spanCount) / Double(max(1, requests.count))
+        let interval = pacedSpansPerSecond.map { UInt64(spansPerRequest / max($0, 1) * 1e9) }
         let latencies: [Double]
         if transport == .grpc {
             guard let grpcAddress = listening["otlp_grpc"] as? String, let grpcPort = Int(grpcAddress.split(separator: ":").last ?? "") else {
@@ -201,7 +224,16 @@ struct BenchCommand: AsyncParsableCommand {
                             var lat: [Double] = []
                             var i = c
                             while i < requests.count {
-                                let s = WallClock.monotonicNano()
+                                var s = WallClock.monotonicNano()
+                                if let interval {
+                                    let due = t0 + UInt64(i) * interval
+                                    if due > s {
+                                        let wait = due - s
+                                        var ts = timespec(tv_sec: Int(wait / 1_000_000_000), tv_nsec: Int(wait % 1_000_000_000))
+                                        nanosleep(&ts, nil)
+                                    }
+                                    s = due
+                                }
                                 let (status, body) = try client.roundTrip(requests[i])
                                 guard status == 200 else { throw LoadError("export answered \(status): \(String(decoding: body, as: UTF8.self))") }
                                 lat.append(Double(WallClock.monotonicNano() - s) / 1e6)

@@ -93,6 +93,9 @@ public final class WriteAheadLog: @unchecked Sendable {
     var nextSequence: UInt64
     var lastSync: UInt64 = 0
     var dirty = false
+    let checkpointLock = NSLock()
+    /// Guarded by `checkpointLock`.
+    var lastCheckpointWritten: UInt64 = 0
     /// The record the previous replay died on once, if any.
     var suspect: (sequence: UInt64, attempts: Int)?
 
@@ -193,6 +196,11 @@ public final class WriteAheadLog: @unchecked Sendable {
 
     /// Records a checkpoint and deletes segments holding only records below it.
     public func checkpoint(_ cp: WALCheckpoint) throws(WALError) {
+        // Callers may run off their actor; one checkpoint at a time, never moving back.
+        checkpointLock.lock()
+        defer { checkpointLock.unlock() }
+        guard cp.walSequence >= lastCheckpointWritten else { return }
+        lastCheckpointWritten = cp.walSequence
         let dir = configuration.directory
         try walIO { () throws(FileError) in try FileIO.writeAtomically(Array("\(cp.walSequence) \(cp.flushSequence)\n".utf8), to: dir + "/checkpoint") }
         let segments = Self.segmentList(dir)

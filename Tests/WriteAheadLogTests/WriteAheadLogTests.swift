@@ -105,6 +105,23 @@ func segmentFiles(_ dir: String) -> [String] {
     #expect(try replayed(again, from: 8).map(\.0) == [8, 9])
 }
 
+@Test func checkpointsTakenOffTheActorNeverMoveBack() async throws {
+    // Flushes checkpoint from a task of their own; a slower, older one finishing second
+    // must not move the checkpoint back below segments a newer one already dropped.
+    let dir = walDir()
+    var config = WriteAheadLog.Configuration(directory: dir)
+    config.segmentBytes = 300
+    let (log, _) = try WriteAheadLog.open(config)
+    try log.start()
+    for i in 0..<10 { _ = try await log.append(payload(i)) }
+    try log.checkpoint(WALCheckpoint(walSequence: 8, flushSequence: 2))
+    try log.checkpoint(WALCheckpoint(walSequence: 5, flushSequence: 1))
+    log.close()
+    let (again, report) = try WriteAheadLog.open(config)
+    #expect(report.checkpoint == WALCheckpoint(walSequence: 8, flushSequence: 2))
+    #expect(try replayed(again, from: report.checkpoint.walSequence).map(\.0) == [8, 9])
+}
+
 @Test func aRecordThatCrashedReplayIsQuarantinedAtTheNextStart() async throws {
     let dir = walDir()
     let (log, _) = try WriteAheadLog.open(.init(directory: dir))
