@@ -89,13 +89,19 @@ func segmentFiles(_ dir: String) -> [String] {
     #expect(try replayed(again).map(\.0) == [0, 1, 3, 4])
 }
 
-@Test func checkpointDropsSegmentsBelowItAndReplayStartsThere() async throws {
+/// A started log of ten records in segments of about three records each.
+func tenRecordsInSmallSegments() async throws -> (WriteAheadLog, WriteAheadLog.Configuration, String) {
     let dir = walDir()
     var config = WriteAheadLog.Configuration(directory: dir)
     config.segmentBytes = 300
     let (log, _) = try WriteAheadLog.open(config)
     try log.start()
     for i in 0..<10 { _ = try await log.append(payload(i)) }
+    return (log, config, dir)
+}
+
+@Test func checkpointDropsSegmentsBelowItAndReplayStartsThere() async throws {
+    let (log, config, dir) = try await tenRecordsInSmallSegments()
     #expect(segmentFiles(dir).count > 3)
     try log.checkpoint(WALCheckpoint(walSequence: 8, flushSequence: 1))
     log.close()
@@ -108,12 +114,7 @@ func segmentFiles(_ dir: String) -> [String] {
 @Test func checkpointsTakenOffTheActorNeverMoveBack() async throws {
     // Flushes checkpoint from a task of their own; a slower, older one finishing second
     // must not move the checkpoint back below segments a newer one already dropped.
-    let dir = walDir()
-    var config = WriteAheadLog.Configuration(directory: dir)
-    config.segmentBytes = 300
-    let (log, _) = try WriteAheadLog.open(config)
-    try log.start()
-    for i in 0..<10 { _ = try await log.append(payload(i)) }
+    let (log, config, _) = try await tenRecordsInSmallSegments()
     try log.checkpoint(WALCheckpoint(walSequence: 8, flushSequence: 2))
     try log.checkpoint(WALCheckpoint(walSequence: 5, flushSequence: 1))
     log.close()
