@@ -1,3 +1,8 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 import LedgerCore
 
 /// A parsed JSON document (RFC 8259) as a flat tape of tokens over the request's bytes.
@@ -324,9 +329,3 @@ struct JSONDocument {
         return out
     }
 }
-
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif

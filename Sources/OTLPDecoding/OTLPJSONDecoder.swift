@@ -55,8 +55,8 @@ public final class OTLPJSONDecoder {
                 try checkFields(d, resource, "resource", Self.resourceFields)
                 for kv in try array(d, d.member(resource, "attributes"), "resource.attributes") {
                     var ignored = false
-                    let (key, value) = try keyValue(d, kv, oversized: &ignored, keep: { d.equals($0, "service.name") })
-                    if key.map({ d.equals($0, "service.name") }) == true { service = value.string ?? "" }
+                    let (isService, value) = try keyValue(d, kv, oversized: &ignored, keep: { d.equals($0, "service.name") })
+                    if isService { service = value.string ?? "" }
                 }
             }
             for ss in try array(d, d.member(rs, "scopeSpans"), "resourceSpans[].scopeSpans") {
@@ -105,16 +105,16 @@ public final class OTLPJSONDecoder {
         known.removeAll(keepingCapacity: true)
         for kv in attributes {
             var id = SL_KEY_NONE
-            let (_, value) = try keyValue(d, kv, oversized: &oversized, keep: { k in id = Self.keyID(d, k); return id != SL_KEY_NONE })
-            if id != SL_KEY_NONE { known.append((id, value)) }
+            let (interpreted, value) = try keyValue(d, kv, oversized: &oversized, keep: { k in id = Self.keyID(d, k); return id != SL_KEY_NONE })
+            if interpreted { known.append((id, value)) }
         }
         var evaluations: [(label: String, time: Int64)] = []
         for ev in try array(d, d.member(span, "events"), "span.events") {
             try checkFields(d, ev, "events[]", Self.eventFields)
             let isEvaluation = try string(d, d.member(ev, "name"), "events[].name").map { d.equals($0, "gen_ai.evaluation.result") } ?? false
             for kv in try array(d, d.member(ev, "attributes"), "events[].attributes") {
-                let (key, value) = try keyValue(d, kv, oversized: &oversized, keep: { isEvaluation && d.equals($0, "gen_ai.evaluation.score.label") })
-                if isEvaluation, let key, d.equals(key, "gen_ai.evaluation.score.label"), let label = value.string {
+                let (isLabel, value) = try keyValue(d, kv, oversized: &oversized, keep: { isEvaluation && d.equals($0, "gen_ai.evaluation.score.label") })
+                if isLabel, let label = value.string {
                     evaluations.append((label, try integer(d, d.member(ev, "timeUnixNano"), "events[].timeUnixNano") ?? 0))
                 }
             }
@@ -272,13 +272,12 @@ public final class OTLPJSONDecoder {
 
     static let anyValueKeys: [StaticString] = ["stringValue", "boolValue", "intValue", "doubleValue", "arrayValue", "kvlistValue", "bytesValue"]
 
-    /// One attribute: its key token and value, with the value's depth and sizes checked. The
-    /// value becomes a Swift value only when `keep` says the key is wanted.
-    func keyValue(_ d: JSONDocument, _ kv: Int, oversized: inout Bool, keep: (Int) -> Bool) throws(OTLPDecodeError) -> (Int?, AttributeValue) {
+    /// One attribute, with its value's depth and sizes checked. The value becomes a Swift
+    /// value only when `keep` says its key (a string token) is wanted; `wanted` reports that.
+    func keyValue(_ d: JSONDocument, _ kv: Int, oversized: inout Bool, keep: (Int) -> Bool) throws(OTLPDecodeError) -> (wanted: Bool, value: AttributeValue) {
         try checkFields(d, kv, "attributes[]", Self.keyValueFields)
-        let key = try string(d, d.member(kv, "key"), "attributes[].key")
-        let wanted = key.map(keep) ?? false
-        return (key, try attributeValue(d, d.member(kv, "value"), depth: 1, oversized: &oversized, keep: wanted))
+        let wanted = try string(d, d.member(kv, "key"), "attributes[].key").map(keep) ?? false
+        return (wanted, try attributeValue(d, d.member(kv, "value"), depth: 1, oversized: &oversized, keep: wanted))
     }
 
     /// An AnyValue: stringValue, boolValue, intValue (number or string), doubleValue,
