@@ -74,7 +74,7 @@ public final class OTLPProtobufDecoder {
         }
         for i in 0..<r.n_resource_spans {
             guard let rs = r.resource_spans[i] else { continue }
-            let service = Self.serviceName(rs.pointee.resource)
+            let service = Self.serviceName(rs.pointee.resource, names: reader.names)
             for j in 0..<rs.pointee.n_scope_spans {
                 guard let ss = rs.pointee.scope_spans[j] else { continue }
                 batch.spans.reserveCapacity(batch.spans.count + ss.pointee.n_spans)
@@ -117,11 +117,11 @@ public final class OTLPProtobufDecoder {
         }
     }
 
-    static func serviceName(_ resource: UnsafeMutablePointer<Opentelemetry__Proto__Resource__V1__Resource>?) -> String {
+    static func serviceName(_ resource: UnsafeMutablePointer<Opentelemetry__Proto__Resource__V1__Resource>?, names: StringInterner) -> String {
         guard let resource else { return "" }
         for i in 0..<resource.pointee.n_attributes {
             guard let kv = resource.pointee.attributes[i], sl_attribute_key(kv.pointee.key) == SL_KEY_SERVICE_NAME else { continue }
-            return AttributeValue(kv.pointee.value).string ?? ""
+            return AttributeValue(kv.pointee.value).string(interning: names) ?? ""
         }
         return ""
     }
@@ -211,7 +211,7 @@ public final class OTLPProtobufDecoder {
         }
         let isError = s.status?.pointee.code == OPENTELEMETRY__PROTO__TRACE__V1__STATUS__STATUS_CODE__STATUS_CODE_ERROR
         var record = builder.finish(
-            traceID: traceID, spanID: spanID, parent: parent, name: s.name.map { String(cString: $0) } ?? "", service: service,
+            traceID: traceID, spanID: spanID, parent: parent, name: s.name.map { builder.names.string($0) } ?? "", service: service,
             start: Int64(clamping: s.start_time_unix_nano), end: end, isError: isError)
         if record.verdict != nil && s.n_links > 0 {
             // A feedback span: its verdict is about the traces it links to.
@@ -261,6 +261,12 @@ struct AttributeValue {
         case .bool(let b): String(b)
         case .other: nil
         }
+    }
+
+    /// As `string`, with C strings looked up in (or added to) `names`.
+    func string(interning names: StringInterner) -> String? {
+        if case .string(let p) = kind { return names.string(p) }
+        return string
     }
 
     var int: Int64? {

@@ -18,6 +18,8 @@ final class SpanConventionReader {
     private let slots: UnsafeMutablePointer<Slot>
     private var touched: [Int] = []
     var verdict: Verdict?
+    /// Repeating names (models, workflows, agents, kinds) share one String per decoder.
+    let names = StringInterner()
 
     init() {
         let n = Int(SL_KEY_COUNT.rawValue)
@@ -50,8 +52,10 @@ final class SpanConventionReader {
         case SL_KEY_GEN_AI_OPERATION_NAME, SL_KEY_OPENINFERENCE_SPAN_KIND, SL_KEY_TRACELOOP_SPAN_KIND, SL_KEY_LLM_REQUEST_TYPE,
              SL_KEY_GEN_AI_RESPONSE_MODEL, SL_KEY_GEN_AI_REQUEST_MODEL, SL_KEY_LLM_MODEL_NAME, SL_KEY_LLM_RESPONSE_MODEL,
              SL_KEY_LLM_REQUEST_MODEL, SL_KEY_GEN_AI_WORKFLOW_NAME, SL_KEY_TRACELOOP_WORKFLOW_NAME, SL_KEY_GEN_AI_AGENT_NAME,
-             SL_KEY_OUTCOME_VERDICT, SL_KEY_REVIEW_VERDICT, SL_KEY_OUTCOME_TASK_ID, SL_KEY_GEN_AI_CONVERSATION_ID,
-             SL_KEY_EVALUATION_SCORE_LABEL:
+             SL_KEY_OUTCOME_VERDICT, SL_KEY_REVIEW_VERDICT, SL_KEY_EVALUATION_SCORE_LABEL:
+            slots[i].string = value.string(interning: names)
+        case SL_KEY_OUTCOME_TASK_ID, SL_KEY_GEN_AI_CONVERSATION_ID:
+            // One per run or conversation: interning would only churn the table.
             slots[i].string = value.string
         case SL_KEY_COST_GEN_AI, SL_KEY_COST_LLM_TOTAL, SL_KEY_COST_LLM_PROMPT, SL_KEY_COST_LLM_COMPLETION:
             slots[i].double = value.double

@@ -83,13 +83,13 @@ public struct TraceAssembler: Sendable {
     public mutating func ingest(_ spans: [SpanRecord], of traceID: TraceID, late: Bool, now: UInt64, sequence: UInt64 = 0) -> [Released] {
         guard !spans.isEmpty else { return [] }
         let bytes = spans.reduce(0) { $0 + $1.approximateBytes }
-        if var t = open[traceID] {
-            t.spans += spans
-            t.lastSeen = now
-            t.bytes += bytes
-            t.hasRoot = t.hasRoot || spans.contains(where: \.isRoot)
-            t.firstSequence = min(t.firstSequence, sequence)
-            open[traceID] = t
+        if let i = open.index(forKey: traceID) {
+            // In place: a copy of the trace out of the dictionary would copy its span array.
+            open.values[i].spans += spans
+            open.values[i].lastSeen = now
+            open.values[i].bytes += bytes
+            if !open.values[i].hasRoot { open.values[i].hasRoot = spans.contains(where: \.isRoot) }
+            open.values[i].firstSequence = min(open.values[i].firstSequence, sequence)
         } else {
             open[traceID] = OpenTrace(spans: spans, firstSeen: now, lastSeen: now, hasRoot: spans.contains(where: \.isRoot), bytes: bytes, late: late,
                                       firstSequence: sequence)
