@@ -24,12 +24,18 @@ public struct PriceRates: Sendable, Hashable {
     func costMicros(normalized u: TokenUsage) -> Int64 {
         let uncachedInput = max(0, u.input - u.cacheRead - u.cacheWrite)
         let plainOutput = max(0, u.output - u.reasoning)
+        // Straight-line (no array of pairs per call): this runs for every priced call.
         var pico: Int64 = 0
-        for (tokens, price) in [(uncachedInput, input), (u.cacheRead, cachedInput), (u.cacheWrite, cacheWrite), (plainOutput, output), (u.reasoning, reasoning)] {
+        func add(_ tokens: Int64, _ price: Int64) {
             let (p, o1) = tokens.multipliedReportingOverflow(by: price)
             let (s, o2) = pico.addingReportingOverflow(p)
             pico = (o1 || o2) ? Int64.max : s
         }
+        add(uncachedInput, input)
+        add(u.cacheRead, cachedInput)
+        add(u.cacheWrite, cacheWrite)
+        add(plainOutput, output)
+        add(u.reasoning, reasoning)
         if pico == Int64.max { return Int64.max / 1_000_000 }
         return (pico + 500_000) / 1_000_000
     }
@@ -190,8 +196,17 @@ public struct PriceTable: Sendable {
 
     /// The entry that prices `model` for a call starting at `unixNano`, or nil (unpriced).
     public func entry(forModel model: String, atUnixNano unixNano: Int64) -> PriceEntry? {
-        guard !model.isEmpty else { return nil }
-        for ordered in matching(model) {
+        Self.entry(in: candidates(forModel: model), atUnixNano: unixNano)
+    }
+
+    /// The entries that may price `model` (user's, then built-in), each list in precedence
+    /// order; `entry(in:atUnixNano:)` picks the one in effect at a time.
+    public func candidates(forModel model: String) -> [[PriceEntry]] {
+        model.isEmpty ? [] : matching(model)
+    }
+
+    public static func entry(in candidates: [[PriceEntry]], atUnixNano unixNano: Int64) -> PriceEntry? {
+        for ordered in candidates {
             // Ordered most specific first, then latest effective date, then first in the file.
             if let e = ordered.first(where: { ($0.effectiveFromUnixNano ?? .min) <= unixNano }) { return e }
         }

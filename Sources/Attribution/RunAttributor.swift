@@ -82,23 +82,33 @@ public struct RunAttributor: Sendable {
 
     /// Attributes a whole trace. `incomplete` marks a trace released without its root.
     public func attribute(traceID: TraceID, spans: [SpanRecord]) -> AttributedRun {
+        // Spans are referred to by index: a copy of a record retains each of its strings.
         let root = Self.root(of: spans)
         let hasRoot = spans.contains { $0.isRoot }
         let workflowSpan = Self.workflowSpan(spans, root: root)
-        let workflow = Self.workflowName(workflowSpan: workflowSpan, root: root)
-        let start: Int64
-        let duration: Int64
+        let workflow = Self.workflowName(spans, workflowSpan: workflowSpan, root: root)
+        var start = Int64.max
+        var end = Int64.min
         if let root, hasRoot {
-            start = root.startUnixNano
-            duration = root.durationNano
+            start = spans[root].startUnixNano
+            end = start + spans[root].durationNano
         } else {
-            start = spans.map(\.startUnixNano).min() ?? 0
-            duration = max(0, (spans.map(\.endUnixNano).max() ?? 0) - start)
+            for i in spans.indices {
+                start = min(start, spans[i].startUnixNano)
+                end = max(end, spans[i].endUnixNano)
+            }
+            if spans.isEmpty { (start, end) = (0, 0) }
         }
         var run = AttributedRun(
-            traceID: traceID, workflow: workflow, service: root?.service ?? "", startUnixNano: start, durationNano: duration,
+            traceID: traceID, workflow: workflow, service: root.map { spans[$0].service } ?? "", startUnixNano: start, durationNano: max(0, end - start),
             verdict: Self.latestVerdict(spans), incomplete: !hasRoot, spans: spans, calls: [], toolCalls: 0, otherErrors: 0)
-        run.taskID = root?.taskID ?? spans.filter { $0.taskID != nil }.min { $0.startUnixNano < $1.startUnixNano }?.taskID
+        if let root, let task = spans[root].taskID {
+            run.taskID = task
+        } else {
+            var first: Int?
+            for i in spans.indices where spans[i].taskID != nil && (first == nil || spans[i].startUnixNano < spans[first!].startUnixNano) { first = i }
+            run.taskID = first.flatMap { spans[$0].taskID }
+        }
         attributeCalls(&run)
         return run
     }
@@ -154,7 +164,10 @@ public struct RunAttributor: Sendable {
         run.calls = []
         run.toolCalls = 0
         run.otherErrors = 0
-        // Spans are read in place (a copy of a record retains each of its strings).
+        // Spans are read in place (a copy of a record retains each of its strings). Calls of
+        // a run mostly share a model: its price lookup is reused while the model repeats.
+        var pricedModel: String?
+        var pricedEntries: [[PriceEntry]] = []
         for i in spans.indices {
             switch spans[i].category {
             case .llm:
@@ -165,7 +178,13 @@ public struct RunAttributor: Sendable {
                     call.costMicros = explicit
                     call.priced = true
                     call.explicitCost = true
-                } else if let entry = prices.entry(forModel: spans[i].model, atUnixNano: spans[i].startUnixNano) {
+                } else if let entry = { () -> PriceEntry? in
+                    if pricedModel != spans[i].model {
+                        pricedModel = spans[i].model
+                        pricedEntries = prices.candidates(forModel: spans[i].model)
+                    }
+                    return PriceTable.entry(in: pricedEntries, atUnixNano: spans[i].startUnixNano)
+                }() {
                     call.costMicros = entry.costMicros(for: usage)
                     call.priced = true
                 }
@@ -181,35 +200,37 @@ public struct RunAttributor: Sendable {
 
     /// The root: the span with no parent (earliest if several); else the earliest span
     /// whose parent is not in the trace.
-    static func root(of spans: [SpanRecord]) -> SpanRecord? {
-        if let r = spans.lazy.filter(\.isRoot).min(by: { $0.startUnixNano < $1.startUnixNano }) { return r }
+    static func root(of spans: [SpanRecord]) -> Int? {
+        var best: Int?
+        for i in spans.indices where spans[i].isRoot && (best == nil || spans[i].startUnixNano < spans[best!].startUnixNano) { best = i }
+        if best != nil { return best }
         let ids = Set(spans.map(\.spanID))
-        return spans.lazy.filter { !ids.contains($0.parentSpanID) }.min(by: { $0.startUnixNano < $1.startUnixNano })
+        for i in spans.indices where !ids.contains(spans[i].parentSpanID) && (best == nil || spans[i].startUnixNano < spans[best!].startUnixNano) { best = i }
+        return best
     }
 
     /// The root if it is a workflow/agent span, else the shallowest such span (earliest first).
-    static func workflowSpan(_ spans: [SpanRecord], root: SpanRecord?) -> SpanRecord? {
+    static func workflowSpan(_ spans: [SpanRecord], root: Int?) -> Int? {
         guard let root else { return nil }
-        if root.category == .workflow { return root }
-        var children: [SpanID: [SpanRecord]] = [:]
-        for s in spans where !s.isRoot { children[s.parentSpanID, default: []].append(s) }
+        if spans[root].category == .workflow { return root }
+        var children: [SpanID: [Int]] = [:]
+        for i in spans.indices where !spans[i].isRoot { children[spans[i].parentSpanID, default: []].append(i) }
         var level = [root]
-        var visited: Set<SpanID> = [root.spanID]
+        var visited: Set<SpanID> = [spans[root].spanID]
         while !level.isEmpty {
-            var next: [SpanRecord] = []
-            for s in level { next += children[s.spanID] ?? [] }
-            next = next.filter { visited.insert($0.spanID).inserted }.sorted { $0.startUnixNano < $1.startUnixNano }
-            if let w = next.first(where: { $0.category == .workflow }) { return w }
+            var next: [Int] = []
+            for i in level { next += children[spans[i].spanID] ?? [] }
+            next = next.filter { visited.insert(spans[$0].spanID).inserted }.sorted { spans[$0].startUnixNano < spans[$1].startUnixNano }
+            if let w = next.first(where: { spans[$0].category == .workflow }) { return w }
             level = next
         }
         return nil
     }
 
-    static func workflowName(workflowSpan: SpanRecord?, root: SpanRecord?) -> String {
-        for s in [workflowSpan, root] {
-            if let name = s?.workflowNames.first, !name.isEmpty { return name }
-        }
-        return root?.name ?? ""
+    static func workflowName(_ spans: [SpanRecord], workflowSpan: Int?, root: Int?) -> String {
+        if let w = workflowSpan, let name = spans[w].workflowNames.first, !name.isEmpty { return name }
+        if let r = root, let name = spans[r].workflowNames.first, !name.isEmpty { return name }
+        return root.map { spans[$0].name } ?? ""
     }
 
     static func latestVerdict(_ spans: [SpanRecord]) -> Verdict? {

@@ -81,13 +81,7 @@ extension Ledger {
 
     func addRecords(of entry: TraceIndexEntry, tree: [StoredSpan], sign: Int64) {
         for r in Self.runRecords(entry, tree: tree) {
-            if sign == 1 {
-                add(r.key, r.measures)
-            } else {
-                var m = RollupMeasures()
-                m.merge(r.measures, sign: sign)
-                add(r.key, m)
-            }
+            add(r.key, sign == 1 ? r.measures : r.measures.negated)
         }
     }
 

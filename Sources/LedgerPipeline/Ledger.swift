@@ -288,7 +288,33 @@ public actor Ledger: SpanConsumer {
         for p in prepared { commit(p) }
     }
 
-    func commit(_ p: PreparedRun) {
+    /// The prepared runs of one release chunk and the sum of their rollup records by key,
+    /// made off the actor: the actor then adds each key once per chunk (runs of a chunk
+    /// mostly share minute, workflow and model) instead of every record of every run.
+    public struct PreparedChunk: Sendable {
+        public internal(set) var runs: [PreparedRun]
+        var records: [RollupKey: RollupMeasures]
+    }
+
+    public nonisolated func prepare(chunk: [TraceAssembler.Released]) -> PreparedChunk {
+        let runs = chunk.map { Self.prepare($0, attributor: attributor) }
+        var records: [RollupKey: RollupMeasures] = [:]
+        for run in runs {
+            for r in run.records {
+                if let i = records.index(forKey: r.key) { records.values[i].merge(r.measures) } else { records[r.key] = r.measures }
+            }
+        }
+        return PreparedChunk(runs: runs, records: records)
+    }
+
+    /// Records a prepared chunk: its summed records first, then each run, which corrects
+    /// the sum by (new − prepared) where a held verdict or rework changed its records.
+    public func commit(_ chunk: PreparedChunk) {
+        for (key, measures) in chunk.records { add(key, measures) }
+        for p in chunk.runs { commit(p, recordsAdded: true) }
+    }
+
+    func commit(_ p: PreparedRun, recordsAdded: Bool = false) {
         var p = p
         let id = p.released.traceID
         let preparedOutcome = p.entry.outcome
@@ -307,7 +333,12 @@ public actor Ledger: SpanConsumer {
         p.entry.rework = isRework(p.entry)
         // The records key on outcome and carry rework: recomputed when either differs from the prepared ones.
         let changed = p.entry.rework || p.entry.outcome != preparedOutcome
-        for r in changed ? Self.runRecords(p.entry, tree: p.tree) : p.records { add(r.key, r.measures) }
+        if changed {
+            for r in Self.runRecords(p.entry, tree: p.tree) { add(r.key, r.measures) }
+            if recordsAdded { for r in p.records { add(r.key, r.measures.negated) } }
+        } else if !recordsAdded {
+            for r in p.records { add(r.key, r.measures) }
+        }
         record(p.entry, tree: p.tree)
         noteTask(p.entry)
         if let o = activityObserver {

@@ -1,5 +1,6 @@
 import Logging
 import ServiceLifecycle
+import TraceAssembly
 
 /// Runs the ledger's clock: releases due traces every tick and flushes on the flush
 /// interval. On graceful shutdown (after the receivers have stopped) it releases every
@@ -18,16 +19,32 @@ public struct LedgerService: Service {
     }
 
     /// Releases due traces in chunks: taken out of assembly on the actor, attributed here
-    /// (off it, so requests keep both cores busy meanwhile), recorded on it.
+    /// (off it, so requests keep both cores busy meanwhile), recorded on it. Pipelined:
+    /// while the chunks taken last are recorded, the ones taken now are attributed, two
+    /// at a time on both cores; a backlog built up under full ingest drains at the rate
+    /// of both cores, not of one task alternating between attributing and recording.
     func releaseDue() async {
+        let take = Self.releaseChunk * 2
+        var ready: [Ledger.PreparedChunk] = []
         while true {
-            let (toAttribute, released) = await ledger.takeDue(limit: Self.releaseChunk)
-            if !toAttribute.isEmpty {
-                let prepared = toAttribute.map { ledger.prepare($0) }
-                await ledger.commit(prepared)
-            }
-            if released < Self.releaseChunk { return }
+            let (toAttribute, released) = await ledger.takeDue(limit: take)
+            async let prepared = Self.prepare(toAttribute, ledger: ledger)
+            for chunk in ready { await ledger.commit(chunk) }
+            ready = await prepared
+            if released < take { break }
         }
+        for chunk in ready { await ledger.commit(chunk) }
+    }
+
+    /// Attributes up to two chunks' worth of released traces, the two halves in parallel.
+    /// Chunks come back in release order, so they are recorded in that order.
+    static func prepare(_ released: [TraceAssembler.Released], ledger: Ledger) async -> [Ledger.PreparedChunk] {
+        if released.isEmpty { return [] }
+        if released.count <= releaseChunk { return [ledger.prepare(chunk: released)] }
+        let mid = released.count / 2
+        async let first = ledger.prepare(chunk: Array(released[..<mid]))
+        let second = ledger.prepare(chunk: Array(released[mid...]))
+        return [await first, second]
     }
 
     public func run() async throws {

@@ -112,6 +112,13 @@ public struct RollupMeasures: Sendable, Hashable {
     }
 
     public var isZero: Bool { self == RollupMeasures() }
+
+    /// What subtracts these measures when added (a correction record).
+    public var negated: RollupMeasures {
+        var m = RollupMeasures()
+        m.merge(self, sign: -1)
+        return m
+    }
 }
 
 /// A set of rollup records merged by key. Any two tables merge (DESIGN.md: many nodes'

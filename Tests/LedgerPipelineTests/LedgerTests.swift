@@ -226,3 +226,50 @@ let window = RollupQuery(fromUnixNano: minute0 - 3_600_000_000_000, toUnixNano: 
     await ledger.commit(toAttribute.map { ledger.prepare($0) })
     #expect(await ledger.checkpointCandidate() == wal.upcomingSequence)
 }
+
+// The service commits a release chunk as the sum of its runs' records plus a correction
+// for each run a held verdict or rework changed; the rollups must equal run-by-run commits.
+@Test func chunkCommitSumsRecordsExactlyAsRunByRunCommits() async throws {
+    func scenario(chunked: Bool) async throws -> [[QueryGroup]] {
+        let clock = TestClock()
+        let ledger = try makeLedger(tempDataDir(), clock: clock)
+        func task(_ spans: [FixtureSpan], _ id: String) -> [FixtureSpan] {
+            var s = spans
+            s[0].attributes.append(("outcome.task_id", .string(id)))
+            return s
+        }
+        try await ingest(ledger, task(run(1, workflow: "triage", verdict: "rejected", calls: [("small", 1000, 100)]), "t1"))
+        clock.advance(seconds: 3)
+        await ledger.tick()
+        // One chunk: a run whose outcome a held verdict changes, a rework run of task t1,
+        // plain runs sharing keys, and a late span arriving mid-attribution.
+        try await ingest(ledger, run(2, workflow: "triage", verdict: nil, calls: [("small", 500, 50), ("large", 10, 1)], startOffset: 1_000))
+        try await ingest(ledger, task(run(3, workflow: "triage", verdict: "accepted", calls: [("small", 700, 70)], startOffset: 2_000), "t1"))
+        for n in 4...9 { try await ingest(ledger, run(UInt64(n), workflow: n % 2 == 0 ? "triage" : "refund", verdict: "accepted", calls: [("small", 100, 10)])) }
+        _ = await ledger.applyOutcomes([OutcomeRecord(traceID: TraceID(high: 42, low: 2), outcome: .escalated, timeUnixNano: minute0 + 10, source: .api)], sequence: 0)
+        clock.advance(seconds: 3)
+        let (toAttribute, _) = await ledger.takeDue(limit: 100)
+        #expect(toAttribute.count == 8)
+        try await ingest(ledger, [llm(TraceID(high: 42, low: 5), 99, model: "large", input: 300, output: 30, start: minute0 + 5)])
+        if chunked {
+            await ledger.commit(ledger.prepare(chunk: toAttribute))
+        } else {
+            await ledger.commit(toAttribute.map { ledger.prepare($0) })
+        }
+        clock.advance(seconds: 3)
+        await ledger.tick()
+        var answers: [[QueryGroup]] = []
+        for groups in [[.workflow], [.model], [.outcome], [.workflow, .model, .outcome]] as [[GroupDimension]] {
+            var q = window
+            q.groupBy = groups
+            answers.append(await ledger.query(q).sorted { "\($0.workflow ?? "")\($0.model ?? "")\($0.outcome?.rawValue ?? -1)" < "\($1.workflow ?? "")\($1.model ?? "")\($1.outcome?.rawValue ?? -1)" })
+        }
+        return answers
+    }
+    let runByRun = try await scenario(chunked: false)
+    let chunked = try await scenario(chunked: true)
+    #expect(chunked == runByRun)
+    let byOutcome = runByRun[2]
+    #expect(byOutcome.first { $0.outcome == .escalated }?.runs == 1, "the held verdict moved run 2")
+    #expect(byOutcome.reduce(0) { $0 + $1.measures.reworkRuns } == 1, "run 3 re-ran rejected task t1")
+}
