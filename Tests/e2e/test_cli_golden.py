@@ -1,7 +1,9 @@
 """CLI output against golden files (Tests/e2e/golden/*.txt): the tables an SRE reads in a
 terminal, for a fixed workload with fixed IDs, token counts and durations. Times in the
-output (window bounds) are replaced by <T> before comparing. Regenerate after a deliberate
-change with SPANLEDGER_UPDATE_GOLDEN=1 and review the diff."""
+output (window bounds) are replaced by <T> before comparing, and so are the scorecard's
+share of the quarter elapsed and its pace (which depend on today's date; the pace is
+checked against the elapsed share instead). Regenerate after a deliberate change with
+SPANLEDGER_UPDATE_GOLDEN=1 and review the diff."""
 
 from __future__ import annotations
 
@@ -62,8 +64,28 @@ def fixed_runs(start: int):
     return runs
 
 
+ELAPSED = re.compile(r"\(quarter (\d+)% elapsed\)")
+
+
 def normalize(text: str) -> str:
     return TIME.sub("<T>", text)
+
+
+def normalize_pace(text: str) -> tuple[str, list[int]]:
+    """The scorecard with its date-dependent figures as <E> and <P>, and the paces replaced."""
+    lines = text.split("\n")
+    header = next((i for i, line in enumerate(lines) if line.startswith("FUNCTION")), None)
+    paces: list[int] = []
+    if header is not None:
+        # The PACE column is right-aligned under its 4-character header.
+        start = lines[header].index("PACE")
+        end = start + len("PACE")
+        for i in range(header + 2, len(lines)):
+            cell = lines[i][start:end]
+            if re.fullmatch(r" *\d+%", cell):
+                paces.append(int(cell.strip().rstrip("%")))
+                lines[i] = lines[i][:start] + "<P>".rjust(end - start) + lines[i][end:]
+    return ELAPSED.sub("(quarter <E> elapsed)", "\n".join(lines)), paces
 
 
 @pytest.fixture(scope="module")
@@ -96,6 +118,14 @@ CASES = {
 def test_cli_output_matches_golden(daemon, name):
     out = support.cli(*CASES[name], "--server", daemon.api_url).stdout.decode()
     got = normalize(out)
+    if name == "scorecard":
+        elapsed = int(ELAPSED.search(got).group(1))
+        got, paces = normalize_pace(got)
+        # support-answer: 3 accepted of a quarterly target of 100 (3%) against the share of
+        # the quarter elapsed, which is printed rounded (hence the bounds).
+        low, high = 300 / (elapsed + 0.5), (300 / (elapsed - 0.5) if elapsed >= 1 else float("inf"))
+        assert len(paces) <= 1 and all(low - 0.5 <= p <= high + 0.5 for p in paces), (elapsed, paces)
+        assert paces or elapsed == 0, "the pace is shown once any of the quarter has elapsed"
     path = GOLDEN / f"{name}.txt"
     if os.environ.get("SPANLEDGER_UPDATE_GOLDEN") == "1":
         path.write_text(got)
