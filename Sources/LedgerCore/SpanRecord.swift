@@ -76,7 +76,7 @@ public struct WorkflowNames: Sendable, Hashable {
     }
 
     public var first: String? { genAIWorkflow ?? traceloopWorkflow ?? agent }
-    var approximateBytes: Int { (genAIWorkflow?.utf8.count ?? 0) + (traceloopWorkflow?.utf8.count ?? 0) + (agent?.utf8.count ?? 0) }
+    public var approximateBytes: Int { (genAIWorkflow?.utf8.count ?? 0) + (traceloopWorkflow?.utf8.count ?? 0) + (agent?.utf8.count ?? 0) }
 }
 
 /// Tokens of one LLM call by type. `input` includes cache reads and writes and `output`

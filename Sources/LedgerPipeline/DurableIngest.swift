@@ -17,7 +17,8 @@ public struct DurableIngest: SpanConsumer {
 
     public func consume(_ spans: [SpanRecord]) async throws(IngestRefusal) {
         guard !spans.isEmpty else { return }
-        let reservation = try await ledger.admit(spans)
+        let batch = TraceGroups(spans)
+        let reservation = try await ledger.admit(batch)
         let payload = SpanBatchCodec.encode(spans)
         let floor = wal.upcomingSequence
         ledger.inflight.begin(floor: floor)
@@ -32,7 +33,7 @@ public struct DurableIngest: SpanConsumer {
             await ledger.cancel(reservation)
             throw IngestRefusal(message: "write-ahead log append failed: \(error)", retryAfterSeconds: 5)
         }
-        await ledger.consume(spans, sequence: sequence, reservation: reservation)
+        await ledger.consume(batch, sequence: sequence, reservation: reservation)
     }
 }
 

@@ -116,7 +116,6 @@ extension Ledger {
             other.rework = now
             addRecords(of: other, tree: t, sign: 1)
             index[id] = other
-            unflushedIndex[id] = other
             stats.reworkChanges += 1
         }
     }

@@ -73,7 +73,6 @@ extension Ledger {
             }
         }
         index[entry.traceID] = entry
-        unflushedIndex[entry.traceID] = entry
         if o.outcome != old { reevaluateTask(of: entry) }
         return result
     }

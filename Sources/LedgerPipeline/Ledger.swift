@@ -67,8 +67,8 @@ public actor Ledger: SpanConsumer {
     var table = RollupTable()
     /// Changes since the last flush.
     var unflushed = RollupTable()
+    /// Every run kept; it also tracks the entries changed since the last flush.
     var index = RunIndex()
-    var unflushedIndex = RunIndex()
     var unflushedDetails: [TraceDetail] = []
     var recentTrees: [TraceID: [StoredSpan]] = [:]
     var recentOrder: Deque<TraceID> = []
@@ -164,36 +164,35 @@ public actor Ledger: SpanConsumer {
     /// Adds spans (already in the log at `sequence`, or 0 when not logged) to assembly.
     /// Never refuses: admission happens before the log append (`admit`).
     public func consume(_ spans: [SpanRecord], sequence: UInt64, reservation: Reservation? = nil) {
+        consume(TraceGroups(spans), sequence: sequence, reservation: reservation)
+    }
+
+    /// As `consume(_:sequence:reservation:)`, with the batch already grouped by trace
+    /// (`DurableIngest` groups it on the request's task, before it reaches the actor).
+    public func consume(_ batch: TraceGroups, sequence: UInt64, reservation: Reservation? = nil) {
         if let reservation { cancel(reservation) }
-        guard !spans.isEmpty else { return }
+        guard batch.spanCount > 0 else { return }
         let now = monotonicNow()
-        var byTrace: [TraceID: [SpanRecord]] = [:]
-        var feedback: [OutcomeRecord] = []
-        for var s in spans {
-            if !s.feedbackFor.isEmpty, let v = s.verdict {
-                // A feedback span's verdict is about the runs it links to, not its own trace.
-                for t in s.feedbackFor { feedback.append(OutcomeRecord(traceID: t, outcome: v.outcome, timeUnixNano: v.timeUnixNano, source: .feedbackSpan)) }
-                s.verdict = nil
-                s.feedbackFor = []
-            }
-            byTrace[s.traceID, default: []].append(s)
-        }
-        for (id, group) in byTrace {
+        for (id, group) in batch.groups {
             let late = hasRun(id) && !assembler.isOpen(id)
             for released in assembler.ingest(group, of: id, late: late, now: now, sequence: sequence) { process(released) }
         }
-        for o in feedback { _ = apply(o) }
+        for o in batch.feedback { _ = apply(o) }
         lastConsumedSequence = max(lastConsumedSequence, sequence)
-        stats.spansAccepted += Int64(spans.count)
+        stats.spansAccepted += Int64(batch.spanCount)
+    }
+
+    public func admit(_ spans: [SpanRecord]) throws(IngestRefusal) -> Reservation {
+        try admit(TraceGroups(spans))
     }
 
     /// Refuses a batch (retryably) when the assembly buffer is full of traces still inside
     /// their wait window: evicting those would cut live traces apart, so the client is
     /// asked to slow down instead. A buffer full of old traces evicts them (incomplete).
-    public func admit(_ spans: [SpanRecord]) throws(IngestRefusal) -> Reservation {
+    public func admit(_ batch: TraceGroups) throws(IngestRefusal) -> Reservation {
         let limits = configuration.assembly
-        let incoming = spans.reduce(0) { $0 + $1.approximateBytes }
-        let newTraces = Set(spans.lazy.map(\.traceID)).filter { !assembler.isOpen($0) }.count
+        let incoming = batch.bytes
+        let newTraces = batch.groups.reduce(0) { $0 + (assembler.isOpen($1.traceID) ? 0 : 1) }
         let full = assembler.bufferedBytes + reservedBytes + incoming > limits.maxBytes
             || assembler.openTraces + reservedTraces + newTraces > limits.maxTraces
         if full && assembler.oldestAge(now: monotonicNow()) < limits.waitNano {
@@ -233,6 +232,8 @@ public actor Ledger: SpanConsumer {
         public internal(set) var entry: TraceIndexEntry
         public internal(set) var tree: [StoredSpan]
         public internal(set) var records: [(key: RollupKey, measures: RollupMeasures)]
+        /// What observers hear of the run (its release time, outcome and rework set on commit).
+        var activity: RunActivity
     }
 
     func process(_ released: TraceAssembler.Released) {
@@ -280,7 +281,8 @@ public actor Ledger: SpanConsumer {
         let run = attributor.attribute(traceID: released.traceID, spans: released.spans)
         let entry = Self.entry(of: run, verdictSource: run.verdict == nil ? .none : .spans, held: nil)
         let tree = Self.tree(run)
-        return PreparedRun(released: released, run: run, entry: entry, tree: tree, records: Self.runRecords(entry, tree: tree))
+        return PreparedRun(released: released, run: run, entry: entry, tree: tree, records: Self.runRecords(entry, tree: tree),
+                           activity: RunActivity(run: run, runs: 1, releasedUnixNano: 0))
     }
 
     /// Records prepared runs: a held verdict or rework changes the entry (and records).
@@ -299,6 +301,7 @@ public actor Ledger: SpanConsumer {
     public nonisolated func prepare(chunk: [TraceAssembler.Released]) -> PreparedChunk {
         let runs = chunk.map { Self.prepare($0, attributor: attributor) }
         var records: [RollupKey: RollupMeasures] = [:]
+        records.reserveCapacity(runs.count * 2)
         for run in runs {
             for r in run.records {
                 if let i = records.index(forKey: r.key) { records.values[i].merge(r.measures) } else { records[r.key] = r.measures }
@@ -342,7 +345,9 @@ public actor Ledger: SpanConsumer {
         record(p.entry, tree: p.tree)
         noteTask(p.entry)
         if let o = activityObserver {
-            var a = RunActivity(run: p.run, runs: 1, releasedUnixNano: wallNow())
+            var a = p.activity
+            a.releasedUnixNano = wallNow()
+            a.outcome = p.run.outcome
             a.rework = p.entry.rework
             o.observe(a)
         }
@@ -449,7 +454,6 @@ public actor Ledger: SpanConsumer {
 
     func record(_ entry: TraceIndexEntry, tree: [StoredSpan]) {
         index[entry.traceID] = entry
-        unflushedIndex[entry.traceID] = entry
         unflushedDetails.append(TraceDetail(traceID: entry.traceID, spans: tree))
         if let earlier = recentTrees[entry.traceID] {
             recentTrees[entry.traceID] = earlier + tree
@@ -467,8 +471,8 @@ public actor Ledger: SpanConsumer {
     struct PendingFlush: Sendable {
         var sequence: UInt64
         var rollups: RollupTable
-        /// Handed over whole (its entries listed off the actor, when the flush writes them).
-        var index: RunIndex
+        /// The index entries changed since the last flush (listed off the actor, when the flush writes them).
+        var index: RunIndex.Changes
         var details: [TraceDetail]
         var walSequenceMax: UInt64
         /// Every log record below this is reflected once this flush is written.
@@ -491,14 +495,13 @@ public actor Ledger: SpanConsumer {
 
     func takeUnflushed() -> PendingFlush? {
         let checkpoint = checkpointCandidate() ?? 0
-        guard !unflushed.isEmpty || !unflushedIndex.isEmpty || !unflushedDetails.isEmpty || checkpoint > lastCheckpoint || heldDirty else { return nil }
-        let p = PendingFlush(sequence: nextSequence, rollups: unflushed, index: unflushedIndex, details: unflushedDetails,
+        guard !unflushed.isEmpty || index.changeCount > 0 || !unflushedDetails.isEmpty || checkpoint > lastCheckpoint || heldDirty else { return nil }
+        let p = PendingFlush(sequence: nextSequence, rollups: unflushed, index: index.takeChanges(), details: unflushedDetails,
                              walSequenceMax: lastConsumedSequence, checkpoint: checkpoint, held: heldDirty ? Array(heldVerdicts.values) : nil)
         heldDirty = false
         flushingDetails = unflushedDetails
         nextSequence += 1
         unflushed = RollupTable()
-        unflushedIndex = RunIndex()
         unflushedDetails = []
         return p
     }
@@ -508,7 +511,7 @@ public actor Ledger: SpanConsumer {
         var merged = p.rollups
         merged.merge(unflushed)
         unflushed = merged
-        p.index.forEach { e in if unflushedIndex[e.traceID] == nil { unflushedIndex[e.traceID] = e } }
+        index.restore(p.index)
         unflushedDetails = p.details + unflushedDetails
         flushingDetails = []
         if p.held != nil { heldDirty = true }

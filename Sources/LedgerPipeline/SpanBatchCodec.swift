@@ -11,7 +11,14 @@ public enum SpanBatchCodec {
     static let version: UInt8 = 2
 
     public static func encode(_ spans: [SpanRecord]) -> [UInt8] {
-        var w = ProtoWriter(capacity: spans.count * 96 + 8)
+        // Sized from the strings (IDs, flags and varints take under 64 bytes a span): a
+        // buffer that has to grow copies itself into fresh pages, dear on this kind of VM.
+        var capacity = 16
+        for s in spans {
+            capacity += 64 + s.name.utf8.count + s.service.utf8.count + s.model.utf8.count + (s.taskID?.utf8.count ?? 0)
+                + s.workflowNames.approximateBytes + 17 * s.feedbackFor.count
+        }
+        var w = ProtoWriter(capacity: capacity)
         w.raw(version)
         w.varint(UInt64(spans.count))
         for s in spans {

@@ -165,6 +165,39 @@ let window = RollupQuery(fromUnixNano: minute0 - 3_600_000_000_000, toUnixNano: 
     #expect(index.isEmpty && index[TraceID(high: 1, low: 1)] == nil)
 }
 
+// A flush writes the index entries changed since the last one, read from the index's
+// own chunks as they stood when taken; writes after the take must not leak into it.
+@Test func runIndexHandsAFlushEachChangedEntryOnceAsItStoodWhenTaken() {
+    func entry(_ n: UInt64, cost: Int64 = 0) -> TraceIndexEntry {
+        TraceIndexEntry(traceID: TraceID(high: 1, low: n), workflow: "w", service: "s", startUnixNano: Int64(n), durationNano: 1,
+                        outcome: .pending, costMicros: cost, llmCalls: 0, inputTokens: 0, outputTokens: 0, unpricedTokens: 0, spanCount: 1,
+                        incomplete: false, models: [""], toolCalls: 0, retries: 0, errors: 0)
+    }
+    let loaded = Dictionary(uniqueKeysWithValues: (1...3).map { (TraceID(high: 1, low: $0), entry($0)) })
+    var index = RunIndex(loaded)
+    #expect(index.changeCount == 0, "entries loaded from disk are not written again")
+    let n = UInt64(RunIndex.chunkSize + 10)
+    for i in 4...n { index[TraceID(high: 1, low: i)] = entry(i) }
+    index[TraceID(high: 1, low: 2)] = entry(2, cost: 5)  // a loaded entry replaced
+    index[TraceID(high: 1, low: 7)] = entry(7, cost: 1)  // replaced twice: listed once, latest
+    index[TraceID(high: 1, low: 7)] = entry(7, cost: 2)
+    let taken = index.takeChanges()
+    #expect(taken.count == Int(n) - 3 + 1)
+    #expect(taken.values.filter { $0.traceID.low == 7 }.map(\.costMicros) == [2])
+    #expect(taken.values.first { $0.traceID.low == 2 }?.costMicros == 5)
+    #expect(index.changeCount == 0)
+    // After the take: a new run and a replacement in a chunk the flush still reads.
+    index[TraceID(high: 1, low: n + 1)] = entry(n + 1)
+    index[TraceID(high: 1, low: 7)] = entry(7, cost: 3)
+    #expect(taken.values.first { $0.traceID.low == 7 }?.costMicros == 2, "the flush keeps what it took")
+    #expect(!taken.values.contains { $0.traceID.low == n + 1 })
+    // The flush failed: what it took counts as changed again, once, in its latest form.
+    index.restore(taken)
+    let retried = index.takeChanges()
+    #expect(retried.count == taken.count + 1)
+    #expect(retried.values.filter { $0.traceID.low == 7 }.map(\.costMicros) == [3])
+}
+
 // The clock releases runs in three steps (take on the actor, attribute off it, commit
 // on it); what arrives for a run between the steps must end up in that one run.
 
@@ -272,4 +305,28 @@ let window = RollupQuery(fromUnixNano: minute0 - 3_600_000_000_000, toUnixNano: 
     let byOutcome = runByRun[2]
     #expect(byOutcome.first { $0.outcome == .escalated }?.runs == 1, "the held verdict moved run 2")
     #expect(byOutcome.reduce(0) { $0 + $1.measures.reworkRuns } == 1, "run 3 re-ran rejected task t1")
+}
+
+// A batch is grouped by trace before it reaches the actor: interleaved traces, a trace
+// met again later in the batch, and feedback spans whose verdicts are about other runs.
+@Test func traceGroupsKeepEverySpanOnceInFirstSeenOrderAndLiftFeedbackVerdicts() {
+    func span(_ trace: UInt64, _ id: UInt64, verdict: Verdict? = nil, feedbackFor: [TraceID] = []) -> SpanRecord {
+        var s = SpanRecord(traceID: TraceID(high: 5, low: trace), spanID: SpanID(id), name: "s\(id)", startUnixNano: Int64(id), endUnixNano: Int64(id) + 1,
+                           verdict: verdict)
+        s.feedbackFor = feedbackFor
+        return s
+    }
+    let target = TraceID(high: 5, low: 99)
+    let spans = [span(1, 1), span(1, 2), span(2, 3), span(3, 4), span(3, 5), span(1, 6),
+                 span(4, 7, verdict: Verdict(outcome: .rejected, timeUnixNano: 70), feedbackFor: [target]),
+                 span(2, 8, verdict: Verdict(outcome: .accepted, timeUnixNano: 80))]
+    let g = TraceGroups(spans)
+    #expect(g.spanCount == spans.count)
+    #expect(g.groups.map(\.traceID.low) == [1, 2, 3, 4])
+    #expect(g.groups.map { $0.spans.map(\.spanID.value) } == [[1, 2, 6], [3, 8], [4, 5], [7]])
+    #expect(g.bytes == spans.reduce(0) { $0 + $1.approximateBytes })
+    #expect(g.feedback.map(\.traceID) == [target] && g.feedback.first?.outcome == .rejected)
+    let feedbackSpan = g.groups[3].spans[0]
+    #expect(feedbackSpan.verdict == nil && feedbackSpan.feedbackFor.isEmpty, "a feedback span's verdict is not its own trace's")
+    #expect(g.groups[1].spans[1].verdict?.outcome == .accepted, "an ordinary verdict stays on its span")
 }

@@ -1,0 +1,45 @@
+import LedgerCore
+
+/// A batch of spans grouped by trace, as assembly takes them, built before the batch
+/// reaches the `Ledger` actor (on the request's own task). SDKs mostly export a trace's
+/// spans side by side, so a run of them costs one ID comparison a span and one array;
+/// only a trace met again later in the batch is looked up by hash.
+public struct TraceGroups: Sendable {
+    /// In the order each trace first appears in the batch.
+    public private(set) var groups: [(traceID: TraceID, spans: [SpanRecord])] = []
+    /// Verdicts of feedback spans, for the runs they link to (the spans themselves keep
+    /// no verdict: it is not about their own trace).
+    public private(set) var feedback: [OutcomeRecord] = []
+    /// Approximate bytes the spans hold in assembly (its byte limit).
+    public private(set) var bytes = 0
+    public private(set) var spanCount = 0
+
+    public init(_ spans: [SpanRecord]) {
+        spanCount = spans.count
+        var seen: [TraceID: Int] = [:]
+        var i = 0
+        while i < spans.count {
+            let id = spans[i].traceID
+            var j = i + 1
+            while j < spans.count && spans[j].traceID == id { j += 1 }
+            var run = Array(spans[i..<j])
+            for k in run.indices {
+                bytes += run[k].approximateBytes
+                if !run[k].feedbackFor.isEmpty, let v = run[k].verdict {
+                    for t in run[k].feedbackFor {
+                        feedback.append(OutcomeRecord(traceID: t, outcome: v.outcome, timeUnixNano: v.timeUnixNano, source: .feedbackSpan))
+                    }
+                    run[k].verdict = nil
+                    run[k].feedbackFor = []
+                }
+            }
+            if let g = seen[id] {
+                groups[g].spans += run
+            } else {
+                seen[id] = groups.count
+                groups.append((id, run))
+            }
+            i = j
+        }
+    }
+}
