@@ -1,4 +1,5 @@
 #include "sl_attribute_keys.h"
+#include <pthread.h>
 #include <string.h>
 
 typedef struct { const char *name; size_t length; sl_key id; } sl_key_entry;
@@ -49,20 +50,43 @@ static const sl_key_entry sl_keys[] = {
 };
 #undef K
 
+/* The entries grouped by key length (a counting sort, built once): a lookup compares
+ * only the few keys of its length, most lengths have none. */
+#define SL_KEY_ENTRIES (sizeof(sl_keys) / sizeof(sl_keys[0]))
+#define SL_MAX_KEY_LENGTH 63
+static unsigned char sl_by_length[SL_KEY_ENTRIES];
+static unsigned char sl_length_start[SL_MAX_KEY_LENGTH + 2];
+static pthread_once_t sl_by_length_once = PTHREAD_ONCE_INIT;
+
+static void sl_build_by_length(void) {
+    unsigned counts[SL_MAX_KEY_LENGTH + 2] = {0};
+    for (size_t i = 0; i < SL_KEY_ENTRIES; i++) counts[sl_keys[i].length + 1]++;
+    for (size_t n = 1; n < SL_MAX_KEY_LENGTH + 2; n++) counts[n] += counts[n - 1];
+    for (size_t n = 0; n < SL_MAX_KEY_LENGTH + 2; n++) sl_length_start[n] = (unsigned char)counts[n];
+    unsigned next[SL_MAX_KEY_LENGTH + 1];
+    for (size_t n = 0; n <= SL_MAX_KEY_LENGTH; n++) next[n] = counts[n];
+    for (size_t i = 0; i < SL_KEY_ENTRIES; i++) sl_by_length[next[sl_keys[i].length]++] = (unsigned char)i;
+}
+
+/* Every interpreted key starts with one of these letters: the rest are rejected at once. */
+static int sl_may_be_key(char first) {
+    switch (first) {
+    case 'g': case 'l': case 'o': case 't': case 'h': case 'r': case 's': return 1;
+    default: return 0;
+    }
+}
+
 sl_key sl_attribute_key(const char *key) {
-    if (key == NULL) return SL_KEY_NONE;
-    return sl_attribute_key_n(key, strlen(key));
+    if (key == NULL || !sl_may_be_key(key[0])) return SL_KEY_NONE;
+    return sl_attribute_key_n(key, strnlen(key, SL_MAX_KEY_LENGTH + 1));
 }
 
 sl_key sl_attribute_key_n(const char *key, size_t n) {
-    if (key == NULL || n == 0) return SL_KEY_NONE;
-    /* Every interpreted key starts with one of these letters: reject the rest at once. */
-    switch (key[0]) {
-    case 'g': case 'l': case 'o': case 't': case 'h': case 'r': case 's': break;
-    default: return SL_KEY_NONE;
-    }
-    for (size_t i = 0; i < sizeof(sl_keys) / sizeof(sl_keys[0]); i++) {
-        if (sl_keys[i].length == n && sl_keys[i].name[0] == key[0] && memcmp(sl_keys[i].name, key, n) == 0) return sl_keys[i].id;
+    if (key == NULL || n == 0 || n > SL_MAX_KEY_LENGTH || !sl_may_be_key(key[0])) return SL_KEY_NONE;
+    pthread_once(&sl_by_length_once, sl_build_by_length);
+    for (unsigned j = sl_length_start[n]; j < sl_length_start[n + 1]; j++) {
+        const sl_key_entry *e = &sl_keys[sl_by_length[j]];
+        if (e->name[0] == key[0] && memcmp(e->name, key, n) == 0) return e->id;
     }
     return SL_KEY_NONE;
 }

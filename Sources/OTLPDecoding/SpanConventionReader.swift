@@ -16,8 +16,10 @@ final class SpanConventionReader {
     /// Values by key id, in storage allocated once per reader (no exclusivity or
     /// uniqueness checks per attribute); the conventions' precedence is applied in `finish`.
     private let slots: UnsafeMutablePointer<Slot>
-    private var touched: [Int] = []
-    var verdict: Verdict?
+    // Read and written once or more per attribute, by one decoder at a time (the class is
+    // not shared across threads): no dynamic exclusivity check on each access.
+    @exclusivity(unchecked) private var touched: [Int] = []
+    @exclusivity(unchecked) var verdict: Verdict?
     /// Repeating names (models, workflows, agents, kinds) share one String per decoder.
     let names = StringInterner()
 

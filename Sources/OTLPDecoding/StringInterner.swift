@@ -18,7 +18,8 @@ final class StringInterner {
     /// Names longer than this are built directly (they are rarely the repeating kind).
     static let maxLength = 96
     private static let slotCount = 1024
-    private var slots = [Slot](repeating: Slot(), count: StringInterner.slotCount)
+    /// Used by one decoder at a time: no dynamic exclusivity check on each lookup.
+    @exclusivity(unchecked) private var slots = [Slot](repeating: Slot(), count: StringInterner.slotCount)
 
     /// The string of a NUL-terminated C string.
     func string(_ cString: UnsafePointer<CChar>) -> String {

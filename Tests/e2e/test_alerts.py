@@ -213,6 +213,20 @@ rules:
     assert sev == {"warning": "warning", "critical": "critical"}
     assert "$0.450000" in budget[0]["body"]["alerts"][0]["annotations"]["summary"], budget[0]["body"]
     receiver.wait("/down", 2)  # failing, being retried
+    # Delivery is at least once: a kill between the receiver's answer and the daemon
+    # recording it would rightly send again. Kill only once both budget notifications are
+    # on disk as delivered, so what is tested is that recorded deliveries are not repeated.
+    state = d.data_dir / "alerts" / "state.json"
+
+    def delivered_on_disk() -> int:
+        try:
+            log = json.loads(state.read_text()).get("log", [])
+        except (OSError, ValueError):
+            return 0
+        return sum(1 for n in log if n.get("hook") == "budget" and n.get("result") == "delivered")
+
+    ok, n = support.wait_until(delivered_on_disk, lambda n: n == 2, timeout=10)
+    assert ok, f"{n} budget notifications recorded as delivered"
 
     d.kill()  # SIGKILL while /down is still being retried
     receiver.plan("/down", [])
