@@ -13,6 +13,7 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-nio-http2", from: "1.46.0"),
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-collections", from: "1.6.0"),
@@ -87,7 +88,9 @@ let package = Package(
             .product(name: "CoreMetrics", package: "swift-metrics"),
         ]),
         .target(name: "OTLPFixtures", dependencies: ["ProtoWire", "LedgerCore"]),
-        .target(name: "LoadGenerator", dependencies: ["OTLPFixtures", "LedgerCore"]),
+        .target(name: "LoadGenerator", dependencies: [
+            "OTLPFixtures", "LedgerCore", .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOHPACK", package: "swift-nio-http2"),
+        ]),
 
         .executableTarget(name: "SpanLedgerCLI", dependencies: [
             "LedgerCore", "TraceAssembly", "OTLPReceiver", "QueryAPI", "LedgerPipeline", "LedgerStore", "Attribution", "Rollups",

@@ -6,29 +6,12 @@ import Glibc
 /// generation on loopback: it writes pre-built requests and reads only the status line,
 /// headers and Content-Length body, so the client costs little next to the daemon.
 public final class LoopbackHTTPClient {
-    let fd: Int32
-    var buffer = [UInt8](repeating: 0, count: 1 << 16)
+    let socket: LoopbackSocket
     var pending: [UInt8] = []
 
     public init(host: String, port: Int) throws {
-        fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard fd >= 0 else { throw LoadError("socket: \(String(cString: strerror(errno)))") }
-        var one: Int32 = 1
-        setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
-        var addr = sockaddr_in()
-        addr.sin_family = sa_family_t(AF_INET)
-        addr.sin_port = in_port_t(UInt16(port).bigEndian)
-        inet_pton(AF_INET, host, &addr.sin_addr)
-        let r = withUnsafePointer(to: &addr) { p in
-            p.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        }
-        guard r == 0 else {
-            close(fd)
-            throw LoadError("connect \(host):\(port): \(String(cString: strerror(errno)))")
-        }
+        socket = try LoopbackSocket(host: host, port: port)
     }
-
-    deinit { close(fd) }
 
     /// A complete POST request with the given body.
     public static func postRequest(path: String, contentType: String, body: [UInt8], extraHeaders: String = "") -> [UInt8] {
@@ -41,15 +24,7 @@ public final class LoopbackHTTPClient {
 
     /// Sends one request and returns (status, body).
     public func roundTrip(_ request: [UInt8]) throws -> (status: Int, body: [UInt8]) {
-        var sent = 0
-        while sent < request.count {
-            let n = request.withUnsafeBytes { send(fd, $0.baseAddress! + sent, $0.count - sent, Int32(MSG_NOSIGNAL)) }
-            if n < 0 {
-                if errno == EINTR { continue }
-                throw LoadError("send: \(String(cString: strerror(errno)))")
-            }
-            sent += n
-        }
+        try socket.send(request)
         // Headers.
         var headerEnd: Int?
         while headerEnd == nil {
@@ -73,10 +48,7 @@ public final class LoopbackHTTPClient {
     }
 
     func fill() throws {
-        let n = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
-        if n < 0 && errno == EINTR { return }
-        guard n > 0 else { throw LoadError(n == 0 ? "connection closed by server" : "recv: \(String(cString: strerror(errno)))") }
-        pending.append(contentsOf: buffer[0..<n])
+        pending.append(contentsOf: try socket.receive())
     }
 
     static func find(_ b: [UInt8]) -> Int? {

@@ -212,7 +212,7 @@ struct BenchCommand: AsyncParsableCommand {
             guard let grpcAddress = listening["otlp_grpc"] as? String, let grpcPort = Int(grpcAddress.split(separator: ":").last ?? "") else {
                 throw ClientError(description: "daemon did not report its gRPC address")
             }
-            latencies = try await GRPCLoad.send(requests, port: grpcPort, concurrency: connections)
+            latencies = try await GRPCLoad.send(requests, port: grpcPort, connections: connections)
         } else {
             latencies = try await withThrowingTaskGroup(of: [Double].self) { group in
                 for c in 0..<connections {
