@@ -178,15 +178,15 @@ public struct RunAttributor: Sendable {
                     call.costMicros = explicit
                     call.priced = true
                     call.explicitCost = true
-                } else if let entry = { () -> PriceEntry? in
+                } else {
                     if pricedModel != spans[i].model {
                         pricedModel = spans[i].model
                         pricedEntries = prices.candidates(forModel: spans[i].model)
                     }
-                    return PriceTable.entry(in: pricedEntries, atUnixNano: spans[i].startUnixNano)
-                }() {
-                    call.costMicros = entry.costMicros(for: usage)
-                    call.priced = true
+                    if let entry = PriceTable.entry(in: pricedEntries, atUnixNano: spans[i].startUnixNano) {
+                        call.costMicros = entry.costMicros(for: usage)
+                        call.priced = true
+                    }
                 }
                 run.calls.append(call)
             case .tool:
