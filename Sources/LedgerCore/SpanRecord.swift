@@ -20,17 +20,66 @@ public struct SpanRecord: Sendable, Hashable {
     public var category: Category
     public var model: String
     public var usage: TokenUsage
+    /// What few spans carry, out of line and nil for most: a buffered span is about 40%
+    /// smaller, and a copy of it retains fewer references.
+    private var rare: RareBox?
+
     /// Explicit cost from the span, in micro-dollars (wins over the price table).
-    public var explicitCostMicros: Int64?
-    public var workflowNames: WorkflowNames
-    public var resendCount: Int64
-    public var verdict: Verdict?
+    public var explicitCostMicros: Int64? {
+        get { rare?.fields.explicitCostMicros }
+        set { if newValue != nil || rare != nil { updateRare { $0.explicitCostMicros = newValue } } }
+    }
+    public var workflowNames: WorkflowNames {
+        get { rare?.fields.workflowNames ?? WorkflowNames() }
+        set { if !newValue.isEmpty || rare != nil { updateRare { $0.workflowNames = newValue } } }
+    }
+    public var resendCount: Int64 {
+        get { rare?.fields.resendCount ?? 0 }
+        set { if newValue != 0 || rare != nil { updateRare { $0.resendCount = newValue } } }
+    }
+    public var verdict: Verdict? {
+        get { rare?.fields.verdict }
+        set { if newValue != nil || rare != nil { updateRare { $0.verdict = newValue } } }
+    }
     /// For a feedback span (a span with a verdict and links): the traces its verdict is
     /// about. Its verdict applies to them, not to its own trace.
-    public var feedbackFor: [TraceID] = []
+    public var feedbackFor: [TraceID] {
+        get { rare?.fields.feedbackFor ?? [] }
+        set { if !newValue.isEmpty || rare != nil { updateRare { $0.feedbackFor = newValue } } }
+    }
     /// The task the run works on (`outcome.task_id`, else `gen_ai.conversation.id`): runs of
     /// one task after a rejected or edited run of it are rework.
-    public var taskID: String?
+    public var taskID: String? {
+        get { rare?.fields.taskID }
+        set { if newValue != nil || rare != nil { updateRare { $0.taskID = newValue } } }
+    }
+
+    struct RareFields: Sendable, Hashable {
+        var explicitCostMicros: Int64?
+        var workflowNames = WorkflowNames()
+        var resendCount: Int64 = 0
+        var verdict: Verdict?
+        var feedbackFor: [TraceID] = []
+        var taskID: String?
+    }
+
+    /// Copy on write: mutated only while uniquely referenced (`updateRare`), so sharing
+    /// it between copies of a record, and threads, is safe.
+    final class RareBox: @unchecked Sendable, Hashable {
+        var fields: RareFields
+        init(_ fields: RareFields) { self.fields = fields }
+        static func == (a: RareBox, b: RareBox) -> Bool { a === b || a.fields == b.fields }
+        func hash(into h: inout Hasher) { h.combine(fields) }
+    }
+
+    private mutating func updateRare(_ change: (inout RareFields) -> Void) {
+        if rare == nil {
+            rare = RareBox(RareFields())
+        } else if !isKnownUniquelyReferenced(&rare) {
+            rare = RareBox(rare!.fields)
+        }
+        change(&rare!.fields)
+    }
 
     public init(
         traceID: TraceID, spanID: SpanID, parentSpanID: SpanID = .none, name: String, service: String = "",
@@ -49,6 +98,7 @@ public struct SpanRecord: Sendable, Hashable {
         self.category = category
         self.model = model
         self.usage = usage
+        self.rare = nil
         self.explicitCostMicros = explicitCostMicros
         self.workflowNames = workflowNames
         self.resendCount = resendCount
@@ -76,6 +126,7 @@ public struct WorkflowNames: Sendable, Hashable {
     }
 
     public var first: String? { genAIWorkflow ?? traceloopWorkflow ?? agent }
+    public var isEmpty: Bool { genAIWorkflow == nil && traceloopWorkflow == nil && agent == nil }
     public var approximateBytes: Int { (genAIWorkflow?.utf8.count ?? 0) + (traceloopWorkflow?.utf8.count ?? 0) + (agent?.utf8.count ?? 0) }
 }
 

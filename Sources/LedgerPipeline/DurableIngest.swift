@@ -18,6 +18,7 @@ public struct DurableIngest: SpanConsumer {
     public func consume(_ spans: [SpanRecord]) async throws(IngestRefusal) {
         guard !spans.isEmpty else { return }
         let batch = TraceGroups(spans)
+        await ledger.backlog.waitForRelease()
         let reservation = try await ledger.admit(batch)
         let payload = SpanBatchCodec.encode(spans)
         let floor = wal.upcomingSequence

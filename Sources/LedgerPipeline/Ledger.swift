@@ -25,6 +25,7 @@ public struct LedgerStats: Sendable {
     public var pendingTraces: Int = 0
     public var pendingSpans: Int = 0
     public var pendingBytes: Int = 0
+    public var unflushedSpans: Int = 0
     public var refusedBatches: Int64 = 0
     public var replayedRecords: Int64 = 0
     public var replayedSpans: Int64 = 0
@@ -70,6 +71,9 @@ public actor Ledger: SpanConsumer {
     /// Every run kept; it also tracks the entries changed since the last flush.
     var index = RunIndex()
     var unflushedDetails: [TraceDetail] = []
+    /// Spans in `unflushedDetails`: the clock flushes early when they pass
+    /// `configuration.maxUnflushedSpans`.
+    public private(set) var unflushedSpans = 0
     var recentTrees: [TraceID: [StoredSpan]] = [:]
     var recentOrder: Deque<TraceID> = []
     var nextSequence: UInt64
@@ -78,6 +82,8 @@ public actor Ledger: SpanConsumer {
     let wal: WriteAheadLog?
     /// Log records appended but not yet consumed hold the checkpoint back.
     public let inflight = InflightSequences()
+    /// How far release lags behind; ingest waits on it (`DurableIngest`).
+    public nonisolated let backlog: ReleaseBacklog
     /// Highest log sequence consumed so far.
     var lastConsumedSequence: UInt64 = 0
     var lastCheckpoint: UInt64 = 0
@@ -116,6 +122,7 @@ public actor Ledger: SpanConsumer {
         self.monotonicNow = monotonicNow
         self.wallNow = wallNow
         self.assembler = TraceAssembler(limits: configuration.assembly)
+        self.backlog = ReleaseBacklog(limitNano: configuration.maxReleaseLagNano)
         let removed = try directory.prepare()
         for name in removed { logger.warning("removed a temporary file or a file of an unfinished flush", metadata: ["file": "\(name)"]) }
         let (table, damagedRollups) = directory.loadRollups()
@@ -257,7 +264,9 @@ public actor Ledger: SpanConsumer {
     /// Until committed they count as `attributing`: their late spans wait, and the
     /// checkpoint stays below their log records.
     public func takeDue(limit: Int) -> (toAttribute: [TraceAssembler.Released], released: Int) {
-        let due = assembler.releaseDue(now: monotonicNow(), limit: limit)
+        let now = monotonicNow()
+        let due = assembler.releaseDue(now: now, limit: limit)
+        backlog.update(lagNano: due.count < limit ? 0 : assembler.releaseLag(now: now))
         var out: [TraceAssembler.Released] = []
         out.reserveCapacity(due.count)
         for r in due {
@@ -455,6 +464,7 @@ public actor Ledger: SpanConsumer {
     func record(_ entry: TraceIndexEntry, tree: [StoredSpan]) {
         index[entry.traceID] = entry
         unflushedDetails.append(TraceDetail(traceID: entry.traceID, spans: tree))
+        unflushedSpans += tree.count
         if let earlier = recentTrees[entry.traceID] {
             recentTrees[entry.traceID] = earlier + tree
         } else {
@@ -503,6 +513,7 @@ public actor Ledger: SpanConsumer {
         nextSequence += 1
         unflushed = RollupTable()
         unflushedDetails = []
+        unflushedSpans = 0
         return p
     }
 
@@ -513,6 +524,7 @@ public actor Ledger: SpanConsumer {
         unflushed = merged
         index.restore(p.index)
         unflushedDetails = p.details + unflushedDetails
+        unflushedSpans = unflushedDetails.reduce(0) { $0 + $1.spans.count }
         flushingDetails = []
         if p.held != nil { heldDirty = true }
         stats.flushFailures += 1
@@ -566,7 +578,7 @@ public actor Ledger: SpanConsumer {
         // right, since replay from the checkpoint re-applies what came after it.
         if let held = p.held { try FileIO.writeAtomically(OutcomeBatchCodec.encode(held), to: directory.path + "/" + Self.heldVerdictsFile) }
         do {
-            try directory.writeFlush(sequence: p.sequence, rollups: p.rollups, index: p.index.values, details: p.details,
+            try directory.writeFlush(sequence: p.sequence, rollups: p.rollups, index: p.index, details: p.details,
                                      walSequenceMax: p.walSequenceMax, nowUnixMs: nowUnixMs)
         } catch {
             if directory.sequences(.traceDetail).contains(p.sequence) { return }
@@ -649,6 +661,7 @@ public actor Ledger: SpanConsumer {
         s.pendingTraces = assembler.openTraces
         s.pendingSpans = assembler.bufferedSpans
         s.pendingBytes = assembler.bufferedBytes
+        s.unflushedSpans = unflushedSpans
         return s
     }
 

@@ -10,8 +10,16 @@ public struct LedgerConfiguration: Sendable {
     public var assembly: TraceAssembler.Limits = .default
     /// How often unflushed rollups are written (`--flush-interval`, default 5 s).
     public var flushIntervalNano: UInt64 = 5_000_000_000
+    /// A flush is also started, before the interval is up, once this many spans of
+    /// released runs wait for one (default 250,000: about 36 MB of run trees; under full
+    /// ingest the interval alone let them reach hundreds of MB).
+    public var maxUnflushedSpans: Int = 250_000
     /// How often due traces are released (fixed, 100 ms).
     public var tickIntervalNano: UInt64 = 100_000_000
+    /// Ingest waits while the oldest due trace has waited longer than this for release
+    /// (default 500 ms; 0 = never): past it clients are slowed to the rate runs are rolled
+    /// up at, instead of the backlog and memory growing (`ReleaseBacklog`).
+    public var maxReleaseLagNano: UInt64 = 500_000_000
     /// Run trees kept in memory for `trace` before falling back to disk (default 20,000).
     public var recentTreeCapacity: Int = 20_000
     /// Verdicts for runs that started longer ago than this are refused (`--correction-window`, default 30 days).

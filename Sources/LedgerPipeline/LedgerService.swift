@@ -23,17 +23,23 @@ public struct LedgerService: Service {
     /// while the chunks taken last are recorded, the ones taken now are attributed, two
     /// at a time on both cores; a backlog built up under full ingest drains at the rate
     /// of both cores, not of one task alternating between attributing and recording.
-    func releaseDue() async {
+    /// Returns after `budget` with traces still due (true), so that under sustained
+    /// overload, when traces are always due, the clock still gets to flush.
+    func releaseDue(budget: Duration = .seconds(3600)) async -> Bool {
         let take = Self.releaseChunk * 2
+        let deadline = ContinuousClock.now + budget
         var ready: [Ledger.PreparedChunk] = []
+        var more = false
         while true {
             let (toAttribute, released) = await ledger.takeDue(limit: take)
             async let prepared = Self.prepare(toAttribute, ledger: ledger)
             for chunk in ready { await ledger.commit(chunk) }
             ready = await prepared
-            if released < take { break }
+            more = released == take
+            if !more || ContinuousClock.now >= deadline { break }
         }
         for chunk in ready { await ledger.commit(chunk) }
+        return more
     }
 
     /// Attributes up to two chunks' worth of released traces, the two halves in parallel.
@@ -48,30 +54,39 @@ public struct LedgerService: Service {
     }
 
     public func run() async throws {
-        let tick = ledger.configuration.tickIntervalNano
-        let flushEvery = ledger.configuration.flushIntervalNano
-        var sinceFlush: UInt64 = 0
+        let tick = Duration.nanoseconds(Int64(ledger.configuration.tickIntervalNano))
+        let flushEvery = Duration.nanoseconds(Int64(ledger.configuration.flushIntervalNano))
         let compactEvery = ledger.configuration.compactionIntervalNano
-        var sinceCompaction: UInt64 = 0
-        var flushing: Task<Void, Never>?
+        let clock = ContinuousClock()
+        var lastFlush = clock.now, lastCompaction = clock.now
+        var flushing: Task<Bool, Never>?
+        var lastFlushFailed = false
+        var moreDue = false
         let warm = Task.detached { [ledger] in await ledger.warmQueryCache() }
         defer { warm.cancel() }
         while !Task.isShuttingDownGracefully && !Task.isCancelled {
-            try? await Task.sleep(nanoseconds: tick)
-            await releaseDue()
-            sinceFlush += tick
-            sinceCompaction += tick
-            if sinceFlush >= flushEvery {
-                sinceFlush = 0
+            // With a backlog the clock goes straight on; a tick is also the most one
+            // release round takes before the flush and compaction timers are looked at.
+            if !moreDue { try? await Task.sleep(for: tick) }
+            moreDue = await releaseDue(budget: tick)
+            // Early when many spans of released runs wait, unless the last flush failed:
+            // a failing disk is retried on the interval, not on every round.
+            let intervalUp = clock.now - lastFlush >= flushEvery
+            let unflushed = lastFlushFailed ? 0 : await ledger.unflushedSpans
+            if intervalUp || unflushed >= ledger.configuration.maxUnflushedSpans {
                 // In its own task: compressing and syncing a flush takes hundreds of ms
                 // under load, and releases paused that long came out as one burst that
-                // held the actor. One flush at a time.
-                await flushing?.value
-                flushing = Task { [ledger] in try? await ledger.flush() }
+                // held the actor. One flush at a time: waiting for the last one is also
+                // what holds release, and through it ingest, back when flushes fall behind.
+                if let previous = await flushing?.value { lastFlushFailed = !previous }
+                if intervalUp || !lastFlushFailed {
+                    lastFlush = clock.now
+                    flushing = Task { [ledger] in (try? await ledger.flush()) != nil }
+                }
             }
-            if compactEvery > 0 && sinceCompaction >= compactEvery {
-                sinceCompaction = 0
-                await flushing?.value
+            if compactEvery > 0 && clock.now - lastCompaction >= .nanoseconds(Int64(compactEvery)) {
+                lastCompaction = clock.now
+                if let previous = await flushing?.value { lastFlushFailed = !previous }
                 do {
                     _ = try await ledger.compact()
                 } catch {
@@ -80,7 +95,8 @@ public struct LedgerService: Service {
                 }
             }
         }
-        await flushing?.value
+        _ = await flushing?.value
+        ledger.backlog.open() // nothing releases on the clock from here on
         logger.info("releasing pending traces and flushing before exit")
         try await ledger.drain()
     }

@@ -32,24 +32,21 @@ struct RunIndex: Sendable {
 
     /// Entries added or replaced since the last flush took them, read from the chunks as
     /// they stood when taken.
-    struct Changes: Sendable {
+    /// A collection of the changed entries in the order first changed, read in place (a
+    /// flush encodes them without copying them out first).
+    struct Changes: Sendable, RandomAccessCollection {
         fileprivate var chunks: [[TraceIndexEntry]] = []
         fileprivate var positions: [Int] = []
 
-        var count: Int { positions.count }
-        var isEmpty: Bool { positions.isEmpty }
-
-        func forEach(_ body: (TraceIndexEntry) throws -> Void) rethrows {
-            for at in positions { try body(chunks[at >> RunIndex.chunkShift][at & (RunIndex.chunkSize - 1)]) }
+        var startIndex: Int { 0 }
+        var endIndex: Int { positions.count }
+        subscript(i: Int) -> TraceIndexEntry {
+            let at = positions[i]
+            return chunks[at >> RunIndex.chunkShift][at & (RunIndex.chunkSize - 1)]
         }
 
-        /// The changed entries, in the order first changed (a copy).
-        var values: [TraceIndexEntry] {
-            var out: [TraceIndexEntry] = []
-            out.reserveCapacity(positions.count)
-            forEach { out.append($0) }
-            return out
-        }
+        /// The changed entries (a copy).
+        var values: [TraceIndexEntry] { Array(self) }
     }
 
     var changeCount: Int { changed.count }

@@ -147,7 +147,7 @@ public struct DataDirectory: Sendable {
     /// Writes one flush: the rollup delta, index entries, then the run trees — each file
     /// atomically, the trees file last: it is the flush's commit mark (`prepare` removes
     /// the other two when it is missing).
-    public func writeFlush(sequence: UInt64, rollups: RollupTable, index: [TraceIndexEntry], details: [TraceDetail],
+    public func writeFlush(sequence: UInt64, rollups: RollupTable, index: some Collection<TraceIndexEntry>, details: [TraceDetail],
                            walSequenceMax: UInt64 = 0, nowUnixMs: Int64) throws {
         if !rollups.isEmpty {
             try FileIO.writeAtomically(try SegmentFrame.encode(kind: .rollup, message: RollupSegmentCodec.encode(rollups, createdUnixMs: nowUnixMs)),

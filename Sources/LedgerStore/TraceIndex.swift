@@ -60,7 +60,7 @@ public struct TraceIndexEntry: Sendable, Hashable {
 /// Encodes index entries as a spanledger.v1.TraceIndexSegment. On load, the last entry
 /// for a trace ID wins (later segments carry updated entries for late spans).
 public enum TraceIndexCodec {
-    public static func encode(_ entries: [TraceIndexEntry], createdUnixMs: Int64) -> [UInt8] {
+    public static func encode(_ entries: some Collection<TraceIndexEntry>, createdUnixMs: Int64) -> [UInt8] {
         var strings = StringTableBuilder()
         var body = ProtoWriter(capacity: entries.count * 40)
         // Header first, string table last (see TraceDetailCodec.encode): one buffer, no join.

@@ -25,6 +25,8 @@ struct BenchCommand: AsyncParsableCommand {
     @Option(name: .customLong("daemon"), help: "spanledger binary to benchmark (default: this executable).") var daemonPath: String?
     @Option(name: .customLong("write-workload"), help: "Write the pre-encoded OTLP/protobuf requests to this directory (NNNNN.pb and workload.json) and exit, for other tools to replay (scripts/compare-phoenix).")
     var workloadDirectory: String?
+    @Option(name: .customLong("trace-wait-ms"), help: "The daemon's --trace-wait in ms (its own default is 5000; shorter keeps a run short, and the wait is taken off the rolled-up time).")
+    var traceWaitMs = 250
     @Option(name: .customLong("min-e2e-ratio"), help: "Exit non-zero if the best end-to-end ratio to the decode ceiling is below this.") var minRatio: Double?
 
     func run() async throws {
@@ -101,7 +103,6 @@ struct BenchCommand: AsyncParsableCommand {
         }
     }
 
-    static let traceWaitSeconds = 0.25
 
     static func write(_ w: AgentWorkload, to dir: String) throws {
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
@@ -175,7 +176,7 @@ struct BenchCommand: AsyncParsableCommand {
         defer { try? FileManager.default.removeItem(atPath: dataDir) }
         let daemon = Process()
         daemon.executableURL = URL(fileURLWithPath: binary)
-        daemon.arguments = ["serve", "--data", dataDir, "--otlp-http", "127.0.0.1:0", "--otlp-grpc", "127.0.0.1:0", "--api", "127.0.0.1:0", "--trace-wait", "\(Int(Self.traceWaitSeconds * 1000))ms",
+        daemon.arguments = ["serve", "--data", dataDir, "--otlp-http", "127.0.0.1:0", "--otlp-grpc", "127.0.0.1:0", "--api", "127.0.0.1:0", "--trace-wait", "\(traceWaitMs)ms",
                             "--flush-interval", "2s", "--log-level", "warning", "--durability", durability]
         let exited = DispatchSemaphore(value: 0)
         daemon.terminationHandler = { _ in exited.signal() }
@@ -208,8 +209,10 @@ struct BenchCommand: AsyncParsableCommand {
         let t0 = WallClock.monotonicNano()
         let spansPerRequest = Double(w.spanCount) / Double(max(1, requests.count))
         let interval = pacedSpansPerSecond.map { UInt64(spansPerRequest / max($0, 1) * 1e9) }
-        // Each connection's client, made on its own thread: a function that exports request i.
-        let connect: @Sendable () throws -> (Int) throws -> Void
+        // Each connection's client, made on its own thread: a function that exports request
+        // i and says whether it was accepted (false: refused with a retryable status, as the
+        // daemon does when assembly is full; the request is sent again, as SDK exporters do).
+        let connect: @Sendable () throws -> (Int) throws -> Bool
         if transport == .grpc {
             guard let grpcAddress = listening["otlp_grpc"] as? String, let grpcPort = Int(grpcAddress.split(separator: ":").last ?? "") else {
                 throw ClientError(description: "daemon did not report its gRPC address")
@@ -221,7 +224,9 @@ struct BenchCommand: AsyncParsableCommand {
                 let client = try LoopbackGRPCClient(port: grpcPort, path: path)
                 return { i in
                     let (status, message) = try client.call(requests[i])
+                    if status == 8 || status == 14 { return false } // RESOURCE_EXHAUSTED, UNAVAILABLE
                     guard status == 0 else { throw LoadError("export answered grpc-status \(status): \(message ?? "")") }
+                    return true
                 }
             }
         } else {
@@ -229,11 +234,14 @@ struct BenchCommand: AsyncParsableCommand {
                 let client = try LoopbackHTTPClient(host: "127.0.0.1", port: otlpPort)
                 return { i in
                     let (status, body) = try client.roundTrip(requests[i])
+                    if status == 429 || status == 503 { return false }
                     guard status == 200 else { throw LoadError("export answered \(status): \(String(decoding: body, as: UTF8.self))") }
+                    return true
                 }
             }
         }
-        let latencies = try await withThrowingTaskGroup(of: [Double].self) { group in
+        let latencies: [Double], retried: Int
+        do { (latencies, retried) = try await withThrowingTaskGroup(of: ([Double], Int).self) { group in
             for c in 0..<connections {
                 group.addTask {
                     // One thread per connection: blocking sockets on the two-thread
@@ -241,6 +249,7 @@ struct BenchCommand: AsyncParsableCommand {
                     try await BlockingThread.run(name: "bench-client-\(c)") {
                         let export = try connect()
                         var lat: [Double] = []
+                        var retried = 0
                         var i = c
                         while i < requests.count {
                             var s = WallClock.monotonicNano()
@@ -253,18 +262,33 @@ struct BenchCommand: AsyncParsableCommand {
                                 }
                                 s = due
                             }
-                            try export(i)
+                            var refused = 0
+                            while try !export(i) {
+                                // Bounded: a daemon that refuses for 60 s fails the run.
+                                refused += 1
+                                guard refused < 1200 else { throw LoadError("export refused as retryable 1200 times in a row") }
+                                var ts = timespec(tv_sec: 0, tv_nsec: 50_000_000)
+                                nanosleep(&ts, nil)
+                            }
+                            retried += refused
                             lat.append(Double(WallClock.monotonicNano() - s) / 1e6)
                             i += connections
                         }
-                        return lat
+                        return (lat, retried)
                     }
                 }
             }
-            var all: [Double] = []
-            for try await l in group { all += l }
-            return all
+            var all: [Double] = [], retried = 0
+            for try await (l, r) in group {
+                all += l
+                retried += r
+            }
+            return (all, retried)
+        } } catch {
+            daemon.terminate()
+            throw error
         }
+        if retried > 0 { print("  \(name): \(retried) exports refused as retryable (assembly full) and sent again after 50 ms") }
         let seconds = Double(WallClock.monotonicNano() - t0) / 1e9
         let clientCPU = ProcessMetrics.selfCPUSeconds() - clientCPU0
         // Wait until every run is attributed and rolled up, and charge that CPU too.
@@ -281,7 +305,7 @@ struct BenchCommand: AsyncParsableCommand {
         }
         let daemonCPU = (ProcessMetrics.cpuSeconds(pid: pid) ?? 0) - cpu0
         // The trace wait is idle time by design; the rest is work.
-        let rolledUpSeconds = max(seconds, Double(rolledUpAt - t0) / 1e9 - Self.traceWaitSeconds)
+        let rolledUpSeconds = max(seconds, Double(rolledUpAt - t0) / 1e9 - Double(traceWaitMs) / 1000)
         var queryLatency: (p50: Double, p99: Double, count: Int)?
         if measureQueries {
             let client = try LoopbackHTTPClient(host: "127.0.0.1", port: apiPort)

@@ -65,6 +65,10 @@ final class SelfMetrics: Sendable {
         metric("spanledger_pending_traces", "gauge", "Traces open in assembly.", Int64(s.pendingTraces))
         metric("spanledger_pending_spans", "gauge", "Spans buffered in assembly.", Int64(s.pendingSpans))
         metric("spanledger_pending_bytes", "gauge", "Approximate bytes of spans buffered in assembly.", Int64(s.pendingBytes))
+        metric("spanledger_release_lag_ms", "gauge", "How long the oldest due trace had waited for release at the last release round (ms); over the limit, ingest waits.",
+               Int64(ledger.backlog.lagNano / 1_000_000))
+        metric("spanledger_ingest_waits_total", "counter", "Batches that waited before admission because release lagged (backpressure).", ledger.backlog.waits)
+        metric("spanledger_unflushed_spans", "gauge", "Spans of released runs not yet flushed to disk.", Int64(s.unflushedSpans))
         metric("spanledger_batches_refused_total", "counter", "Batches refused because assembly was full of live traces.", s.refusedBatches)
         metric("spanledger_requests_over_inflight_total", "counter", "Requests refused because in-flight request bytes were at the limit.", r.overInflight)
         metric("spanledger_inflight_request_bytes", "gauge", "Request bytes being decoded and logged now.", r.inflightBytes)

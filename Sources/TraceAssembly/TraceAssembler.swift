@@ -127,6 +127,27 @@ public struct TraceAssembler: Sendable {
         return out
     }
 
+    /// How long the oldest due trace has been due at `now` (0 when none is): after
+    /// `releaseDue` with a limit, how far release lags behind. Stale queue entries (of
+    /// traces released or seen again since) are dropped on the way.
+    public mutating func releaseLag(now: UInt64) -> UInt64 {
+        var lag: UInt64 = 0
+        while let (id, deadline) = quietQueue.first {
+            guard let t = open[id], t.lastSeen + limits.waitNano == deadline else { quietQueue.removeFirst(); continue }
+            guard deadline < now else { break }
+            // A rootless trace waits for its maximum age; `releaseDue` drops it here too.
+            guard t.hasRoot || t.late else { quietQueue.removeFirst(); continue }
+            lag = now - deadline
+            break
+        }
+        while let (id, deadline) = ageQueue.first {
+            guard let t = open[id], t.firstSeen + limits.maxAgeNano == deadline else { ageQueue.removeFirst(); continue }
+            if deadline < now { lag = max(lag, now - deadline) }
+            break
+        }
+        return lag
+    }
+
     /// Releases everything (shutdown).
     public mutating func releaseAll() -> [Released] {
         let ids = open.keys.sorted { open[$0]!.firstSeen < open[$1]!.firstSeen }

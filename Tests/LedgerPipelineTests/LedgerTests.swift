@@ -330,3 +330,27 @@ let window = RollupQuery(fromUnixNano: minute0 - 3_600_000_000_000, toUnixNano: 
     #expect(feedbackSpan.verdict == nil && feedbackSpan.feedbackFor.isEmpty, "a feedback span's verdict is not its own trace's")
     #expect(g.groups[1].spans[1].verdict?.outcome == .accepted, "an ordinary verdict stays on its span")
 }
+
+@Test func aSpanRecordsRareFieldsAreCopiedOnWrite() {
+    var a = SpanRecord(traceID: TraceID(high: 1, low: 2), spanID: SpanID(3), name: "run", startUnixNano: 0, endUnixNano: 1)
+    let plain = a
+    #expect(a.workflowNames.isEmpty && a.taskID == nil && a.verdict == nil && a.feedbackFor.isEmpty && a.resendCount == 0)
+    a.workflowNames = WorkflowNames() // setting the defaults leaves it equal to a record that never had them
+    a.taskID = nil
+    #expect(a == plain && a.hashValue == plain.hashValue)
+    a.workflowNames.genAIWorkflow = "support"
+    a.taskID = "T-1"
+    var b = a
+    b.taskID = "T-2"
+    b.verdict = Verdict(outcome: .accepted, timeUnixNano: 5)
+    b.feedbackFor = [TraceID(high: 9, low: 9)]
+    #expect(a.taskID == "T-1" && a.verdict == nil && a.feedbackFor.isEmpty, "a copy's changes leave the original alone")
+    #expect(b.workflowNames.genAIWorkflow == "support" && b.taskID == "T-2" && b.verdict?.outcome == .accepted)
+    #expect(a != b && a != plain)
+    var c = b
+    c.taskID = "T-2"
+    #expect(c == b && c.hashValue == b.hashValue, "equal fields are equal records, shared or not")
+    c.explicitCostMicros = 7
+    c.resendCount = 2
+    #expect(b.explicitCostMicros == nil && b.resendCount == 0 && c.explicitCostMicros == 7 && c.resendCount == 2)
+}

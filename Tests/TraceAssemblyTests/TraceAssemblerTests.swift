@@ -104,3 +104,22 @@ func limits(wait: UInt64 = 5 * second, maxAge: UInt64 = 600 * second, maxTraces:
     let out = a.ingest([span(10, 3, parent: 1)], of: t, late: false, now: 0)
     #expect(out.map(\.reason) == [.traceLimit])
 }
+
+@Test func releaseLagIsHowLongTheOldestDueTraceHasWaited() {
+    var a = TraceAssembler(limits: limits(wait: 1 * second))
+    let rooted = TraceID(high: 0, low: 1), rootless = TraceID(high: 0, low: 2), again = TraceID(high: 0, low: 3)
+    _ = a.ingest([span(2, 5, parent: 4)], of: rootless, late: false, now: 0)
+    _ = a.ingest([span(3, 1)], of: again, late: false, now: 0)
+    _ = a.ingest([span(1, 1)], of: rooted, late: false, now: 1 * second)
+    _ = a.ingest([span(3, 2, parent: 1)], of: again, late: false, now: 2 * second)
+    #expect(a.releaseLag(now: 1 * second) == 0, "nothing is due yet")
+    // At 2.5 s: the rooted trace has been due 0.5 s. The rootless one waits for its
+    // maximum age, and the first entry of `again` is stale (seen again at 2 s).
+    #expect(a.releaseLag(now: 2_500_000_000) == 500_000_000)
+    #expect(a.releaseLag(now: 3_500_000_000) == 2_500_000_000 - 1 * second, "`again` is due at 3 s too, the oldest still counts")
+    let out = a.releaseDue(now: 3_500_000_000, limit: 1)
+    #expect(out.map(\.traceID) == [rooted])
+    #expect(a.releaseLag(now: 3_500_000_000) == 500_000_000, "one released, `again` has waited 0.5 s")
+    _ = a.releaseDue(now: 3_500_000_000)
+    #expect(a.releaseLag(now: 3_500_000_000) == 0)
+}

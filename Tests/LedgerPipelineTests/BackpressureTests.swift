@@ -1,0 +1,107 @@
+import Foundation
+import LedgerCore
+@testable import LedgerPipeline
+import LedgerStore
+import Logging
+import OTLPFixtures
+import Testing
+
+/// Seconds since `start`, for bounds on how long something waited.
+private func elapsed(since start: ContinuousClock.Instant) -> Double {
+    let d = ContinuousClock.now - start
+    return Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18
+}
+
+@Test func ingestGoesOnAtOnceWhileReleaseKeepsUp() async {
+    let gate = ReleaseBacklog(limitNano: 500_000_000)
+    gate.update(lagNano: 400_000_000)
+    let start = ContinuousClock.now
+    await gate.waitForRelease()
+    #expect(elapsed(since: start) < 0.5)
+    #expect(gate.waits == 0)
+}
+
+@Test func ingestWaitsWhileReleaseLagsAndGoesOnWhenItCatchesUp() async throws {
+    let gate = ReleaseBacklog(limitNano: 500_000_000, maxWaitNano: 30_000_000_000)
+    gate.update(lagNano: 2_000_000_000)
+    let done = Task {
+        await gate.waitForRelease()
+        return ContinuousClock.now
+    }
+    try await Task.sleep(for: .milliseconds(300))
+    let caughtUp = ContinuousClock.now
+    gate.update(lagNano: 600_000_000)
+    try await Task.sleep(for: .milliseconds(100))
+    #expect(gate.waits == 1)
+    gate.update(lagNano: 100_000_000) // under the limit: the waiter goes on
+    let finished = await done.value
+    #expect(finished >= caughtUp, "it waited until release caught up")
+    #expect(elapsed(since: caughtUp) < 10, "and not for its maximum wait")
+}
+
+@Test func aWaitEndsAtItsMaximumAndAnOpenedGateLetsEveryoneThrough() async {
+    let gate = ReleaseBacklog(limitNano: 500_000_000, maxWaitNano: 200_000_000)
+    gate.update(lagNano: 5_000_000_000)
+    var start = ContinuousClock.now
+    await gate.waitForRelease()
+    let waited = elapsed(since: start)
+    #expect(waited >= 0.19 && waited < 10, "waited \(waited) s")
+    gate.open()
+    start = ContinuousClock.now
+    await gate.waitForRelease()
+    #expect(elapsed(since: start) < 0.15)
+    #expect(gate.waits == 1)
+}
+
+@Test func takingDueTracesSetsTheLagIngestWaitsOn() async throws {
+    let clock = TestClock()
+    let ledger = try makeLedger(tempDataDir(), clock: clock)
+    for n in 1...10 as ClosedRange<UInt64> {
+        try await ingest(ledger, run(n, workflow: "w", verdict: nil, calls: [("small", 10, 10)]))
+    }
+    clock.advance(seconds: 3) // due since 1 s (wait 2 s)
+    _ = await ledger.takeDue(limit: 4)
+    #expect(ledger.backlog.lagNano == 1_000_000_000, "six traces still due, the oldest for 1 s")
+    _ = await ledger.takeDue(limit: 100)
+    #expect(ledger.backlog.lagNano == 0)
+}
+
+@Test func aReleaseRoundStopsAtItsBudgetWithTracesStillDue() async throws {
+    let clock = TestClock()
+    let ledger = try makeLedger(tempDataDir(), clock: clock)
+    let service = LedgerService(ledger: ledger, logger: Logger(label: "test"))
+    let runs = LedgerService.releaseChunk * 2 * 3
+    var spans: [FixtureSpan] = []
+    for n in 1...UInt64(runs) { spans += run(n, workflow: "w", verdict: nil, calls: [("small", 10, 10)]) }
+    try await ingest(ledger, spans)
+    clock.advance(seconds: 3)
+    #expect(await service.releaseDue(budget: .zero), "one round of two chunks, more due")
+    #expect(await ledger.currentStats().runsReleased == Int64(LedgerService.releaseChunk * 2))
+    #expect(await service.releaseDue() == false, "without a budget the round takes everything due")
+    #expect(await ledger.currentStats().runsReleased == Int64(runs))
+}
+
+@Test func theClockFlushesEarlyWhenManySpansWaitForAFlush() async throws {
+    let dir = tempDataDir()
+    var config = LedgerConfiguration()
+    config.dataDirectory = dir
+    config.assembly.waitNano = 10_000_000
+    config.tickIntervalNano = 10_000_000
+    config.flushIntervalNano = 3_600_000_000_000 // the interval alone would not flush in this test
+    config.maxUnflushedSpans = 40
+    let ledger = try Ledger(configuration: config, prices: prices, logger: Logger(label: "test"), wallNow: { minute0 })
+    let service = LedgerService(ledger: ledger, logger: Logger(label: "test"))
+    let clockTask = Task { try await service.run() }
+    defer { clockTask.cancel() }
+    var spans: [FixtureSpan] = []
+    for n in 1...30 as ClosedRange<UInt64> { spans += run(n, workflow: "w", verdict: nil, calls: [("small", 10, 10)]) } // 60 spans
+    try await ingest(ledger, spans)
+    var flushes: Int64 = 0
+    for _ in 0..<500 where flushes == 0 {
+        try await Task.sleep(for: .milliseconds(20))
+        flushes = await ledger.currentStats().flushes
+    }
+    #expect(flushes >= 1)
+    #expect(await ledger.currentStats().unflushedSpans == 0)
+    #expect(DataDirectory(path: dir).sequences(.traceDetail).count >= 1, "the run trees are on disk")
+}
