@@ -54,6 +54,10 @@ public struct SpanRecord: Sendable, Hashable {
         set { if newValue != nil || rare != nil { updateRare { $0.taskID = newValue } } }
     }
 
+    /// False when none of the out-of-line attributes is set (most spans): readers can
+    /// skip them all at once.
+    public var hasRareFields: Bool { rare != nil }
+
     struct RareFields: Sendable, Hashable {
         var explicitCostMicros: Int64?
         var workflowNames = WorkflowNames()
@@ -109,7 +113,7 @@ public struct SpanRecord: Sendable, Hashable {
     public var durationNano: Int64 { max(0, endUnixNano - startUnixNano) }
 
     /// Approximate memory a buffered span holds, for the assembly byte limit.
-    public var approximateBytes: Int { 160 + name.utf8.count + model.utf8.count + workflowNames.approximateBytes }
+    public var approximateBytes: Int { 160 + name.utf8.count + model.utf8.count + (rare?.fields.workflowNames.approximateBytes ?? 0) }
 }
 
 /// The three workflow-naming attributes a span may carry, kept apart so the attributor

@@ -15,8 +15,8 @@ public enum SpanBatchCodec {
         // buffer that has to grow copies itself into fresh pages, dear on this kind of VM.
         var capacity = 16
         for s in spans {
-            capacity += 64 + s.name.utf8.count + s.service.utf8.count + s.model.utf8.count + (s.taskID?.utf8.count ?? 0)
-                + s.workflowNames.approximateBytes + 17 * s.feedbackFor.count
+            capacity += 64 + s.name.utf8.count + s.service.utf8.count + s.model.utf8.count
+            if s.hasRareFields { capacity += (s.taskID?.utf8.count ?? 0) + s.workflowNames.approximateBytes + 17 * s.feedbackFor.count }
         }
         var w = ProtoWriter(capacity: capacity)
         w.raw(version)
@@ -28,13 +28,18 @@ public enum SpanBatchCodec {
             w.bigEndian64(s.parentSpanID.value)
             var flags: UInt8 = s.category.rawValue & 0x3
             if s.isError { flags |= 1 << 2 }
-            if s.explicitCostMicros != nil { flags |= 1 << 3 }
-            if s.verdict != nil { flags |= 1 << 4 }
-            if s.workflowNames.genAIWorkflow != nil { flags |= 1 << 5 }
-            if s.workflowNames.traceloopWorkflow != nil { flags |= 1 << 6 }
-            if s.workflowNames.agent != nil { flags |= 1 << 7 }
+            // Each out-of-line attribute read once, and none for most spans.
+            let rare = s.hasRareFields
+            let cost = rare ? s.explicitCostMicros : nil, verdict = rare ? s.verdict : nil
+            let names = rare ? s.workflowNames : WorkflowNames(), task = rare ? s.taskID : nil
+            let feedback = rare ? s.feedbackFor : [], resends = rare ? s.resendCount : 0
+            if cost != nil { flags |= 1 << 3 }
+            if verdict != nil { flags |= 1 << 4 }
+            if names.genAIWorkflow != nil { flags |= 1 << 5 }
+            if names.traceloopWorkflow != nil { flags |= 1 << 6 }
+            if names.agent != nil { flags |= 1 << 7 }
             w.raw(flags)
-            w.raw((s.feedbackFor.isEmpty ? 0 : 1) | (s.taskID == nil ? 0 : 2))
+            w.raw((feedback.isEmpty ? 0 : 1) | (task == nil ? 0 : 2))
             w.lengthPrefixed(s.name)
             w.lengthPrefixed(s.service)
             w.lengthPrefixed(s.model)
@@ -45,19 +50,19 @@ public enum SpanBatchCodec {
             w.varint(ProtoWriter.zigzag(s.usage.cacheWrite))
             w.varint(ProtoWriter.zigzag(s.usage.output))
             w.varint(ProtoWriter.zigzag(s.usage.reasoning))
-            w.varint(ProtoWriter.zigzag(s.resendCount))
-            if let c = s.explicitCostMicros { w.varint(ProtoWriter.zigzag(c)) }
-            if let v = s.verdict {
+            w.varint(ProtoWriter.zigzag(resends))
+            if let c = cost { w.varint(ProtoWriter.zigzag(c)) }
+            if let v = verdict {
                 w.raw(UInt8(v.outcome.rawValue))
                 w.varint(ProtoWriter.zigzag(v.timeUnixNano))
             }
-            if let n = s.workflowNames.genAIWorkflow { w.lengthPrefixed(n) }
-            if let n = s.workflowNames.traceloopWorkflow { w.lengthPrefixed(n) }
-            if let n = s.workflowNames.agent { w.lengthPrefixed(n) }
-            if let t = s.taskID { w.lengthPrefixed(t) }
-            if !s.feedbackFor.isEmpty {
-                w.varint(UInt64(s.feedbackFor.count))
-                for t in s.feedbackFor {
+            if let n = names.genAIWorkflow { w.lengthPrefixed(n) }
+            if let n = names.traceloopWorkflow { w.lengthPrefixed(n) }
+            if let n = names.agent { w.lengthPrefixed(n) }
+            if let t = task { w.lengthPrefixed(t) }
+            if !feedback.isEmpty {
+                w.varint(UInt64(feedback.count))
+                for t in feedback {
                     w.bigEndian64(t.high)
                     w.bigEndian64(t.low)
                 }
