@@ -36,6 +36,10 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(name: .customLong("max-spans-per-trace"), help: "Spans held for one trace before it is released as it stands (default 10000).") var maxSpansPerTrace: Int?
     @Option(name: .customLong("max-trace-bytes"), help: "Bytes held for one trace before it is released as it stands (default 16777216).") var maxTraceBytes: Int?
     @Option(name: .customLong("flush-interval"), help: "How often rollups are written to disk (default 5s).") var flushInterval: String?
+    @Option(name: .customLong("max-unflushed-spans"), help: "Spans of released runs that start a flush before the interval is up (default 250000).")
+    var maxUnflushedSpans: Int?
+    @Option(name: .customLong("max-release-lag"), help: "Ingest waits (up to 1 s a batch) while the oldest due trace has waited longer than this for release (default 500ms; 0s = never).")
+    var maxReleaseLag: String?
     @Option(help: "Price file (JSON, Schemas/prices.md) adding to or overriding the built-in prices.") var prices: String?
     @Option(name: .customLong("max-body-size"), help: "Largest OTLP request body in bytes, after gzip inflation too (default 16777216).") var maxBodySize: Int?
     @Option(name: .customLong("idle-timeout"), help: "Close connections silent this long (default 30s).") var idleTimeout: String?
@@ -70,6 +74,8 @@ struct ServeCommand: AsyncParsableCommand {
         if let maxPendingTraces { s.maxPendingTraces = maxPendingTraces }
         if let maxPendingBytes { s.maxPendingBytes = maxPendingBytes }
         if let flushInterval { s.flushInterval = flushInterval }
+        if let maxUnflushedSpans { s.maxUnflushedSpans = maxUnflushedSpans }
+        if let maxReleaseLag { s.maxReleaseLag = maxReleaseLag }
         if let maxSpansPerTrace { s.maxSpansPerTrace = maxSpansPerTrace }
         if let maxTraceBytes { s.maxTraceBytes = maxTraceBytes }
         if let prices { s.prices = prices }
@@ -121,6 +127,11 @@ struct ServeCommand: AsyncParsableCommand {
         ledgerConfig.assembly.maxSpansPerTrace = s.maxSpansPerTrace
         ledgerConfig.assembly.maxTraceBytes = s.maxTraceBytes
         ledgerConfig.flushIntervalNano = UInt64(try ServeSettings.duration(s.flushInterval, "flush interval"))
+        ledgerConfig.maxUnflushedSpans = s.maxUnflushedSpans
+        guard let releaseLag = DurationText.nanoseconds(s.maxReleaseLag), releaseLag >= 0 else {
+            throw ValidationError("max release lag '\(s.maxReleaseLag)' is not a duration (e.g. 500ms, 2s; 0s turns the wait off)")
+        }
+        ledgerConfig.maxReleaseLagNano = UInt64(releaseLag)
         ledgerConfig.correctionWindowNano = try ServeSettings.duration(s.correctionWindow, "correction window")
         ledgerConfig.maxHeldVerdicts = s.maxHeldVerdicts
         ledgerConfig.compaction = CompactionPolicy(
@@ -133,7 +144,7 @@ struct ServeCommand: AsyncParsableCommand {
         }
         ledgerConfig.compactionIntervalNano = UInt64(try ServeSettings.duration(s.compactionInterval, "compaction interval"))
         guard s.maxHeldVerdicts > 0 else { throw ValidationError("max held verdicts must be positive") }
-        guard s.maxPendingTraces > 0, s.maxPendingBytes > 0, s.maxBodySize > 0, s.maxSpansPerTrace > 0, s.maxTraceBytes > 0 else { throw ValidationError("limits must be positive") }
+        guard s.maxPendingTraces > 0, s.maxPendingBytes > 0, s.maxBodySize > 0, s.maxSpansPerTrace > 0, s.maxTraceBytes > 0, s.maxUnflushedSpans > 0 else { throw ValidationError("limits must be positive") }
 
         let priceTable: PriceTable
         do { priceTable = try PriceTable.load(userFile: s.prices) } catch { throw ValidationError("\(error)") }

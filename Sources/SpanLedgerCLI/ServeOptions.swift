@@ -28,6 +28,10 @@ struct ServeSettings: Sendable, Equatable {
     var maxTraceBytes = 16 << 20
     /// `--flush-interval` / `flush_interval`: how often rollups are written to disk.
     var flushInterval = "5s"
+    /// `--max-unflushed-spans` / `max_unflushed_spans`: spans of released runs that start a flush before the interval is up.
+    var maxUnflushedSpans = 250_000
+    /// `--max-release-lag` / `max_release_lag`: ingest waits while release lags more than this ("0s" = never).
+    var maxReleaseLag = "500ms"
     /// `--prices` / `prices`: price file adding to / overriding the built-in table.
     var prices: String?
     /// `--max-body-size` / `max_body_size`: largest OTLP request body, bytes (after gzip inflation too).
@@ -72,7 +76,7 @@ struct ServeSettings: Sendable, Equatable {
     var maxHeldVerdicts = 1_000_000
 
     static let keys: Set<String> = ["data", "otlp_http", "otlp_grpc", "api", "trace_wait", "trace_max_age", "max_pending_traces", "max_pending_bytes",
-                                    "flush_interval", "prices", "max_body_size", "idle_timeout", "log_level", "durability",
+                                    "flush_interval", "max_unflushed_spans", "max_release_lag", "prices", "max_body_size", "idle_timeout", "log_level", "durability",
                                     "durability_interval", "max_inflight_bytes", "read_timeout", "max_attribute_depth", "max_span_attributes",
                                     "max_attribute_bytes", "max_spans_per_request", "max_spans_per_trace", "max_trace_bytes", "alerts",
                                     "correction_window", "max_held_verdicts", "registry", "max_metric_series",
@@ -111,6 +115,8 @@ struct ServeSettings: Sendable, Equatable {
         if let v = try int("max_pending_traces") { maxPendingTraces = v }
         if let v = try int("max_pending_bytes") { maxPendingBytes = v }
         if let v = try str("flush_interval") { flushInterval = v }
+        if let v = try int("max_unflushed_spans") { maxUnflushedSpans = v }
+        if let v = try str("max_release_lag") { maxReleaseLag = v }
         if let v = try str("prices") { prices = v }
         if let v = try int("max_body_size") { maxBodySize = v }
         if let v = try str("idle_timeout") { idleTimeout = v }
