@@ -235,8 +235,9 @@ public struct RunAttributor: Sendable {
 
     static func latestVerdict(_ spans: [SpanRecord]) -> Verdict? {
         var best: Verdict?
-        for s in spans {
-            if let v = s.verdict { best = best.map { $0.latest(v) } ?? v }
+        // In place, and only spans with out-of-line attributes can have a verdict.
+        for i in spans.indices where spans[i].hasRareFields {
+            if let v = spans[i].verdict { best = best.map { $0.latest(v) } ?? v }
         }
         return best
     }

@@ -22,61 +22,72 @@ public struct SpanRecord: Sendable, Hashable {
     public var usage: TokenUsage
     /// What few spans carry, out of line and nil for most: a buffered span is about 40%
     /// smaller, and a copy of it retains fewer references.
-    private var rare: RareBox?
+    @usableFromInline var rare: RareBox?
 
     /// Explicit cost from the span, in micro-dollars (wins over the price table).
-    public var explicitCostMicros: Int64? {
+    @inlinable public var explicitCostMicros: Int64? {
         get { rare?.fields.explicitCostMicros }
         set { if newValue != nil || rare != nil { updateRare { $0.explicitCostMicros = newValue } } }
     }
-    public var workflowNames: WorkflowNames {
+    @inlinable public var workflowNames: WorkflowNames {
         get { rare?.fields.workflowNames ?? WorkflowNames() }
         set { if !newValue.isEmpty || rare != nil { updateRare { $0.workflowNames = newValue } } }
     }
-    public var resendCount: Int64 {
+    @inlinable public var resendCount: Int64 {
         get { rare?.fields.resendCount ?? 0 }
         set { if newValue != 0 || rare != nil { updateRare { $0.resendCount = newValue } } }
     }
-    public var verdict: Verdict? {
+    @inlinable public var verdict: Verdict? {
         get { rare?.fields.verdict }
         set { if newValue != nil || rare != nil { updateRare { $0.verdict = newValue } } }
     }
     /// For a feedback span (a span with a verdict and links): the traces its verdict is
     /// about. Its verdict applies to them, not to its own trace.
-    public var feedbackFor: [TraceID] {
+    @inlinable public var feedbackFor: [TraceID] {
         get { rare?.fields.feedbackFor ?? [] }
         set { if !newValue.isEmpty || rare != nil { updateRare { $0.feedbackFor = newValue } } }
     }
     /// The task the run works on (`outcome.task_id`, else `gen_ai.conversation.id`): runs of
     /// one task after a rejected or edited run of it are rework.
-    public var taskID: String? {
+    @inlinable public var taskID: String? {
         get { rare?.fields.taskID }
         set { if newValue != nil || rare != nil { updateRare { $0.taskID = newValue } } }
     }
 
     /// False when none of the out-of-line attributes is set (most spans): readers can
     /// skip them all at once.
-    public var hasRareFields: Bool { rare != nil }
+    @inlinable public var hasRareFields: Bool { rare != nil }
 
-    struct RareFields: Sendable, Hashable {
-        var explicitCostMicros: Int64?
-        var workflowNames = WorkflowNames()
-        var resendCount: Int64 = 0
-        var verdict: Verdict?
-        var feedbackFor: [TraceID] = []
-        var taskID: String?
+    @usableFromInline struct RareFields: Sendable, Hashable {
+        @usableFromInline var explicitCostMicros: Int64?
+        @usableFromInline var workflowNames = WorkflowNames()
+        @usableFromInline var resendCount: Int64 = 0
+        @usableFromInline var verdict: Verdict?
+        @usableFromInline var feedbackFor: [TraceID] = []
+        @usableFromInline var taskID: String?
+        @usableFromInline init() {}
+
+        init(explicitCostMicros: Int64?, workflowNames: WorkflowNames, resendCount: Int64, verdict: Verdict?, taskID: String?) {
+            self.explicitCostMicros = explicitCostMicros
+            self.workflowNames = workflowNames
+            self.resendCount = resendCount
+            self.verdict = verdict
+            self.taskID = taskID
+        }
     }
 
     /// Copy on write: mutated only while uniquely referenced (`updateRare`), so sharing
     /// it between copies of a record, and threads, is safe.
-    final class RareBox: @unchecked Sendable, Hashable {
-        var fields: RareFields
-        init(_ fields: RareFields) { self.fields = fields }
-        static func == (a: RareBox, b: RareBox) -> Bool { a === b || a.fields == b.fields }
-        func hash(into h: inout Hasher) { h.combine(fields) }
+    @usableFromInline final class RareBox: @unchecked Sendable, Hashable {
+        // Only mutated by `updateRare` while uniquely referenced: no dynamic exclusivity
+        // check is needed on every read of a span's attributes.
+        @exclusivity(unchecked) @usableFromInline var fields: RareFields
+        @usableFromInline init(_ fields: RareFields) { self.fields = fields }
+        @usableFromInline static func == (a: RareBox, b: RareBox) -> Bool { a === b || a.fields == b.fields }
+        @usableFromInline func hash(into h: inout Hasher) { h.combine(fields) }
     }
 
-    private mutating func updateRare(_ change: (inout RareFields) -> Void) {
+    @usableFromInline mutating func updateRare(_ change: (inout RareFields) -> Void) {
         if rare == nil {
             rare = RareBox(RareFields())
         } else if !isKnownUniquelyReferenced(&rare) {
@@ -89,7 +100,7 @@ public struct SpanRecord: Sendable, Hashable {
         traceID: TraceID, spanID: SpanID, parentSpanID: SpanID = .none, name: String, service: String = "",
         startUnixNano: Int64, endUnixNano: Int64, isError: Bool = false, category: Category = .other,
         model: String = "", usage: TokenUsage = TokenUsage(), explicitCostMicros: Int64? = nil,
-        workflowNames: WorkflowNames = WorkflowNames(), resendCount: Int64 = 0, verdict: Verdict? = nil
+        workflowNames: WorkflowNames = WorkflowNames(), resendCount: Int64 = 0, verdict: Verdict? = nil, taskID: String? = nil
     ) {
         self.traceID = traceID
         self.spanID = spanID
@@ -102,18 +113,19 @@ public struct SpanRecord: Sendable, Hashable {
         self.category = category
         self.model = model
         self.usage = usage
-        self.rare = nil
-        self.explicitCostMicros = explicitCostMicros
-        self.workflowNames = workflowNames
-        self.resendCount = resendCount
-        self.verdict = verdict
+        if explicitCostMicros == nil && workflowNames.isEmpty && resendCount == 0 && verdict == nil && taskID == nil {
+            self.rare = nil
+        } else {
+            self.rare = RareBox(RareFields(explicitCostMicros: explicitCostMicros, workflowNames: workflowNames, resendCount: resendCount,
+                                           verdict: verdict, taskID: taskID))
+        }
     }
 
-    public var isRoot: Bool { parentSpanID.isNone }
-    public var durationNano: Int64 { max(0, endUnixNano - startUnixNano) }
+    @inlinable public var isRoot: Bool { parentSpanID.isNone }
+    @inlinable public var durationNano: Int64 { max(0, endUnixNano - startUnixNano) }
 
     /// Approximate memory a buffered span holds, for the assembly byte limit.
-    public var approximateBytes: Int { 160 + name.utf8.count + model.utf8.count + (rare?.fields.workflowNames.approximateBytes ?? 0) }
+    @inlinable public var approximateBytes: Int { 160 + name.utf8.count + model.utf8.count + (rare?.fields.workflowNames.approximateBytes ?? 0) }
 }
 
 /// The three workflow-naming attributes a span may carry, kept apart so the attributor
@@ -129,9 +141,9 @@ public struct WorkflowNames: Sendable, Hashable {
         self.agent = agent
     }
 
-    public var first: String? { genAIWorkflow ?? traceloopWorkflow ?? agent }
-    public var isEmpty: Bool { genAIWorkflow == nil && traceloopWorkflow == nil && agent == nil }
-    public var approximateBytes: Int { (genAIWorkflow?.utf8.count ?? 0) + (traceloopWorkflow?.utf8.count ?? 0) + (agent?.utf8.count ?? 0) }
+    @inlinable public var first: String? { genAIWorkflow ?? traceloopWorkflow ?? agent }
+    @inlinable public var isEmpty: Bool { genAIWorkflow == nil && traceloopWorkflow == nil && agent == nil }
+    @inlinable public var approximateBytes: Int { (genAIWorkflow?.utf8.count ?? 0) + (traceloopWorkflow?.utf8.count ?? 0) + (agent?.utf8.count ?? 0) }
 }
 
 /// Tokens of one LLM call by type. `input` includes cache reads and writes and `output`

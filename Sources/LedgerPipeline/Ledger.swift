@@ -447,14 +447,19 @@ public actor Ledger: SpanConsumer {
     static func tree(_ run: AttributedRun) -> [StoredSpan] {
         var callBySpan = [Int](repeating: -1, count: run.spans.count)
         for (n, c) in run.calls.enumerated() where c.spanIndex < callBySpan.count { callBySpan[c.spanIndex] = n }
-        return run.spans.enumerated().map { i, s in
+        // By index: `enumerated().map` copied each record (retaining its strings) to read it.
+        var tree: [StoredSpan] = []
+        tree.reserveCapacity(run.spans.count)
+        for i in run.spans.indices {
             let c = callBySpan[i] >= 0 ? run.calls[callBySpan[i]] : nil
-            return StoredSpan(
-                spanID: s.spanID, parentSpanID: s.parentSpanID, name: s.name, kind: StoredSpan.Kind(rawValue: s.category.rawValue) ?? .other,
-                model: s.model, startOffsetNano: s.startUnixNano - run.startUnixNano, durationNano: s.durationNano,
-                usage: c?.usage ?? TokenUsage(), costMicros: c?.costMicros ?? 0, priced: c?.priced ?? false, error: s.isError,
-                retry: c?.isRetry ?? false, explicitCost: c?.explicitCost ?? false, agent: i < run.spanAgents.count ? run.spanAgents[i] : "")
+            tree.append(StoredSpan(
+                spanID: run.spans[i].spanID, parentSpanID: run.spans[i].parentSpanID, name: run.spans[i].name,
+                kind: StoredSpan.Kind(rawValue: run.spans[i].category.rawValue) ?? .other, model: run.spans[i].model,
+                startOffsetNano: run.spans[i].startUnixNano - run.startUnixNano, durationNano: run.spans[i].durationNano,
+                usage: c?.usage ?? TokenUsage(), costMicros: c?.costMicros ?? 0, priced: c?.priced ?? false, error: run.spans[i].isError,
+                retry: c?.isRetry ?? false, explicitCost: c?.explicitCost ?? false, agent: i < run.spanAgents.count ? run.spanAgents[i] : ""))
         }
+        return tree
     }
 
     func add(_ key: RollupKey, _ m: RollupMeasures) {

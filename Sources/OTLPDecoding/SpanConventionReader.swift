@@ -104,16 +104,14 @@ final class SpanConventionReader {
         if let label = string(SL_KEY_OUTCOME_VERDICT, SL_KEY_REVIEW_VERDICT, SL_KEY_EVALUATION_SCORE_LABEL), let outcome = Outcome(label: label) {
             verdict = Verdict(outcome: outcome, timeUnixNano: end).latest(verdict)
         }
-        var record = SpanRecord(
+        return SpanRecord(
             traceID: traceID, spanID: spanID, parentSpanID: parent, name: name, service: service, startUnixNano: start,
             endUnixNano: end, isError: isError, category: category, model: category == .llm ? (model ?? "") : "",
             usage: category == .llm ? usage : TokenUsage(), explicitCostMicros: category == .llm ? cost : nil,
             workflowNames: WorkflowNames(
                 genAIWorkflow: string(SL_KEY_GEN_AI_WORKFLOW_NAME), traceloopWorkflow: string(SL_KEY_TRACELOOP_WORKFLOW_NAME),
                 agent: string(SL_KEY_GEN_AI_AGENT_NAME)),
-            resendCount: int(SL_KEY_HTTP_RESEND_COUNT) ?? 0, verdict: verdict)
-        record.taskID = string(SL_KEY_OUTCOME_TASK_ID, SL_KEY_GEN_AI_CONVERSATION_ID)
-        return record
+            resendCount: int(SL_KEY_HTTP_RESEND_COUNT) ?? 0, verdict: verdict, taskID: string(SL_KEY_OUTCOME_TASK_ID, SL_KEY_GEN_AI_CONVERSATION_ID))
     }
 
     /// Classifies a span (Schemas/conventions.md "What a span is").
