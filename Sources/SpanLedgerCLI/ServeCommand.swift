@@ -36,7 +36,7 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(name: .customLong("max-spans-per-trace"), help: "Spans held for one trace before it is released as it stands (default 10000).") var maxSpansPerTrace: Int?
     @Option(name: .customLong("max-trace-bytes"), help: "Bytes held for one trace before it is released as it stands (default 16777216).") var maxTraceBytes: Int?
     @Option(name: .customLong("flush-interval"), help: "How often rollups are written to disk (default 5s).") var flushInterval: String?
-    @Option(name: .customLong("max-unflushed-spans"), help: "Spans of released runs that start a flush before the interval is up (default 250000).")
+    @Option(name: .customLong("max-unflushed-spans"), help: "Spans of released runs that start a flush before the interval is up (default 500000).")
     var maxUnflushedSpans: Int?
     @Option(name: .customLong("max-release-lag"), help: "Ingest waits (up to 1 s a batch) while the oldest due trace has waited longer than this for release (default 500ms; 0s = never).")
     var maxReleaseLag: String?

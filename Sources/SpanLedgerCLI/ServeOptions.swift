@@ -29,7 +29,7 @@ struct ServeSettings: Sendable, Equatable {
     /// `--flush-interval` / `flush_interval`: how often rollups are written to disk.
     var flushInterval = "5s"
     /// `--max-unflushed-spans` / `max_unflushed_spans`: spans of released runs that start a flush before the interval is up.
-    var maxUnflushedSpans = 250_000
+    var maxUnflushedSpans = 500_000
     /// `--max-release-lag` / `max_release_lag`: ingest waits while release lags more than this ("0s" = never).
     var maxReleaseLag = "500ms"
     /// `--prices` / `prices`: price file adding to / overriding the built-in table.

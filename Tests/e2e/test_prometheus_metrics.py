@@ -4,6 +4,8 @@ sets past --max-metric-series into one `__overflow__` series without losing coun
 
 from __future__ import annotations
 
+import subprocess
+
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -56,3 +58,30 @@ def test_ledger_counters_and_cardinality_cap(daemon_factory):
     assert gauge == 15, gauge
     # Totals survive the fold: the same numbers as the query API.
     assert support.total(d.api_url)["cost_micros"] == 21_000
+
+
+def test_a_flush_starts_early_once_enough_spans_wait_for_one(daemon_factory):
+    # The interval alone would not flush during this test: the spans waiting for a flush do.
+    d = daemon_factory.start("early-flush", ["--flush-interval", "1h", "--max-unflushed-spans", "20",
+                                             "--max-release-lag", "250ms"])
+    runs = [support.simple_run("early", [CALL, CALL], verdict="accepted") for _ in range(10)]  # 30 spans
+    assert support.post_otlp(d.otlp_url, support.export_bytes([(r, r.spans) for r in runs])).status_code == 200
+    support.wait_for_runs(d.api_url, 10)
+    ok, flushes = support.wait_until(lambda: support.metric(d.api_url, "spanledger_flushes_total"), lambda n: n >= 1, 15)
+    assert ok, f"no flush within 15 s of 30 spans released (flushes {flushes})"
+    assert support.metric(d.api_url, "spanledger_unflushed_spans") < 20
+    assert sorted((d.data_dir / "traces").glob("traces-*.seg")), "the run trees are on disk"
+    fams = families(d.api_url)
+    assert fams["spanledger_release_lag_ms"].type == "gauge"
+    assert fams["spanledger_unflushed_spans"].type == "gauge"
+    assert fams["spanledger_ingest_waits"].type == "counter"
+
+
+def test_backpressure_settings_are_checked(tmp_path):
+    for flag, value, message in [("--max-release-lag", "soon", "max release lag 'soon' is not a duration"),
+                                 ("--max-unflushed-spans", "0", "limits must be positive")]:
+        p = subprocess.run([str(support.spanledger_bin()), "serve", "--data", str(tmp_path / "d"), "--otlp-http", "127.0.0.1:0",
+                            "--api", "127.0.0.1:0", "--otlp-grpc", "127.0.0.1:0", flag, value],
+                           stdin=subprocess.DEVNULL, capture_output=True, timeout=60)
+        assert p.returncode != 0, (flag, value)
+        assert message in (p.stdout + p.stderr).decode(), (flag, value, p.stderr.decode())
