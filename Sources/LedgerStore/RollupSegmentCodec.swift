@@ -30,9 +30,9 @@ public enum RollupSegmentCodec {
                 r.sint(12, m.toolCalls)
                 if !m.latency.isEmpty {
                     r.message(13) { l in
-                        let ordered = m.latency.buckets.sorted { $0.key < $1.key }
-                        l.packedSInt(1, ordered.map { Int64($0.key) })
-                        l.packedSInt(2, ordered.map(\.value))
+                        let ordered = Array(m.latency.orderedBuckets)
+                        l.packedSInt(1, ordered.map { Int64($0.0) })
+                        l.packedSInt(2, ordered.map(\.1))
                         l.sint(3, m.latency.zeroCount)
                     }
                 }

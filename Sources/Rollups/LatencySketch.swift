@@ -13,18 +13,29 @@ public struct LatencySketch: Sendable, Hashable {
     public static let gamma = 1.02
     static let logGamma = log(gamma)
 
-    public private(set) var buckets: [Int32: Int64] = [:]
+    /// Bucket indexes ascending, with their counts (never 0): a rollup's sketch holds a few
+    /// dozen buckets, where a merge of two sorted arrays beats hashing every bucket.
+    private var indexes: [Int32] = []
+    private var counts: [Int64] = []
     public private(set) var zeroCount: Int64 = 0
 
     public init() {}
 
     public init(buckets: [Int32: Int64], zeroCount: Int64) {
-        self.buckets = buckets.filter { $0.value != 0 }
+        for (i, c) in buckets.sorted(by: { $0.key < $1.key }) where c != 0 {
+            indexes.append(i)
+            counts.append(c)
+        }
         self.zeroCount = zeroCount
     }
 
-    public var isEmpty: Bool { buckets.isEmpty && zeroCount == 0 }
-    public var count: Int64 { buckets.values.reduce(zeroCount, +) }
+    /// Bucket index → count.
+    public var buckets: [Int32: Int64] { Dictionary(uniqueKeysWithValues: zip(indexes, counts)) }
+    /// (index, count) in ascending index order.
+    public var orderedBuckets: Zip2Sequence<[Int32], [Int64]> { zip(indexes, counts) }
+
+    public var isEmpty: Bool { indexes.isEmpty && zeroCount == 0 }
+    public var count: Int64 { counts.reduce(zeroCount, +) }
 
     public static func index(ofMilliseconds ms: Double) -> Int32 {
         Int32(ceil(log(ms) / logGamma))
@@ -35,27 +46,66 @@ public struct LatencySketch: Sendable, Hashable {
             zeroCount += count
             return
         }
-        let i = Self.index(ofMilliseconds: ms)
-        let v = buckets[i, default: 0] + count
-        buckets[i] = v == 0 ? nil : v
+        add(bucket: Self.index(ofMilliseconds: ms), count)
+    }
+
+    private mutating func add(bucket i: Int32, _ c: Int64) {
+        guard c != 0 else { return }
+        var lo = 0, hi = indexes.count
+        while lo < hi {
+            let mid = (lo + hi) / 2
+            if indexes[mid] < i { lo = mid + 1 } else { hi = mid }
+        }
+        if lo < indexes.count && indexes[lo] == i {
+            counts[lo] += c
+            if counts[lo] == 0 {
+                indexes.remove(at: lo)
+                counts.remove(at: lo)
+            }
+        } else {
+            indexes.insert(i, at: lo)
+            counts.insert(c, at: lo)
+        }
     }
 
     public mutating func merge(_ other: LatencySketch, sign: Int64 = 1) {
         zeroCount += other.zeroCount * sign
-        if buckets.isEmpty && sign == 1 {
-            buckets = other.buckets
+        if other.indexes.isEmpty { return }
+        if indexes.isEmpty && sign == 1 {
+            indexes = other.indexes
+            counts = other.counts
             return
         }
-        for (i, c) in other.buckets {
-            let d = c * sign
-            // One hash per bucket already present: update through its index.
-            if let at = buckets.index(forKey: i) {
-                buckets.values[at] += d
-                if buckets.values[at] == 0 { buckets.remove(at: at) }
-            } else if d != 0 {
-                buckets[i] = d
+        if other.indexes.count <= 2 {
+            for k in other.indexes.indices { add(bucket: other.indexes[k], other.counts[k] * sign) }
+            return
+        }
+        // Both ascending: one pass, dropping buckets that cancel out.
+        var mi: [Int32] = [], mc: [Int64] = []
+        mi.reserveCapacity(indexes.count + other.indexes.count)
+        mc.reserveCapacity(indexes.count + other.indexes.count)
+        var a = 0, b = 0
+        while a < indexes.count || b < other.indexes.count {
+            if b == other.indexes.count || (a < indexes.count && indexes[a] < other.indexes[b]) {
+                mi.append(indexes[a])
+                mc.append(counts[a])
+                a += 1
+            } else if a == indexes.count || other.indexes[b] < indexes[a] {
+                mi.append(other.indexes[b])
+                mc.append(other.counts[b] * sign)
+                b += 1
+            } else {
+                let c = counts[a] + other.counts[b] * sign
+                if c != 0 {
+                    mi.append(indexes[a])
+                    mc.append(c)
+                }
+                a += 1
+                b += 1
             }
         }
+        indexes = mi
+        counts = mc
     }
 
     /// The value at quantile q (0...1), in milliseconds; nil when empty.
@@ -65,13 +115,13 @@ public struct LatencySketch: Sendable, Hashable {
         let rank = q * Double(total - 1)
         var seen = zeroCount
         if Double(seen) > rank { return 0 }
-        for (i, c) in buckets.sorted(by: { $0.key < $1.key }) {
+        for (i, c) in orderedBuckets {
             seen += max(0, c)
             if Double(seen) > rank {
                 // Midpoint of the bucket in relative terms: 2γ^i / (γ + 1).
                 return 2 * pow(Self.gamma, Double(i)) / (Self.gamma + 1)
             }
         }
-        return buckets.keys.max().map { 2 * pow(Self.gamma, Double($0)) / (Self.gamma + 1) }
+        return indexes.last.map { 2 * pow(Self.gamma, Double($0)) / (Self.gamma + 1) }
     }
 }

@@ -91,3 +91,37 @@ func query(_ t: RollupTable, _ dims: [GroupDimension], from: Int64 = 0, to: Int6
     #expect(throws: QueryError.self) { try GroupDimension.parseList("workflow,colour") }
     #expect(try GroupDimension.parseList(" model , workflow,model") == [.model, .workflow])
 }
+
+@Test func latencySketchMergesLikeAddingEveryBucketsCounts() {
+    // Against a plain dictionary of bucket counts: random sketches of 0 to 60 buckets,
+    // merged in and subtracted out (corrections), in every size combination the merge
+    // takes a different path for (empty, one or two buckets, many).
+    var rng = SystemRandomNumberGenerator()
+    func sketch(_ n: Int) -> (LatencySketch, [Int32: Int64]) {
+        var s = LatencySketch(), ref: [Int32: Int64] = [:]
+        for _ in 0..<n {
+            let ms = Double.random(in: 0.5...5_000, using: &rng)
+            let c = Int64.random(in: 1...3, using: &rng)
+            s.add(milliseconds: ms, count: c)
+            ref[LatencySketch.index(ofMilliseconds: ms), default: 0] += c
+        }
+        return (s, ref)
+    }
+    for (n, m) in [(0, 0), (0, 5), (5, 0), (1, 1), (3, 2), (2, 40), (40, 60), (60, 1)] {
+        var (a, refA) = sketch(n)
+        let (b, refB) = sketch(m)
+        let before = a
+        a.merge(b)
+        for (i, c) in refB { refA[i, default: 0] += c }
+        #expect(a.buckets == refA.filter { $0.value != 0 }, "merge \(n)+\(m)")
+        #expect(a.count == refA.values.reduce(0, +))
+        #expect(Array(a.orderedBuckets.map(\.0)) == refA.keys.sorted(), "kept in order")
+        a.merge(b, sign: -1)
+        #expect(a == before, "a correction takes exactly what was merged back out (\(n)+\(m))")
+        #expect(a.quantile(0.5) == before.quantile(0.5))
+    }
+    var emptied = LatencySketch()
+    emptied.add(milliseconds: 12)
+    emptied.add(milliseconds: 12, count: -1)
+    #expect(emptied.isEmpty && emptied == LatencySketch())
+}
