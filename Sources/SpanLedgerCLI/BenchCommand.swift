@@ -322,15 +322,20 @@ struct BenchCommand: AsyncParsableCommand {
         // Wait until every run is attributed and rolled up, and charge that CPU too.
         let metricsClient = try LoopbackHTTPClient(host: "127.0.0.1", port: apiPort)
         var rolledUpAt = WallClock.monotonicNano()
+        var ingestWaits = 0
         for _ in 0..<6000 {
             let (_, body) = try metricsClient.roundTrip(LoopbackHTTPClient.getRequest(path: "/metrics"))
-            let text = String(decoding: body, as: UTF8.self)
-            let released = text.split(separator: "\n").first { $0.hasPrefix("spanledger_runs_released_total ") }
-                .flatMap { Int($0.split(separator: " ").last ?? "") } ?? 0
+            let lines = String(decoding: body, as: UTF8.self).split(separator: "\n")
+            func value(_ metric: String) -> Int {
+                lines.first { $0.hasPrefix(metric + " ") }.flatMap { Int($0.split(separator: " ").last ?? "") } ?? 0
+            }
+            let released = value("spanledger_runs_released_total")
+            ingestWaits = value("spanledger_ingest_waits_total")
             rolledUpAt = WallClock.monotonicNano()
             if released >= w.runCount { break }
             try await Task.sleep(nanoseconds: 10_000_000)
         }
+        if ingestWaits > 0 { print("  \(name): \(ingestWaits) batches waited before admission while release lagged (backpressure)") }
         let daemonCPU = (ProcessMetrics.cpuSeconds(pid: pid) ?? 0) - cpu0
         // The trace wait is idle time by design; the rest is work.
         let rolledUpSeconds = max(seconds, Double(rolledUpAt - t0) / 1e9 - Double(traceWaitMs) / 1000)
