@@ -91,7 +91,7 @@ extension Ledger {
     func isRework(_ entry: TraceIndexEntry) -> Bool {
         guard !entry.taskID.isEmpty, let runs = tasks[entry.taskID] else { return false }
         return runs.contains { id in
-            guard id != entry.traceID, let other = index[id] else { return false }
+            guard id != entry.traceID, let other = runEntry(id) else { return false }
             return (other.startUnixNano, other.traceID.hex) < (entry.startUnixNano, entry.traceID.hex)
                 && (other.outcome == .rejected || other.outcome == .edited)
         }
@@ -108,7 +108,7 @@ extension Ledger {
     func reevaluateTask(of entry: TraceIndexEntry) {
         guard !entry.taskID.isEmpty, let runs = tasks[entry.taskID] else { return }
         for id in runs where id != entry.traceID {
-            guard var other = index[id], other.startUnixNano >= entry.startUnixNano else { continue }
+            guard var other = runEntry(id), other.startUnixNano >= entry.startUnixNano else { continue }
             let now = isRework(other)
             guard now != other.rework else { continue }
             let t = tree(of: id)

@@ -31,7 +31,7 @@ extension Ledger {
         let limit = wallNow() - configuration.correctionWindowNano
         var problems: [String] = []
         for o in records {
-            if let e = index[o.traceID], e.startUnixNano < limit {
+            if let e = runEntry(o.traceID), e.startUnixNano < limit {
                 problems.append("run \(o.traceID.hex) started \(RFC3339.format(unixNano: e.startUnixNano)), before the correction window "
                                 + "(\(configuration.correctionWindowNano / 86_400_000_000_000) days); its outcome can no longer change")
             }
@@ -46,7 +46,7 @@ extension Ledger {
     }
 
     func apply(_ o: OutcomeRecord) -> OutcomeResult {
-        guard !assembler.isOpen(o.traceID), var entry = index[o.traceID] else { return hold(o) }
+        guard !assembler.isOpen(o.traceID), var entry = runEntry(o.traceID) else { return hold(o) }
         if entry.startUnixNano < wallNow() - configuration.correctionWindowNano {
             stats.verdictsRefused += 1
             return .tooOld
@@ -97,7 +97,7 @@ extension Ledger {
     func tree(of id: TraceID) -> [StoredSpan] {
         if let t = recentTrees[id] { return t }
         let pending = (flushingDetails + unflushedDetails).filter { $0.traceID == id }.flatMap(\.spans)
-        return directory.loadDetail(id) + pending
+        return directory.loadDetail(id, candidates: locator.candidates(id)) + pending
     }
 
     public func heldVerdictCount() -> Int { heldVerdicts.count }

@@ -42,6 +42,14 @@ public struct LedgerStats: Sendable {
     public var compactions: Int64 = 0
     public var compactionFailures: Int64 = 0
     public var compactedRecordsDropped: Int64 = 0
+    /// Runs whose index entry is in memory, and runs left for disk (`maxIndexedRuns`).
+    public var indexedRuns: Int = 0
+    public var runsOnDiskOnly: Int = 0
+    /// Lookups of runs not in memory that read the disk, and those that found the run.
+    public var diskLookups: Int64 = 0
+    public var diskLookupHits: Int64 = 0
+    /// Bytes of the trace locator's filters.
+    public var locatorBytes: Int = 0
     /// Seconds the query-cache warm-up after start took; nil until it finished.
     public var queryCacheWarmSeconds: Double?
 }
@@ -68,8 +76,14 @@ public actor Ledger: SpanConsumer {
     var table = RollupTable()
     /// Changes since the last flush.
     var unflushed = RollupTable()
-    /// Every run kept; it also tracks the entries changed since the last flush.
+    /// The newest runs (`maxIndexedRuns`); it also tracks the entries changed since the
+    /// last flush. Older runs are on disk, found through `locator`.
     var index = RunIndex()
+    /// Which flushes hold which traces' entries and trees.
+    var locator = TraceLocator()
+    /// Flushes being written: their taken index changes may come back (`restore`), so no
+    /// chunk is evicted meanwhile.
+    var flushesInProgress = 0
     var unflushedDetails: [TraceDetail] = []
     var sharedLists = SharedNameLists()
     /// Spans in `unflushedDetails`: the clock flushes early when they pass
@@ -127,11 +141,23 @@ public actor Ledger: SpanConsumer {
         let removed = try directory.prepare()
         for name in removed { logger.warning("removed a temporary file or a file of an unfinished flush", metadata: ["file": "\(name)"]) }
         let (table, damagedRollups) = directory.loadRollups()
-        let (index, damagedIndex) = directory.loadIndex()
+        // Segment by segment: every flush goes into the locator, the newest runs into memory.
+        var index = RunIndex(chunkShift: RunIndex.chunkShift(forLimit: configuration.maxIndexedRuns))
+        var locator = TraceLocator()
+        var tasks: [String: [TraceID]] = [:]
+        let damagedIndex = directory.forEachIndexSegment { seq, entries in
+            locator.add(sequence: seq, ids: entries.lazy.map(\.traceID))
+            for e in entries {
+                index.load(e)
+                if !e.taskID.isEmpty, tasks[e.taskID]?.contains(e.traceID) != true { tasks[e.taskID, default: []].append(e.traceID) }
+            }
+            index.evictOldest(keeping: configuration.maxIndexedRuns)
+        }
         for e in damagedRollups + damagedIndex { logger.error("skipped damaged segment", metadata: ["error": "\(e)"]) }
         self.table = table
-        self.index = RunIndex(index)
-        for e in index.values where !e.taskID.isEmpty { self.tasks[e.taskID, default: []].append(e.traceID) }
+        self.index = index
+        self.locator = locator
+        self.tasks = tasks
         self.nextSequence = directory.nextSequence()
         self.lastCommittedFlush = directory.sequences(.traceDetail).last ?? 0
         self.stats.damagedSegments = Int64(damagedRollups.count + damagedIndex.count)
@@ -142,7 +168,8 @@ public actor Ledger: SpanConsumer {
                          metadata: ["error": "\(error)"])
         }
         logger.info("data directory loaded", metadata: [
-            "path": "\(configuration.dataDirectory)", "rollup_records": "\(table.count)", "runs": "\(index.count)",
+            "path": "\(configuration.dataDirectory)", "rollup_records": "\(table.count)", "runs_in_memory": "\(index.residentCount)",
+            "runs_on_disk_only": "\(index.evictedCount)",
         ])
     }
 
@@ -182,7 +209,7 @@ public actor Ledger: SpanConsumer {
         guard batch.spanCount > 0 else { return }
         let now = monotonicNow()
         for (id, group) in batch.groups {
-            let late = hasRun(id) && !assembler.isOpen(id)
+            let late = !assembler.isOpen(id) && hasRun(id)
             for released in assembler.ingest(group, of: id, late: late, now: now, sequence: sequence) { process(released) }
         }
         for o in batch.feedback { _ = apply(o) }
@@ -245,7 +272,7 @@ public actor Ledger: SpanConsumer {
     }
 
     func process(_ released: TraceAssembler.Released) {
-        if released.late, let entry = index[released.traceID] {
+        if released.late, let entry = runEntry(released.traceID) {
             countRelease(released)
             processLate(released.spans, entry: entry)
         } else if released.late, attributing[released.traceID] != nil {
@@ -256,9 +283,25 @@ public actor Ledger: SpanConsumer {
         }
     }
 
-    /// The trace was released as a run: recorded, or being attributed off the actor.
-    /// Its further spans are late spans of that run.
-    func hasRun(_ id: TraceID) -> Bool { index.contains(id) || attributing[id] != nil }
+    /// The trace was released as a run: recorded (in memory or on disk), or being
+    /// attributed off the actor. Its further spans are late spans of that run.
+    func hasRun(_ id: TraceID) -> Bool { index.contains(id) || attributing[id] != nil || entryOnDisk(id) != nil }
+
+    /// A recorded run's index entry, from memory or else from disk.
+    func runEntry(_ id: TraceID) -> TraceIndexEntry? {
+        index[id] ?? entryOnDisk(id)
+    }
+
+    /// The entry of a run no longer in memory: the locator's filters rule out nearly every
+    /// trace never recorded without reading anything; a "maybe" decodes the one or two
+    /// index segments that may hold it.
+    func entryOnDisk(_ id: TraceID) -> TraceIndexEntry? {
+        guard index.evictedCount > 0, locator.mayContain(id) else { return nil }
+        stats.diskLookups += 1
+        guard let e = directory.loadEntry(id, candidates: locator.candidates(id)) else { return nil }
+        stats.diskLookupHits += 1
+        return e
+    }
 
     /// Takes up to `limit` due traces out of assembly. Late spans of recorded runs are
     /// joined here; the rest are returned for `prepare` (off the actor) and `commit`.
@@ -417,7 +460,7 @@ public actor Ledger: SpanConsumer {
         let lateTree = Self.tree(run)
         addRecords(of: entry, tree: oldTree, sign: -1)
         addRecords(of: updated, tree: oldTree + lateTree, sign: 1)
-        record(updated, tree: lateTree)
+        record(updated, tree: lateTree, wholeTree: oldTree + lateTree)
         if !run.calls.isEmpty {
             run.workflow = entry.workflow
             if let o = activityObserver {
@@ -467,7 +510,9 @@ public actor Ledger: SpanConsumer {
         unflushed.add(key, m)
     }
 
-    func record(_ entry: TraceIndexEntry, tree: [StoredSpan]) {
+    /// Keeps a run's index entry and its new tree records (`tree`: the whole run, or late
+    /// spans joining it, whose whole tree is `wholeTree`) for the next flush and `trace`.
+    func record(_ entry: TraceIndexEntry, tree: [StoredSpan], wholeTree: [StoredSpan]? = nil) {
         var entry = entry
         // Runs of a workflow mostly call the same models through the same agents: every
         // entry then shares one array of each instead of holding its own (two heap blocks
@@ -480,7 +525,9 @@ public actor Ledger: SpanConsumer {
         if let earlier = recentTrees[entry.traceID] {
             recentTrees[entry.traceID] = earlier + tree
         } else {
-            recentTrees[entry.traceID] = tree // shares the array with the flush's copy
+            // The whole tree (a run that left `recentTrees` may get late spans); for a new
+            // run it shares the array with the flush's copy.
+            recentTrees[entry.traceID] = wholeTree ?? tree
             recentOrder.append(entry.traceID)
         }
         while recentOrder.count > configuration.recentTreeCapacity, let old = recentOrder.popFirst() {
@@ -521,6 +568,7 @@ public actor Ledger: SpanConsumer {
         let p = PendingFlush(sequence: nextSequence, rollups: unflushed, index: index.takeChanges(), details: unflushedDetails,
                              walSequenceMax: lastConsumedSequence, checkpoint: checkpoint, held: heldDirty ? Array(heldVerdicts.values) : nil)
         heldDirty = false
+        flushesInProgress += 1
         flushingDetails = unflushedDetails
         nextSequence += 1
         unflushed = RollupTable()
@@ -529,7 +577,38 @@ public actor Ledger: SpanConsumer {
         return p
     }
 
+    /// The locator with a written flush's traces added (a copy: the filter being filled
+    /// is copied once, about 2.5 MB).
+    nonisolated static func locate(_ p: PendingFlush, in locator: TraceLocator) async -> TraceLocator {
+        var located = locator
+        located.add(sequence: p.sequence, ids: traceIDs(of: p))
+        return located
+    }
+
+    /// The traces a flush writes index entries or run-tree records of.
+    nonisolated static func traceIDs(of p: PendingFlush) -> Set<TraceID> {
+        var ids = Set<TraceID>(minimumCapacity: p.index.count)
+        for i in p.index.indices { ids.insert(p.index[i].traceID) }
+        for d in p.details { ids.insert(d.traceID) }
+        return ids
+    }
+
+    /// A flush's files are on disk and `located` has its traces (made from `base`): the
+    /// locator takes them, and the index keeps only the newest runs in memory, once no
+    /// other flush holds taken changes that could come back.
+    func committedToDisk(_ p: PendingFlush, located: TraceLocator, from base: TraceLocator) {
+        flushesInProgress -= 1
+        if locator.segmentCount == base.segmentCount {
+            locator = located
+        } else {
+            // Another flush was added meanwhile (flushes overlapped): add this one's here.
+            locator.add(sequence: p.sequence, ids: Self.traceIDs(of: p))
+        }
+        if flushesInProgress == 0 { index.evictOldest(keeping: configuration.maxIndexedRuns) }
+    }
+
     func restore(_ p: PendingFlush) {
+        flushesInProgress -= 1
         // Put a failed flush back in front of what arrived since.
         var merged = p.rollups
         merged.merge(unflushed)
@@ -556,8 +635,12 @@ public actor Ledger: SpanConsumer {
         guard let pending = takeUnflushed() else { return }
         let directory = self.directory
         let now = wallNow() / 1_000_000
+        let locatorBefore = locator
+        let located: TraceLocator
         do {
             try await Self.writeSegments(pending, to: directory, nowUnixMs: now)
+            // Off the actor too: inserting a flush's IDs into the filters touches a few MB.
+            located = await Self.locate(pending, in: locatorBefore)
         } catch {
             // Not committed (its run-tree file is absent): keep the data for the next flush.
             restore(pending)
@@ -567,6 +650,7 @@ public actor Ledger: SpanConsumer {
         // Committed. A failed checkpoint only means a longer replay next start (replay
         // skips what this flush holds), never a second copy of the data.
         lastCommittedFlush = max(lastCommittedFlush, pending.sequence)
+        committedToDisk(pending, located: located, from: locatorBefore)
         do {
             // Off the actor: two fsyncs and unlinks that ingest would otherwise wait behind.
             if let wal { try await Self.checkpoint(wal, WALCheckpoint(walSequence: pending.checkpoint, flushSequence: pending.sequence)) }
@@ -663,9 +747,8 @@ public actor Ledger: SpanConsumer {
     }
 
     public func explain(_ traceID: TraceID) -> RunExplanation? {
-        guard let entry = index[traceID] else { return nil }
-        if let tree = recentTrees[traceID] { return RunExplanation(entry: entry, spans: tree) }
-        return RunExplanation(entry: entry, spans: directory.loadDetail(traceID))
+        guard let entry = runEntry(traceID) else { return nil }
+        return RunExplanation(entry: entry, spans: tree(of: traceID))
     }
 
     public func currentStats() -> LedgerStats {
@@ -674,11 +757,15 @@ public actor Ledger: SpanConsumer {
         s.pendingSpans = assembler.bufferedSpans
         s.pendingBytes = assembler.bufferedBytes
         s.unflushedSpans = unflushedSpans
+        s.indexedRuns = index.residentCount
+        s.runsOnDiskOnly = index.evictedCount
+        s.locatorBytes = locator.byteCount
         return s
     }
 
     /// Released runs that started in [from, to), newest first, optionally of one workflow
-    /// and outcome (`GET /api/v1/runs`). Scans the in-memory index.
+    /// and outcome (`GET /api/v1/runs`). Scans the in-memory index: the newest
+    /// `maxIndexedRuns` runs.
     public func runs(fromUnixNano: Int64, toUnixNano: Int64, workflow: String?, outcome: Outcome?, limit: Int) -> [TraceIndexEntry] {
         var found: [TraceIndexEntry] = []
         index.forEach { e in

@@ -22,6 +22,10 @@ public struct LedgerConfiguration: Sendable {
     public var maxReleaseLagNano: UInt64 = 500_000_000
     /// Run trees kept in memory for `trace` before falling back to disk (default 20,000).
     public var recentTreeCapacity: Int = 20_000
+    /// Runs whose index entry is kept in memory (`--max-indexed-runs`, default 100,000:
+    /// about 25 MB). Older runs are looked up on disk when a late span or verdict, a trace
+    /// view or rework needs them, through Bloom filters of about 4 bytes a run.
+    public var maxIndexedRuns: Int = 100_000
     /// Verdicts for runs that started longer ago than this are refused (`--correction-window`, default 30 days).
     public var correctionWindowNano: Int64 = 30 * 86_400_000_000_000
     /// Verdicts held for traces not seen yet (`--max-held-verdicts`, default 1,000,000).

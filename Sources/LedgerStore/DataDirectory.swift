@@ -132,10 +132,41 @@ public struct DataDirectory: Sendable {
         return (out, damaged)
     }
 
-    /// All stored spans of one trace, from every detail segment (newest first scan).
-    public func loadDetail(_ traceID: TraceID) -> [StoredSpan] {
+    /// Calls `body` with each committed index segment's entries, in flush order, and
+    /// returns the segments that could not be read. Nothing is kept between segments, so
+    /// a caller can keep just the newest entries (the ledger's bounded run index).
+    public func forEachIndexSegment(_ body: (UInt64, [TraceIndexEntry]) -> Void) -> [StoreError] {
+        var damaged: [StoreError] = []
+        let committed = Set(sequences(.traceDetail))
+        for seq in sequences(.traceIndex) where committed.contains(seq) {
+            let p = file(.traceIndex, sequence: seq)
+            do {
+                let message = try SegmentFrame.decode(try readFile(p), expecting: .traceIndex, path: p)
+                body(seq, try TraceIndexCodec.decode(message, path: p))
+            } catch {
+                damaged.append(error)
+            }
+        }
+        return damaged
+    }
+
+    /// The latest index entry of one trace among the flushes `candidates` (newest first,
+    /// as `TraceLocator.candidates` lists them): the first one holding it wins.
+    public func loadEntry(_ traceID: TraceID, candidates: [UInt64]) -> TraceIndexEntry? {
+        for seq in candidates {
+            let p = file(.traceIndex, sequence: seq)
+            guard let bytes = try? readFile(p), let message = try? SegmentFrame.decode(bytes, expecting: .traceIndex, path: p),
+                  let found = try? TraceIndexCodec.decode(message, path: p, only: traceID).last else { continue }
+            return found
+        }
+        return nil
+    }
+
+    /// All stored spans of one trace, from every detail segment (newest first scan), or
+    /// only from the flushes `candidates` names.
+    public func loadDetail(_ traceID: TraceID, candidates: [UInt64]? = nil) -> [StoredSpan] {
         var spans: [StoredSpan] = []
-        for seq in sequences(.traceDetail).reversed() {
+        for seq in candidates ?? Array(sequences(.traceDetail).reversed()) {
             let p = file(.traceDetail, sequence: seq)
             guard let bytes = try? readFile(p), let message = try? SegmentFrame.decode(bytes, expecting: .traceDetail, path: p),
                   let details = try? TraceDetailCodec.decode(message, path: p, only: traceID) else { continue }

@@ -104,7 +104,10 @@ public enum TraceIndexCodec {
         return body.bytes
     }
 
-    public static func decode(_ bytes: [UInt8], path: String) throws(StoreError) -> [TraceIndexEntry] {
+    /// Decodes the segment; with `only`, just that trace's entry (the others are skipped
+    /// at their first field, the trace ID).
+    public static func decode(_ bytes: [UInt8], path: String, only: TraceID? = nil) throws(StoreError) -> [TraceIndexEntry] {
+        let wanted = only?.bytes
         var strings = StringTable()
         var raw: [ArraySlice<UInt8>] = []
         var out: [TraceIndexEntry] = []
@@ -118,9 +121,11 @@ public enum TraceIndexCodec {
                                         outcome: .pending, costMicros: 0, llmCalls: 0, inputTokens: 0, outputTokens: 0, unpricedTokens: 0,
                                         spanCount: 0, incomplete: false, models: [], toolCalls: 0, retries: 0, errors: 0)
                 var rr = ProtoReader(slice)
+                var skip = false
                 while let (f, v) = try rr.next() {
                     switch f {
                     case 1:
+                        if let wanted, !v.slice.elementsEqual(wanted) { skip = true; break }
                         guard let id = TraceID(bytes: Array(v.slice)) else { throw StoreError(path: path, message: "bad trace ID length") }
                         e.traceID = id
                     case 2: e.workflow = try strings.string(v.uint64, path: path)
@@ -149,8 +154,9 @@ public enum TraceIndexCodec {
                     case 25: e.agents = try ProtoReader.packedVarints(v.slice).map { m throws(StoreError) in try strings.string(m, path: path) }
                     default: break
                     }
+                    if skip { break }
                 }
-                out.append(e)
+                if !skip { out.append(e) }
             }
         } catch let e as ProtoDecodeError {
             throw StoreError(path: path, message: e.message)

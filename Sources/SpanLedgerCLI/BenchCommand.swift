@@ -27,6 +27,9 @@ struct BenchCommand: AsyncParsableCommand {
     var workloadDirectory: String?
     @Option(name: .customLong("trace-wait-ms"), help: "The daemon's --trace-wait in ms (its own default is 5000; shorter keeps a run short, and the wait is taken off the rolled-up time).")
     var traceWaitMs = 250
+    @Option(name: .customLong("daemon-arg"), parsing: .singleValue,
+            help: "An extra argument for each daemon started, repeatable (--daemon-arg=--max-indexed-runs=1000000).")
+    var daemonArgs: [String] = []
     @Option(name: .customLong("min-e2e-ratio"), help: "Exit non-zero if the best end-to-end ratio to the decode ceiling is below this.") var minRatio: Double?
 
     func run() async throws {
@@ -205,7 +208,7 @@ struct BenchCommand: AsyncParsableCommand {
         let daemon = Process()
         daemon.executableURL = URL(fileURLWithPath: binary)
         daemon.arguments = ["serve", "--data", dataDir, "--otlp-http", "127.0.0.1:0", "--otlp-grpc", "127.0.0.1:0", "--api", "127.0.0.1:0", "--trace-wait", "\(traceWaitMs)ms",
-                            "--flush-interval", "2s", "--log-level", "warning", "--durability", durability]
+                            "--flush-interval", "2s", "--log-level", "warning", "--durability", durability] + daemonArgs
         let exited = DispatchSemaphore(value: 0)
         daemon.terminationHandler = { _ in exited.signal() }
         try daemon.run()

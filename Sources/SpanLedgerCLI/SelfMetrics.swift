@@ -68,6 +68,11 @@ final class SelfMetrics: Sendable {
         metric("spanledger_release_lag_ms", "gauge", "How long the oldest due trace had waited for release at the last release round (ms); over the limit, ingest waits.",
                Int64(ledger.backlog.lagNano / 1_000_000))
         metric("spanledger_ingest_waits_total", "counter", "Batches that waited before admission because release lagged (backpressure).", ledger.backlog.waits)
+        metric("spanledger_indexed_runs", "gauge", "Runs whose index entry is in memory (--max-indexed-runs).", Int64(s.indexedRuns))
+        metric("spanledger_runs_on_disk_only", "gauge", "Runs whose index entry left memory for disk since start.", Int64(s.runsOnDiskOnly))
+        metric("spanledger_run_disk_lookups_total", "counter", "Lookups of runs not in memory that read index segments (late spans, verdicts, trace views, rework).", s.diskLookups)
+        metric("spanledger_run_disk_lookup_hits_total", "counter", "Disk lookups that found the run.", s.diskLookupHits)
+        metric("spanledger_trace_locator_bytes", "gauge", "Bytes of the Bloom filters that locate runs on disk.", Int64(s.locatorBytes))
         metric("spanledger_unflushed_spans", "gauge", "Spans of released runs not yet flushed to disk.", Int64(s.unflushedSpans))
         metric("spanledger_batches_refused_total", "counter", "Batches refused because assembly was full of live traces.", s.refusedBatches)
         metric("spanledger_requests_over_inflight_total", "counter", "Requests refused because in-flight request bytes were at the limit.", r.overInflight)

@@ -60,6 +60,7 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "Outcome registry (YAML, Schemas/registry.md): each workflow's outcome sentence, function, owner, target and budget.") var registry: String?
     @Option(name: .customLong("correction-window"), help: "Verdicts for runs that started longer ago than this are refused (default 30d).") var correctionWindow: String?
     @Option(name: .customLong("max-held-verdicts"), help: "Verdicts held for runs not seen yet (default 1000000).") var maxHeldVerdicts: Int?
+    @Option(name: .customLong("max-indexed-runs"), help: "Runs whose index entry stays in memory; older ones are looked up on disk (default 100000).") var maxIndexedRuns: Int?
     @Option(help: "Alert rules file (YAML, Schemas/alerts.md): token spikes, budgets, acceptance, retries, unpriced models, and their hooks.") var alerts: String?
 
     func settings() throws -> ServeSettings {
@@ -99,6 +100,7 @@ struct ServeCommand: AsyncParsableCommand {
         if let retention { s.retention = retention }
         if let compactionInterval { s.compactionInterval = compactionInterval }
         if let maxHeldVerdicts { s.maxHeldVerdicts = maxHeldVerdicts }
+        if let maxIndexedRuns { s.maxIndexedRuns = maxIndexedRuns }
         return s
     }
 
@@ -134,6 +136,7 @@ struct ServeCommand: AsyncParsableCommand {
         ledgerConfig.maxReleaseLagNano = UInt64(releaseLag)
         ledgerConfig.correctionWindowNano = try ServeSettings.duration(s.correctionWindow, "correction window")
         ledgerConfig.maxHeldVerdicts = s.maxHeldVerdicts
+        ledgerConfig.maxIndexedRuns = s.maxIndexedRuns
         ledgerConfig.compaction = CompactionPolicy(
             hourlyAfterSeconds: try ServeSettings.duration(s.compactHourlyAfter, "compact hourly after") / 1_000_000_000,
             dailyAfterSeconds: try ServeSettings.duration(s.compactDailyAfter, "compact daily after") / 1_000_000_000,
@@ -144,7 +147,8 @@ struct ServeCommand: AsyncParsableCommand {
         }
         ledgerConfig.compactionIntervalNano = UInt64(try ServeSettings.duration(s.compactionInterval, "compaction interval"))
         guard s.maxHeldVerdicts > 0 else { throw ValidationError("max held verdicts must be positive") }
-        guard s.maxPendingTraces > 0, s.maxPendingBytes > 0, s.maxBodySize > 0, s.maxSpansPerTrace > 0, s.maxTraceBytes > 0, s.maxUnflushedSpans > 0 else { throw ValidationError("limits must be positive") }
+        guard s.maxPendingTraces > 0, s.maxPendingBytes > 0, s.maxBodySize > 0, s.maxSpansPerTrace > 0, s.maxTraceBytes > 0, s.maxUnflushedSpans > 0,
+              s.maxIndexedRuns > 0 else { throw ValidationError("limits must be positive") }
 
         let priceTable: PriceTable
         do { priceTable = try PriceTable.load(userFile: s.prices) } catch { throw ValidationError("\(error)") }

@@ -149,12 +149,12 @@ let window = RollupQuery(fromUnixNano: minute0 - 3_600_000_000_000, toUnixNano: 
                         outcome: .pending, costMicros: cost, llmCalls: 0, inputTokens: 0, outputTokens: 0, unpricedTokens: 0, spanCount: 1,
                         incomplete: false, models: [""], toolCalls: 0, retries: 0, errors: 0)
     }
-    let n = RunIndex.chunkSize * 2 + 3
+    let n = RunIndex().chunkSize * 2 + 3
     for i in 1...UInt64(n) { index[TraceID(high: 1, low: i)] = entry(i) }
     #expect(index.count == n)
-    index[TraceID(high: 1, low: UInt64(RunIndex.chunkSize + 1))] = entry(UInt64(RunIndex.chunkSize + 1), cost: 42)
+    index[TraceID(high: 1, low: UInt64(RunIndex().chunkSize + 1))] = entry(UInt64(RunIndex().chunkSize + 1), cost: 42)
     #expect(index.count == n)
-    #expect(index[TraceID(high: 1, low: UInt64(RunIndex.chunkSize + 1))]?.costMicros == 42)
+    #expect(index[TraceID(high: 1, low: UInt64(RunIndex().chunkSize + 1))]?.costMicros == 42)
     #expect(index[TraceID(high: 1, low: UInt64(n))]?.workflow == "w\(n)")
     #expect(index[TraceID(high: 2, low: 1)] == nil)
     #expect(index.values.map(\.startUnixNano) == (1...Int64(n)).map { $0 })
@@ -176,7 +176,7 @@ let window = RollupQuery(fromUnixNano: minute0 - 3_600_000_000_000, toUnixNano: 
     let loaded = Dictionary(uniqueKeysWithValues: (1...3).map { (TraceID(high: 1, low: $0), entry($0)) })
     var index = RunIndex(loaded)
     #expect(index.changeCount == 0, "entries loaded from disk are not written again")
-    let n = UInt64(RunIndex.chunkSize + 10)
+    let n = UInt64(RunIndex().chunkSize + 10)
     for i in 4...n { index[TraceID(high: 1, low: i)] = entry(i) }
     index[TraceID(high: 1, low: 2)] = entry(2, cost: 5)  // a loaded entry replaced
     index[TraceID(high: 1, low: 7)] = entry(7, cost: 1)  // replaced twice: listed once, latest
@@ -353,4 +353,33 @@ let window = RollupQuery(fromUnixNano: minute0 - 3_600_000_000_000, toUnixNano: 
     c.explicitCostMicros = 7
     c.resendCount = 2
     #expect(b.explicitCostMicros == nil && b.resendCount == 0 && c.explicitCostMicros == 7 && c.resendCount == 2)
+}
+
+// Eviction keeps memory bounded: the oldest whole chunks leave once flushed, never the
+// chunk being filled, never an entry changed since the last flush took the changes.
+@Test func runIndexEvictsOldestFlushedChunksOnly() {
+    func entry(_ n: UInt64) -> TraceIndexEntry {
+        TraceIndexEntry(traceID: TraceID(high: 3, low: n), workflow: "w", service: "s", startUnixNano: Int64(n), durationNano: 1,
+                        outcome: .pending, costMicros: 0, llmCalls: 0, inputTokens: 0, outputTokens: 0, unpricedTokens: 0, spanCount: 1,
+                        incomplete: false, models: [""], toolCalls: 0, retries: 0, errors: 0)
+    }
+    var index = RunIndex(chunkShift: RunIndex.chunkShift(forLimit: 128))
+    #expect(index.chunkSize == 16)
+    for i in 1...UInt64(100) { index[TraceID(high: 3, low: i)] = entry(i) }
+    #expect(index.evictOldest(keeping: 20) == 0, "nothing leaves before a flush took it")
+    _ = index.takeChanges()
+    index[TraceID(high: 3, low: 40)] = entry(40) // chunk 2 (33...48) changed again
+    #expect(index.evictOldest(keeping: 20) == 32, "chunks 0 and 1 leave; chunk 2 waits for the next flush")
+    #expect(index.residentCount == 68 && index.evictedCount == 32 && index.count == 100)
+    #expect(index[TraceID(high: 3, low: 1)] == nil && !index.contains(TraceID(high: 3, low: 32)))
+    #expect(index[TraceID(high: 3, low: 33)] != nil)
+    _ = index.takeChanges()
+    #expect(index.evictOldest(keeping: 20) == 48, "down to the last full chunk and the one being filled")
+    #expect(index.residentCount == 20)
+    var seen: [Int64] = []
+    index.forEach { seen.append($0.startUnixNano) }
+    #expect(seen == Array(81...100))
+    // A run that left comes back (a late verdict): a new entry at the end.
+    index[TraceID(high: 3, low: 1)] = entry(1)
+    #expect(index[TraceID(high: 3, low: 1)]?.startUnixNano == 1 && index.residentCount == 21 && index.count == 101)
 }

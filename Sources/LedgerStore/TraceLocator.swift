@@ -1,0 +1,116 @@
+import LedgerCore
+
+/// A Bloom filter over trace IDs: "maybe" or a certain "no", in a few bits per ID.
+/// Trace IDs are meant to be random (W3C Trace Context), but tests and some SDKs count
+/// them up, so both words are mixed before the bits are chosen (double hashing).
+public struct TraceIDFilter: Sendable {
+    private var words: [UInt64]
+    private let bitCount: UInt64
+    private let probes: Int
+    public private(set) var count = 0
+
+    /// Sized for `capacity` IDs at `bitsPerID` bits each (20 bits: about 1 false "maybe"
+    /// in 15,000 at capacity; 10 bits: about 1 in 100).
+    public init(capacity: Int, bitsPerID: Int) {
+        let bits = max(64, capacity * bitsPerID)
+        words = [UInt64](repeating: 0, count: (bits + 63) / 64)
+        bitCount = UInt64(words.count * 64)
+        probes = max(1, Int((Double(bitsPerID) * 0.693).rounded()))
+    }
+
+    @inline(__always)
+    private static func mix(_ x: UInt64) -> UInt64 {
+        // splitmix64's finaliser
+        var z = x &+ 0x9E37_79B9_7F4A_7C15
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+
+    /// The two hashes the probe positions are stepped from.
+    @inline(__always)
+    private static func hashes(_ id: TraceID) -> (UInt64, UInt64) {
+        (mix(id.high ^ mix(id.low)), mix(id.low &+ 0x632B_E59B_D9B4_E019) | 1)
+    }
+
+    public mutating func insert(_ id: TraceID) {
+        count += 1
+        var (h, step) = Self.hashes(id)
+        for _ in 0..<probes {
+            let bit = h % bitCount
+            words[Int(bit >> 6)] |= 1 << (bit & 63)
+            h = h &+ step
+        }
+    }
+
+    public func mayContain(_ id: TraceID) -> Bool {
+        var (h, step) = Self.hashes(id)
+        for _ in 0..<probes {
+            let bit = h % bitCount
+            if words[Int(bit >> 6)] & (1 << (bit & 63)) == 0 { return false }
+            h = h &+ step
+        }
+        return true
+    }
+
+    public var byteCount: Int { words.count * 8 }
+}
+
+/// Which flushes may hold a trace's index entries and run-tree records, so a run no longer
+/// kept in memory is found on disk by decoding one or two segments instead of all of them
+/// (README "Data directory"). Two levels of Bloom filters: one per generation of about a
+/// million runs, probed for every trace the ledger has not got in memory (20 bits an ID,
+/// so a new trace rarely costs a disk read), and one per flush inside a generation, probed
+/// only to find the segment (10 bits an ID). Together about 3.75 bytes a run, where the
+/// index entry itself is about 250.
+public struct TraceLocator: Sendable {
+    struct Segment: Sendable {
+        var sequence: UInt64
+        var filter: TraceIDFilter
+    }
+
+    struct Generation: Sendable {
+        var filter: TraceIDFilter
+        var segments: [Segment] = []
+    }
+
+    private var generations: [Generation] = []
+    public let generationCapacity: Int
+
+    public init(generationCapacity: Int = 1_000_000) {
+        self.generationCapacity = max(1, generationCapacity)
+    }
+
+    /// Adds one flush's segments (`sequence`) holding entries or records of `ids`.
+    /// Flushes are added in sequence order.
+    public mutating func add(sequence: UInt64, ids: some Collection<TraceID>) {
+        guard !ids.isEmpty else { return }
+        if generations.isEmpty || generations[generations.count - 1].filter.count >= generationCapacity {
+            generations.append(Generation(filter: TraceIDFilter(capacity: generationCapacity, bitsPerID: 20)))
+        }
+        var segment = Segment(sequence: sequence, filter: TraceIDFilter(capacity: ids.count, bitsPerID: 10))
+        let g = generations.count - 1
+        for id in ids {
+            segment.filter.insert(id)
+            generations[g].filter.insert(id)
+        }
+        generations[g].segments.append(segment)
+    }
+
+    /// Whether some flush may hold the trace (false: certainly none does).
+    public func mayContain(_ id: TraceID) -> Bool {
+        generations.contains { $0.filter.mayContain(id) }
+    }
+
+    /// Flushes that may hold the trace, newest first.
+    public func candidates(_ id: TraceID) -> [UInt64] {
+        var out: [UInt64] = []
+        for g in generations.reversed() where g.filter.mayContain(id) {
+            for s in g.segments.reversed() where s.filter.mayContain(id) { out.append(s.sequence) }
+        }
+        return out.sorted(by: >) // flushes that overlapped may have been added out of order
+    }
+
+    public var segmentCount: Int { generations.reduce(0) { $0 + $1.segments.count } }
+    public var byteCount: Int { generations.reduce(0) { $0 + $1.filter.byteCount + $1.segments.reduce(0) { $0 + $1.filter.byteCount } } }
+}

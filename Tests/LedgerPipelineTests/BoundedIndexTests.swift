@@ -1,0 +1,97 @@
+import Foundation
+import LedgerCore
+@testable import LedgerPipeline
+import LedgerStore
+import Logging
+import OTLPFixtures
+import Rollups
+import Testing
+
+/// The run index keeps only the newest runs in memory (`maxIndexedRuns`); runs that left
+/// it are found on disk for everything that needs them, before and after a restart.
+
+func makeBoundedLedger(_ dir: String, clock: TestClock, maxIndexedRuns: Int) throws -> Ledger {
+    var config = LedgerConfiguration()
+    config.dataDirectory = dir
+    config.assembly.waitNano = 2_000_000_000
+    config.maxIndexedRuns = maxIndexedRuns
+    config.recentTreeCapacity = 4
+    return try Ledger(configuration: config, prices: prices, logger: Logger(label: "test"), monotonicNow: { clock.now }, wallNow: { minute0 })
+}
+
+private func oneCallRuns(_ range: ClosedRange<UInt64>) -> [[FixtureSpan]] {
+    range.map { run($0, workflow: "bounded", verdict: nil, calls: [("small", 1000, 100)]) }
+}
+
+@Test func runsThatLeftMemoryStillTakeVerdictsLateSpansAndTraceViews() async throws {
+    let clock = TestClock()
+    let dir = tempDataDir()
+    let ledger = try makeBoundedLedger(dir, clock: clock, maxIndexedRuns: 16)
+    for spans in oneCallRuns(1...100) { try await ingest(ledger, spans) }
+    clock.advance(seconds: 3)
+    await ledger.tick()
+    try await ledger.flush()
+    var stats = await ledger.currentStats()
+    #expect(stats.indexedRuns <= 32 && stats.runsOnDiskOnly == 100 - stats.indexedRuns && stats.runsOnDiskOnly >= 64)
+    #expect(stats.locatorBytes > 0)
+
+    // One call each: small 1000×1 + 100×4 = 1400 µ$.
+    var total = window
+    total.groupBy = [.workflow, .outcome]
+    #expect(await ledger.query(total).map(\.runs) == [100])
+
+    // A verdict for a run on disk only moves it between outcome buckets.
+    let result = await ledger.applyOutcomes([OutcomeRecord(traceID: TraceID(high: 42, low: 1), outcome: .accepted, timeUnixNano: minute0 + 10, source: .api)], sequence: 0)
+    #expect(result == [.applied])
+    let byOutcome = await ledger.query(total)
+    #expect(byOutcome.first { $0.outcome == .accepted }?.runs == 1 && byOutcome.first { $0.outcome == .pending }?.runs == 99)
+    #expect(byOutcome.reduce(0) { $0 + $1.measures.costMicros } == 140_000)
+
+    // A late span of a run on disk only joins it: no second run, its call charged once.
+    try await ingest(ledger, [llm(TraceID(high: 42, low: 2), 99, model: "small", input: 500, output: 50, start: minute0 + 5)])
+    clock.advance(seconds: 3)
+    await ledger.tick()
+    let g = try #require(await ledger.query(window).first)
+    #expect(g.runs == 100 && g.measures.llmCalls == 101 && g.measures.costMicros == 140_700)
+
+    // Its trace view reads the entry and the tree back from disk.
+    let explained = try #require(await ledger.explain(TraceID(high: 42, low: 3)))
+    #expect(explained.entry.costMicros == 1400 && explained.spans.count == 2)
+    #expect(await ledger.explain(TraceID(high: 42, low: 2))?.spans.count == 3)
+    // A trace never seen: its verdict is held, not applied to anything.
+    #expect(await ledger.applyOutcomes([OutcomeRecord(traceID: TraceID(high: 77, low: 1), outcome: .accepted, timeUnixNano: minute0, source: .api)], sequence: 0) == [.held])
+    stats = await ledger.currentStats()
+    #expect(stats.diskLookupHits >= 3 && stats.diskLookups >= stats.diskLookupHits)
+    try await ledger.flush()
+    let beforeRestart = await ledger.query(total)
+
+    // After a restart only the newest runs are loaded; the rest are still found.
+    let again = try makeBoundedLedger(dir, clock: clock, maxIndexedRuns: 16)
+    stats = await again.currentStats()
+    #expect(stats.indexedRuns <= 32 && stats.indexedRuns + stats.runsOnDiskOnly >= 100)
+    #expect(await again.query(total) == beforeRestart)
+    #expect(await again.explain(TraceID(high: 42, low: 1))?.entry.outcome == .accepted)
+    #expect(await again.explain(TraceID(high: 42, low: 2))?.entry.llmCalls == 2)
+    let corrected = await again.applyOutcomes([OutcomeRecord(traceID: TraceID(high: 42, low: 1), outcome: .rejected, timeUnixNano: minute0 + 20, source: .api)], sequence: 0)
+    #expect(corrected == [.corrected])
+    let after = await again.query(total)
+    #expect(after.first { $0.outcome == .rejected }?.runs == 1 && after.first { $0.outcome == .accepted } == nil)
+    #expect(after.reduce(0) { $0 + $1.runs } == 100)
+}
+
+@Test func traceFiltersNeverMissAnAddedTraceAndRarelyClaimOthers() {
+    var filter = TraceIDFilter(capacity: 10_000, bitsPerID: 20)
+    for i in 0..<10_000 { filter.insert(TraceID(high: 5, low: UInt64(i))) }
+    #expect((0..<10_000).allSatisfy { filter.mayContain(TraceID(high: 5, low: UInt64($0))) })
+    let falseHits = (0..<100_000).filter { filter.mayContain(TraceID(high: 6, low: UInt64($0))) }.count
+    #expect(falseHits < 20, "about 1 in 15,000 at capacity; \(falseHits) of 100,000")
+
+    var locator = TraceLocator(generationCapacity: 250)
+    for seq in 1...UInt64(10) { locator.add(sequence: seq, ids: (0..<100).map { TraceID(high: seq, low: UInt64($0)) }) }
+    locator.add(sequence: 11, ids: [TraceID(high: 3, low: 7)]) // a later entry of a trace flushed in 3
+    // Newest first; another flush may turn up as a false "maybe" (10 bits an ID per flush).
+    let both = locator.candidates(TraceID(high: 3, low: 7))
+    #expect(both.first == 11 && both.contains(3) && both == both.sorted(by: >) && both.count <= 4)
+    #expect(locator.candidates(TraceID(high: 9, low: 99)).first == 9)
+    #expect(!locator.mayContain(TraceID(high: 99, low: 1)))
+}
