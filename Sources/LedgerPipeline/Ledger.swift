@@ -669,18 +669,25 @@ public actor Ledger: SpanConsumer {
 
     /// Writes the flush's files; succeeds when the commit mark (the run-tree file) is on
     /// disk, even if only the final directory fsync failed after it was renamed into place.
+    /// Encoding and compressing a flush takes a core for hundreds of ms under full ingest:
+    /// it runs on a thread of its own at a lower priority (nice 10), not on the two-thread
+    /// concurrency pool, so requests and releases are not queued behind it.
     nonisolated static func writeSegments(_ p: PendingFlush, to directory: DataDirectory, nowUnixMs: Int64) async throws {
-        // Held verdicts first: any snapshot at or after the checkpoint this flush sets is
-        // right, since replay from the checkpoint re-applies what came after it.
-        if let held = p.held { try FileIO.writeAtomically(OutcomeBatchCodec.encode(held), to: directory.path + "/" + Self.heldVerdictsFile) }
-        do {
-            try directory.writeFlush(sequence: p.sequence, rollups: p.rollups, index: p.index, details: p.details,
-                                     walSequenceMax: p.walSequenceMax, nowUnixMs: nowUnixMs)
-        } catch {
-            if directory.sequences(.traceDetail).contains(p.sequence) { return }
-            throw error
+        try await BlockingThread.run(name: "spanledger-flush", niceness: flushNiceness) {
+            // Held verdicts first: any snapshot at or after the checkpoint this flush sets is
+            // right, since replay from the checkpoint re-applies what came after it.
+            if let held = p.held { try FileIO.writeAtomically(OutcomeBatchCodec.encode(held), to: directory.path + "/" + Self.heldVerdictsFile) }
+            do {
+                try directory.writeFlush(sequence: p.sequence, rollups: p.rollups, index: p.index, details: p.details,
+                                         walSequenceMax: p.walSequenceMax, nowUnixMs: nowUnixMs)
+            } catch {
+                if directory.sequences(.traceDetail).contains(p.sequence) { return }
+                throw error
+            }
         }
     }
+
+    static let flushNiceness: Int32 = 10
 
     // MARK: Recovery
 
