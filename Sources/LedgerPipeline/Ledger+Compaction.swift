@@ -23,7 +23,29 @@ extension Ledger {
             "records_on_disk": "\(result.recordsBefore) -> \(result.recordsAfter)", "expired": "\(result.recordsDropped)",
             "bytes_on_disk": "\(result.bytesBefore) -> \(result.bytesAfter)", "records_in_memory": "\(before) -> \(table.count)",
         ])
+        expireRuns(nowUnixNano: wallNow())
         return result
+    }
+
+    /// Trace retention: removes the run trees and index entries of flushes whose runs all
+    /// started before `--trace-retention`, once compacted rollups cover those flushes (the
+    /// runs stay counted in the rollups), and lets their entries leave memory. Flushes that
+    /// wrote no run go as soon as they are covered.
+    func expireRuns(nowUnixNano: Int64) {
+        let cutoff = nowUnixNano - configuration.traceRetentionNano
+        let compacted = directory.compactSequences().last ?? 0
+        var candidates = locator.sequences(allStartedBefore: cutoff)
+        for seq in directory.sequences(.traceDetail) where seq <= compacted && seq < lastCommittedFlush && !locator.contains(sequence: seq) {
+            if directory.flushHoldsNoRuns(seq) { candidates.append(seq) }
+        }
+        let removed = directory.expireRunSegments(candidates.sorted())
+        guard !removed.isEmpty else { return }
+        locator.remove(sequences: Set(removed))
+        stats.runSegmentsExpired += Int64(removed.count)
+        if flushesInProgress == 0 { index.evictOldest(keeping: configuration.maxIndexedRuns, startedBefore: cutoff) }
+        logger.info("run trees and index entries past trace retention removed", metadata: [
+            "flushes": "\(removed.count)", "started_before": "\(RFC3339.format(unixNano: cutoff))",
+        ])
     }
 
     public func noteCompactionFailure() { stats.compactionFailures += 1 }

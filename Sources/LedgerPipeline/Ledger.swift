@@ -42,6 +42,8 @@ public struct LedgerStats: Sendable {
     public var compactions: Int64 = 0
     public var compactionFailures: Int64 = 0
     public var compactedRecordsDropped: Int64 = 0
+    /// Flushes whose run trees and index entries passed trace retention and were removed.
+    public var runSegmentsExpired: Int64 = 0
     /// Runs whose index entry is in memory, and runs left for disk (`maxIndexedRuns`).
     public var indexedRuns: Int = 0
     public var runsOnDiskOnly: Int = 0
@@ -146,7 +148,7 @@ public actor Ledger: SpanConsumer {
         var locator = TraceLocator()
         var tasks: [String: [TraceID]] = [:]
         let damagedIndex = directory.forEachIndexSegment { seq, entries in
-            locator.add(sequence: seq, ids: entries.lazy.map(\.traceID))
+            locator.add(sequence: seq, ids: entries.lazy.map(\.traceID), newestStartUnixNano: entries.lazy.map(\.startUnixNano).max() ?? .min)
             for e in entries {
                 index.load(e)
                 if !e.taskID.isEmpty, tasks[e.taskID]?.contains(e.traceID) != true { tasks[e.taskID, default: []].append(e.traceID) }
@@ -159,7 +161,7 @@ public actor Ledger: SpanConsumer {
         self.locator = locator
         self.tasks = tasks
         self.nextSequence = directory.nextSequence()
-        self.lastCommittedFlush = directory.sequences(.traceDetail).last ?? 0
+        self.lastCommittedFlush = directory.lastCommittedFlush()
         self.stats.damagedSegments = Int64(damagedRollups.count + damagedIndex.count)
         do {
             for o in try directory.loadHeldVerdicts() { self.heldVerdicts[o.traceID] = o }
@@ -285,11 +287,13 @@ public actor Ledger: SpanConsumer {
 
     /// The trace was released as a run: recorded (in memory or on disk), or being
     /// attributed off the actor. Its further spans are late spans of that run.
-    func hasRun(_ id: TraceID) -> Bool { index.contains(id) || attributing[id] != nil || entryOnDisk(id) != nil }
+    func hasRun(_ id: TraceID) -> Bool { attributing[id] != nil || runEntry(id) != nil }
 
-    /// A recorded run's index entry, from memory or else from disk.
+    /// A recorded run's index entry, from memory or else from disk; none once the run is
+    /// past trace retention, whether or not its entry has left memory yet.
     func runEntry(_ id: TraceID) -> TraceIndexEntry? {
-        index[id] ?? entryOnDisk(id)
+        guard let e = index[id] ?? entryOnDisk(id), e.startUnixNano >= wallNow() - configuration.traceRetentionNano else { return nil }
+        return e
     }
 
     /// The entry of a run no longer in memory: the locator's filters rule out nearly every
@@ -581,8 +585,15 @@ public actor Ledger: SpanConsumer {
     /// is copied once, about 2.5 MB).
     nonisolated static func locate(_ p: PendingFlush, in locator: TraceLocator) async -> TraceLocator {
         var located = locator
-        located.add(sequence: p.sequence, ids: traceIDs(of: p))
+        located.add(sequence: p.sequence, ids: traceIDs(of: p), newestStartUnixNano: newestStart(of: p))
         return located
+    }
+
+    /// The latest start of a run a flush writes (every run tree it writes has an index entry in it).
+    nonisolated static func newestStart(of p: PendingFlush) -> Int64 {
+        var newest = Int64.min
+        for i in p.index.indices { newest = max(newest, p.index[i].startUnixNano) }
+        return newest
     }
 
     /// The traces a flush writes index entries or run-tree records of.
@@ -602,7 +613,7 @@ public actor Ledger: SpanConsumer {
             locator = located
         } else {
             // Another flush was added meanwhile (flushes overlapped): add this one's here.
-            locator.add(sequence: p.sequence, ids: Self.traceIDs(of: p))
+            locator.add(sequence: p.sequence, ids: Self.traceIDs(of: p), newestStartUnixNano: Self.newestStart(of: p))
         }
         if flushesInProgress == 0 { index.evictOldest(keeping: configuration.maxIndexedRuns) }
     }

@@ -26,6 +26,11 @@ public struct LedgerConfiguration: Sendable {
     /// about 25 MB). Older runs are looked up on disk when a late span or verdict, a trace
     /// view or rework needs them, through Bloom filters of about 4 bytes a run.
     public var maxIndexedRuns: Int = 100_000
+    /// Run trees and index entries of runs that started longer ago than this are removed
+    /// at compaction (`--trace-retention`, default 30 days; at least the correction
+    /// window: a run's outcome can change only while its tree is kept). Rollups keep
+    /// counting them until `--retention`.
+    public var traceRetentionNano: Int64 = 30 * 86_400_000_000_000
     /// Verdicts for runs that started longer ago than this are refused (`--correction-window`, default 30 days).
     public var correctionWindowNano: Int64 = 30 * 86_400_000_000_000
     /// Verdicts held for traces not seen yet (`--max-held-verdicts`, default 1,000,000).

@@ -61,15 +61,18 @@ struct RunIndex: Sendable {
         if changed.last == at { changed.removeLast() }
     }
 
-    /// Drops the oldest whole chunks while more than `limit` entries are in memory, never
-    /// the chunk being filled nor one holding an entry changed since the last flush took
-    /// the changes (it must reach the disk first). Returns how many entries left.
+    /// Drops the oldest whole chunks while more than `limit` entries are in memory, or
+    /// while every run in the oldest chunk started before `startedBefore` (trace retention
+    /// removed them from disk); never the chunk being filled nor one holding an entry
+    /// changed since the last flush took the changes (it must reach the disk first).
+    /// Returns how many entries left.
     @discardableResult
-    mutating func evictOldest(keeping limit: Int) -> Int {
+    mutating func evictOldest(keeping limit: Int, startedBefore cutoff: Int64 = .min) -> Int {
         var evicted = 0
-        while residentCount > limit, firstResidentChunk < chunks.count - 1 {
+        while firstResidentChunk < chunks.count - 1 {
             let base = firstResidentChunk << chunkShift
             let size = chunks[firstResidentChunk].count
+            guard residentCount > limit || chunks[firstResidentChunk].allSatisfy({ $0.startUnixNano < cutoff }) else { break }
             var unflushed = false
             for at in base..<(base + size) where at >> 6 < changedBits.count && changedBits[at >> 6] & (1 << UInt64(at & 63)) != 0 {
                 unflushed = true

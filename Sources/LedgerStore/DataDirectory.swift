@@ -83,8 +83,43 @@ public struct DataDirectory: Sendable {
         }.sorted()
     }
 
+    /// After every flush on disk, and after the flushes a compacted segment covers (their
+    /// own files may all have been removed since: a reused number would be ignored).
     public func nextSequence() -> UInt64 {
-        (SegmentKind.allCases.compactMap { sequences($0).last }.max() ?? 0) + 1
+        ((SegmentKind.allCases.compactMap { sequences($0).last } + [compactSequences().last ?? 0]).max() ?? 0) + 1
+    }
+
+    /// The last flush committed: its run-tree file, or the last one a compacted segment covers.
+    public func lastCommittedFlush() -> UInt64 {
+        max(sequences(.traceDetail).last ?? 0, compactSequences().last ?? 0)
+    }
+
+    /// Whether a committed flush wrote no run trees (a flush that only moved the log's
+    /// checkpoint or the held verdicts). Unreadable counts as not empty.
+    public func flushHoldsNoRuns(_ sequence: UInt64) -> Bool {
+        let p = file(.traceDetail, sequence: sequence)
+        guard let bytes = try? readFile(p), let message = try? SegmentFrame.decode(bytes, expecting: .traceDetail, path: p),
+              let details = try? TraceDetailCodec.decode(message, path: p) else { return false }
+        return details.isEmpty
+    }
+
+    /// Removes the run trees and index entries of flushes past trace retention: the index
+    /// file first, then the run-tree file (the flush's commit mark; `prepare` would remove
+    /// an index file left without it). Only flushes a compacted rollup segment covers, so
+    /// no rollup file is left without its commit mark. Returns the sequences removed.
+    public func expireRunSegments(_ candidates: [UInt64]) -> [UInt64] {
+        let compacted = compactSequences().last ?? 0
+        var removed: [UInt64] = []
+        for seq in candidates where seq <= compacted {
+            FileIO.remove(file(.traceIndex, sequence: seq))
+            FileIO.remove(file(.traceDetail, sequence: seq))
+            removed.append(seq)
+        }
+        if !removed.isEmpty {
+            try? FileIO.syncDirectory(directory(.traceIndex))
+            try? FileIO.syncDirectory(directory(.traceDetail))
+        }
+        return removed
     }
 
     /// Everything on disk, merged. Damaged segments are skipped and reported.

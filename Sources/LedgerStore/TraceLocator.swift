@@ -67,6 +67,8 @@ public struct TraceLocator: Sendable {
     struct Segment: Sendable {
         var sequence: UInt64
         var filter: TraceIDFilter
+        /// The latest start of a run the flush wrote (trace retention expires it by this).
+        var newestStartUnixNano: Int64
     }
 
     struct Generation: Sendable {
@@ -81,14 +83,14 @@ public struct TraceLocator: Sendable {
         self.generationCapacity = max(1, generationCapacity)
     }
 
-    /// Adds one flush's segments (`sequence`) holding entries or records of `ids`.
-    /// Flushes are added in sequence order.
-    public mutating func add(sequence: UInt64, ids: some Collection<TraceID>) {
+    /// Adds one flush's segments (`sequence`) holding entries or records of `ids`, runs
+    /// that started at `newestStartUnixNano` at the latest. Flushes are added in sequence order.
+    public mutating func add(sequence: UInt64, ids: some Collection<TraceID>, newestStartUnixNano: Int64) {
         guard !ids.isEmpty else { return }
         if generations.isEmpty || generations[generations.count - 1].filter.count >= generationCapacity {
             generations.append(Generation(filter: TraceIDFilter(capacity: generationCapacity, bitsPerID: 20)))
         }
-        var segment = Segment(sequence: sequence, filter: TraceIDFilter(capacity: ids.count, bitsPerID: 10))
+        var segment = Segment(sequence: sequence, filter: TraceIDFilter(capacity: ids.count, bitsPerID: 10), newestStartUnixNano: newestStartUnixNano)
         let g = generations.count - 1
         for id in ids {
             segment.filter.insert(id)
@@ -109,6 +111,24 @@ public struct TraceLocator: Sendable {
             for s in g.segments.reversed() where s.filter.mayContain(id) { out.append(s.sequence) }
         }
         return out.sorted(by: >) // flushes that overlapped may have been added out of order
+    }
+
+    /// Flushes all of whose runs started before `cutoffUnixNano`, ascending.
+    public func sequences(allStartedBefore cutoffUnixNano: Int64) -> [UInt64] {
+        generations.flatMap { $0.segments.filter { $0.newestStartUnixNano < cutoffUnixNano }.map(\.sequence) }.sorted()
+    }
+
+    public func contains(sequence: UInt64) -> Bool {
+        generations.contains { $0.segments.contains { $0.sequence == sequence } }
+    }
+
+    /// Forgets flushes whose files were removed; a generation left with none goes too.
+    /// (A generation's filter still says "maybe" for their traces: the lookup then finds
+    /// no flush to read.)
+    public mutating func remove(sequences: Set<UInt64>) {
+        for g in generations.indices { generations[g].segments.removeAll { sequences.contains($0.sequence) } }
+        let last = generations.count - 1
+        generations = generations.enumerated().filter { $0.offset == last || !$0.element.segments.isEmpty }.map(\.element)
     }
 
     public var segmentCount: Int { generations.reduce(0) { $0 + $1.segments.count } }

@@ -72,6 +72,7 @@ final class SelfMetrics: Sendable {
         metric("spanledger_runs_on_disk_only", "gauge", "Runs whose index entry left memory for disk since start.", Int64(s.runsOnDiskOnly))
         metric("spanledger_run_disk_lookups_total", "counter", "Lookups of runs not in memory that read index segments (late spans, verdicts, trace views, rework).", s.diskLookups)
         metric("spanledger_run_disk_lookup_hits_total", "counter", "Disk lookups that found the run.", s.diskLookupHits)
+        metric("spanledger_run_segments_expired_total", "counter", "Flushes whose run trees and index entries passed --trace-retention and were removed.", s.runSegmentsExpired)
         metric("spanledger_trace_locator_bytes", "gauge", "Bytes of the Bloom filters that locate runs on disk.", Int64(s.locatorBytes))
         metric("spanledger_unflushed_spans", "gauge", "Spans of released runs not yet flushed to disk.", Int64(s.unflushedSpans))
         metric("spanledger_batches_refused_total", "counter", "Batches refused because assembly was full of live traces.", s.refusedBatches)

@@ -60,6 +60,7 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "Outcome registry (YAML, Schemas/registry.md): each workflow's outcome sentence, function, owner, target and budget.") var registry: String?
     @Option(name: .customLong("correction-window"), help: "Verdicts for runs that started longer ago than this are refused (default 30d).") var correctionWindow: String?
     @Option(name: .customLong("max-held-verdicts"), help: "Verdicts held for runs not seen yet (default 1000000).") var maxHeldVerdicts: Int?
+    @Option(name: .customLong("trace-retention"), help: "Run trees and index entries of runs older than this are removed at compaction; at least the correction window (default 30d).") var traceRetention: String?
     @Option(name: .customLong("max-indexed-runs"), help: "Runs whose index entry stays in memory; older ones are looked up on disk (default 100000).") var maxIndexedRuns: Int?
     @Option(help: "Alert rules file (YAML, Schemas/alerts.md): token spikes, budgets, acceptance, retries, unpriced models, and their hooks.") var alerts: String?
 
@@ -101,6 +102,7 @@ struct ServeCommand: AsyncParsableCommand {
         if let compactionInterval { s.compactionInterval = compactionInterval }
         if let maxHeldVerdicts { s.maxHeldVerdicts = maxHeldVerdicts }
         if let maxIndexedRuns { s.maxIndexedRuns = maxIndexedRuns }
+        if let traceRetention { s.traceRetention = traceRetention }
         return s
     }
 
@@ -137,6 +139,10 @@ struct ServeCommand: AsyncParsableCommand {
         ledgerConfig.correctionWindowNano = try ServeSettings.duration(s.correctionWindow, "correction window")
         ledgerConfig.maxHeldVerdicts = s.maxHeldVerdicts
         ledgerConfig.maxIndexedRuns = s.maxIndexedRuns
+        ledgerConfig.traceRetentionNano = try ServeSettings.duration(s.traceRetention, "trace retention")
+        guard ledgerConfig.correctionWindowNano <= ledgerConfig.traceRetentionNano else {
+            throw ValidationError("need correction-window <= trace-retention: a run's outcome can change only while its run tree is kept")
+        }
         ledgerConfig.compaction = CompactionPolicy(
             hourlyAfterSeconds: try ServeSettings.duration(s.compactHourlyAfter, "compact hourly after") / 1_000_000_000,
             dailyAfterSeconds: try ServeSettings.duration(s.compactDailyAfter, "compact daily after") / 1_000_000_000,

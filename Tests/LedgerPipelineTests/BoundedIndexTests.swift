@@ -87,11 +87,82 @@ private func oneCallRuns(_ range: ClosedRange<UInt64>) -> [[FixtureSpan]] {
     #expect(falseHits < 20, "about 1 in 15,000 at capacity; \(falseHits) of 100,000")
 
     var locator = TraceLocator(generationCapacity: 250)
-    for seq in 1...UInt64(10) { locator.add(sequence: seq, ids: (0..<100).map { TraceID(high: seq, low: UInt64($0)) }) }
-    locator.add(sequence: 11, ids: [TraceID(high: 3, low: 7)]) // a later entry of a trace flushed in 3
+    for seq in 1...UInt64(10) {
+        locator.add(sequence: seq, ids: (0..<100).map { TraceID(high: seq, low: UInt64($0)) }, newestStartUnixNano: Int64(seq) * 100)
+    }
+    locator.add(sequence: 11, ids: [TraceID(high: 3, low: 7)], newestStartUnixNano: 1100) // a later entry of a trace flushed in 3
     // Newest first; another flush may turn up as a false "maybe" (10 bits an ID per flush).
     let both = locator.candidates(TraceID(high: 3, low: 7))
     #expect(both.first == 11 && both.contains(3) && both == both.sorted(by: >) && both.count <= 4)
     #expect(locator.candidates(TraceID(high: 9, low: 99)).first == 9)
     #expect(!locator.mayContain(TraceID(high: 99, low: 1)))
+    // Retention: the flushes whose runs all started before a time, then forgotten.
+    #expect(locator.sequences(allStartedBefore: 450) == [1, 2, 3, 4])
+    locator.remove(sequences: [1, 2, 3, 4])
+    #expect(locator.segmentCount == 7 && !locator.contains(sequence: 3) && locator.contains(sequence: 5))
+    #expect(locator.candidates(TraceID(high: 3, low: 7)).first == 11)
+    #expect(!locator.candidates(TraceID(high: 2, low: 5)).contains(2))
+}
+
+/// A wall clock tests move by hand.
+final class WallClockBox: @unchecked Sendable {
+    private let lock = NSLock()
+    private var value: Int64
+    init(_ start: Int64) { value = start }
+    var now: Int64 { lock.withLock { value } }
+    func set(_ v: Int64) { lock.withLock { value = v } }
+}
+
+@Test func traceRetentionRemovesOldRunTreesOnceCompactedAndKeepsTheirRollups() async throws {
+    let clock = TestClock()
+    let wall = WallClockBox(minute0)
+    let dir = tempDataDir()
+    let day: Int64 = 86_400_000_000_000
+    func open() throws -> Ledger {
+        var config = LedgerConfiguration()
+        config.dataDirectory = dir
+        config.assembly.waitNano = 2_000_000_000
+        config.maxIndexedRuns = 16
+        config.traceRetentionNano = day
+        config.correctionWindowNano = day
+        return try Ledger(configuration: config, prices: prices, logger: Logger(label: "test"), monotonicNow: { clock.now }, wallNow: { wall.now })
+    }
+    let ledger = try open()
+    for spans in oneCallRuns(1...40) { try await ingest(ledger, spans) }
+    clock.advance(seconds: 3)
+    await ledger.tick()
+    try await ledger.flush()
+    // A day and a half later, newer runs.
+    wall.set(minute0 + day * 3 / 2)
+    for n in UInt64(41)...50 {
+        try await ingest(ledger, run(n, workflow: "bounded", verdict: nil, calls: [("small", 1000, 100)], startOffset: day * 3 / 2))
+    }
+    clock.advance(seconds: 3)
+    await ledger.tick()
+    try await ledger.flush()
+    let all = RollupQuery(fromUnixNano: minute0 - 3_600_000_000_000, toUnixNano: minute0 + 2 * day, groupBy: [.workflow, .outcome])
+    let before = await ledger.query(all)
+    #expect(before.map(\.runs) == [50])
+    let data = DataDirectory(path: dir)
+    #expect(data.sequences(.traceIndex) == [1, 2])
+    // Past retention by the clock: gone at once, whether or not the files are yet.
+    #expect(await ledger.explain(TraceID(high: 42, low: 1)) == nil)
+
+    _ = try await ledger.compact()
+    #expect(data.sequences(.traceIndex) == [2] && data.sequences(.traceDetail) == [2], "the first flush's runs all started over a day ago")
+    #expect(await ledger.currentStats().runSegmentsExpired == 1)
+    #expect(await ledger.query(all) == before, "rollups keep counting expired runs")
+    #expect(await ledger.explain(TraceID(high: 42, low: 1)) == nil)
+    #expect(await ledger.explain(TraceID(high: 42, low: 45))?.spans.count == 2)
+
+    // After a restart: the same, and new flushes are numbered after the removed ones.
+    let again = try open()
+    #expect(await again.query(all) == before)
+    #expect(await again.explain(TraceID(high: 42, low: 1)) == nil)
+    #expect(await again.explain(TraceID(high: 42, low: 50))?.entry.costMicros == 1400)
+    try await ingest(again, run(51, workflow: "bounded", verdict: "accepted", calls: [], startOffset: day * 3 / 2))
+    clock.advance(seconds: 3)
+    await again.tick()
+    try await again.flush()
+    #expect(data.sequences(.traceDetail) == [2, 3])
 }
