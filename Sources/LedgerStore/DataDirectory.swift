@@ -153,16 +153,8 @@ public struct DataDirectory: Sendable {
     /// The trace index, last entry per trace winning.
     public func loadIndex() -> (entries: [TraceID: TraceIndexEntry], damaged: [StoreError]) {
         var out: [TraceID: TraceIndexEntry] = [:]
-        var damaged: [StoreError] = []
-        let committed = Set(sequences(.traceDetail))
-        for seq in sequences(.traceIndex) where committed.contains(seq) {
-            let p = file(.traceIndex, sequence: seq)
-            do {
-                let message = try SegmentFrame.decode(try readFile(p), expecting: .traceIndex, path: p)
-                for e in try TraceIndexCodec.decode(message, path: p) { out[e.traceID] = e }
-            } catch {
-                damaged.append(error)
-            }
+        let damaged = forEachIndexSegment { _, entries in
+            for e in entries { out[e.traceID] = e }
         }
         return (out, damaged)
     }

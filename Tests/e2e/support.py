@@ -523,6 +523,17 @@ def rss_kib(pid: int) -> Optional[int]:
     return None
 
 
+def serve_refused(data_dir: Path, *args: str) -> str:
+    """Runs `spanledger serve` with flags it must refuse: asserts it exits non-zero before
+    serving and returns what it printed."""
+    p = subprocess.run([str(spanledger_bin()), "serve", "--data", str(data_dir), "--otlp-http", "127.0.0.1:0",
+                        "--api", "127.0.0.1:0", "--otlp-grpc", "127.0.0.1:0", *args],
+                       stdin=subprocess.DEVNULL, capture_output=True, timeout=60)
+    out = (p.stdout + p.stderr).decode(errors="replace")
+    assert p.returncode != 0, f"serve {' '.join(args)} started: {out[-500:]}"
+    return out
+
+
 def log_of_last_start(d: Daemon) -> str:
     """The daemon log written since its latest start."""
     text = d.log_path.read_text(errors="replace")
