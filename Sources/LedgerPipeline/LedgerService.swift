@@ -12,6 +12,8 @@ public struct LedgerService: Service {
     /// Traces attributed per actor turn when many are due at once. Recording 512 runs held
     /// the actor 4-10 ms, and every export waiting on it saw that as latency.
     static let releaseChunk = 128
+    /// Release lag over which due traces are attributed on both cores (250 ms).
+    static let parallelReleaseLagNano: UInt64 = 250_000_000
 
     public init(ledger: Ledger, logger: Logger) {
         self.ledger = ledger
@@ -25,12 +27,17 @@ public struct LedgerService: Service {
     /// of both cores, not of one task alternating between attributing and recording.
     /// Returns after `budget` with traces still due (true), so that under sustained
     /// overload, when traces are always due, the clock still gets to flush.
+    ///
+    /// Two chunks at a time only while release lags (`parallelReleaseLagNano`): a round of
+    /// a tick's due traces attributed on both cores at once held every request arriving
+    /// meanwhile, and at half load that was the ack latency's tail. Without a backlog one
+    /// chunk is attributed while the last one is recorded, and requests keep a core.
     func releaseDue(budget: Duration = .seconds(3600)) async -> Bool {
-        let take = Self.releaseChunk * 2
         let deadline = ContinuousClock.now + budget
         var ready: [Ledger.PreparedChunk] = []
         var more = false
         while true {
+            let take = ledger.backlog.lagNano > Self.parallelReleaseLagNano ? Self.releaseChunk * 2 : Self.releaseChunk
             let (toAttribute, released) = await ledger.takeDue(limit: take)
             async let prepared = Self.prepare(toAttribute, ledger: ledger)
             for chunk in ready { await ledger.commit(chunk) }
