@@ -99,8 +99,14 @@ extension Ledger {
 
     func noteTask(_ entry: TraceIndexEntry) {
         guard !entry.taskID.isEmpty else { return }
-        if tasks[entry.taskID]?.contains(entry.traceID) != true { tasks[entry.taskID, default: []].append(entry.traceID) }
+        Self.addToTask(entry, in: &tasks)
         reevaluateTask(of: entry)
+    }
+
+    /// Lists the run under its task, once.
+    static func addToTask(_ entry: TraceIndexEntry, in tasks: inout [String: [TraceID]]) {
+        guard !entry.taskID.isEmpty, tasks[entry.taskID]?.contains(entry.traceID) != true else { return }
+        tasks[entry.taskID, default: []].append(entry.traceID)
     }
 
     /// After a run of a task is released or its outcome changes, the later runs of the

@@ -151,7 +151,7 @@ public actor Ledger: SpanConsumer {
             locator.add(sequence: seq, ids: entries.lazy.map(\.traceID), newestStartUnixNano: entries.lazy.map(\.startUnixNano).max() ?? .min)
             for e in entries {
                 index.load(e)
-                if !e.taskID.isEmpty, tasks[e.taskID]?.contains(e.traceID) != true { tasks[e.taskID, default: []].append(e.traceID) }
+                Self.addToTask(e, in: &tasks)
             }
             index.evictOldest(keeping: configuration.maxIndexedRuns)
         }
@@ -698,7 +698,6 @@ public actor Ledger: SpanConsumer {
             }
         }
     }
-
 
     // MARK: Recovery
 

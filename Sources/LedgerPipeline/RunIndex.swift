@@ -73,13 +73,8 @@ struct RunIndex: Sendable {
             let base = firstResidentChunk << chunkShift
             let size = chunks[firstResidentChunk].count
             guard residentCount > limit || chunks[firstResidentChunk].allSatisfy({ $0.startUnixNano < cutoff }) else { break }
-            var unflushed = false
-            for at in base..<(base + size) where at >> 6 < changedBits.count && changedBits[at >> 6] & (1 << UInt64(at & 63)) != 0 {
-                unflushed = true
-                break
-            }
-            if unflushed { break }
-            for e in chunks[firstResidentChunk] where positions[e.traceID] != nil { positions[e.traceID] = nil }
+            if (base..<(base + size)).contains(where: isChanged) { break }
+            for e in chunks[firstResidentChunk] { positions[e.traceID] = nil }
             chunks[firstResidentChunk] = []
             firstResidentChunk += 1
             residentCount -= size
@@ -123,6 +118,10 @@ struct RunIndex: Sendable {
     /// next are the current ones, whatever replaced them since).
     mutating func restore(_ taken: Changes) {
         for at in taken.positions { markChanged(at) }
+    }
+
+    private func isChanged(_ at: Int) -> Bool {
+        at >> 6 < changedBits.count && changedBits[at >> 6] & (1 << UInt64(at & 63)) != 0
     }
 
     private mutating func markChanged(_ at: Int) {
