@@ -35,6 +35,14 @@ public struct TraceID: Hashable, Sendable, Comparable, CustomStringConvertible {
 
     public static func < (a: TraceID, b: TraceID) -> Bool { (a.high, a.low) < (b.high, b.low) }
 
+    // Dictionaries and sets of trace IDs are on every span's path (assembly, the run index,
+    // rollups of late spans): a keyed multiply-xorshift mix of the two words instead of
+    // SipHash over them. Trace IDs are random by the W3C spec; the seed (per table) enters
+    // before the words are combined, so IDs crafted to collide in one table do not
+    // collide by construction in another.
+    public func hash(into hasher: inout Hasher) { hasher.combine(IDHash.mix(high, low, seed: 0)) }
+    public func _rawHashValue(seed: Int) -> Int { Int(truncatingIfNeeded: IDHash.mix(high, low, seed: seed)) }
+
     static func readBigEndian(_ bytes: UnsafeRawBufferPointer, at offset: Int) -> UInt64 {
         var value: UInt64 = 0
         for i in 0..<8 { value = value << 8 | UInt64(bytes[offset + i]) }
@@ -64,10 +72,26 @@ public struct SpanID: Hashable, Sendable, CustomStringConvertible {
     }
 
     public static let none = SpanID(0)
+
+    /// As `TraceID`'s: a keyed mix, not SipHash (span IDs key the agent and parent lookups).
+    public func hash(into hasher: inout Hasher) { hasher.combine(value) }
+    public func _rawHashValue(seed: Int) -> Int { Int(truncatingIfNeeded: IDHash.mix(value, 0, seed: seed)) }
     public var isNone: Bool { value == 0 }
     public var hex: String { HexCodec.word(value) }
     public var description: String { hex }
     public var bytes: [UInt8] { HexCodec.bigEndianBytes(value) }
+}
+
+/// The mix behind `TraceID` and `SpanID` hashing: the seed is folded into the first word
+/// and multiplied through before the second is added, then the bits are avalanched
+/// (the finaliser of SplitMix64), so every output bit depends on every input bit.
+@usableFromInline enum IDHash {
+    @inline(__always) @usableFromInline static func mix(_ a: UInt64, _ b: UInt64, seed: Int) -> UInt64 {
+        var x = (a ^ UInt64(bitPattern: Int64(seed)) ^ 0x9E37_79B9_7F4A_7C15) &* 0xBF58_476D_1CE4_E5B9
+        x = (x ^ (x >> 31) ^ b) &* 0x94D0_49BB_1331_11EB
+        x = (x ^ (x >> 29)) &* 0xBF58_476D_1CE4_E5B9
+        return x ^ (x >> 32)
+    }
 }
 
 public enum HexCodec {

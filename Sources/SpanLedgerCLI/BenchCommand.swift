@@ -31,6 +31,9 @@ struct BenchCommand: AsyncParsableCommand {
             help: "An extra argument for each daemon started, repeatable (--daemon-arg=--max-indexed-runs=1000000).")
     var daemonArgs: [String] = []
     @Option(name: .customLong("min-e2e-ratio"), help: "Exit non-zero if the best end-to-end ratio to the decode ceiling is below this.") var minRatio: Double?
+    @Option(name: .customLong("gate-attempts"),
+            help: "With --min-e2e-ratio: while the best ratio is below it, measure OTLP/HTTP fsync again, up to this many attempts in all (a noisy machine's slow minute fails one attempt; a regression fails them all).")
+    var gateAttempts: Int = 1
 
     func run() async throws {
         let wanted = Set(scenarios.split(separator: ",").map { String($0).trimmingWhitespace() })
@@ -101,12 +104,25 @@ struct BenchCommand: AsyncParsableCommand {
             for r in results { if let q = r.queryLatency { print(String(format: "query latency (%@): p50 %.2f ms, p99 %.2f ms over %d requests", r.name, q.p50, q.p99, q.count)) } }
         }
         if let minRatio, let ceiling {
-            let best = results.filter { !$0.name.contains("gzip") }.map { $0.rolledUpPerSecond / ($0.ceiling ?? ceiling) }.max() ?? 0
+            func ratio(_ r: ScenarioResult) -> Double { r.rolledUpPerSecond / (r.ceiling ?? ceiling) }
+            var best = results.filter { !$0.name.contains("gzip") }.map(ratio).max() ?? 0
+            var attempt = 1
+            let most = connections.split(separator: ",").compactMap { Int(String($0).trimmingWhitespace()) }.max() ?? 4
+            while best < minRatio && attempt < gateAttempts {
+                attempt += 1
+                print(String(format: "gate: best end-to-end ratio %.3f is below %.3f; attempt %d of %d (OTLP/HTTP ×%d fsync again)",
+                             best, minRatio, attempt, gateAttempts, most))
+                let again = try await bracketed(workload, true) {
+                    try await self.endToEnd(workload, binary: binary, connections: most, transport: .http, durability: "fsync", measureQueries: false)
+                }
+                print(ScenarioResult.table([again], ceiling: ceiling))
+                best = max(best, ratio(again))
+            }
             if best < minRatio {
-                print(String(format: "FAIL: best end-to-end ratio %.3f is below %.3f", best, minRatio))
+                print(String(format: "FAIL: best end-to-end ratio %.3f is below %.3f (%d attempt%@)", best, minRatio, attempt, attempt == 1 ? "" : "s"))
                 throw ExitCode(1)
             }
-            print(String(format: "ok: best end-to-end ratio %.3f ≥ %.3f", best, minRatio))
+            print(String(format: "ok: best end-to-end ratio %.3f ≥ %.3f (%d attempt%@)", best, minRatio, attempt, attempt == 1 ? "" : "s"))
         }
     }
 

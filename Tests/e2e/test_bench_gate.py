@@ -1,0 +1,35 @@
+"""The benchmark's CI gate (`bench --min-e2e-ratio`, `--gate-attempts`), on a tiny workload
+against the real daemon: a floor the run cannot reach fails after measuring OTLP/HTTP
+again as many times as allowed; a floor it reaches passes on the first attempt. (The
+ratios of this debug build mean nothing; the gate's decisions are what is checked.)"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+
+import support
+
+
+def bench(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([str(support.spanledger_bin()), "bench", "--runs", "300", "--batch-spans", "256", "--scenarios", "decode,http",
+                           "--connections", "1", "--repeats", "1", *args],
+                          capture_output=True, text=True, timeout=600)
+
+
+def test_an_unreachable_floor_fails_after_every_attempt():
+    p = bench("--min-e2e-ratio", "50", "--gate-attempts", "2")
+    assert p.returncode == 1, p.stdout + p.stderr
+    assert "attempt 2 of 2" in p.stdout, p.stdout
+    assert "attempt 3" not in p.stdout, p.stdout
+    m = re.search(r"FAIL: best end-to-end ratio ([\d.]+) is below 50\.000 \(2 attempts\)", p.stdout)
+    assert m and 0 < float(m.group(1)) < 50, p.stdout
+    # The repeated measurement is a real run: its own row, with spans rolled up.
+    assert len(re.findall(r"^http ×1 fsync\s+\d+", p.stdout, re.M)) == 2, p.stdout
+
+
+def test_a_reachable_floor_passes_on_the_first_attempt():
+    p = bench("--min-e2e-ratio", "0.0001", "--gate-attempts", "3")
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert "attempt 2" not in p.stdout, p.stdout
+    assert re.search(r"ok: best end-to-end ratio [\d.]+ ≥ 0\.000 \(1 attempt\)", p.stdout), p.stdout
