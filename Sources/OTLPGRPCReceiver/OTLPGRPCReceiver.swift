@@ -103,6 +103,11 @@ public struct OTLPGRPCReceiver: Service {
         }
     }
 
+    /// Flow-control window offered to each connection and stream: a few batches in flight.
+    static let windowBytes = 4 << 20
+    /// Largest HTTP/2 frame a client may send (a batch in one or two frames).
+    static let maxFrameBytes = 1 << 20
+
     let server: GRPCServer<HTTP2ServerTransport.Posix>
     let transport: HTTP2ServerTransport.Posix
     let logger: Logger
@@ -116,6 +121,13 @@ public struct OTLPGRPCReceiver: Service {
             config: .defaults { config in
                 config.compression.enabledAlgorithms = [.gzip, .deflate]
                 config.rpc.maxRequestPayloadSize = configuration.maxMessageBytes * 4
+                // The transport's defaults (a 64 KB window, 16 KB frames) make an exporter
+                // wait for stream window updates two or three times per 512-span batch
+                // (about 160 KB), and cut it into ten frames for the server to parse and
+                // join. (The connection's window starts at 64 KB by the HTTP/2 spec and
+                // grows to this target once data flows.)
+                config.http2.targetWindowSize = Self.windowBytes
+                config.http2.maxFrameSize = Self.maxFrameBytes
             })
         self.transport = transport
         self.server = GRPCServer(transport: transport, services: [

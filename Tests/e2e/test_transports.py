@@ -127,3 +127,31 @@ def test_gzip_really_compressed_on_the_wire(plain, compressed):
     a, b = RESULTS[plain]["bytes_up"], RESULTS[compressed]["bytes_up"]
     assert a > 0 and b > 0, (a, b)
     assert b < a / 2, f"{compressed} sent {b} bytes, {plain} {a}: compression not in effect"
+
+
+def test_grpc_listener_offers_a_batch_sized_window_and_frames(daemon_factory):
+    """The gRPC listener's HTTP/2 SETTINGS: a 512-span OTLP batch (about 160 KB) fits a
+    stream's initial window and a few frames, so an exporter sends it without waiting for
+    stream window updates (the transport's defaults are a 64 KB window and 16 KB frames)."""
+    import socket
+    import struct
+
+    d = ts.start_daemon(daemon_factory, "grpc_settings")
+    host, port = ts.grpc_target(d).split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as s:
+        s.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + b"\x00\x00\x00\x04\x00\x00\x00\x00\x00")  # preface, empty SETTINGS
+        settings, buf = None, b""
+        while settings is None:
+            chunk = s.recv(65536)
+            assert chunk, "connection closed before the server's SETTINGS"
+            buf += chunk
+            while len(buf) >= 9:
+                length = int.from_bytes(buf[0:3], "big")
+                if len(buf) < 9 + length:
+                    break
+                ftype, flags = buf[3], buf[4]
+                payload, buf = buf[9:9 + length], buf[9 + length:]
+                if ftype == 0x4 and not flags & 0x1:
+                    settings = {k: v for k, v in (struct.unpack(">HI", payload[i:i + 6]) for i in range(0, len(payload), 6))}
+    assert settings.get(0x4, 65535) >= 1 << 20, settings  # SETTINGS_INITIAL_WINDOW_SIZE
+    assert settings.get(0x5, 16384) >= 256 << 10, settings  # SETTINGS_MAX_FRAME_SIZE
