@@ -2,7 +2,8 @@
 /// referenced by index (index 0 is always "").
 struct StringTableBuilder {
     private(set) var strings: [String] = [""]
-    private var indexes: [String: UInt32] = ["": 0]
+    /// Non-empty strings only: "" is index 0 without a lookup.
+    private var indexes: [String: UInt32] = [:]
     /// The names of a flush's spans are a few strings shared by every span (the decoder
     /// interns them): a direct-mapped cache keyed by the String's own bits (its storage
     /// reference, or the bytes of a small string) finds most without hashing the text.

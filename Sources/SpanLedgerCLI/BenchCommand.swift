@@ -35,6 +35,9 @@ struct BenchCommand: AsyncParsableCommand {
             help: "With --min-e2e-ratio: while the best ratio is below it, measure OTLP/HTTP fsync again, up to this many attempts in all (a noisy machine's slow minute fails one attempt; a regression fails them all).")
     var gateAttempts: Int = 1
 
+    /// `--connections` as numbers (the end-to-end, paced and gate runs all read it).
+    var connectionCounts: [Int] { connections.split(separator: ",").compactMap { Int(String($0).trimmingWhitespace()) } }
+
     func run() async throws {
         let wanted = Set(scenarios.split(separator: ",").map { String($0).trimmingWhitespace() })
         let known: Set<String> = ["decode", "http", "paced", "gzip", "grpc", "json", "query"]
@@ -63,7 +66,7 @@ struct BenchCommand: AsyncParsableCommand {
             print("")
         }
         if wanted.contains("http") || wanted.contains("query") {
-            let counts = connections.split(separator: ",").compactMap { Int(String($0).trimmingWhitespace()) }
+            let counts = connectionCounts
             for c in counts {
                 results.append(try await bracketed(workload, ceiling != nil) { try await self.endToEnd(workload, binary: binary, connections: c, transport: .http, durability: "fsync",
                                                   measureQueries: wanted.contains("query") && c == counts.last) })
@@ -75,8 +78,7 @@ struct BenchCommand: AsyncParsableCommand {
         if wanted.contains("paced") {
             // Latency at half of the maximum: the target is a p99 under load, not at
             // saturation, where every request queues behind the others.
-            let counts = connections.split(separator: ",").compactMap { Int(String($0).trimmingWhitespace()) }
-            let most = counts.max() ?? 4
+            let most = connectionCounts.max() ?? 4
             var fsync = results.filter { $0.name.hasPrefix("http ×") && $0.name.hasSuffix("fsync") }
             if fsync.isEmpty {
                 fsync.append(try await bracketed(workload, ceiling != nil) { try await self.endToEnd(workload, binary: binary, connections: most, transport: .http, durability: "fsync", measureQueries: false) })
@@ -107,7 +109,7 @@ struct BenchCommand: AsyncParsableCommand {
             func ratio(_ r: ScenarioResult) -> Double { r.rolledUpPerSecond / (r.ceiling ?? ceiling) }
             var best = results.filter { !$0.name.contains("gzip") }.map(ratio).max() ?? 0
             var attempt = 1
-            let most = connections.split(separator: ",").compactMap { Int(String($0).trimmingWhitespace()) }.max() ?? 4
+            let most = connectionCounts.max() ?? 4
             while best < minRatio && attempt < gateAttempts {
                 attempt += 1
                 print(String(format: "gate: best end-to-end ratio %.3f is below %.3f; attempt %d of %d (OTLP/HTTP ×%d fsync again)",
