@@ -95,8 +95,8 @@ extension Ledger {
 
     /// The run's stored spans: in memory, in the flush being written, not yet flushed, or on disk.
     func tree(of id: TraceID) -> [StoredSpan] {
-        if let t = recentTrees[id] { return t }
-        let pending = (flushingDetails + unflushedDetails).filter { $0.traceID == id }.flatMap(\.spans)
+        if let t = recentTrees[id] { return t.unpack() }
+        let pending = (flushingDetails + unflushedDetails).filter { $0.traceID == id }.flatMap { $0.unpack() }
         return directory.loadDetail(id, candidates: locator.candidates(id)) + pending
     }
 

@@ -86,12 +86,13 @@ public actor Ledger: SpanConsumer {
     /// Flushes being written: their taken index changes may come back (`restore`), so no
     /// chunk is evicted meanwhile.
     var flushesInProgress = 0
-    var unflushedDetails: [TraceDetail] = []
+    /// Packed run trees not yet flushed (a run's tree is packed when it is prepared).
+    var unflushedDetails: [PackedTree] = []
     var sharedLists = SharedNameLists()
     /// Spans in `unflushedDetails`: the clock flushes early when they pass
     /// `configuration.maxUnflushedSpans`.
     public private(set) var unflushedSpans = 0
-    var recentTrees: [TraceID: [StoredSpan]] = [:]
+    var recentTrees: [TraceID: PackedTree] = [:]
     var recentOrder: Deque<TraceID> = []
     var nextSequence: UInt64
     public internal(set) var stats = LedgerStats()
@@ -111,7 +112,7 @@ public actor Ledger: SpanConsumer {
     var heldVerdicts: [TraceID: OutcomeRecord] = [:]
     var heldDirty = false
     /// Run trees of the flush being written, for corrections in the meantime.
-    var flushingDetails: [TraceDetail] = []
+    var flushingDetails: [PackedTree] = []
     /// Runs per task ID, for rework.
     var tasks: [String: [TraceID]] = [:]
     /// Traces released by the clock and being attributed off the actor, with the lowest
@@ -268,6 +269,8 @@ public actor Ledger: SpanConsumer {
         var run: AttributedRun
         public internal(set) var entry: TraceIndexEntry
         public internal(set) var tree: [StoredSpan]
+        /// The tree as memory keeps it once the run is committed.
+        public internal(set) var packed: PackedTree
         public internal(set) var records: [(key: RollupKey, measures: RollupMeasures)]
         /// What observers hear of the run (its release time, outcome and rework set on commit).
         var activity: RunActivity
@@ -338,7 +341,8 @@ public actor Ledger: SpanConsumer {
         let run = attributor.attribute(traceID: released.traceID, spans: released.spans)
         let entry = Self.entry(of: run, verdictSource: run.verdict == nil ? .none : .spans, held: nil)
         let tree = Self.tree(run)
-        return PreparedRun(released: released, run: run, entry: entry, tree: tree, records: Self.runRecords(entry, tree: tree),
+        return PreparedRun(released: released, run: run, entry: entry, tree: tree, packed: PackedTree(traceID: released.traceID, spans: tree),
+                           records: Self.runRecords(entry, tree: tree),
                            activity: RunActivity(run: run, runs: 1, releasedUnixNano: 0))
     }
 
@@ -399,7 +403,7 @@ public actor Ledger: SpanConsumer {
         } else if !recordsAdded {
             for r in p.records { add(r.key, r.measures) }
         }
-        record(p.entry, tree: p.tree)
+        record(p.entry, tree: p.packed)
         noteTask(p.entry)
         if let o = activityObserver {
             var a = p.activity
@@ -464,7 +468,7 @@ public actor Ledger: SpanConsumer {
         let lateTree = Self.tree(run)
         addRecords(of: entry, tree: oldTree, sign: -1)
         addRecords(of: updated, tree: oldTree + lateTree, sign: 1)
-        record(updated, tree: lateTree, wholeTree: oldTree + lateTree)
+        record(updated, tree: PackedTree(traceID: entry.traceID, spans: lateTree), wholeTree: PackedTree(traceID: entry.traceID, spans: oldTree + lateTree))
         if !run.calls.isEmpty {
             run.workflow = entry.workflow
             if let o = activityObserver {
@@ -516,7 +520,7 @@ public actor Ledger: SpanConsumer {
 
     /// Keeps a run's index entry and its new tree records (`tree`: the whole run, or late
     /// spans joining it, whose whole tree is `wholeTree`) for the next flush and `trace`.
-    func record(_ entry: TraceIndexEntry, tree: [StoredSpan], wholeTree: [StoredSpan]? = nil) {
+    func record(_ entry: TraceIndexEntry, tree: PackedTree, wholeTree: PackedTree? = nil) {
         var entry = entry
         // Runs of a workflow mostly call the same models through the same agents: every
         // entry then shares one array of each instead of holding its own (two heap blocks
@@ -524,10 +528,10 @@ public actor Ledger: SpanConsumer {
         entry.models = sharedLists.share(entry.models)
         entry.agents = sharedLists.share(entry.agents)
         index[entry.traceID] = entry
-        unflushedDetails.append(TraceDetail(traceID: entry.traceID, spans: tree))
-        unflushedSpans += tree.count
+        unflushedDetails.append(tree)
+        unflushedSpans += tree.spanCount
         if let earlier = recentTrees[entry.traceID] {
-            recentTrees[entry.traceID] = earlier + tree
+            recentTrees[entry.traceID] = wholeTree ?? PackedTree(traceID: entry.traceID, spans: earlier.unpack() + tree.unpack())
         } else {
             // The whole tree (a run that left `recentTrees` may get late spans); for a new
             // run it shares the array with the flush's copy.
@@ -546,7 +550,7 @@ public actor Ledger: SpanConsumer {
         var rollups: RollupTable
         /// The index entries changed since the last flush (listed off the actor, when the flush writes them).
         var index: RunIndex.Changes
-        var details: [TraceDetail]
+        var details: [PackedTree]
         var walSequenceMax: UInt64
         /// Every log record below this is reflected once this flush is written.
         var checkpoint: UInt64
@@ -626,7 +630,7 @@ public actor Ledger: SpanConsumer {
         unflushed = merged
         index.restore(p.index)
         unflushedDetails = p.details + unflushedDetails
-        unflushedSpans = unflushedDetails.reduce(0) { $0 + $1.spans.count }
+        unflushedSpans = unflushedDetails.reduce(0) { $0 + $1.spanCount }
         flushingDetails = []
         if p.held != nil { heldDirty = true }
         stats.flushFailures += 1

@@ -205,7 +205,7 @@ public struct DataDirectory: Sendable {
     /// Writes one flush: the rollup delta, index entries, then the run trees — each file
     /// atomically, the trees file last: it is the flush's commit mark (`prepare` removes
     /// the other two when it is missing).
-    public func writeFlush(sequence: UInt64, rollups: RollupTable, index: some Collection<TraceIndexEntry>, details: [TraceDetail],
+    public func writeFlush(sequence: UInt64, rollups: RollupTable, index: some Collection<TraceIndexEntry>, details: [PackedTree],
                            walSequenceMax: UInt64 = 0, nowUnixMs: Int64) throws {
         if !rollups.isEmpty {
             try FileIO.writeAtomically(try SegmentFrame.encode(kind: .rollup, message: RollupSegmentCodec.encode(rollups, createdUnixMs: nowUnixMs)),
@@ -215,9 +215,11 @@ public struct DataDirectory: Sendable {
             try FileIO.writeAtomically(try SegmentFrame.encode(kind: .traceIndex, message: TraceIndexCodec.encode(index, createdUnixMs: nowUnixMs)),
                                        to: file(.traceIndex, sequence: sequence))
         }
-        try FileIO.writeAtomically(
-            try SegmentFrame.encode(kind: .traceDetail, message: TraceDetailCodec.encode(details, createdUnixMs: nowUnixMs, walSequenceMax: walSequenceMax)),
-            to: file(.traceDetail, sequence: sequence))
+        // Compressed as the trees are copied in: the uncompressed segment is never built.
+        let trees = try SegmentFrame.encode(kind: .traceDetail) { deflater in
+            try TraceDetailCodec.write(details, createdUnixMs: nowUnixMs, walSequenceMax: walSequenceMax, to: deflater.write)
+        }
+        try FileIO.writeAtomically(trees, to: file(.traceDetail, sequence: sequence))
     }
 
     /// Bytes on disk per segment kind.

@@ -67,12 +67,20 @@ public enum SegmentFrame {
     }
 
     public static func encode(kind: SegmentKind, message: [UInt8]) throws -> [UInt8] {
-        let payload = try Zlib.compress(message, level: compressionLevel(kind))
+        try encode(kind: kind) { try $0.write(message) }
+    }
+
+    /// A segment whose message `body` writes in pieces, compressed as it goes: the
+    /// message is never held whole.
+    public static func encode(kind: SegmentKind, writing body: (Deflater) throws -> Void) throws -> [UInt8] {
+        let deflater = try Deflater(level: compressionLevel(kind))
+        try body(deflater)
+        let payload = try deflater.finish()
         var out: [UInt8] = []
         out.reserveCapacity(headerSize + payload.count)
         out += magic
         out += [version, kind.rawValue, 0, 0]
-        out += le(UInt64(message.count), 8)
+        out += le(UInt64(deflater.totalIn), 8)
         out += le(UInt64(payload.count), 4)
         out += le(UInt64(Zlib.crc32(payload)), 4)
         out += payload

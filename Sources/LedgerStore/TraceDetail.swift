@@ -59,49 +59,153 @@ public struct TraceDetail: Sendable, Hashable {
     }
 }
 
+/// One run's tree in the form memory keeps it and a flush writes it: the bytes of its
+/// TraceDetail message, carrying the run's own names (field 3) so that it stands alone.
+/// A tree is packed once, when its run is prepared off the actor; unflushed and recent
+/// trees hold these (about a third of the memory of their `StoredSpan`s), a flush copies
+/// them into its segment as they are, and `trace` or late spans unpack the one they need.
+public struct PackedTree: Sendable, Hashable {
+    public let traceID: TraceID
+    public let spanCount: Int
+    public let bytes: [UInt8]
+
+    public init(traceID: TraceID, spans: [StoredSpan]) {
+        self.traceID = traceID
+        spanCount = spans.count
+        bytes = TraceDetailCodec.pack(traceID: traceID, spans: spans)
+    }
+
+    public init(_ detail: TraceDetail) { self.init(traceID: detail.traceID, spans: detail.spans) }
+
+    /// The spans, as packed.
+    public func unpack() -> [StoredSpan] {
+        do {
+            return try TraceDetailCodec.decodeTrace(bytes[...], segmentStrings: StringTable(), path: "packed tree", only: nil)?.spans ?? []
+        } catch {
+            // `init` wrote these bytes: they decode unless the codec itself is wrong.
+            preconditionFailure("a packed run tree does not decode: \(error)")
+        }
+    }
+}
+
+/// The names of one run's tree, each stored once in its packed form; index 0 is "" and
+/// is not stored. A run uses a handful of names, mostly the decoder's shared strings:
+/// a comparison of the strings' bits finds most, text comparison the rest, and a run
+/// with many distinct names switches to a dictionary.
+struct RunNames {
+    private(set) var strings: [String] = []
+    private var bits: [StringBits] = []
+    private var lookup: [String: UInt32]?
+    static let linearLimit = 16
+
+    mutating func index(_ s: String) -> UInt32 {
+        if s.isEmpty { return 0 }
+        if let found = lookup?[s] { return found }
+        if lookup == nil {
+            let b = StringBits(s)
+            for i in bits.indices where bits[i] == b { return UInt32(i + 1) }
+            for i in strings.indices where strings[i] == s { return UInt32(i + 1) }
+        }
+        strings.append(s)
+        let i = UInt32(strings.count)
+        if lookup != nil {
+            lookup![s] = i
+        } else if strings.count > Self.linearLimit {
+            var d: [String: UInt32] = [:]
+            for (n, name) in strings.enumerated() { d[name] = UInt32(n + 1) }
+            lookup = d
+        } else {
+            bits.append(StringBits(s))
+        }
+        return i
+    }
+}
+
 /// Encodes run trees as a spanledger.v1.TraceDetailSegment.
 public enum TraceDetailCodec {
     /// `walSequenceMax`: the highest write-ahead-log record consumed before this flush
     /// (field 5), which lets replay find the flushes that may hold spans of a record.
     public static func encode(_ traces: [TraceDetail], createdUnixMs: Int64, walSequenceMax: UInt64 = 0) -> [UInt8] {
-        var strings = StringTableBuilder()
-        var body = ProtoWriter(capacity: traces.count * 256)
-        // Header fields first (replay reads field 5 without walking the traces); the string
-        // table last, once known: fields may come in any order, and this way the segment is
-        // built in one buffer instead of a header and a body joined by a copy.
-        body.uint(1, 1)
-        body.int(2, createdUnixMs)
-        body.uint(5, walSequenceMax)
-        for t in traces {
-            body.message(4) { d in
-                d.bigEndianWords(1, t.traceID.high, t.traceID.low)
-                for s in t.spans {
-                    let name = strings.index(s.name), model = strings.index(s.model), agent = s.agent.isEmpty ? 0 : strings.index(s.agent)
-                    d.message(2) { w in
-                        w.bigEndianWords(1, s.spanID.value)
-                        if !s.parentSpanID.isNone { w.bigEndianWords(2, s.parentSpanID.value) }
-                        w.uint(3, UInt64(name))
-                        w.uint(4, UInt64(s.kind.rawValue))
-                        w.uint(5, UInt64(model))
-                        w.int(6, s.startOffsetNano)
-                        w.int(7, s.durationNano)
-                        w.sint(8, s.usage.input)
-                        w.sint(9, s.usage.cacheRead)
-                        w.sint(10, s.usage.cacheWrite)
-                        w.sint(11, s.usage.output)
-                        w.sint(12, s.usage.reasoning)
-                        w.sint(13, s.costMicros)
-                        w.bool(14, s.priced)
-                        w.bool(15, s.error)
-                        w.bool(16, s.retry)
-                        w.bool(17, s.explicitCost)
-                        if agent != 0 { w.uint(18, UInt64(agent)) }
-                    }
-                }
+        encode(traces.map(PackedTree.init), createdUnixMs: createdUnixMs, walSequenceMax: walSequenceMax)
+    }
+
+    /// A segment of packed trees: each is copied in as its own TraceDetail (field 4).
+    public static func encode(_ trees: [PackedTree], createdUnixMs: Int64, walSequenceMax: UInt64 = 0) -> [UInt8] {
+        var out: [UInt8] = []
+        out.reserveCapacity(trees.reduce(32) { $0 + $1.bytes.count + 4 })
+        write(trees, createdUnixMs: createdUnixMs, walSequenceMax: walSequenceMax) { out.append(contentsOf: $0) }
+        return out
+    }
+
+    /// The segment in pieces, to `sink` (a deflater): the header, then each tree's field
+    /// header and its packed bytes as they are.
+    public static func write<E: Error>(_ trees: [PackedTree], createdUnixMs: Int64, walSequenceMax: UInt64,
+                                       to sink: (UnsafeRawBufferPointer) throws(E) -> Void) throws(E) {
+        // Header fields first: replay reads field 5 without walking the traces.
+        var header = ProtoWriter(capacity: 32)
+        header.uint(1, 1)
+        header.int(2, createdUnixMs)
+        header.uint(5, walSequenceMax)
+        try withBytes(header.bytes, sink)
+        var prefix: [UInt8] = []
+        prefix.reserveCapacity(8)
+        for t in trees {
+            prefix.removeAll(keepingCapacity: true)
+            prefix.append(4 << 3 | 2)
+            var n = UInt64(t.bytes.count)
+            while n >= 0x80 {
+                prefix.append(UInt8(truncatingIfNeeded: n) | 0x80)
+                n >>= 7
+            }
+            prefix.append(UInt8(n))
+            try withBytes(prefix, sink)
+            try withBytes(t.bytes, sink)
+        }
+    }
+
+    private static func withBytes<E: Error>(_ bytes: [UInt8], _ sink: (UnsafeRawBufferPointer) throws(E) -> Void) throws(E) {
+        let r = bytes.withUnsafeBytes { raw in Result { () throws(E) in try sink(raw) } }
+        try r.get()
+    }
+
+    /// One run's TraceDetail message, its names in its own table (field 3, index 1 on).
+    static func pack(traceID: TraceID, spans: [StoredSpan]) -> [UInt8] {
+        var names = RunNames()
+        var w = ProtoWriter(capacity: 64 + 56 * spans.count)
+        w.bigEndianWords(1, traceID.high, traceID.low)
+        for s in spans {
+            let name = names.index(s.name), model = names.index(s.model), agent = names.index(s.agent)
+            w.message(2) { w in
+                w.bigEndianWords(1, s.spanID.value)
+                if !s.parentSpanID.isNone { w.bigEndianWords(2, s.parentSpanID.value) }
+                w.uint(3, UInt64(name))
+                w.uint(4, UInt64(s.kind.rawValue))
+                w.uint(5, UInt64(model))
+                w.int(6, s.startOffsetNano)
+                w.int(7, s.durationNano)
+                w.sint(8, s.usage.input)
+                w.sint(9, s.usage.cacheRead)
+                w.sint(10, s.usage.cacheWrite)
+                w.sint(11, s.usage.output)
+                w.sint(12, s.usage.reasoning)
+                w.sint(13, s.costMicros)
+                w.bool(14, s.priced)
+                w.bool(15, s.error)
+                w.bool(16, s.retry)
+                w.bool(17, s.explicitCost)
+                if agent != 0 { w.uint(18, UInt64(agent)) }
             }
         }
-        for s in strings.strings { body.string(3, s, always: true) }
-        return body.bytes
+        for s in names.strings {
+            w.tag(3, 2)
+            w.lengthPrefixed(s)
+        }
+        // Exactly sized: the writer reserved for the worst case, and memory keeps these.
+        let bytes = w.bytes
+        return [UInt8](unsafeUninitializedCapacity: bytes.count) { buffer, count in
+            _ = buffer.initialize(from: bytes)
+            count = bytes.count
+        }
     }
 
     /// The segment's `wal_sequence_max` (field 5).
@@ -113,31 +217,21 @@ public enum TraceDetailCodec {
         return 0
     }
 
-    /// Decodes the segment; with `only`, keeps just that trace's records.
+    /// Decodes the segment; with `only`, keeps just that trace's records. A trace's names
+    /// are its own (field 3 of the TraceDetail) or, in segments written before trees were
+    /// packed per run, the segment's table (field 3 of the segment).
     public static func decode(_ bytes: [UInt8], path: String, only: TraceID? = nil) throws(StoreError) -> [TraceDetail] {
         var strings = StringTable()
         var raw: [ArraySlice<UInt8>] = []
         var out: [TraceDetail] = []
-        let wanted = only?.bytes
         do {
             var r = ProtoReader(bytes)
             while let (field, value) = try r.next() {
                 if field == 3 { strings.strings.append(value.string) } else if field == 4 { raw.append(value.slice) }
             }
+            let wanted = only?.bytes
             for slice in raw {
-                var detail = TraceDetail(traceID: TraceID(high: 0, low: 0), spans: [])
-                var rr = ProtoReader(slice)
-                var skip = false
-                while let (f, v) = try rr.next() {
-                    if f == 1 {
-                        if let wanted, !v.slice.elementsEqual(wanted) { skip = true; break }
-                        guard let id = TraceID(bytes: Array(v.slice)) else { throw StoreError(path: path, message: "bad trace ID length") }
-                        detail.traceID = id
-                    } else if f == 2 {
-                        detail.spans.append(try decodeSpan(v.slice, strings: strings, path: path))
-                    }
-                }
-                if !skip { out.append(detail) }
+                if let detail = try decodeTrace(slice, segmentStrings: strings, path: path, only: wanted) { out.append(detail) }
             }
         } catch let e as ProtoDecodeError {
             throw StoreError(path: path, message: e.message)
@@ -147,6 +241,29 @@ public enum TraceDetailCodec {
             throw StoreError(path: path, message: "\(error)")
         }
         return out
+    }
+
+    /// One TraceDetail message; nil when `only` (a trace ID's bytes) is set and it is another trace's.
+    static func decodeTrace(_ slice: ArraySlice<UInt8>, segmentStrings: StringTable, path: String, only: [UInt8]?) throws -> TraceDetail? {
+        var detail = TraceDetail(traceID: TraceID(high: 0, low: 0), spans: [])
+        var spans: [ArraySlice<UInt8>] = []
+        var own = StringTable(strings: [""])
+        var r = ProtoReader(slice)
+        while let (f, v) = try r.next() {
+            switch f {
+            case 1:
+                if let only, !v.slice.elementsEqual(only) { return nil }
+                guard let id = TraceID(bytes: Array(v.slice)) else { throw StoreError(path: path, message: "bad trace ID length") }
+                detail.traceID = id
+            case 2: spans.append(v.slice)
+            case 3: own.strings.append(v.string)
+            default: break
+            }
+        }
+        let strings = own.strings.count > 1 ? own : segmentStrings
+        detail.spans.reserveCapacity(spans.count)
+        for s in spans { detail.spans.append(try decodeSpan(s, strings: strings, path: path)) }
+        return detail
     }
 
     static func decodeSpan(_ slice: ArraySlice<UInt8>, strings: StringTable, path: String) throws -> StoredSpan {

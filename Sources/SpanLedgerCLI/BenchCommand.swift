@@ -201,8 +201,7 @@ struct BenchCommand: AsyncParsableCommand {
         var prepared: [Ledger.PreparedRun] = []
         let attribution = stageRate { prepared = released.map { Ledger.prepare($0, attributor: attributor) } }
         let store = stageRate {
-            let details = prepared.map { TraceDetail(traceID: $0.entry.traceID, spans: $0.tree) }
-            _ = try? SegmentFrame.encode(kind: .traceDetail, message: TraceDetailCodec.encode(details, createdUnixMs: 0))
+            _ = try? SegmentFrame.encode(kind: .traceDetail, message: TraceDetailCodec.encode(prepared.map(\.packed), createdUnixMs: 0))
             _ = try? SegmentFrame.encode(kind: .traceIndex, message: TraceIndexCodec.encode(prepared.map(\.entry), createdUnixMs: 0))
         }
         return DecodeFigures(arena: arena, malloc: malloc, stage: stage, attribution: attribution, store: store)

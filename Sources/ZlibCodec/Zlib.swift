@@ -30,28 +30,9 @@ public enum Zlib {
     }
 
     public static func compress(_ input: [UInt8], format: Format = .zlib, level: Int32 = 6) throws(ZlibError) -> [UInt8] {
-        var stream = z_stream()
-        guard CZlib_deflateInit2(&stream, level, Z_DEFLATED, format.windowBits, 8, Z_DEFAULT_STRATEGY) == Z_OK else {
-            throw ZlibError(code: .internalError, message: "deflateInit2 failed")
-        }
-        defer { deflateEnd(&stream) }
-        let bound = Int(deflateBound(&stream, uLong(input.count)))
-        // The output is left uninitialised beyond what deflate writes, and the input is read
-        // where it is (zlib does not write through next_in): a segment of tens of megabytes
-        // is neither copied nor zero-filled, so its pages are not touched twice.
-        var status: Int32 = Z_OK
-        let output = [UInt8](unsafeUninitializedCapacity: bound) { outPtr, written in
-            status = input.withUnsafeBufferPointer { inPtr in
-                stream.next_in = UnsafeMutablePointer(mutating: inPtr.baseAddress)
-                stream.avail_in = uInt(inPtr.count)
-                stream.next_out = outPtr.baseAddress
-                stream.avail_out = uInt(outPtr.count)
-                return deflate(&stream, Z_FINISH)
-            }
-            written = status == Z_STREAM_END ? Int(stream.total_out) : 0
-        }
-        guard status == Z_STREAM_END else { throw ZlibError(code: .internalError, message: "deflate failed (\(status))") }
-        return output
+        let deflater = try Deflater(format: format, level: level)
+        try deflater.write(input)
+        return try deflater.finish()
     }
 
     /// Inflates a whole stream, refusing to produce more than `limit` bytes, and succeeding
@@ -118,6 +99,98 @@ public enum Zlib {
     public static func crc32(_ bytes: [UInt8]) -> UInt32 {
         bytes.withUnsafeBufferPointer { p in
             UInt32(CZlib.crc32(0, p.baseAddress, uInt(p.count)))
+        }
+    }
+}
+
+/// One deflate stream written in pieces: a segment is compressed straight from the
+/// records it holds instead of being joined into one buffer first (at full ingest a
+/// flush's run trees are tens of megabytes). Small pieces are gathered in a staging
+/// buffer; a piece at least as large is deflated where it is, unread by anything else.
+public final class Deflater {
+    /// zlib keeps a pointer back to its z_stream: it lives at one address until `deinit`.
+    private let stream: UnsafeMutablePointer<z_stream>
+    private var staging: [UInt8] = []
+    private var chunk = [UInt8](repeating: 0, count: 64 << 10)
+    private var output: [UInt8] = []
+    private var finished = false
+    /// Bytes written so far (the uncompressed length).
+    public private(set) var totalIn = 0
+    static let stagingSize = 128 << 10
+
+    public init(format: Zlib.Format = .zlib, level: Int32 = 6) throws(ZlibError) {
+        stream = .allocate(capacity: 1)
+        stream.initialize(to: z_stream())
+        guard CZlib_deflateInit2(stream, level, Z_DEFLATED, format.windowBits, 8, Z_DEFAULT_STRATEGY) == Z_OK else {
+            stream.deallocate()
+            throw ZlibError(code: .internalError, message: "deflateInit2 failed")
+        }
+        staging.reserveCapacity(Self.stagingSize)
+    }
+
+    deinit {
+        deflateEnd(stream)
+        stream.deallocate()
+    }
+
+    public func write(_ bytes: UnsafeRawBufferPointer) throws(ZlibError) {
+        precondition(!finished, "write after finish")
+        totalIn += bytes.count
+        if staging.count + bytes.count <= Self.stagingSize {
+            staging.append(contentsOf: bytes)
+            return
+        }
+        try drainStaging()
+        if bytes.count >= Self.stagingSize {
+            try run(bytes, flush: Z_NO_FLUSH)
+        } else {
+            staging.append(contentsOf: bytes)
+        }
+    }
+
+    public func write(_ bytes: [UInt8]) throws(ZlibError) {
+        let status = bytes.withUnsafeBytes { raw in Result { () throws(ZlibError) in try write(raw) } }
+        try status.get()
+    }
+
+    /// Ends the stream and returns it; the deflater takes no more input.
+    public func finish() throws(ZlibError) -> [UInt8] {
+        try drainStaging()
+        try run(UnsafeRawBufferPointer(start: nil, count: 0), flush: Z_FINISH)
+        finished = true
+        return output
+    }
+
+    private func drainStaging() throws(ZlibError) {
+        guard !staging.isEmpty else { return }
+        let status = staging.withUnsafeBytes { raw in Result { () throws(ZlibError) in try run(raw, flush: Z_NO_FLUSH) } }
+        try status.get()
+        staging.removeAll(keepingCapacity: true)
+    }
+
+    /// Deflates `input` completely (with Z_FINISH, to the end of the stream).
+    private func run(_ input: UnsafeRawBufferPointer, flush: Int32) throws(ZlibError) {
+        stream.pointee.next_in = UnsafeMutablePointer(mutating: input.baseAddress?.assumingMemoryBound(to: Bytef.self))
+        stream.pointee.avail_in = uInt(input.count)
+        while true {
+            let (status, produced): (Int32, Int) = chunk.withUnsafeMutableBufferPointer { out in
+                stream.pointee.next_out = out.baseAddress
+                stream.pointee.avail_out = uInt(out.count)
+                let s = deflate(stream, flush)
+                return (s, out.count - Int(stream.pointee.avail_out))
+            }
+            if produced > 0 { output.append(contentsOf: chunk[0..<produced]) }
+            switch status {
+            case Z_STREAM_END:
+                return
+            case Z_OK, Z_BUF_ERROR:
+                // More to do while deflate filled the whole chunk; without Z_FINISH, done
+                // once it consumed the input and left room.
+                if flush != Z_FINISH && stream.pointee.avail_in == 0 && stream.pointee.avail_out > 0 { return }
+                if status == Z_BUF_ERROR && produced == 0 { throw ZlibError(code: .internalError, message: "deflate made no progress") }
+            default:
+                throw ZlibError(code: .internalError, message: "deflate failed (\(status))")
+            }
         }
     }
 }

@@ -95,9 +95,9 @@ func sampleTable() -> RollupTable {
             spanID: SpanID(n), parentSpanID: .none, name: "s", kind: .other, model: "", startOffsetNano: 0, durationNano: 0,
             usage: TokenUsage(), costMicros: 0, priced: false, error: false, retry: false, explicitCost: false)])
     }
-    try dir.writeFlush(sequence: 1, rollups: RollupTable(), index: [], details: [detail(1)], walSequenceMax: 10, nowUnixMs: 0)
-    try dir.writeFlush(sequence: 2, rollups: RollupTable(), index: [], details: [detail(2)], walSequenceMax: 20, nowUnixMs: 0)
-    try dir.writeFlush(sequence: 3, rollups: RollupTable(), index: [], details: [detail(3)], walSequenceMax: 30, nowUnixMs: 0)
+    try dir.writeFlush(sequence: 1, rollups: RollupTable(), index: [], details: [PackedTree(detail(1))], walSequenceMax: 10, nowUnixMs: 0)
+    try dir.writeFlush(sequence: 2, rollups: RollupTable(), index: [], details: [PackedTree(detail(2))], walSequenceMax: 20, nowUnixMs: 0)
+    try dir.writeFlush(sequence: 3, rollups: RollupTable(), index: [], details: [PackedTree(detail(3))], walSequenceMax: 30, nowUnixMs: 0)
     let keys = dir.flushedSpans(sinceWALSequence: 15)
     #expect(keys == [SpanKey(traceID: TraceID(high: 0, low: 2), spanID: SpanID(2)), SpanKey(traceID: TraceID(high: 0, low: 3), spanID: SpanID(3))])
     #expect(dir.flushedSpans(sinceWALSequence: 31).isEmpty)
@@ -135,4 +135,24 @@ func sampleTable() -> RollupTable {
                                costMicros: 0, llmCalls: 0, inputTokens: 0, outputTokens: 0, unpricedTokens: 0, spanCount: 0, incomplete: true,
                                models: [], toolCalls: 0, retries: 0, errors: 0)
     #expect(try TraceIndexCodec.decode(TraceIndexCodec.encode([entry, bare], createdUnixMs: 0), path: "x") == [entry, bare])
+}
+
+/// A flush compresses its run trees while copying them in (no uncompressed segment is
+/// built): the segment on disk must decode to the trees, framed with their length.
+@Test func aFlushWritesItsTreesThroughTheDeflater() throws {
+    let dir = DataDirectory(path: tempDir())
+    try dir.prepare()
+    func span(_ i: Int, of t: Int) -> StoredSpan {
+        let usage = TokenUsage(input: Int64(t), output: Int64(i))
+        return StoredSpan(spanID: SpanID(UInt64(i + 1)), parentSpanID: i == 0 ? .none : SpanID(1), name: "step \(i % 4)", kind: .llm,
+                          model: "m-\(t % 3)", startOffsetNano: Int64(i * 1000), durationNano: 500, usage: usage, costMicros: Int64(t % 17),
+                          priced: true, error: false, retry: false, explicitCost: false, agent: "a")
+    }
+    let trees = (0..<3_000).map { t in TraceDetail(traceID: TraceID(high: UInt64(t) + 1, low: 99), spans: (0..<(1 + t % 9)).map { span($0, of: t) }) }
+    try dir.writeFlush(sequence: 1, rollups: RollupTable(), index: [], details: trees.map(PackedTree.init), walSequenceMax: 5, nowUnixMs: 7)
+    let path = dir.file(.traceDetail, sequence: 1)
+    let message = try SegmentFrame.decode(Array(FileManager.default.contents(atPath: path)!), expecting: .traceDetail, path: path)
+    #expect(message == TraceDetailCodec.encode(trees, createdUnixMs: 7, walSequenceMax: 5))
+    #expect(try TraceDetailCodec.decode(message, path: path) == trees)
+    #expect(dir.loadDetail(trees[1234].traceID) == trees[1234].spans)
 }

@@ -38,3 +38,28 @@ func roundTrips(format: Zlib.Format) throws {
 @Test func crc32MatchesTheIEEECheckValue() {
     #expect(Zlib.crc32(Array("123456789".utf8)) == 0xCBF4_3926)
 }
+
+/// A segment is deflated as its pieces are written (Deflater): tiny pieces are staged,
+/// pieces larger than the staging buffer are deflated in place, and the staging buffer
+/// fills and drains many times. The stream must inflate to exactly the concatenation.
+@Test func aStreamWrittenInPiecesInflatesToTheirConcatenation() throws {
+    var rng = SystemRandomNumberGenerator()
+    let sizes = [0, 1, 7, 300, 131_071, 131_072, 5, 400_000, 2, 90_000, 90_000, 1_000_003, 3]
+    var expected: [UInt8] = []
+    for format in [Zlib.Format.zlib, .gzip] {
+        let d = try Deflater(format: format, level: 2)
+        expected.removeAll()
+        for (n, size) in sizes.enumerated() {
+            // Half compressible text, half noise, so deflate's output is not trivial.
+            let piece = (0..<size).map { i in n % 2 == 0 ? UInt8(truncatingIfNeeded: i % 251) : UInt8.random(in: 0...255, using: &rng) }
+            expected += piece
+            try d.write(piece)
+        }
+        #expect(d.totalIn == expected.count)
+        let stream = try d.finish()
+        #expect(try Zlib.decompress(stream, format: format, limit: expected.count) == expected)
+    }
+    // The one-shot form is the same stream written at once.
+    let once = try Zlib.compress(expected, level: 2)
+    #expect(try Zlib.decompress(once, limit: expected.count) == expected)
+}
