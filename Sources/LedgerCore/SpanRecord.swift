@@ -9,29 +9,96 @@ public struct SpanRecord: Sendable, Hashable {
         case workflow = 3
     }
 
+    // Stored in declaration order, largest alignment first: 144 bytes a record (it was
+    // 152, with two boxes more per agent run), most of assembly's memory at full ingest.
     public var traceID: TraceID
     public var spanID: SpanID
     public var parentSpanID: SpanID
     public var name: String
     public var service: String
+    public var model: String
     public var startUnixNano: Int64
     public var endUnixNano: Int64
-    public var isError: Bool
-    public var category: Category
-    public var model: String
-    public var usage: TokenUsage
+    /// The one workflow or agent name a span carries, when it carries exactly one (a
+    /// workflow root, an agent span): inline, so those spans need no box. `inlineNameKind`
+    /// says which attribute it is; with two or more, all are in the box.
+    @usableFromInline var inlineName: String
     /// What few spans carry, out of line and nil for most: a buffered span is about 40%
     /// smaller, and a copy of it retains fewer references.
     @usableFromInline var rare: RareBox?
+    /// Token counts as 32-bit numbers: an LLM call's counts fit, and a count that does
+    /// not is kept whole in the box instead (`RareFields.wideUsage`).
+    @usableFromInline var narrowUsage: NarrowUsage
+    public var isError: Bool
+    public var category: Category
+    @usableFromInline var inlineNameKind: InlineNameKind
+
+    @usableFromInline enum InlineNameKind: UInt8, Sendable, Hashable {
+        case none, genAIWorkflow, traceloopWorkflow, agent
+    }
+
+    @usableFromInline struct NarrowUsage: Sendable, Hashable {
+        @usableFromInline var input, cacheRead, cacheWrite, output, reasoning: Int32
+        @usableFromInline static let zero = NarrowUsage(input: 0, cacheRead: 0, cacheWrite: 0, output: 0, reasoning: 0)
+
+        @usableFromInline init(input: Int32, cacheRead: Int32, cacheWrite: Int32, output: Int32, reasoning: Int32) {
+            (self.input, self.cacheRead, self.cacheWrite, self.output, self.reasoning) = (input, cacheRead, cacheWrite, output, reasoning)
+        }
+
+        /// Nil when a count does not fit in 32 bits.
+        @inlinable init?(_ u: TokenUsage) {
+            guard let i = Int32(exactly: u.input), let r = Int32(exactly: u.cacheRead), let w = Int32(exactly: u.cacheWrite),
+                  let o = Int32(exactly: u.output), let z = Int32(exactly: u.reasoning) else { return nil }
+            self.init(input: i, cacheRead: r, cacheWrite: w, output: o, reasoning: z)
+        }
+
+        @inlinable var wide: TokenUsage {
+            TokenUsage(input: Int64(input), cacheRead: Int64(cacheRead), cacheWrite: Int64(cacheWrite), output: Int64(output), reasoning: Int64(reasoning))
+        }
+    }
+
+    public var usage: TokenUsage {
+        @inlinable get { rare?.fields.wideUsage ?? narrowUsage.wide }
+        set {
+            if let narrow = NarrowUsage(newValue) {
+                narrowUsage = narrow
+                if rare?.fields.wideUsage != nil { updateRare { $0.wideUsage = nil } }
+            } else {
+                narrowUsage = .zero
+                updateRare { $0.wideUsage = newValue }
+            }
+        }
+    }
 
     /// Explicit cost from the span, in micro-dollars (wins over the price table).
     @inlinable public var explicitCostMicros: Int64? {
         get { rare?.fields.explicitCostMicros }
         set { if newValue != nil || rare != nil { updateRare { $0.explicitCostMicros = newValue } } }
     }
-    @inlinable public var workflowNames: WorkflowNames {
-        get { rare?.fields.workflowNames ?? WorkflowNames() }
-        set { if !newValue.isEmpty || rare != nil { updateRare { $0.workflowNames = newValue } } }
+    public var workflowNames: WorkflowNames {
+        @inlinable get {
+            switch inlineNameKind {
+            case .none: rare?.fields.workflowNames ?? WorkflowNames()
+            case .genAIWorkflow: WorkflowNames(genAIWorkflow: inlineName)
+            case .traceloopWorkflow: WorkflowNames(traceloopWorkflow: inlineName)
+            case .agent: WorkflowNames(agent: inlineName)
+            }
+        }
+        set {
+            let single: (InlineNameKind, String)? = switch (newValue.genAIWorkflow, newValue.traceloopWorkflow, newValue.agent) {
+            case (let n?, nil, nil): (.genAIWorkflow, n)
+            case (nil, let n?, nil): (.traceloopWorkflow, n)
+            case (nil, nil, let n?): (.agent, n)
+            default: nil
+            }
+            if let (kind, name) = single {
+                (inlineNameKind, inlineName) = (kind, name)
+                if rare.map({ !$0.fields.workflowNames.isEmpty }) ?? false { updateRare { $0.workflowNames = WorkflowNames() } }
+            } else {
+                (inlineNameKind, inlineName) = (.none, "")
+                if !newValue.isEmpty || rare != nil { updateRare { $0.workflowNames = newValue } }
+            }
+        }
     }
     @inlinable public var resendCount: Int64 {
         get { rare?.fields.resendCount ?? 0 }
@@ -54,9 +121,9 @@ public struct SpanRecord: Sendable, Hashable {
         set { if newValue != nil || rare != nil { updateRare { $0.taskID = newValue } } }
     }
 
-    /// False when none of the out-of-line attributes is set (most spans): readers can
+    /// False when none of the less common attributes is set (most spans): readers can
     /// skip them all at once.
-    @inlinable public var hasRareFields: Bool { rare != nil }
+    @inlinable public var hasRareFields: Bool { rare != nil || inlineNameKind != .none }
 
     @usableFromInline struct RareFields: Sendable, Hashable {
         @usableFromInline var explicitCostMicros: Int64?
@@ -65,15 +132,9 @@ public struct SpanRecord: Sendable, Hashable {
         @usableFromInline var verdict: Verdict?
         @usableFromInline var feedbackFor: [TraceID] = []
         @usableFromInline var taskID: String?
+        /// Token counts too large for `narrowUsage`.
+        @usableFromInline var wideUsage: TokenUsage?
         @usableFromInline init() {}
-
-        init(explicitCostMicros: Int64?, workflowNames: WorkflowNames, resendCount: Int64, verdict: Verdict?, taskID: String?) {
-            self.explicitCostMicros = explicitCostMicros
-            self.workflowNames = workflowNames
-            self.resendCount = resendCount
-            self.verdict = verdict
-            self.taskID = taskID
-        }
     }
 
     /// Copy on write: mutated only while uniquely referenced (`updateRare`), so sharing
@@ -94,6 +155,8 @@ public struct SpanRecord: Sendable, Hashable {
             rare = RareBox(rare!.fields)
         }
         change(&rare!.fields)
+        // Back to none when the last one is cleared: a record equals one that never had them.
+        if rare!.fields == RareFields() { rare = nil }
     }
 
     public init(
@@ -112,12 +175,19 @@ public struct SpanRecord: Sendable, Hashable {
         self.isError = isError
         self.category = category
         self.model = model
+        self.inlineName = ""
+        self.inlineNameKind = .none
+        self.narrowUsage = .zero
+        self.rare = nil
         self.usage = usage
-        if explicitCostMicros == nil && workflowNames.isEmpty && resendCount == 0 && verdict == nil && taskID == nil {
-            self.rare = nil
-        } else {
-            self.rare = RareBox(RareFields(explicitCostMicros: explicitCostMicros, workflowNames: workflowNames, resendCount: resendCount,
-                                           verdict: verdict, taskID: taskID))
+        self.workflowNames = workflowNames
+        if explicitCostMicros != nil || resendCount != 0 || verdict != nil || taskID != nil {
+            updateRare {
+                $0.explicitCostMicros = explicitCostMicros
+                $0.resendCount = resendCount
+                $0.verdict = verdict
+                $0.taskID = taskID
+            }
         }
     }
 
@@ -125,7 +195,7 @@ public struct SpanRecord: Sendable, Hashable {
     @inlinable public var durationNano: Int64 { max(0, endUnixNano - startUnixNano) }
 
     /// Approximate memory a buffered span holds, for the assembly byte limit.
-    @inlinable public var approximateBytes: Int { 160 + name.utf8.count + model.utf8.count + (rare?.fields.workflowNames.approximateBytes ?? 0) }
+    @inlinable public var approximateBytes: Int { 160 + name.utf8.count + model.utf8.count + workflowNames.approximateBytes }
 }
 
 /// The three workflow-naming attributes a span may carry, kept apart so the attributor

@@ -355,6 +355,44 @@ let window = RollupQuery(fromUnixNano: minute0 - 3_600_000_000_000, toUnixNano: 
     #expect(b.explicitCostMicros == nil && b.resendCount == 0 && c.explicitCostMicros == 7 && c.resendCount == 2)
 }
 
+/// A buffered span keeps token counts in 32 bits and one workflow or agent name inline
+/// (SpanRecord.swift): counts that do not fit, and spans with several names, must keep
+/// every value, compare equal however they were set, and survive the log's codec.
+@Test func aSpanRecordKeepsWideCountsAndSeveralNamesWhole() throws {
+    #expect(MemoryLayout<SpanRecord>.stride <= 144, "assembly holds hundreds of thousands of these")
+    let wide = TokenUsage(input: 5_000_000_000, cacheRead: 3, cacheWrite: 0, output: Int64(Int32.max) + 1, reasoning: -7)
+    var a = SpanRecord(traceID: TraceID(high: 1, low: 2), spanID: SpanID(3), name: "chat", startUnixNano: 0, endUnixNano: 1, category: .llm,
+                       model: "m", usage: wide)
+    #expect(a.usage == wide && a.hasRareFields)
+    var narrow = a
+    narrow.usage = TokenUsage(input: 10, output: 2)
+    #expect(narrow.usage == TokenUsage(input: 10, output: 2) && a.usage == wide, "a copy's counts are its own")
+    let fresh = SpanRecord(traceID: TraceID(high: 1, low: 2), spanID: SpanID(3), name: "chat", startUnixNano: 0, endUnixNano: 1,
+                           category: .llm, model: "m", usage: TokenUsage(input: 10, output: 2))
+    #expect(narrow == fresh && narrow.hashValue == fresh.hashValue && !narrow.hasRareFields, "counts set after construction compare by value")
+    #expect(narrow.usage.input == 10 && narrow.usage.total == 12)
+
+    let one = WorkflowNames(agent: "planner")
+    let several = WorkflowNames(genAIWorkflow: "support", traceloopWorkflow: nil, agent: "planner")
+    a.workflowNames = one
+    #expect(a.workflowNames == one && a.workflowNames.first == "planner")
+    a.workflowNames = several
+    #expect(a.workflowNames == several && a.workflowNames.first == "support")
+    a.workflowNames = WorkflowNames(traceloopWorkflow: "billing")
+    #expect(a.workflowNames == WorkflowNames(traceloopWorkflow: "billing"))
+    let viaInit = SpanRecord(traceID: TraceID(high: 1, low: 2), spanID: SpanID(3), name: "chat", startUnixNano: 0, endUnixNano: 1,
+                             category: .llm, model: "m", usage: wide, workflowNames: WorkflowNames(traceloopWorkflow: "billing"))
+    #expect(a == viaInit && a.hashValue == viaInit.hashValue)
+    let rootOnly = SpanRecord(traceID: TraceID(high: 4, low: 4), spanID: SpanID(1), name: "run", startUnixNano: 0, endUnixNano: 9,
+                              workflowNames: WorkflowNames(genAIWorkflow: "support"))
+    #expect(rootOnly.hasRareFields && rootOnly.verdict == nil && rootOnly.taskID == nil)
+
+    let spans = [a, narrow, rootOnly, viaInit,
+                 SpanRecord(traceID: TraceID(high: 5, low: 5), spanID: SpanID(2), name: "agent", startUnixNano: 1, endUnixNano: 2, workflowNames: several,
+                            taskID: "T-9")]
+    #expect(try SpanBatchCodec.decode(SpanBatchCodec.encode(spans)[...]) == spans)
+}
+
 // Eviction keeps memory bounded: the oldest whole chunks leave once flushed, never the
 // chunk being filled, never an entry changed since the last flush took the changes.
 @Test func runIndexEvictsOldestFlushedChunksOnly() {
