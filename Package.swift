@@ -95,7 +95,7 @@ let package = Package(
         .executableTarget(name: "SpanLedgerCLI", dependencies: [
             "LedgerCore", "TraceAssembly", "OTLPReceiver", "QueryAPI", "LedgerPipeline", "LedgerStore", "Attribution", "Rollups",
             "OTLPDecoding", "OTLPFixtures", "HTTPServing", "LoadGenerator", "WriteAheadLog", "OTLPGRPCReceiver", "DurableFiles",
-            "Alerting", "AlertDetection", "OutcomeRegistry", "PrometheusExport",
+            "Alerting", "AlertDetection", "OutcomeRegistry", "PrometheusExport", "CDecodeSupport",
             .product(name: "Prometheus", package: "swift-prometheus"),
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),

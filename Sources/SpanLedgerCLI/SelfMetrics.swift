@@ -1,10 +1,15 @@
 import Alerting
+import CDecodeSupport
 import LedgerPipeline
 import OTLPGRPCReceiver
 import OTLPReceiver
 import Prometheus
 import PrometheusExport
+import LoadGenerator
 import Synchronization
+#if canImport(Glibc)
+import Glibc
+#endif
 import WriteAheadLog
 
 /// `/metrics`: the daemon's own health, alert counters, the ledger counters and the
@@ -90,6 +95,20 @@ final class SelfMetrics: Sendable {
         metric("spanledger_wal_append_failures_total", "counter", "Records whose append failed (answered 503).", w.appendFailures)
         metric("spanledger_wal_disk_full_total", "counter", "Records refused because the disk was full.", w.diskFullFailures)
         metric("spanledger_wal_segment_bytes", "gauge", "Size of the current log segment.", w.segmentBytes)
+        let pid = getpid()
+        if let rss = ProcessMetrics.currentRSS(pid: pid) {
+            metric("spanledger_process_resident_bytes", "gauge", "Resident memory of the daemon (VmRSS).", Int64(rss))
+        }
+        if let peak = ProcessMetrics.peakRSS(pid: pid) {
+            metric("spanledger_process_peak_resident_bytes", "gauge", "Highest resident memory of the daemon since start (VmHWM).", Int64(peak))
+        }
+        let heap = sl_heap_read()
+        if heap.available != 0 {
+            metric("spanledger_heap_in_use_bytes", "gauge", "Bytes of live allocations, as malloc counts them (resident memory less code, stacks and free heap).",
+                   Int64(heap.in_use))
+            metric("spanledger_heap_free_bytes", "gauge", "Bytes free inside malloc's arenas and not yet returned to the system (fragmentation and the trim threshold).",
+                   Int64(heap.free))
+        }
         for m in await alerts.metricSamples() { metric(m.name, m.type, m.help, m.value) }
         // Applies the ledger activity reported since the last scrape, then emits everything.
         return ledgerMetrics.render()
