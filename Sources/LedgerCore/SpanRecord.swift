@@ -9,20 +9,20 @@ public struct SpanRecord: Sendable, Hashable {
         case workflow = 3
     }
 
-    // Stored in declaration order, largest alignment first: 144 bytes a record (it was
+    // Stored in declaration order, largest alignment first: 128 bytes a record (it was
     // 152, with two boxes more per agent run), most of assembly's memory at full ingest.
     public var traceID: TraceID
     public var spanID: SpanID
     public var parentSpanID: SpanID
     public var name: String
     public var service: String
-    public var model: String
     public var startUnixNano: Int64
     public var endUnixNano: Int64
-    /// The one workflow or agent name a span carries, when it carries exactly one (a
-    /// workflow root, an agent span): inline, so those spans need no box. `inlineNameKind`
-    /// says which attribute it is; with two or more, all are in the box.
-    @usableFromInline var inlineName: String
+    /// The span's model when it has one (LLM calls), else the one workflow or agent name
+    /// it carries when it carries exactly one (a workflow root, an agent span), as
+    /// `detailKind` says: one slot for what a span rarely has both of, and no box for the
+    /// name. Any other names are in the box (`store(model:names:)` keeps this canonical).
+    @usableFromInline var detail: String
     /// What few spans carry, out of line and nil for most: a buffered span is about 40%
     /// smaller, and a copy of it retains fewer references.
     @usableFromInline var rare: RareBox?
@@ -31,10 +31,15 @@ public struct SpanRecord: Sendable, Hashable {
     @usableFromInline var narrowUsage: NarrowUsage
     public var isError: Bool
     public var category: Category
-    @usableFromInline var inlineNameKind: InlineNameKind
+    @usableFromInline var detailKind: DetailKind
 
-    @usableFromInline enum InlineNameKind: UInt8, Sendable, Hashable {
-        case none, genAIWorkflow, traceloopWorkflow, agent
+    @usableFromInline enum DetailKind: UInt8, Sendable, Hashable {
+        case none, model, genAIWorkflow, traceloopWorkflow, agent
+    }
+
+    public var model: String {
+        @inlinable get { detailKind == .model ? detail : "" }
+        set { store(model: newValue, names: workflowNames) }
     }
 
     @usableFromInline struct NarrowUsage: Sendable, Hashable {
@@ -62,7 +67,7 @@ public struct SpanRecord: Sendable, Hashable {
         set {
             if let narrow = NarrowUsage(newValue) {
                 narrowUsage = narrow
-                if rare?.fields.wideUsage != nil { updateRare { $0.wideUsage = nil } }
+                if rare?.fields.wideCounts != nil { updateRare { $0.wideUsage = nil } }
             } else {
                 narrowUsage = .zero
                 updateRare { $0.wideUsage = newValue }
@@ -77,28 +82,33 @@ public struct SpanRecord: Sendable, Hashable {
     }
     public var workflowNames: WorkflowNames {
         @inlinable get {
-            switch inlineNameKind {
-            case .none: rare?.fields.workflowNames ?? WorkflowNames()
-            case .genAIWorkflow: WorkflowNames(genAIWorkflow: inlineName)
-            case .traceloopWorkflow: WorkflowNames(traceloopWorkflow: inlineName)
-            case .agent: WorkflowNames(agent: inlineName)
+            switch detailKind {
+            case .none, .model: rare?.fields.workflowNames ?? WorkflowNames()
+            case .genAIWorkflow: WorkflowNames(genAIWorkflow: detail)
+            case .traceloopWorkflow: WorkflowNames(traceloopWorkflow: detail)
+            case .agent: WorkflowNames(agent: detail)
             }
         }
-        set {
-            let single: (InlineNameKind, String)? = switch (newValue.genAIWorkflow, newValue.traceloopWorkflow, newValue.agent) {
-            case (let n?, nil, nil): (.genAIWorkflow, n)
-            case (nil, let n?, nil): (.traceloopWorkflow, n)
-            case (nil, nil, let n?): (.agent, n)
-            default: nil
+        set { store(model: model, names: newValue) }
+    }
+
+    /// Places the model and the names: the model inline when there is one, else a single
+    /// name inline, and the names not inline in the box. One place for each combination,
+    /// so equal records are stored alike however they were built.
+    @usableFromInline mutating func store(model: String, names: WorkflowNames) {
+        var boxed = names
+        if !model.isEmpty {
+            (detailKind, detail) = (.model, model)
+        } else {
+            switch (names.genAIWorkflow, names.traceloopWorkflow, names.agent) {
+            case (let n?, nil, nil): (detailKind, detail) = (.genAIWorkflow, n)
+            case (nil, let n?, nil): (detailKind, detail) = (.traceloopWorkflow, n)
+            case (nil, nil, let n?): (detailKind, detail) = (.agent, n)
+            default: (detailKind, detail) = (.none, "")
             }
-            if let (kind, name) = single {
-                (inlineNameKind, inlineName) = (kind, name)
-                if rare.map({ !$0.fields.workflowNames.isEmpty }) ?? false { updateRare { $0.workflowNames = WorkflowNames() } }
-            } else {
-                (inlineNameKind, inlineName) = (.none, "")
-                if !newValue.isEmpty || rare != nil { updateRare { $0.workflowNames = newValue } }
-            }
+            if detailKind != .none { boxed = WorkflowNames() }
         }
+        if (rare?.fields.workflowNames ?? WorkflowNames()) != boxed { updateRare { $0.workflowNames = boxed } }
     }
     @inlinable public var resendCount: Int64 {
         get { rare?.fields.resendCount ?? 0 }
@@ -123,7 +133,7 @@ public struct SpanRecord: Sendable, Hashable {
 
     /// False when none of the less common attributes is set (most spans): readers can
     /// skip them all at once.
-    @inlinable public var hasRareFields: Bool { rare != nil || inlineNameKind != .none }
+    @inlinable public var hasRareFields: Bool { rare != nil || detailKind.rawValue > DetailKind.model.rawValue }
 
     @usableFromInline struct RareFields: Sendable, Hashable {
         @usableFromInline var explicitCostMicros: Int64?
@@ -132,8 +142,13 @@ public struct SpanRecord: Sendable, Hashable {
         @usableFromInline var verdict: Verdict?
         @usableFromInline var feedbackFor: [TraceID] = []
         @usableFromInline var taskID: String?
-        /// Token counts too large for `narrowUsage`.
-        @usableFromInline var wideUsage: TokenUsage?
+        /// Token counts too large for `narrowUsage`, as an array: 8 bytes in every box
+        /// rather than the 41 of an optional `TokenUsage`, for what almost none has.
+        @usableFromInline var wideCounts: [Int64]?
+        @inlinable var wideUsage: TokenUsage? {
+            get { wideCounts.map { TokenUsage(input: $0[0], cacheRead: $0[1], cacheWrite: $0[2], output: $0[3], reasoning: $0[4]) } }
+            set { wideCounts = newValue.map { [$0.input, $0.cacheRead, $0.cacheWrite, $0.output, $0.reasoning] } }
+        }
         @usableFromInline init() {}
     }
 
@@ -174,13 +189,12 @@ public struct SpanRecord: Sendable, Hashable {
         self.endUnixNano = endUnixNano
         self.isError = isError
         self.category = category
-        self.model = model
-        self.inlineName = ""
-        self.inlineNameKind = .none
+        self.detail = ""
+        self.detailKind = .none
         self.narrowUsage = .zero
         self.rare = nil
         self.usage = usage
-        self.workflowNames = workflowNames
+        store(model: model, names: workflowNames)
         if explicitCostMicros != nil || resendCount != 0 || verdict != nil || taskID != nil {
             updateRare {
                 $0.explicitCostMicros = explicitCostMicros

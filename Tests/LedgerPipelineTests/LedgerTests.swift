@@ -359,7 +359,7 @@ let window = RollupQuery(fromUnixNano: minute0 - 3_600_000_000_000, toUnixNano: 
 /// (SpanRecord.swift): counts that do not fit, and spans with several names, must keep
 /// every value, compare equal however they were set, and survive the log's codec.
 @Test func aSpanRecordKeepsWideCountsAndSeveralNamesWhole() throws {
-    #expect(MemoryLayout<SpanRecord>.stride <= 144, "assembly holds hundreds of thousands of these")
+    #expect(MemoryLayout<SpanRecord>.stride <= 128, "assembly holds hundreds of thousands of these")
     let wide = TokenUsage(input: 5_000_000_000, cacheRead: 3, cacheWrite: 0, output: Int64(Int32.max) + 1, reasoning: -7)
     var a = SpanRecord(traceID: TraceID(high: 1, low: 2), spanID: SpanID(3), name: "chat", startUnixNano: 0, endUnixNano: 1, category: .llm,
                        model: "m", usage: wide)
@@ -387,7 +387,22 @@ let window = RollupQuery(fromUnixNano: minute0 - 3_600_000_000_000, toUnixNano: 
                               workflowNames: WorkflowNames(genAIWorkflow: "support"))
     #expect(rootOnly.hasRareFields && rootOnly.verdict == nil && rootOnly.taskID == nil)
 
-    let spans = [a, narrow, rootOnly, viaInit,
+    // A model and a name: the model takes the inline slot, the name the box; without the
+    // model the name moves inline, and the record equals one built with the name alone.
+    var agentCall = SpanRecord(traceID: TraceID(high: 6, low: 6), spanID: SpanID(2), name: "invoke_agent", startUnixNano: 0, endUnixNano: 1,
+                               model: "gpt-4o", workflowNames: one)
+    #expect(agentCall.model == "gpt-4o" && agentCall.workflowNames == one)
+    agentCall.model = ""
+    let nameOnly = SpanRecord(traceID: TraceID(high: 6, low: 6), spanID: SpanID(2), name: "invoke_agent", startUnixNano: 0, endUnixNano: 1,
+                              workflowNames: one)
+    #expect(agentCall == nameOnly && agentCall.hashValue == nameOnly.hashValue && agentCall.model.isEmpty)
+    agentCall.model = "gpt-4o"
+    agentCall.workflowNames = WorkflowNames()
+    #expect(agentCall.model == "gpt-4o" && agentCall.workflowNames.isEmpty && !agentCall.hasRareFields)
+
+    let spans = [a, narrow, rootOnly, viaInit, nameOnly,
+                 SpanRecord(traceID: TraceID(high: 6, low: 7), spanID: SpanID(3), name: "both", startUnixNano: 0, endUnixNano: 1, model: "m2",
+                            workflowNames: several),
                  SpanRecord(traceID: TraceID(high: 5, low: 5), spanID: SpanID(2), name: "agent", startUnixNano: 1, endUnixNano: 2, workflowNames: several,
                             taskID: "T-9")]
     #expect(try SpanBatchCodec.decode(SpanBatchCodec.encode(spans)[...]) == spans)
