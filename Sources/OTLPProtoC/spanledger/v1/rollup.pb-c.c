@@ -1558,7 +1558,7 @@ const ProtobufCMessageDescriptor spanledger__v1__trace_span__descriptor =
   (ProtobufCMessageInit) spanledger__v1__trace_span__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor spanledger__v1__trace_detail__field_descriptors[2] =
+static const ProtobufCFieldDescriptor spanledger__v1__trace_detail__field_descriptors[3] =
 {
   {
     "trace_id",
@@ -1584,15 +1584,28 @@ static const ProtobufCFieldDescriptor spanledger__v1__trace_detail__field_descri
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "strings",
+    3,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_STRING,
+    offsetof(Spanledger__V1__TraceDetail, n_strings),
+    offsetof(Spanledger__V1__TraceDetail, strings),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned spanledger__v1__trace_detail__field_indices_by_name[] = {
   1,   /* field[1] = spans */
+  2,   /* field[2] = strings */
   0,   /* field[0] = trace_id */
 };
 static const ProtobufCIntRange spanledger__v1__trace_detail__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 2 }
+  { 0, 3 }
 };
 const ProtobufCMessageDescriptor spanledger__v1__trace_detail__descriptor =
 {
@@ -1602,14 +1615,14 @@ const ProtobufCMessageDescriptor spanledger__v1__trace_detail__descriptor =
   "Spanledger__V1__TraceDetail",
   "spanledger.v1",
   sizeof(Spanledger__V1__TraceDetail),
-  2,
+  3,
   spanledger__v1__trace_detail__field_descriptors,
   spanledger__v1__trace_detail__field_indices_by_name,
   1,  spanledger__v1__trace_detail__number_ranges,
   (ProtobufCMessageInit) spanledger__v1__trace_detail__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor spanledger__v1__trace_detail_segment__field_descriptors[4] =
+static const ProtobufCFieldDescriptor spanledger__v1__trace_detail_segment__field_descriptors[5] =
 {
   {
     "format_version",
@@ -1659,17 +1672,30 @@ static const ProtobufCFieldDescriptor spanledger__v1__trace_detail_segment__fiel
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "wal_sequence_max",
+    5,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Spanledger__V1__TraceDetailSegment, wal_sequence_max),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned spanledger__v1__trace_detail_segment__field_indices_by_name[] = {
   1,   /* field[1] = created_unix_ms */
   0,   /* field[0] = format_version */
   2,   /* field[2] = strings */
   3,   /* field[3] = traces */
+  4,   /* field[4] = wal_sequence_max */
 };
 static const ProtobufCIntRange spanledger__v1__trace_detail_segment__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 4 }
+  { 0, 5 }
 };
 const ProtobufCMessageDescriptor spanledger__v1__trace_detail_segment__descriptor =
 {
@@ -1679,7 +1705,7 @@ const ProtobufCMessageDescriptor spanledger__v1__trace_detail_segment__descripto
   "Spanledger__V1__TraceDetailSegment",
   "spanledger.v1",
   sizeof(Spanledger__V1__TraceDetailSegment),
-  4,
+  5,
   spanledger__v1__trace_detail_segment__field_descriptors,
   spanledger__v1__trace_detail_segment__field_indices_by_name,
   1,  spanledger__v1__trace_detail_segment__number_ranges,

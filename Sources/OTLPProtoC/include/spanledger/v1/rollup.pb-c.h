@@ -270,7 +270,7 @@ struct  Spanledger__V1__TraceSpan
   ProtobufCBinaryData span_id;
   ProtobufCBinaryData parent_span_id;
   /*
-   * string table index
+   * string table index (the trace's own table, else the segment's)
    */
   uint32_t name;
   /*
@@ -312,10 +312,17 @@ struct  Spanledger__V1__TraceDetail
   ProtobufCBinaryData trace_id;
   size_t n_spans;
   Spanledger__V1__TraceSpan **spans;
+  /*
+   * The trace's own string table from index 1 (index 0 is ""): every tree is packed on
+   * its own when its run is released and copied into the segment as it is. Segments
+   * written before (no strings here) index the segment's table instead.
+   */
+  size_t n_strings;
+  char **strings;
 };
 #define SPANLEDGER__V1__TRACE_DETAIL__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&spanledger__v1__trace_detail__descriptor) \
-    , {0,NULL}, 0,NULL }
+    , {0,NULL}, 0,NULL, 0,NULL }
 
 
 struct  Spanledger__V1__TraceDetailSegment
@@ -323,14 +330,21 @@ struct  Spanledger__V1__TraceDetailSegment
   ProtobufCMessage base;
   uint32_t format_version;
   int64_t created_unix_ms;
+  /*
+   * only in segments written before trees carried their own
+   */
   size_t n_strings;
   char **strings;
   size_t n_traces;
   Spanledger__V1__TraceDetail **traces;
+  /*
+   * highest write-ahead-log record consumed before this flush
+   */
+  uint64_t wal_sequence_max;
 };
 #define SPANLEDGER__V1__TRACE_DETAIL_SEGMENT__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&spanledger__v1__trace_detail_segment__descriptor) \
-    , 0, 0, 0,NULL, 0,NULL }
+    , 0, 0, 0,NULL, 0,NULL, 0 }
 
 
 /* Spanledger__V1__LatencySketch methods */
