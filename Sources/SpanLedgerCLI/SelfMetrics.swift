@@ -1,5 +1,6 @@
 import Alerting
 import CDecodeSupport
+import LedgerCore
 import LedgerPipeline
 import OTLPGRPCReceiver
 import OTLPReceiver
@@ -20,6 +21,21 @@ final class SelfMetrics: Sendable {
     let ledgerMetrics: LedgerPrometheus
     var registry: PrometheusCollectorRegistry { ledgerMetrics.registry }
     private let last = Mutex<[String: Int64]>([:])
+    /// mallinfo2 walks every free chunk with each arena locked, stalling allocation on
+    /// every thread meanwhile: read at most once a second, however often /metrics is
+    /// scraped (the benchmark polls it every 10 ms while runs roll up).
+    private let heap = Mutex<(readAt: UInt64, stats: sl_heap_stats)?>(nil)
+    static let heapReadInterval: UInt64 = 1_000_000_000
+
+    func heapStats() -> sl_heap_stats {
+        heap.withLock { cached in
+            let now = WallClock.monotonicNano()
+            if let c = cached, now - c.readAt < Self.heapReadInterval { return c.stats }
+            let stats = sl_heap_read()
+            cached = (now, stats)
+            return stats
+        }
+    }
 
     init(ledgerMetrics: LedgerPrometheus) {
         self.ledgerMetrics = ledgerMetrics
@@ -102,7 +118,7 @@ final class SelfMetrics: Sendable {
         if let peak = ProcessMetrics.peakRSS(pid: pid) {
             metric("spanledger_process_peak_resident_bytes", "gauge", "Highest resident memory of the daemon since start (VmHWM).", Int64(peak))
         }
-        let heap = sl_heap_read()
+        let heap = heapStats()
         if heap.available != 0 {
             metric("spanledger_heap_in_use_bytes", "gauge", "Bytes of live allocations, as malloc counts them (resident memory less code, stacks and free heap).",
                    Int64(heap.in_use))
