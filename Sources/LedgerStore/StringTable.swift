@@ -1,12 +1,14 @@
-/// A segment's string table: workflow, model, service and span names stored once and
-/// referenced by index (index 0 is always "").
+/// A segment's string table (index and rollup segments): workflow, model, service, agent
+/// and reviewer names and task IDs stored once and referenced by index (index 0 is "").
+/// Run trees carry their own names per run instead (`RunNames`, TraceDetail.swift).
 struct StringTableBuilder {
     private(set) var strings: [String] = [""]
     /// Non-empty strings only: "" is index 0 without a lookup.
     private var indexes: [String: UInt32] = [:]
-    /// The names of a flush's spans are a few strings shared by every span (the decoder
-    /// interns them): a direct-mapped cache keyed by the String's own bits (its storage
-    /// reference, or the bytes of a small string) finds most without hashing the text.
+    /// The names of a flush's entries and keys are a few strings shared by most of them
+    /// (the decoder interns them): a direct-mapped cache keyed by the String's own bits
+    /// (its storage reference, or the bytes of a small string) finds most without hashing
+    /// the text.
     /// A slot holds its string, so the storage its bits point to stays alive and cannot
     /// be reused by another string; equal strings with other bits just miss.
     private var recent = [(bits: StringBits, index: UInt32, string: String)](repeating: (StringBits(""), 0, ""), count: 64)

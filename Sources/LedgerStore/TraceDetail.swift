@@ -133,39 +133,27 @@ public enum TraceDetailCodec {
     public static func encode(_ trees: [PackedTree], createdUnixMs: Int64, walSequenceMax: UInt64 = 0) -> [UInt8] {
         var out: [UInt8] = []
         out.reserveCapacity(trees.reduce(32) { $0 + $1.bytes.count + 4 })
-        write(trees, createdUnixMs: createdUnixMs, walSequenceMax: walSequenceMax) { out.append(contentsOf: $0) }
+        write(trees, createdUnixMs: createdUnixMs, walSequenceMax: walSequenceMax) { out += $0 }
         return out
     }
 
     /// The segment in pieces, to `sink` (a deflater): the header, then each tree's field
     /// header and its packed bytes as they are.
     public static func write<E: Error>(_ trees: [PackedTree], createdUnixMs: Int64, walSequenceMax: UInt64,
-                                       to sink: (UnsafeRawBufferPointer) throws(E) -> Void) throws(E) {
+                                       to sink: ([UInt8]) throws(E) -> Void) throws(E) {
         // Header fields first: replay reads field 5 without walking the traces.
-        var header = ProtoWriter(capacity: 32)
-        header.uint(1, 1)
-        header.int(2, createdUnixMs)
-        header.uint(5, walSequenceMax)
-        try withBytes(header.bytes, sink)
-        var prefix: [UInt8] = []
-        prefix.reserveCapacity(8)
+        var piece = ProtoWriter(capacity: 32)
+        piece.uint(1, 1)
+        piece.int(2, createdUnixMs)
+        piece.uint(5, walSequenceMax)
+        try sink(piece.bytes)
         for t in trees {
-            prefix.removeAll(keepingCapacity: true)
-            prefix.append(4 << 3 | 2)
-            var n = UInt64(t.bytes.count)
-            while n >= 0x80 {
-                prefix.append(UInt8(truncatingIfNeeded: n) | 0x80)
-                n >>= 7
-            }
-            prefix.append(UInt8(n))
-            try withBytes(prefix, sink)
-            try withBytes(t.bytes, sink)
+            piece.removeAll()
+            piece.tag(4, 2)
+            piece.varint(UInt64(t.bytes.count))
+            try sink(piece.bytes)
+            try sink(t.bytes)
         }
-    }
-
-    private static func withBytes<E: Error>(_ bytes: [UInt8], _ sink: (UnsafeRawBufferPointer) throws(E) -> Void) throws(E) {
-        let r = bytes.withUnsafeBytes { raw in Result { () throws(E) in try sink(raw) } }
-        try r.get()
     }
 
     /// One run's TraceDetail message, its names in its own table (field 3, index 1 on).

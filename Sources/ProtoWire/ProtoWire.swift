@@ -8,6 +8,9 @@ public struct ProtoWriter: Sendable {
         bytes.reserveCapacity(capacity)
     }
 
+    /// Empties the writer, keeping its buffer (one writer reused for many small pieces).
+    public mutating func removeAll() { bytes.removeAll(keepingCapacity: true) }
+
     public mutating func varint(_ value: UInt64) {
         var v = value
         while v >= 0x80 {
