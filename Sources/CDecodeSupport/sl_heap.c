@@ -13,3 +13,10 @@ sl_heap_stats sl_heap_read(void) {
   return s;
 }
 #endif
+
+#if defined(__GLIBC__)
+#include <malloc.h>
+int sl_heap_trim(void) { return malloc_trim(0); }
+#else
+int sl_heap_trim(void) { return 0; }
+#endif

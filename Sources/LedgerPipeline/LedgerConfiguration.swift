@@ -11,9 +11,11 @@ public struct LedgerConfiguration: Sendable {
     /// How often unflushed rollups are written (`--flush-interval`, default 5 s).
     public var flushIntervalNano: UInt64 = 5_000_000_000
     /// A flush is also started, before the interval is up, once this many spans of
-    /// released runs wait for one (default 500,000: about 70 MB of run trees; under full
-    /// ingest the interval alone let them reach hundreds of MB).
-    public var maxUnflushedSpans: Int = 500_000
+    /// released runs wait for one (default 200,000: about 14 MB of packed run trees, and
+    /// as much again while they are written; under full ingest the interval alone let them
+    /// reach hundreds of MB, and at 500,000 the trees and the index entries waiting for a
+    /// flush took peak RSS at the default limits from about 270 to 300 MB).
+    public var maxUnflushedSpans: Int = 200_000
     /// How often due traces are released (fixed, 100 ms).
     public var tickIntervalNano: UInt64 = 100_000_000
     /// Ingest waits while the oldest due trace has waited longer than this for release

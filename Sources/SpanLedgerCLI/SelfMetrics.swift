@@ -55,7 +55,7 @@ final class SelfMetrics: Sendable {
         }
     }
 
-    func render(ledger: Ledger, receiver: ReceiverCounters, grpc: GRPCCounters, wal: WriteAheadLog, alerts: AlertEngine) async -> String {
+    func render(ledger: Ledger, receiver: ReceiverCounters, grpc: GRPCCounters, wal: WriteAheadLog, alerts: AlertEngine, trimmer: HeapTrimmer) async -> String {
         let s = await ledger.currentStats()
         let r = receiver.snapshot
         func metric(_ name: String, _ type: String, _ help: String, _ value: Int64) { record(name, type, help, value) }
@@ -124,6 +124,9 @@ final class SelfMetrics: Sendable {
                    Int64(heap.in_use))
             metric("spanledger_heap_free_bytes", "gauge", "Bytes free inside malloc's arenas and not yet returned to the system (fragmentation and the trim threshold).",
                    Int64(heap.free))
+            let t = trimmer.snapshot
+            metric("spanledger_heap_trims_total", "counter", "Times free heap was given back to the system because resident memory ran well past live data.", t.trims)
+            metric("spanledger_heap_trimmed_bytes_total", "counter", "Resident bytes given back by those trims.", t.releasedBytes)
         }
         for m in await alerts.metricSamples() { metric(m.name, m.type, m.help, m.value) }
         // Applies the ledger activity reported since the last scrape, then emits everything.

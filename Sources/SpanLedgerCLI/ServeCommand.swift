@@ -36,7 +36,7 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(name: .customLong("max-spans-per-trace"), help: "Spans held for one trace before it is released as it stands (default 10000).") var maxSpansPerTrace: Int?
     @Option(name: .customLong("max-trace-bytes"), help: "Bytes held for one trace before it is released as it stands (default 16777216).") var maxTraceBytes: Int?
     @Option(name: .customLong("flush-interval"), help: "How often rollups are written to disk (default 5s).") var flushInterval: String?
-    @Option(name: .customLong("max-unflushed-spans"), help: "Spans of released runs that start a flush before the interval is up (default 500000).")
+    @Option(name: .customLong("max-unflushed-spans"), help: "Spans of released runs that start a flush before the interval is up (default 200000).")
     var maxUnflushedSpans: Int?
     @Option(name: .customLong("max-release-lag"), help: "Ingest waits (up to 1 s a batch) while the oldest due trace has waited longer than this for release (default 500ms; 0s = never).")
     var maxReleaseLag: String?
@@ -61,6 +61,7 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(name: .customLong("correction-window"), help: "Verdicts for runs that started longer ago than this are refused (default 30d).") var correctionWindow: String?
     @Option(name: .customLong("max-held-verdicts"), help: "Verdicts held for runs not seen yet (default 1000000).") var maxHeldVerdicts: Int?
     @Option(name: .customLong("trace-retention"), help: "Run trees and index entries of runs older than this are removed at compaction; at least the correction window (default 30d).") var traceRetention: String?
+    @Option(name: .customLong("heap-trim-slack"), help: "Resident bytes past live heap (beyond the idle baseline) kept before free heap is given back to the system; 0 never trims (default 67108864).") var heapTrimSlack: Int?
     @Option(name: .customLong("max-indexed-runs"), help: "Runs whose index entry stays in memory; older ones are looked up on disk (default 100000).") var maxIndexedRuns: Int?
     @Option(help: "Alert rules file (YAML, Schemas/alerts.md): token spikes, budgets, acceptance, retries, unpriced models, and their hooks.") var alerts: String?
 
@@ -103,6 +104,7 @@ struct ServeCommand: AsyncParsableCommand {
         if let maxHeldVerdicts { s.maxHeldVerdicts = maxHeldVerdicts }
         if let maxIndexedRuns { s.maxIndexedRuns = maxIndexedRuns }
         if let traceRetention { s.traceRetention = traceRetention }
+        if let heapTrimSlack { s.heapTrimSlack = heapTrimSlack }
         return s
     }
 
@@ -121,6 +123,8 @@ struct ServeCommand: AsyncParsableCommand {
         let prometheus = LedgerPrometheus(maxLabelSets: s.maxMetricSeries)
         prometheus.bootstrapSwiftMetrics()
         let selfMetrics = SelfMetrics(ledgerMetrics: prometheus)
+        guard s.heapTrimSlack >= 0 else { throw ValidationError("heap trim slack must not be negative (0 never trims)") }
+        let trimmer = HeapTrimmer(slack: s.heapTrimSlack, logger: logger, heap: { selfMetrics.heapStats() })
 
         var ledgerConfig = LedgerConfiguration()
         ledgerConfig.dataDirectory = s.data
@@ -216,7 +220,8 @@ struct ServeCommand: AsyncParsableCommand {
                               onBound: { await listening.bound("otlp_http", $0) })
         let queryAPI = HTTPServer(name: "query API", configuration: apiConfig,
                                   handler: QueryHTTPHandler(ledger: ledger, registry: outcomeRegistry,
-                                                            metrics: { await selfMetrics.render(ledger: ledger, receiver: counters, grpc: grpcCounters, wal: wal, alerts: alertEngine) },
+                                                            metrics: { await selfMetrics.render(ledger: ledger, receiver: counters, grpc: grpcCounters, wal: wal, alerts: alertEngine,
+                                                                                                 trimmer: trimmer) },
                                                             alerts: { await alertEngine.reportJSON() }),
                                   logger: logger, onBound: { address in
                                       await listening.bound("api", address)
@@ -229,6 +234,7 @@ struct ServeCommand: AsyncParsableCommand {
                 .init(service: queryAPI),
                 .init(service: grpc),
                 .init(service: otlp),
+                .init(service: trimmer),
             ],
             gracefulShutdownSignals: [.sigterm, .sigint],
             cancellationSignals: [],

@@ -29,7 +29,7 @@ struct ServeSettings: Sendable, Equatable {
     /// `--flush-interval` / `flush_interval`: how often rollups are written to disk.
     var flushInterval = "5s"
     /// `--max-unflushed-spans` / `max_unflushed_spans`: spans of released runs that start a flush before the interval is up.
-    var maxUnflushedSpans = 500_000
+    var maxUnflushedSpans = 200_000
     /// `--max-release-lag` / `max_release_lag`: ingest waits while release lags more than this ("0s" = never).
     var maxReleaseLag = "500ms"
     /// `--prices` / `prices`: price file adding to / overriding the built-in table.
@@ -78,13 +78,16 @@ struct ServeSettings: Sendable, Equatable {
     var maxIndexedRuns = 100_000
     /// `--trace-retention` / `trace_retention`: run trees and index entries older than this are removed.
     var traceRetention = "30d"
+    /// `--heap-trim-slack` / `heap_trim_slack`: resident bytes past live heap (beyond the
+    /// idle baseline) kept before free heap is given back to the system; 0 never trims.
+    var heapTrimSlack = 64 << 20
 
     static let keys: Set<String> = ["data", "otlp_http", "otlp_grpc", "api", "trace_wait", "trace_max_age", "max_pending_traces", "max_pending_bytes",
                                     "flush_interval", "max_unflushed_spans", "max_indexed_runs", "trace_retention", "max_release_lag", "prices", "max_body_size", "idle_timeout", "log_level", "durability",
                                     "durability_interval", "max_inflight_bytes", "read_timeout", "max_attribute_depth", "max_span_attributes",
                                     "max_attribute_bytes", "max_spans_per_request", "max_spans_per_trace", "max_trace_bytes", "alerts",
                                     "correction_window", "max_held_verdicts", "registry", "max_metric_series",
-                                    "compact_hourly_after", "compact_daily_after", "retention", "compaction_interval"]
+                                    "compact_hourly_after", "compact_daily_after", "retention", "compaction_interval", "heap_trim_slack"]
 
     /// Applies the keys of a YAML config file. Unknown keys are an error (typos must not pass silently).
     mutating func apply(yamlFile path: String) throws {
@@ -146,6 +149,7 @@ struct ServeSettings: Sendable, Equatable {
         if let v = try int("max_held_verdicts") { maxHeldVerdicts = v }
         if let v = try int("max_indexed_runs") { maxIndexedRuns = v }
         if let v = try str("trace_retention") { traceRetention = v }
+        if let v = try int("heap_trim_slack") { heapTrimSlack = v }
     }
 
     static func duration(_ text: String, _ name: String) throws -> Int64 {

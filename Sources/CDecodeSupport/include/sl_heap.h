@@ -12,4 +12,6 @@ typedef struct {
 } sl_heap_stats;
 
 sl_heap_stats sl_heap_read(void);
+// Returns free heap pages to the system (glibc malloc_trim(0)): 1 if any were released.
+int sl_heap_trim(void);
 #endif

@@ -1,0 +1,80 @@
+import CDecodeSupport
+import LoadGenerator
+import Logging
+import ServiceLifecycle
+import Synchronization
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Gives free heap back to the kernel when the daemon holds much more memory than its live
+/// data needs.
+///
+/// glibc returns free memory on its own only from the top of the heap. Under sustained
+/// ingest, pending traces, packed run trees and index chunks are freed in a different
+/// order from the one they were allocated in. So after a flush the heap has 40-160 MB of
+/// free pages in its middle, and resident memory stays at its high-water mark while live
+/// data is half of it. `malloc_trim(0)` releases those interior pages (madvise), keeping
+/// the heap's layout.
+///
+/// Every second the trimmer compares resident memory with live heap. When the gap grows
+/// past what the daemon held idle (code, stacks) by more than `slack`, it trims. The slack
+/// keeps some free heap for reuse: every page given back is faulted in and zeroed again
+/// when it is reused, and that was a tenth of the daemon's CPU when glibc trimmed eagerly
+/// (`AllocatorTuning`). A slack of 0 turns trimming off.
+final class HeapTrimmer: Service, Sendable {
+    struct Counts: Sendable {
+        var trims: Int64 = 0
+        var releasedBytes: Int64 = 0
+    }
+
+    let slack: Int
+    let interval: Duration
+    let logger: Logger
+    private let heap: @Sendable () -> sl_heap_stats
+    private let counts = Mutex(Counts())
+    /// Resident memory not in the heap (code, stacks, thread caches), read at start.
+    private let baseline: Int
+
+    var snapshot: Counts { counts.withLock { $0 } }
+
+    /// `heap` reads malloc's figures (shared with /metrics, which caches them for a second).
+    init(slack: Int = 64 << 20, interval: Duration = .seconds(1), logger: Logger, heap: @escaping @Sendable () -> sl_heap_stats) {
+        self.slack = slack
+        self.interval = interval
+        self.logger = logger
+        self.heap = heap
+        let h = sl_heap_read()
+        let rss = ProcessMetrics.currentRSS(pid: getpid()) ?? 0
+        baseline = h.available != 0 ? max(0, rss - Int(h.in_use)) : 0
+    }
+
+    /// Resident memory above live heap and the idle baseline, when malloc reports its figures.
+    func excess() -> Int? {
+        let h = heap()
+        guard h.available != 0, let rss = ProcessMetrics.currentRSS(pid: getpid()) else { return nil }
+        return rss - Int(h.in_use) - baseline
+    }
+
+    /// Trims when the excess passes the slack; returns the resident bytes released.
+    @discardableResult
+    func trimIfWorthIt() -> Int {
+        guard slack > 0, let excess = excess(), excess > slack, let before = ProcessMetrics.currentRSS(pid: getpid()) else { return 0 }
+        _ = sl_heap_trim()
+        let after = ProcessMetrics.currentRSS(pid: getpid()) ?? before
+        let released = max(0, before - after)
+        counts.withLock {
+            $0.trims += 1
+            $0.releasedBytes += Int64(released)
+        }
+        logger.debug("heap trimmed", metadata: ["released_bytes": "\(released)", "excess_bytes": "\(excess)"])
+        return released
+    }
+
+    func run() async throws {
+        while !Task.isShuttingDownGracefully && !Task.isCancelled {
+            try? await Task.sleep(for: interval)
+            trimIfWorthIt()
+        }
+    }
+}
