@@ -39,6 +39,7 @@ extension Ledger {
             if directory.flushHoldsNoRuns(seq) { candidates.append(seq) }
         }
         let removed = directory.expireRunSegments(candidates.sorted())
+        stats.taskRunsExpired += Int64(tasks.prune(startedBefore: cutoff))
         guard !removed.isEmpty else { return }
         locator.remove(sequences: Set(removed))
         stats.runSegmentsExpired += Int64(removed.count)

@@ -90,8 +90,8 @@ extension Ledger {
     /// A run is rework when another run of its task started before it and was rejected or edited.
     func isRework(_ entry: TraceIndexEntry) -> Bool {
         guard !entry.taskID.isEmpty, let runs = tasks[entry.taskID] else { return false }
-        return runs.contains { id in
-            guard id != entry.traceID, let other = runEntry(id) else { return false }
+        return runs.contains { run in
+            guard run.traceID != entry.traceID, let other = runEntry(run.traceID) else { return false }
             return (other.startUnixNano, other.traceID.hex) < (entry.startUnixNano, entry.traceID.hex)
                 && (other.outcome == .rejected || other.outcome == .edited)
         }
@@ -99,21 +99,16 @@ extension Ledger {
 
     func noteTask(_ entry: TraceIndexEntry) {
         guard !entry.taskID.isEmpty else { return }
-        Self.addToTask(entry, in: &tasks)
+        tasks.add(entry)
         reevaluateTask(of: entry)
-    }
-
-    /// Lists the run under its task, once.
-    static func addToTask(_ entry: TraceIndexEntry, in tasks: inout [String: [TraceID]]) {
-        guard !entry.taskID.isEmpty, tasks[entry.taskID]?.contains(entry.traceID) != true else { return }
-        tasks[entry.taskID, default: []].append(entry.traceID)
     }
 
     /// After a run of a task is released or its outcome changes, the later runs of the
     /// task may become rework or stop being it: their records move accordingly.
     func reevaluateTask(of entry: TraceIndexEntry) {
         guard !entry.taskID.isEmpty, let runs = tasks[entry.taskID] else { return }
-        for id in runs where id != entry.traceID {
+        for run in runs where run.traceID != entry.traceID {
+            let id = run.traceID
             guard var other = runEntry(id), other.startUnixNano >= entry.startUnixNano else { continue }
             let now = isRework(other)
             guard now != other.rework else { continue }

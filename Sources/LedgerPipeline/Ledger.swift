@@ -44,6 +44,11 @@ public struct LedgerStats: Sendable {
     public var compactedRecordsDropped: Int64 = 0
     /// Flushes whose run trees and index entries passed trace retention and were removed.
     public var runSegmentsExpired: Int64 = 0
+    /// Runs listed under their task ID (for rework), and tasks with at least one of them.
+    public var taskRuns = 0
+    public var tasks = 0
+    /// Runs dropped from their task's list by trace retention.
+    public var taskRunsExpired: Int64 = 0
     /// Runs whose index entry is in memory, and runs left for disk (`maxIndexedRuns`).
     public var indexedRuns: Int = 0
     public var runsOnDiskOnly: Int = 0
@@ -113,8 +118,8 @@ public actor Ledger: SpanConsumer {
     var heldDirty = false
     /// Run trees of the flush being written, for corrections in the meantime.
     var flushingDetails: [PackedTree] = []
-    /// Runs per task ID, for rework.
-    var tasks: [String: [TraceID]] = [:]
+    /// Runs per task ID, for rework (those within trace retention).
+    var tasks = TaskRuns()
     /// Traces released by the clock and being attributed off the actor, with the lowest
     /// log sequence of their spans; late spans of them wait in `lateWhileAttributing`.
     var attributing: [TraceID: UInt64] = [:]
@@ -147,12 +152,13 @@ public actor Ledger: SpanConsumer {
         // Segment by segment: every flush goes into the locator, the newest runs into memory.
         var index = RunIndex(chunkShift: RunIndex.chunkShift(forLimit: configuration.maxIndexedRuns))
         var locator = TraceLocator()
-        var tasks: [String: [TraceID]] = [:]
+        var tasks = TaskRuns()
+        let retainedFrom = wallNow() - configuration.traceRetentionNano
         let damagedIndex = directory.forEachIndexSegment { seq, entries in
             locator.add(sequence: seq, ids: entries.lazy.map(\.traceID), newestStartUnixNano: entries.lazy.map(\.startUnixNano).max() ?? .min)
             for e in entries {
                 index.load(e)
-                Self.addToTask(e, in: &tasks)
+                if e.startUnixNano >= retainedFrom { tasks.add(e) }
             }
             index.evictOldest(keeping: configuration.maxIndexedRuns)
         }
@@ -780,6 +786,8 @@ public actor Ledger: SpanConsumer {
         s.unflushedSpans = unflushedSpans
         s.indexedRuns = index.residentCount
         s.runsOnDiskOnly = index.evictedCount
+        s.tasks = tasks.taskCount
+        s.taskRuns = tasks.runCount
         s.locatorBytes = locator.byteCount
         return s
     }

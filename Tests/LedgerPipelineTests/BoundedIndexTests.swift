@@ -128,14 +128,20 @@ final class WallClockBox: @unchecked Sendable {
         return try Ledger(configuration: config, prices: prices, logger: Logger(label: "test"), monotonicNow: { clock.now }, wallNow: { wall.now })
     }
     let ledger = try open()
-    for spans in oneCallRuns(1...40) { try await ingest(ledger, spans) }
+    // Runs list under their task for rework: five old tasks, then one new one.
+    func task(_ spans: [FixtureSpan], _ id: String) -> [FixtureSpan] {
+        var s = spans
+        s[0].attributes.append(("outcome.task_id", .string(id)))
+        return s
+    }
+    for (i, spans) in oneCallRuns(1...40).enumerated() { try await ingest(ledger, task(spans, "old-\(i % 5)")) }
     clock.advance(seconds: 3)
     await ledger.tick()
     try await ledger.flush()
     // A day and a half later, newer runs.
     wall.set(minute0 + day * 3 / 2)
     for n in UInt64(41)...50 {
-        try await ingest(ledger, run(n, workflow: "bounded", verdict: nil, calls: [("small", 1000, 100)], startOffset: day * 3 / 2))
+        try await ingest(ledger, task(run(n, workflow: "bounded", verdict: nil, calls: [("small", 1000, 100)], startOffset: day * 3 / 2), "new"))
     }
     clock.advance(seconds: 3)
     await ledger.tick()
@@ -145,12 +151,16 @@ final class WallClockBox: @unchecked Sendable {
     #expect(before.map(\.runs) == [50])
     let data = DataDirectory(path: dir)
     #expect(data.sequences(.traceIndex) == [1, 2])
+    var stats = await ledger.currentStats()
+    #expect(stats.tasks == 6 && stats.taskRuns == 50)
     // Past retention by the clock: gone at once, whether or not the files are yet.
     #expect(await ledger.explain(TraceID(high: 42, low: 1)) == nil)
 
     _ = try await ledger.compact()
     #expect(data.sequences(.traceIndex) == [2] && data.sequences(.traceDetail) == [2], "the first flush's runs all started over a day ago")
-    #expect(await ledger.currentStats().runSegmentsExpired == 1)
+    stats = await ledger.currentStats()
+    #expect(stats.runSegmentsExpired == 1)
+    #expect(stats.tasks == 1 && stats.taskRuns == 10 && stats.taskRunsExpired == 40, "the old tasks' runs are past retention")
     #expect(await ledger.query(all) == before, "rollups keep counting expired runs")
     #expect(await ledger.explain(TraceID(high: 42, low: 1)) == nil)
     #expect(await ledger.explain(TraceID(high: 42, low: 45))?.spans.count == 2)
@@ -160,6 +170,8 @@ final class WallClockBox: @unchecked Sendable {
     #expect(await again.query(all) == before)
     #expect(await again.explain(TraceID(high: 42, low: 1)) == nil)
     #expect(await again.explain(TraceID(high: 42, low: 50))?.entry.costMicros == 1400)
+    stats = await again.currentStats()
+    #expect(stats.tasks == 1 && stats.taskRuns == 10)
     try await ingest(again, run(51, workflow: "bounded", verdict: "accepted", calls: [], startOffset: day * 3 / 2))
     clock.advance(seconds: 3)
     await again.tick()
