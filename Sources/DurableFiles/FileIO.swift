@@ -73,7 +73,7 @@ public enum FileIO {
             throw error
         }
         close(fd)
-        guard rename(tmp, path) == 0 else {
+        guard systemRename(tmp, path) == 0 else {
             let e = FileError.last("rename", path)
             unlink(tmp)
             throw e
@@ -112,9 +112,22 @@ public enum FileIO {
 
     public static func remove(_ path: String) { unlink(path) }
 
+    /// Renames `from` over `to` (atomic on one file system); the caller syncs the directory.
+    public static func rename(_ from: String, to: String) throws(FileError) {
+        guard systemRename(from, to) == 0 else { throw .last("rename", to) }
+    }
+
     public static func fileSize(_ path: String) -> Int64 {
         var st = stat()
         return stat(path, &st) == 0 ? Int64(st.st_size) : 0
+    }
+
+    private static func systemRename(_ from: String, _ to: String) -> Int32 {
+        #if canImport(Glibc)
+        Glibc.rename(from, to)
+        #else
+        Darwin.rename(from, to)
+        #endif
     }
 
     static func parent(of path: String) -> String {

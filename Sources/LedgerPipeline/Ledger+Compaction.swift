@@ -24,7 +24,48 @@ extension Ledger {
             "bytes_on_disk": "\(result.bytesBefore) -> \(result.bytesAfter)", "records_in_memory": "\(before) -> \(table.count)",
         ])
         expireRuns(nowUnixNano: wallNow())
+        await mergeRunSegments()
         return result
+    }
+
+    /// Merges runs of small flushes' index and run-tree files into one pair each
+    /// (`RunSegmentMergePlan`, README "Data directory"), flushes compaction covers only.
+    /// The files are written off the actor; the renames and the trace locator's update
+    /// happen in one actor turn, so a lookup sees the flushes' files or the merged pair.
+    func mergeRunSegments() async {
+        guard !mergingRunSegments else { return }
+        mergingRunSegments = true
+        defer { mergingRunSegments = false }
+        let through = min(directory.compactSequences().last ?? 0, lastCommittedFlush)
+        let batches = RunSegmentMergePlan.batches(locator.segments, through: through, maxRuns: configuration.maxRunsPerMergedSegment)
+        for batch in batches {
+            let directory = self.directory
+            let now = wallNow() / 1_000_000
+            do {
+                let merged = try await Self.writeMerged(batch, in: directory, nowUnixMs: now)
+                guard batch.allSatisfy({ locator.contains(sequence: $0) }) else {
+                    directory.recoverRunSegmentMerge() // expired meanwhile: drop the merged files
+                    continue
+                }
+                try directory.commitMerged(merged)
+                locator.merge(sequences: batch, ids: merged.traceIDs, newestStartUnixNano: merged.newestStartUnixNano)
+                stats.runSegmentsMerged += Int64(batch.count)
+                stats.mergedRunSegmentsWritten += 1
+                logger.info("run trees and index entries of small flushes merged", metadata: [
+                    "flushes": "\(batch.first ?? 0)-\(merged.key) (\(batch.count))", "index_entries": "\(merged.indexEntries)",
+                    "tree_records": "\(merged.treeRecords)", "bytes_on_disk": "\(merged.bytesBefore) -> \(merged.bytesAfter)",
+                ])
+            } catch {
+                directory.recoverRunSegmentMerge()
+                stats.runSegmentMergeFailures += 1
+                logger.error("merging flushes' run files failed; they stay as they are", metadata: ["error": "\(error)"])
+                return
+            }
+        }
+    }
+
+    nonisolated static func writeMerged(_ batch: [UInt64], in directory: DataDirectory, nowUnixMs: Int64) async throws -> MergedRunSegments {
+        try await BlockingThread.run(name: "spanledger-merge") { try directory.writeMerged(batch, nowUnixMs: nowUnixMs) }
     }
 
     /// Trace retention: removes the run trees and index entries of flushes whose runs all

@@ -49,6 +49,11 @@ public struct LedgerStats: Sendable {
     public var tasks = 0
     /// Runs dropped from their task's list by trace retention.
     public var taskRunsExpired: Int64 = 0
+    /// Flushes whose index and run-tree files were merged into a bigger pair, the pairs
+    /// written, and merges that failed (the files stay as they were).
+    public var runSegmentsMerged: Int64 = 0
+    public var mergedRunSegmentsWritten: Int64 = 0
+    public var runSegmentMergeFailures: Int64 = 0
     /// Runs whose index entry is in memory, and runs left for disk (`maxIndexedRuns`).
     public var indexedRuns: Int = 0
     public var runsOnDiskOnly: Int = 0
@@ -128,6 +133,8 @@ public actor Ledger: SpanConsumer {
     let queryCache = PartialAggregateCache()
     /// The highest flush sequence committed to disk (compaction covers up to it).
     var lastCommittedFlush: UInt64 = 0
+    /// A merge of small flushes' run files is running (`mergeRunSegments`).
+    var mergingRunSegments = false
 
     public func setActivityObserver(_ observer: (any RunActivityObserver)?) {
         activityObserver = observer

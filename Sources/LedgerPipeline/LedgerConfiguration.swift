@@ -28,6 +28,9 @@ public struct LedgerConfiguration: Sendable {
     /// about 25 MB). Older runs are looked up on disk when a late span or verdict, a trace
     /// view or rework needs them, through Bloom filters of about 4 bytes a run.
     public var maxIndexedRuns: Int = 100_000
+    /// Runs in one merged pair of index and run-tree files (`RunSegmentMergePlan`): a
+    /// lookup of a run no longer in memory decodes one such file.
+    public var maxRunsPerMergedSegment: Int = 50_000
     /// Run trees and index entries of runs that started longer ago than this are removed
     /// at compaction (`--trace-retention`, default 30 days; at least the correction
     /// window: a run's outcome can change only while its tree is kept). Rollups keep

@@ -47,6 +47,7 @@ public struct DataDirectory: Sendable {
                 removed.append(kind.directory + "/" + name)
             }
         }
+        removed += recoverRunSegmentMerge()
         removed += removeReplacedRollups()
         let committed = Set(sequences(.traceDetail))
         for kind in [SegmentKind.rollup, .traceIndex] {

@@ -141,12 +141,24 @@ public enum TraceDetailCodec {
     /// header and its packed bytes as they are.
     public static func write<E: Error>(_ trees: [PackedTree], createdUnixMs: Int64, walSequenceMax: UInt64,
                                        to sink: ([UInt8]) throws(E) -> Void) throws(E) {
-        // Header fields first: replay reads field 5 without walking the traces.
+        try writeHeader(createdUnixMs: createdUnixMs, walSequenceMax: walSequenceMax, to: sink)
+        try writeTrees(trees, to: sink)
+    }
+
+    /// The segment's header fields. They come first: replay reads field 5 without walking
+    /// the traces.
+    public static func writeHeader<E: Error>(createdUnixMs: Int64, walSequenceMax: UInt64, to sink: ([UInt8]) throws(E) -> Void) throws(E) {
         var piece = ProtoWriter(capacity: 32)
         piece.uint(1, 1)
         piece.int(2, createdUnixMs)
         piece.uint(5, walSequenceMax)
         try sink(piece.bytes)
+    }
+
+    /// Trees after the header, in as many calls as the writer likes (a merge of several
+    /// flushes' segments writes each one's trees in turn).
+    public static func writeTrees<E: Error>(_ trees: [PackedTree], to sink: ([UInt8]) throws(E) -> Void) throws(E) {
+        var piece = ProtoWriter(capacity: 16)
         for t in trees {
             piece.removeAll()
             piece.tag(4, 2)

@@ -131,6 +131,33 @@ public struct TraceLocator: Sendable {
         generations = generations.enumerated().filter { $0.offset == last || !$0.element.segments.isEmpty }.map(\.element)
     }
 
+    /// Every flush with runs, ascending: its sequence, how many traces it holds, and the
+    /// latest start among them (what a merge plan needs).
+    public var segments: [RunSegmentMergePlan.Segment] {
+        generations.flatMap { $0.segments.map { RunSegmentMergePlan.Segment(sequence: $0.sequence, runs: $0.filter.count, newestStartUnixNano: $0.newestStartUnixNano) } }
+            .sorted { $0.sequence < $1.sequence }
+    }
+
+    /// Flushes `sequences` were merged into the files of the last of them, holding `ids`:
+    /// one filter stands for them, in the generation of that last flush (whose filter gets
+    /// every ID, in case the merged flushes spanned two generations).
+    public mutating func merge(sequences: [UInt64], ids: some Collection<TraceID>, newestStartUnixNano: Int64) {
+        guard let key = sequences.last else { return }
+        let target = generations.lastIndex { $0.segments.contains { $0.sequence == key } } ?? generations.count - 1
+        guard target >= 0 else { return }
+        let gone = Set(sequences)
+        for g in generations.indices { generations[g].segments.removeAll { gone.contains($0.sequence) } }
+        var segment = Segment(sequence: key, filter: TraceIDFilter(capacity: max(1, ids.count), bitsPerID: 10), newestStartUnixNano: newestStartUnixNano)
+        for id in ids {
+            segment.filter.insert(id)
+            generations[target].filter.insert(id)
+        }
+        let at = generations[target].segments.firstIndex { $0.sequence > key } ?? generations[target].segments.count
+        generations[target].segments.insert(segment, at: at)
+        let last = generations.count - 1
+        generations = generations.enumerated().filter { $0.offset == last || !$0.element.segments.isEmpty }.map(\.element)
+    }
+
     public var segmentCount: Int { generations.reduce(0) { $0 + $1.segments.count } }
     public var byteCount: Int { generations.reduce(0) { $0 + $1.filter.byteCount + $1.segments.reduce(0) { $0 + $1.filter.byteCount } } }
 }

@@ -71,10 +71,15 @@ final class HeapTrimmer: Service, Sendable {
         return released
     }
 
+    /// Stops at once on graceful shutdown (services stop in reverse order, and this one,
+    /// last in the list, would otherwise hold the others' shutdown for up to a second).
     func run() async throws {
-        while !Task.isShuttingDownGracefully && !Task.isCancelled {
-            try? await Task.sleep(for: interval)
-            trimIfWorthIt()
+        await cancelWhenGracefulShutdown {
+            while !Task.isCancelled {
+                try? await Task.sleep(for: self.interval)
+                if Task.isCancelled { break }
+                self.trimIfWorthIt()
+            }
         }
     }
 }
