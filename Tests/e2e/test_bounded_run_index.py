@@ -103,6 +103,35 @@ def test_runs_that_left_memory_take_verdicts_late_spans_and_trace_views(daemon_f
     assert t.status_code == 200, t.text[:500]
     support.check_trace(t.json(), early[20], facts[early[20].trace_id_hex])
 
+    # Compaction merges the small flushes' index and run-tree files: fewer files, and
+    # every run is found as before (its latest entry, its tree with the late span).
+    flushes_before = len(list((d.data_dir / "traces").glob("traces-*.seg")))
+    assert flushes_before >= 3, flushes_before
+    assert d.stop() == 0
+    d.extra_args += ["--compaction-interval", "1s"]
+    d.start()
+    ok, merged = support.wait_until(lambda: support.metric(d.api_url, "spanledger_run_segments_merged_total"), lambda n: n >= 2, 30)
+    assert ok, f"no flushes merged within 30 s of compaction every second ({merged})"
+    assert support.metric(d.api_url, "spanledger_run_segment_merge_failures_total") == 0
+    left = len(list((d.data_dir / "traces").glob("traces-*.seg")))
+    assert left < flushes_before and len(list((d.data_dir / "index").glob("index-*.seg"))) <= left, (flushes_before, left)
+    check(d, facts, "after the flushes were merged")
+    for run in (late_run, early[20], changed[1]):
+        t = support.get_trace(d.api_url, run.trace_id_hex)
+        assert t.status_code == 200, t.text[:500]
+        support.check_trace(t.json(), run, facts[run.trace_id_hex])
+    again = changed[2]
+    old = facts[again.trace_id_hex].outcome
+    assert post_outcome(d, again, flip[old]) == "corrected"
+    facts[again.trace_id_hex] = dataclasses.replace(facts[again.trace_id_hex], outcome=flip[old])
+    support.settle(d.api_url, ())
+    check(d, facts, "after a correction of a merged run")
+    assert d.stop() == 0
+    d.start()
+    check(d, facts, "after a restart on merged files")
+    t = support.get_trace(d.api_url, late_run.trace_id_hex)
+    support.check_trace(t.json(), late_run, facts[late_run.trace_id_hex])
+
 
 def test_max_indexed_runs_must_be_positive(tmp_path):
     assert "limits must be positive" in support.serve_refused(tmp_path / "d", "--max-indexed-runs", "0")
