@@ -54,6 +54,8 @@ public struct LedgerStats: Sendable {
     public var runSegmentsMerged: Int64 = 0
     public var mergedRunSegmentsWritten: Int64 = 0
     public var runSegmentMergeFailures: Int64 = 0
+    /// Index segments read to list runs no longer in memory (`GET /api/v1/runs`).
+    public var runListSegmentsRead: Int64 = 0
     /// Runs whose index entry is in memory, and runs left for disk (`maxIndexedRuns`).
     public var indexedRuns: Int = 0
     public var runsOnDiskOnly: Int = 0
@@ -800,15 +802,30 @@ public actor Ledger: SpanConsumer {
     }
 
     /// Released runs that started in [from, to), newest first, optionally of one workflow
-    /// and outcome (`GET /api/v1/runs`). Scans the in-memory index: the newest
-    /// `maxIndexedRuns` runs.
-    public func runs(fromUnixNano: Int64, toUnixNano: Int64, workflow: String?, outcome: Outcome?, limit: Int) -> [TraceIndexEntry] {
+    /// and outcome (`GET /api/v1/runs`), within trace retention. The in-memory index
+    /// holds the newest `maxIndexedRuns` runs; when runs have left it, the index segments
+    /// that may hold runs of the window are read too, off the actor (`RunListing`).
+    public func runs(fromUnixNano: Int64, toUnixNano: Int64, workflow: String?, outcome: Outcome?, limit: Int) async -> [TraceIndexEntry] {
+        let filter = RunListing.Filter(fromUnixNano: max(fromUnixNano, wallNow() - configuration.traceRetentionNano), toUnixNano: toUnixNano,
+                                       workflow: workflow, outcome: outcome)
         var found: [TraceIndexEntry] = []
+        var inMemory = Set<TraceID>()
         index.forEach { e in
-            if e.startUnixNano >= fromUnixNano && e.startUnixNano < toUnixNano
-                && (workflow == nil || e.workflow == workflow) && (outcome == nil || e.outcome == outcome) { found.append(e) }
+            guard filter.inWindow(e) else { return }
+            inMemory.insert(e.traceID)
+            if filter.matches(e) { found.append(e) }
         }
-        found.sort { ($0.startUnixNano, $0.traceID.hex) > ($1.startUnixNano, $1.traceID.hex) }
+        if index.evictedCount > 0 {
+            let segments = locator.segments.filter { $0.newestStartUnixNano >= filter.fromUnixNano }
+            let directory = self.directory
+            let skipping = inMemory
+            let disk = await BlockingThread.run(name: "spanledger-runs") {
+                RunListing.onDisk(directory, segments: segments, filter: filter, limit: limit, skipping: skipping)
+            }
+            stats.runListSegmentsRead += Int64(disk.segmentsRead)
+            found += disk.entries
+        }
+        RunListing.sortNewestFirst(&found)
         return Array(found.prefix(limit))
     }
 

@@ -178,6 +178,14 @@ public struct DataDirectory: Sendable {
         return damaged
     }
 
+    /// One flush's index entries ([] when it has none or its file is unreadable).
+    public func indexEntries(sequence: UInt64) -> [TraceIndexEntry] {
+        let p = file(.traceIndex, sequence: sequence)
+        guard let bytes = try? readFile(p), let message = try? SegmentFrame.decode(bytes, expecting: .traceIndex, path: p),
+              let entries = try? TraceIndexCodec.decode(message, path: p) else { return [] }
+        return entries
+    }
+
     /// The latest index entry of one trace among the flushes `candidates` (newest first,
     /// as `TraceLocator.candidates` lists them): the first one holding it wins.
     public func loadEntry(_ traceID: TraceID, candidates: [UInt64]) -> TraceIndexEntry? {

@@ -92,6 +92,7 @@ final class SelfMetrics: Sendable {
         metric("spanledger_indexed_runs", "gauge", "Runs whose index entry is in memory (--max-indexed-runs).", Int64(s.indexedRuns))
         metric("spanledger_runs_on_disk_only", "gauge", "Runs whose index entry left memory for disk since start.", Int64(s.runsOnDiskOnly))
         metric("spanledger_run_disk_lookups_total", "counter", "Lookups of runs not in memory that read index segments (late spans, verdicts, trace views, rework).", s.diskLookups)
+        metric("spanledger_run_list_segments_read_total", "counter", "Index segments read to list runs no longer in memory (GET /api/v1/runs).", s.runListSegmentsRead)
         metric("spanledger_run_disk_lookup_hits_total", "counter", "Disk lookups that found the run.", s.diskLookupHits)
         metric("spanledger_run_segments_expired_total", "counter", "Flushes whose run trees and index entries passed --trace-retention and were removed.", s.runSegmentsExpired)
         metric("spanledger_run_segments_merged_total", "counter", "Flushes whose index and run-tree files were merged into a bigger pair after compaction.", s.runSegmentsMerged)

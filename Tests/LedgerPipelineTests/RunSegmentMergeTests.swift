@@ -136,3 +136,45 @@ private func FileIO_anyMerged(_ dir: String) -> Bool {
     #expect(RunSegmentMergePlan.batches([s(1, 10, 0), s(2, 10, day / 2), s(3, 10, 2 * day), s(4, 10, 2 * day)], through: 9, maxRuns: 1000)
             == [[1, 2], [3, 4]])
 }
+
+@Test func listingRunsReadsTheIndexOnDiskForRunsThatLeftMemory() async throws {
+    let clock = TestClock()
+    let dir = tempDataDir()
+    let ledger = try makeBoundedLedger(dir, clock: clock, maxIndexedRuns: 16)
+    // Ten flushes of ten runs; run n starts n seconds after minute0.
+    for f in 0..<10 {
+        for n in UInt64(f * 10 + 1)...UInt64(f * 10 + 10) {
+            try await ingest(ledger, run(n, workflow: "list", verdict: nil, calls: [("small", 1000, 100)], startOffset: Int64(n) * 1_000_000_000))
+        }
+        clock.advance(seconds: 3)
+        await ledger.tick()
+        try await ledger.flush()
+    }
+    #expect(await ledger.currentStats().runsOnDiskOnly >= 64)
+    let from = minute0 - 3_600_000_000_000, to = minute0 + 3_600_000_000_000
+    func list(_ limit: Int, from: Int64 = from, to: Int64 = to, workflow: String? = nil, outcome: Outcome? = nil) async -> [UInt64] {
+        await ledger.runs(fromUnixNano: from, toUnixNano: to, workflow: workflow, outcome: outcome, limit: limit).map(\.traceID.low)
+    }
+    #expect(await list(1000) == Array((1...100).reversed()), "every run, on disk or in memory, newest first")
+    #expect(await list(50) == Array((51...100).reversed()))
+    let before = await ledger.currentStats().runListSegmentsRead
+    #expect(await list(5) == [100, 99, 98, 97, 96])
+    #expect(await ledger.currentStats().runListSegmentsRead - before <= 2, "the newest runs need the newest segments only")
+    let second: Int64 = 1_000_000_000
+    #expect(await list(1000, from: minute0 + 20 * second, to: minute0 + 30 * second) == Array((20...29).reversed()))
+    #expect(await list(1000, workflow: "other").isEmpty)
+    // A verdict for a run on disk: listed by its new outcome, once.
+    #expect(await ledger.applyOutcomes([OutcomeRecord(traceID: TraceID(high: 42, low: 3), outcome: .accepted, timeUnixNano: minute0 + 10, source: .api)],
+                                       sequence: 0) == [.applied])
+    try await ledger.flush()
+    #expect(await list(1000, outcome: .accepted) == [3])
+    #expect(await list(1000, outcome: .pending).count == 99)
+    // The same after the flushes are merged, and after a restart.
+    _ = try await ledger.compact()
+    #expect(await ledger.currentStats().runSegmentsMerged >= 2)
+    #expect(await list(1000) == Array((1...100).reversed()))
+    #expect(await list(1000, outcome: .accepted) == [3])
+    let again = try makeBoundedLedger(dir, clock: clock, maxIndexedRuns: 16)
+    #expect(await again.runs(fromUnixNano: from, toUnixNano: to, workflow: nil, outcome: .accepted, limit: 10).map(\.traceID.low) == [3])
+    #expect(await again.runs(fromUnixNano: from, toUnixNano: to, workflow: "list", outcome: nil, limit: 1000).count == 100)
+}

@@ -42,6 +42,7 @@ def test_runs_that_left_memory_take_verdicts_late_spans_and_trace_views(daemon_f
     sent = workload.export_with_sdk(w.runs, d.otlp_url + "/v1/traces")
     assert sum(sent.values()) == w.span_count, sent
     facts = {r.trace_id_hex: workload.interpret_run(r, check_intent=False) for r in w.runs}
+    start_of = {r.trace_id_hex: min(s.start_ns for s in r.spans) for r in w.runs}
     support.wait_for_runs(d.api_url, len(w.runs))
     support.settle(d.api_url, ())
     check(d, facts, "as exported")
@@ -126,11 +127,26 @@ def test_runs_that_left_memory_take_verdicts_late_spans_and_trace_views(daemon_f
     facts[again.trace_id_hex] = dataclasses.replace(facts[again.trace_id_hex], outcome=flip[old])
     support.settle(d.api_url, ())
     check(d, facts, "after a correction of a merged run")
+    # The run list reads runs that left memory from disk: every run, newest first, each by
+    # its latest entry (the corrected outcomes), and filters on outcome see them.
+    listed = runs_listed(d)
+    assert [r["trace_id"] for r in listed] == sorted(facts, key=lambda t: (start_of[t], t), reverse=True)
+    assert all(r["outcome"] == facts[r["trace_id"]].outcome for r in listed), "a listed run shows its latest outcome"
+    rejected = {t for t, f in facts.items() if f.outcome == "rejected"}
+    assert {r["trace_id"] for r in runs_listed(d, outcome="rejected")} == rejected
+    assert support.metric(d.api_url, "spanledger_run_list_segments_read_total") >= 1
     assert d.stop() == 0
     d.start()
     check(d, facts, "after a restart on merged files")
     t = support.get_trace(d.api_url, late_run.trace_id_hex)
     support.check_trace(t.json(), late_run, facts[late_run.trace_id_hex])
+    assert len(runs_listed(d)) == len(w.runs)
+
+
+def runs_listed(d: support.Daemon, **params: str):
+    r = requests.get(d.api_url + "/api/v1/runs", params={"since": "1h", "limit": "1000", **params}, timeout=30)
+    assert r.status_code == 200, r.text
+    return r.json()["runs"]
 
 
 def test_max_indexed_runs_must_be_positive(tmp_path):
