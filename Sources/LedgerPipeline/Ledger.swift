@@ -816,11 +816,16 @@ public actor Ledger: SpanConsumer {
             if filter.matches(e) { found.append(e) }
         }
         if index.evictedCount > 0 {
-            let segments = locator.segments.filter { $0.newestStartUnixNano >= filter.fromUnixNano }
+            // The runs found in memory already answer for every start after their
+            // limit-th newest: only segments with a run at or after it can add to them.
+            RunListing.sortNewestFirst(&found)
+            let memoryStarts = found.prefix(limit).map(\.startUnixNano)
+            let floor = max(filter.fromUnixNano, memoryStarts.count == limit ? memoryStarts[limit - 1] : .min)
+            let segments = locator.segments.filter { $0.newestStartUnixNano >= floor }
             let directory = self.directory
             let skipping = inMemory
             let disk = await BlockingThread.run(name: "spanledger-runs") {
-                RunListing.onDisk(directory, segments: segments, filter: filter, limit: limit, skipping: skipping)
+                RunListing.onDisk(directory, segments: segments, filter: filter, limit: limit, skipping: skipping, memoryStarts: memoryStarts)
             }
             stats.runListSegmentsRead += Int64(disk.segmentsRead)
             found += disk.entries

@@ -30,8 +30,10 @@ enum RunListing {
     /// Runs in the window on disk, except those in `skipping` (in memory: their entry there
     /// is the latest), each by its latest entry, newest first, at most `limit` — and how
     /// many segments were read. Unreadable segments are skipped (start-up reports them).
+    /// `memoryStarts`: starts of the newest matching runs in memory (up to `limit`), which
+    /// count toward the answer when deciding to stop.
     static func onDisk(_ directory: DataDirectory, segments: [RunSegmentMergePlan.Segment], filter: Filter, limit: Int,
-                       skipping: Set<TraceID>) -> (entries: [TraceIndexEntry], segmentsRead: Int) {
+                       skipping: Set<TraceID>, memoryStarts: [Int64] = []) -> (entries: [TraceIndexEntry], segmentsRead: Int) {
         // Latest entry per trace in the window: from the highest flush sequence holding it.
         var latest: [TraceID: (sequence: UInt64, entry: TraceIndexEntry)] = [:]
         var read = 0
@@ -44,9 +46,10 @@ enum RunListing {
             read += 1
             // Whether to stop is looked at after 1, 2, 4, 8… segments (each look walks every
             // run found so far): at most twice the segments needed are read.
-            guard read & (read - 1) == 0, latest.count >= limit, i + 1 < ordered.count else { continue }
+            guard read & (read - 1) == 0, latest.count + memoryStarts.count >= limit, i + 1 < ordered.count else { continue }
             let next = ordered[i + 1].newestStartUnixNano
-            if latest.values.lazy.filter({ $0.entry.startUnixNano > next && filter.matches($0.entry) }).count >= limit { break }
+            let fromMemory = memoryStarts.lazy.filter { $0 > next }.count
+            if fromMemory + latest.values.lazy.filter({ $0.entry.startUnixNano > next && filter.matches($0.entry) }).count >= limit { break }
         }
         var answer = latest.values.map(\.entry).filter(filter.matches)
         sortNewestFirst(&answer)
