@@ -94,12 +94,7 @@ def test_runs_that_left_memory_take_verdicts_late_spans_and_trace_views(daemon_f
     m = support.metrics(d.api_url)
     assert m["spanledger_indexed_runs"] <= 2 * BOUND, m["spanledger_indexed_runs"]
     assert m["spanledger_indexed_runs"] + m["spanledger_runs_on_disk_only"] >= len(w.runs)
-    again = changed[0]
-    old = facts[again.trace_id_hex].outcome
-    assert post_outcome(d, again, flip[old]) == "corrected"
-    facts[again.trace_id_hex] = dataclasses.replace(facts[again.trace_id_hex], outcome=flip[old])
-    support.settle(d.api_url, ())
-    check(d, facts, "after a correction following the restart")
+    correct(d, facts, changed[0], flip, "after a correction following the restart")
     t = support.get_trace(d.api_url, early[20].trace_id_hex)
     assert t.status_code == 200, t.text[:500]
     support.check_trace(t.json(), early[20], facts[early[20].trace_id_hex])
@@ -121,12 +116,7 @@ def test_runs_that_left_memory_take_verdicts_late_spans_and_trace_views(daemon_f
         t = support.get_trace(d.api_url, run.trace_id_hex)
         assert t.status_code == 200, t.text[:500]
         support.check_trace(t.json(), run, facts[run.trace_id_hex])
-    again = changed[2]
-    old = facts[again.trace_id_hex].outcome
-    assert post_outcome(d, again, flip[old]) == "corrected"
-    facts[again.trace_id_hex] = dataclasses.replace(facts[again.trace_id_hex], outcome=flip[old])
-    support.settle(d.api_url, ())
-    check(d, facts, "after a correction of a merged run")
+    correct(d, facts, changed[2], flip, "after a correction of a merged run")
     # The run list reads runs that left memory from disk: every run, newest first, each by
     # its latest entry (the corrected outcomes), and filters on outcome see them.
     listed = runs_listed(d)
@@ -141,6 +131,15 @@ def test_runs_that_left_memory_take_verdicts_late_spans_and_trace_views(daemon_f
     t = support.get_trace(d.api_url, late_run.trace_id_hex)
     support.check_trace(t.json(), late_run, facts[late_run.trace_id_hex])
     assert len(runs_listed(d)) == len(w.runs)
+
+
+def correct(d: support.Daemon, facts: Dict[str, workload.RunFacts], run: workload.RunSpec, flip: Dict[str, str], where: str) -> None:
+    """Posts a verdict that changes the run's decided outcome and checks the rollups after it."""
+    old = facts[run.trace_id_hex].outcome
+    assert post_outcome(d, run, flip[old]) == "corrected"
+    facts[run.trace_id_hex] = dataclasses.replace(facts[run.trace_id_hex], outcome=flip[old])
+    support.settle(d.api_url, ())
+    check(d, facts, where)
 
 
 def runs_listed(d: support.Daemon, **params: str):
