@@ -24,21 +24,27 @@ extension Ledger {
             "bytes_on_disk": "\(result.bytesBefore) -> \(result.bytesAfter)", "records_in_memory": "\(before) -> \(table.count)",
         ])
         expireRuns(nowUnixNano: wallNow())
-        await mergeRunSegments()
         return result
     }
 
+    /// A merge of small flushes' run files is running.
+    public var isMergingRunSegments: Bool { mergingRunSegments }
+
     /// Merges runs of small flushes' index and run-tree files into one pair each
-    /// (`RunSegmentMergePlan`, README "Data directory"), flushes compaction covers only.
+    /// (`RunSegmentMergePlan`, README "Data directory"), flushes compaction covers only;
+    /// at most `maxBatches` pairs a call, stopping early when its task is cancelled (the
+    /// service runs it after each compaction in a task of its own: a data directory with a
+    /// long history of small flushes takes several rounds, and the clock must not wait).
     /// The files are written off the actor; the renames and the trace locator's update
     /// happen in one actor turn, so a lookup sees the flushes' files or the merged pair.
-    func mergeRunSegments() async {
+    public func mergeRunSegments(maxBatches: Int = 64) async {
         guard !mergingRunSegments else { return }
         mergingRunSegments = true
         defer { mergingRunSegments = false }
         let through = min(directory.compactSequences().last ?? 0, lastCommittedFlush)
         let batches = RunSegmentMergePlan.batches(locator.segments, through: through, maxRuns: configuration.maxRunsPerMergedSegment)
-        for batch in batches {
+        for batch in batches.prefix(maxBatches) {
+            guard !Task.isCancelled else { return }
             let directory = self.directory
             let now = wallNow() / 1_000_000
             do {

@@ -67,6 +67,7 @@ public struct LedgerService: Service {
         let clock = ContinuousClock()
         var lastFlush = clock.now, lastCompaction = clock.now
         var flushing: Task<Bool, Never>?
+        var merging: Task<Void, Never>?
         var lastFlushFailed = false
         var moreDue = false
         let warm = Task.detached { [ledger] in await ledger.warmQueryCache() }
@@ -96,6 +97,8 @@ public struct LedgerService: Service {
                 if let previous = await flushing?.value { lastFlushFailed = !previous }
                 do {
                     _ = try await ledger.compact()
+                    // Off the clock: merging small flushes' run files may take a while.
+                    if await !ledger.isMergingRunSegments { merging = Task { [ledger] in await ledger.mergeRunSegments() } }
                 } catch {
                     await ledger.noteCompactionFailure()
                     logger.error("rollup compaction failed; the segments stay as they are and the next run retries", metadata: ["error": "\(error)"])
@@ -103,6 +106,8 @@ public struct LedgerService: Service {
             }
         }
         _ = await flushing?.value
+        merging?.cancel() // finishes the pair being written, if any
+        _ = await merging?.value
         ledger.backlog.open() // nothing releases on the clock from here on
         logger.info("releasing pending traces and flushing before exit")
         try await ledger.drain()

@@ -47,6 +47,7 @@ private func expectEveryRunFound(_ ledger: Ledger) async throws {
     let bytesBefore = data.bytesOnDisk()
 
     _ = try await ledger.compact()
+    await ledger.mergeRunSegments()
     #expect(data.sequences(.traceIndex) == [10] && data.sequences(.traceDetail) == [10], "one pair of files for the ten flushes")
     let stats = await ledger.currentStats()
     #expect(stats.runSegmentsMerged == 10 && stats.mergedRunSegmentsWritten == 1 && stats.runSegmentMergeFailures == 0)
@@ -61,6 +62,7 @@ private func expectEveryRunFound(_ ledger: Ledger) async throws {
     // The merged pair is still small (under half the limit): the next compaction merges
     // it again with the verdict's flush.
     _ = try await ledger.compact()
+    await ledger.mergeRunSegments()
     #expect(data.sequences(.traceDetail) == [11] && data.sequences(.traceIndex) == [11])
     #expect(await ledger.currentStats().mergedRunSegmentsWritten == 2)
     try await expectEveryRunFound(ledger)
@@ -171,6 +173,7 @@ private func FileIO_anyMerged(_ dir: String) -> Bool {
     #expect(await list(1000, outcome: .pending).count == 99)
     // The same after the flushes are merged, and after a restart.
     _ = try await ledger.compact()
+    await ledger.mergeRunSegments()
     #expect(await ledger.currentStats().runSegmentsMerged >= 2)
     #expect(await list(1000) == Array((1...100).reversed()))
     #expect(await list(1000, outcome: .accepted) == [3])
