@@ -10,12 +10,13 @@ import Testing
 /// The run index keeps only the newest runs in memory (`maxIndexedRuns`); runs that left
 /// it are found on disk for everything that needs them, before and after a restart.
 
-func makeBoundedLedger(_ dir: String, clock: TestClock, maxIndexedRuns: Int) throws -> Ledger {
+func makeBoundedLedger(_ dir: String, clock: TestClock, maxIndexedRuns: Int, maxRunsPerMergedSegment: Int = 50_000) throws -> Ledger {
     var config = LedgerConfiguration()
     config.dataDirectory = dir
     config.assembly.waitNano = 2_000_000_000
     config.maxIndexedRuns = maxIndexedRuns
     config.recentTreeCapacity = 4
+    config.maxRunsPerMergedSegment = maxRunsPerMergedSegment
     return try Ledger(configuration: config, prices: prices, logger: Logger(label: "test"), monotonicNow: { clock.now }, wallNow: { minute0 })
 }
 

@@ -13,8 +13,8 @@ import Testing
 
 /// Ten flushes of ten one-call runs (traces 42/1…42/100); run 42/5 gets a late span in
 /// flush 7. Every run but the newest 16 is on disk only.
-private func tenSmallFlushes(_ dir: String, clock: TestClock) async throws -> Ledger {
-    let ledger = try makeBoundedLedger(dir, clock: clock, maxIndexedRuns: 16)
+private func tenSmallFlushes(_ dir: String, clock: TestClock, maxRunsPerMergedSegment: Int = 50_000) async throws -> Ledger {
+    let ledger = try makeBoundedLedger(dir, clock: clock, maxIndexedRuns: 16, maxRunsPerMergedSegment: maxRunsPerMergedSegment)
     for f in 0..<10 {
         for n in UInt64(f * 10 + 1)...UInt64(f * 10 + 10) {
             try await ingest(ledger, run(n, workflow: "merge", verdict: nil, calls: [("small", 1000, 100)]))
@@ -180,4 +180,29 @@ private func FileIO_anyMerged(_ dir: String) -> Bool {
     let again = try makeBoundedLedger(dir, clock: clock, maxIndexedRuns: 16)
     #expect(await again.runs(fromUnixNano: from, toUnixNano: to, workflow: nil, outcome: .accepted, limit: 10).map(\.traceID.low) == [3])
     #expect(await again.runs(fromUnixNano: from, toUnixNano: to, workflow: "list", outcome: nil, limit: 1000).count == 100)
+}
+
+@Test func aMergeRoundWritesAtMostItsBatchesAndTheNextRoundGoesOn() async throws {
+    let clock = TestClock()
+    let dir = tempDataDir()
+    // Pairs of at most 40 runs (a flush holds ten runs, flush 7 eleven: run 5's late span):
+    // flushes 1-4, then 5-7, then 8-10; a pair of 20 runs or more is not merged again.
+    let ledger = try await tenSmallFlushes(dir, clock: clock, maxRunsPerMergedSegment: 40)
+    let data = DataDirectory(path: dir)
+    _ = try await ledger.compact()
+    // A round whose task is cancelled stops before its first pair.
+    let cancelled = Task { [ledger] in
+        withUnsafeCurrentTask { $0?.cancel() }
+        await ledger.mergeRunSegments()
+    }
+    await cancelled.value
+    #expect(data.sequences(.traceDetail) == Array(1...10))
+    await ledger.mergeRunSegments(maxBatches: 1)
+    #expect(data.sequences(.traceDetail) == [4, 5, 6, 7, 8, 9, 10])
+    await ledger.mergeRunSegments(maxBatches: 1)
+    #expect(data.sequences(.traceDetail) == [4, 7, 8, 9, 10])
+    await ledger.mergeRunSegments()
+    #expect(data.sequences(.traceDetail) == [4, 7, 10] && data.sequences(.traceIndex) == [4, 7, 10])
+    #expect(await ledger.currentStats().mergedRunSegmentsWritten == 3)
+    try await expectEveryRunFound(ledger)
 }
