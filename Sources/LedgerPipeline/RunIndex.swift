@@ -52,6 +52,11 @@ struct RunIndex: Sendable {
         for (_, e) in entries { load(e) }
     }
 
+    /// Counts entries left on disk at start without ever being loaded (as if evicted).
+    mutating func countOnDiskOnly(_ n: Int) {
+        evictedCount += n
+    }
+
     /// Adds or replaces an entry read from disk, without counting it as changed (before
     /// anything has changed: at start).
     mutating func load(_ entry: TraceIndexEntry) {

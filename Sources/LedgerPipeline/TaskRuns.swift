@@ -20,8 +20,12 @@ struct TaskRuns: Sendable {
 
     /// Lists the run under its task, once (a run without a task ID is not listed).
     mutating func add(_ entry: TraceIndexEntry) {
-        guard !entry.taskID.isEmpty, byTask[entry.taskID]?.contains(where: { $0.traceID == entry.traceID }) != true else { return }
-        byTask[entry.taskID, default: []].append(Run(traceID: entry.traceID, startUnixNano: entry.startUnixNano))
+        add(taskID: entry.taskID, traceID: entry.traceID, startUnixNano: entry.startUnixNano)
+    }
+
+    mutating func add(taskID: String, traceID: TraceID, startUnixNano: Int64) {
+        guard !taskID.isEmpty, byTask[taskID]?.contains(where: { $0.traceID == traceID }) != true else { return }
+        byTask[taskID, default: []].append(Run(traceID: traceID, startUnixNano: startUnixNano))
         runCount += 1
     }
 

@@ -178,12 +178,31 @@ public struct DataDirectory: Sendable {
         return damaged
     }
 
+    /// `forEachIndexSegment` with summaries (`TraceIndexCodec.decodeSummaries`).
+    public func forEachIndexSummary(_ body: (UInt64, [TraceIndexSummary]) -> Void) -> [StoreError] {
+        var damaged: [StoreError] = []
+        let committed = Set(sequences(.traceDetail))
+        for seq in sequences(.traceIndex) where committed.contains(seq) {
+            let p = file(.traceIndex, sequence: seq)
+            do {
+                let message = try SegmentFrame.decode(try readFile(p), expecting: .traceIndex, path: p)
+                body(seq, try TraceIndexCodec.decodeSummaries(message, path: p))
+            } catch {
+                damaged.append(error)
+            }
+        }
+        return damaged
+    }
+
+    /// One flush's index entries, or the error that made them unreadable.
+    public func indexSegmentEntries(sequence: UInt64) throws(StoreError) -> [TraceIndexEntry] {
+        let p = file(.traceIndex, sequence: sequence)
+        return try TraceIndexCodec.decode(try SegmentFrame.decode(try readFile(p), expecting: .traceIndex, path: p), path: p)
+    }
+
     /// One flush's index entries ([] when it has none or its file is unreadable).
     public func indexEntries(sequence: UInt64) -> [TraceIndexEntry] {
-        let p = file(.traceIndex, sequence: sequence)
-        guard let bytes = try? readFile(p), let message = try? SegmentFrame.decode(bytes, expecting: .traceIndex, path: p),
-              let entries = try? TraceIndexCodec.decode(message, path: p) else { return [] }
-        return entries
+        (try? indexSegmentEntries(sequence: sequence)) ?? []
     }
 
     /// The latest index entry of one trace among the flushes `candidates` (newest first,

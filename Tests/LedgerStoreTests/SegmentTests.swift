@@ -135,6 +135,16 @@ func sampleTable() -> RollupTable {
                                costMicros: 0, llmCalls: 0, inputTokens: 0, outputTokens: 0, unpricedTokens: 0, spanCount: 0, incomplete: true,
                                models: [], toolCalls: 0, retries: 0, errors: 0)
     #expect(try TraceIndexCodec.decode(TraceIndexCodec.encode([entry, bare], createdUnixMs: 0), path: "x") == [entry, bare])
+    // Start-up's summaries carry the same trace, start and task as the whole entries.
+    entry.taskID = "ticket-42"
+    entry.startUnixNano = 1_700_000_000_000_000_000
+    var tasked = bare
+    tasked.traceID = TraceID(high: 7, low: 7)
+    tasked.taskID = "ticket-42"
+    tasked.startUnixNano = -5
+    let entries = [entry, bare, tasked]
+    let summaries = try TraceIndexCodec.decodeSummaries(TraceIndexCodec.encode(entries, createdUnixMs: 0), path: "x")
+    #expect(summaries == entries.map { TraceIndexSummary(traceID: $0.traceID, startUnixNano: $0.startUnixNano, taskID: $0.taskID) })
 }
 
 /// A flush compresses its run trees while copying them in (no uncompressed segment is
