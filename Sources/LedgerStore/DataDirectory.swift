@@ -164,29 +164,21 @@ public struct DataDirectory: Sendable {
     /// returns the segments that could not be read. Nothing is kept between segments, so
     /// a caller can keep just the newest entries (the ledger's bounded run index).
     public func forEachIndexSegment(_ body: (UInt64, [TraceIndexEntry]) -> Void) -> [StoreError] {
-        var damaged: [StoreError] = []
-        let committed = Set(sequences(.traceDetail))
-        for seq in sequences(.traceIndex) where committed.contains(seq) {
-            let p = file(.traceIndex, sequence: seq)
-            do {
-                let message = try SegmentFrame.decode(try readFile(p), expecting: .traceIndex, path: p)
-                body(seq, try TraceIndexCodec.decode(message, path: p))
-            } catch {
-                damaged.append(error)
-            }
-        }
-        return damaged
+        forEachIndexSegment(decoding: { m, p throws(StoreError) in try TraceIndexCodec.decode(m, path: p) }, body)
     }
 
     /// `forEachIndexSegment` with summaries (`TraceIndexCodec.decodeSummaries`).
     public func forEachIndexSummary(_ body: (UInt64, [TraceIndexSummary]) -> Void) -> [StoreError] {
+        forEachIndexSegment(decoding: { m, p throws(StoreError) in try TraceIndexCodec.decodeSummaries(m, path: p) }, body)
+    }
+
+    private func forEachIndexSegment<T>(decoding decode: ([UInt8], String) throws(StoreError) -> [T], _ body: (UInt64, [T]) -> Void) -> [StoreError] {
         var damaged: [StoreError] = []
         let committed = Set(sequences(.traceDetail))
         for seq in sequences(.traceIndex) where committed.contains(seq) {
             let p = file(.traceIndex, sequence: seq)
             do {
-                let message = try SegmentFrame.decode(try readFile(p), expecting: .traceIndex, path: p)
-                body(seq, try TraceIndexCodec.decodeSummaries(message, path: p))
+                body(seq, try decode(try SegmentFrame.decode(try readFile(p), expecting: .traceIndex, path: p), p))
             } catch {
                 damaged.append(error)
             }

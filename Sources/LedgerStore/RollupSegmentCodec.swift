@@ -62,7 +62,7 @@ public enum RollupSegmentCodec {
         var table = RollupTable()
         var strings = StringTable()
         var rawRecords: [ArraySlice<UInt8>] = []
-        do {
+        try StoreError.decoding(path) {
             var r = ProtoReader(bytes)
             while let (field, value) = try r.next() {
                 switch field {
@@ -110,12 +110,6 @@ public enum RollupSegmentCodec {
                 if agentRecord { key.agent = agentName }
                 table.add(key, m)
             }
-        } catch let e as ProtoDecodeError {
-            throw StoreError(path: path, message: e.message)
-        } catch let e as StoreError {
-            throw e
-        } catch {
-            throw StoreError(path: path, message: "\(error)")
         }
         return table
     }

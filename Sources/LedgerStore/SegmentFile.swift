@@ -3,6 +3,7 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
+import ProtoWire
 import DurableFiles
 import ZlibCodec
 
@@ -42,6 +43,19 @@ public struct StoreError: Error, Sendable, CustomStringConvertible {
     }
 
     public var description: String { "\(path): \(message)" }
+
+    /// Runs a segment decoder: whatever it throws comes out as a store error naming the file.
+    static func decoding<T>(_ path: String, _ body: () throws -> T) throws(StoreError) -> T {
+        do {
+            return try body()
+        } catch let e as ProtoDecodeError {
+            throw StoreError(path: path, message: e.message)
+        } catch let e as StoreError {
+            throw e
+        } catch {
+            throw StoreError(path: path, message: "\(error)")
+        }
+    }
 }
 
 /// Reads a whole file, as a store error.

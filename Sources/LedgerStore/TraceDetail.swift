@@ -224,7 +224,7 @@ public enum TraceDetailCodec {
         var strings = StringTable()
         var raw: [ArraySlice<UInt8>] = []
         var out: [TraceDetail] = []
-        do {
+        try StoreError.decoding(path) {
             var r = ProtoReader(bytes)
             while let (field, value) = try r.next() {
                 if field == 3 { strings.strings.append(value.string) } else if field == 4 { raw.append(value.slice) }
@@ -233,12 +233,6 @@ public enum TraceDetailCodec {
             for slice in raw {
                 if let detail = try decodeTrace(slice, segmentStrings: strings, path: path, only: wanted) { out.append(detail) }
             }
-        } catch let e as ProtoDecodeError {
-            throw StoreError(path: path, message: e.message)
-        } catch let e as StoreError {
-            throw e
-        } catch {
-            throw StoreError(path: path, message: "\(error)")
         }
         return out
     }

@@ -124,7 +124,7 @@ public enum TraceIndexCodec {
         var strings = StringTable()
         var raw: [ArraySlice<UInt8>] = []
         var out: [TraceIndexSummary] = []
-        do {
+        try StoreError.decoding(path) {
             var r = ProtoReader(bytes)
             while let (field, value) = try r.next() {
                 if field == 3 { strings.strings.append(value.string) } else if field == 4 { raw.append(value.slice) }
@@ -145,12 +145,6 @@ public enum TraceIndexCodec {
                 }
                 out.append(s)
             }
-        } catch let e as ProtoDecodeError {
-            throw StoreError(path: path, message: e.message)
-        } catch let e as StoreError {
-            throw e
-        } catch {
-            throw StoreError(path: path, message: "\(error)")
         }
         return out
     }
@@ -162,7 +156,7 @@ public enum TraceIndexCodec {
         var strings = StringTable()
         var raw: [ArraySlice<UInt8>] = []
         var out: [TraceIndexEntry] = []
-        do {
+        try StoreError.decoding(path) {
             var r = ProtoReader(bytes)
             while let (field, value) = try r.next() {
                 if field == 3 { strings.strings.append(value.string) } else if field == 4 { raw.append(value.slice) }
@@ -209,12 +203,6 @@ public enum TraceIndexCodec {
                 }
                 if !skip { out.append(e) }
             }
-        } catch let e as ProtoDecodeError {
-            throw StoreError(path: path, message: e.message)
-        } catch let e as StoreError {
-            throw e
-        } catch {
-            throw StoreError(path: path, message: "\(error)")
         }
         return out
     }
