@@ -60,11 +60,10 @@ extension DataDirectory {
         var entries: [TraceIndexEntry] = []
         var newest = Int64.min
         for seq in sequences {
-            let p = file(.traceIndex, sequence: seq)
-            guard FileIO.fileSize(p) > 0 else { continue } // a flush that wrote no index entry
-            bytesBefore += FileIO.fileSize(p)
-            let decoded = try TraceIndexCodec.decode(try SegmentFrame.decode(try readFile(p), expecting: .traceIndex, path: p), path: p)
-            for e in decoded {
+            let size = FileIO.fileSize(file(.traceIndex, sequence: seq))
+            guard size > 0 else { continue } // a flush that wrote no index entry
+            bytesBefore += size
+            for e in try indexSegmentEntries(sequence: seq) {
                 ids.insert(e.traceID)
                 newest = max(newest, e.startUnixNano)
                 if let at = position[e.traceID] { entries[at] = e } else {
@@ -75,15 +74,20 @@ extension DataDirectory {
         }
         // Run trees: every record, flush by flush. The merged file keeps the last flush's
         // log position (flushes are in log order), which replay's deduplication reads.
+        // The last flush's message is inflated once: its header goes first, its trees last.
+        func treesMessage(_ seq: UInt64) throws -> [UInt8] {
+            let p = file(.traceDetail, sequence: seq)
+            bytesBefore += FileIO.fileSize(p)
+            return try SegmentFrame.decode(try readFile(p), expecting: .traceDetail, path: p)
+        }
         let lastTrees = file(.traceDetail, sequence: key)
-        let walSequenceMax = TraceDetailCodec.walSequenceMax(try SegmentFrame.decode(try readFile(lastTrees), expecting: .traceDetail, path: lastTrees))
+        let lastMessage = try treesMessage(key)
         var records = 0
         let trees = try SegmentFrame.encode(kind: .traceDetail) { deflater in
-            try TraceDetailCodec.writeHeader(createdUnixMs: nowUnixMs, walSequenceMax: walSequenceMax, to: deflater.write)
+            try TraceDetailCodec.writeHeader(createdUnixMs: nowUnixMs, walSequenceMax: TraceDetailCodec.walSequenceMax(lastMessage), to: deflater.write)
             for seq in sequences {
                 let p = file(.traceDetail, sequence: seq)
-                bytesBefore += FileIO.fileSize(p)
-                let details = try TraceDetailCodec.decode(try SegmentFrame.decode(try readFile(p), expecting: .traceDetail, path: p), path: p)
+                let details = try TraceDetailCodec.decode(seq == key ? lastMessage : try treesMessage(seq), path: p)
                 for d in details { ids.insert(d.traceID) }
                 records += details.count
                 try TraceDetailCodec.writeTrees(details.map(PackedTree.init), to: deflater.write)
@@ -97,7 +101,7 @@ extension DataDirectory {
         }
         try FileIO.writeAtomically(trees, to: lastTrees + Self.mergedSuffix)
         return MergedRunSegments(sequences: sequences, traceIDs: Array(ids), newestStartUnixNano: newest, indexEntries: entries.count,
-                                 treeRecords: records, treesLength: Int64(trees.count), treesCRC: Self.frameCRC(trees),
+                                 treeRecords: records, treesLength: Int64(trees.count), treesCRC: SegmentFrame.headerCRC(trees),
                                  bytesBefore: bytesBefore, bytesAfter: bytesAfter)
     }
 
@@ -137,7 +141,7 @@ extension DataDirectory {
             let parts = String(decoding: text, as: UTF8.self).split(whereSeparator: { $0 == " " || $0 == "\n" })
             let seqs = parts.count == 4 ? parts[3].split(separator: ",").compactMap { UInt64($0) } : []
             if parts.count == 4, let key = UInt64(parts[0]), let length = Int64(parts[1]), let crc = UInt32(parts[2]), seqs.last == key,
-               let trees = try? readFile(file(.traceDetail, sequence: key)), Int64(trees.count) == length, Self.frameCRC(trees) == crc {
+               let trees = try? readFile(file(.traceDetail, sequence: key)), Int64(trees.count) == length, SegmentFrame.headerCRC(trees) == crc {
                 finishMerge(seqs.dropLast())
                 done.append("finished the merge of flushes \(seqs.first ?? 0)-\(key)")
             } else {
@@ -152,12 +156,6 @@ extension DataDirectory {
             }
         }
         return done
-    }
-
-    /// The CRC-32 a segment's header holds (bytes 20-23, little-endian).
-    static func frameCRC(_ segment: [UInt8]) -> UInt32 {
-        guard segment.count >= SegmentFrame.headerSize else { return 0 }
-        return (0..<4).reduce(UInt32(0)) { $0 | UInt32(segment[20 + $1]) << (8 * UInt32($1)) }
     }
 }
 

@@ -101,13 +101,18 @@ public enum SegmentFrame {
         return out
     }
 
+    /// The payload's CRC-32 as the header holds it (0 for bytes shorter than a header).
+    static func headerCRC(_ segment: [UInt8]) -> UInt32 {
+        segment.count >= headerSize ? UInt32(readLE(segment, 20, 4)) : 0
+    }
+
     public static func decode(_ bytes: [UInt8], expecting kind: SegmentKind, path: String) throws(StoreError) -> [UInt8] {
         guard bytes.count >= headerSize, Array(bytes[0..<4]) == magic else { throw StoreError(path: path, message: "not a SpanLedger segment (bad magic)") }
         guard bytes[4] == version else { throw StoreError(path: path, message: "unsupported segment version \(bytes[4])") }
         guard bytes[5] == kind.rawValue else { throw StoreError(path: path, message: "segment kind \(bytes[5]), expected \(kind.rawValue)") }
         let rawLength = readLE(bytes, 8, 8)
         let compressedLength = Int(readLE(bytes, 16, 4))
-        let crc = UInt32(readLE(bytes, 20, 4))
+        let crc = headerCRC(bytes)
         guard bytes.count - headerSize == compressedLength else {
             throw StoreError(path: path, message: "payload is \(bytes.count - headerSize) bytes, header says \(compressedLength) (torn write?)")
         }

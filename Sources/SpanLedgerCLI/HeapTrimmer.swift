@@ -49,17 +49,15 @@ final class HeapTrimmer: Service, Sendable {
         baseline = h.available != 0 ? max(0, rss - Int(h.in_use)) : 0
     }
 
-    /// Resident memory above live heap and the idle baseline, when malloc reports its figures.
-    func excess() -> Int? {
-        let h = heap()
-        guard h.available != 0, let rss = ProcessMetrics.currentRSS(pid: getpid()) else { return nil }
-        return rss - Int(h.in_use) - baseline
-    }
-
-    /// Trims when the excess passes the slack; returns the resident bytes released.
+    /// Trims when resident memory runs past live heap and the idle baseline by more than
+    /// the slack (when malloc reports its figures); returns the resident bytes released.
     @discardableResult
     func trimIfWorthIt() -> Int {
-        guard slack > 0, let excess = excess(), excess > slack, let before = ProcessMetrics.currentRSS(pid: getpid()) else { return 0 }
+        guard slack > 0 else { return 0 }
+        let h = heap()
+        guard h.available != 0, let before = ProcessMetrics.currentRSS(pid: getpid()) else { return 0 }
+        let excess = before - Int(h.in_use) - baseline
+        guard excess > slack else { return 0 }
         _ = sl_heap_trim()
         let after = ProcessMetrics.currentRSS(pid: getpid()) ?? before
         let released = max(0, before - after)
