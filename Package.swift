@@ -31,6 +31,8 @@ let package = Package(
         .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
         .target(name: "OTLPProtoC", dependencies: ["CProtobufC"]),
         .target(name: "CDecodeSupport", dependencies: ["CProtobufC", "OTLPProtoC"]),
+        // The daemon's allocator: tcmalloc in place of glibc malloc (README "Memory").
+        .target(name: "CAllocator", linkerSettings: [.linkedLibrary("tcmalloc_minimal", .when(platforms: [.linux]))]),
 
         // Domain and wire helpers.
         .target(name: "LedgerCore"),
@@ -95,7 +97,7 @@ let package = Package(
         .executableTarget(name: "SpanLedgerCLI", dependencies: [
             "LedgerCore", "TraceAssembly", "OTLPReceiver", "QueryAPI", "LedgerPipeline", "LedgerStore", "Attribution", "Rollups",
             "OTLPDecoding", "OTLPFixtures", "HTTPServing", "LoadGenerator", "WriteAheadLog", "OTLPGRPCReceiver", "DurableFiles",
-            "Alerting", "AlertDetection", "OutcomeRegistry", "PrometheusExport", "CDecodeSupport",
+            "Alerting", "AlertDetection", "OutcomeRegistry", "PrometheusExport", "CAllocator",
             .product(name: "Prometheus", package: "swift-prometheus"),
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),

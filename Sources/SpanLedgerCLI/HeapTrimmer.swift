@@ -1,4 +1,4 @@
-import CDecodeSupport
+import CAllocator
 import LoadGenerator
 import Logging
 import ServiceLifecycle
@@ -10,18 +10,16 @@ import Glibc
 /// Gives free heap back to the kernel when the daemon holds much more memory than its live
 /// data needs.
 ///
-/// glibc returns free memory on its own only from the top of the heap. Under sustained
-/// ingest, pending traces, packed run trees and index chunks are freed in a different
-/// order from the one they were allocated in. So after a flush the heap has 40-160 MB of
-/// free pages in its middle, and resident memory stays at its high-water mark while live
-/// data is half of it. `malloc_trim(0)` releases those interior pages (madvise), keeping
-/// the heap's layout.
+/// The allocator (tcmalloc, `CAllocator`) keeps freed pages in its page heap for reuse and
+/// returns them to the kernel only slowly. Under sustained ingest, pending traces, packed run
+/// trees and index chunks are freed in a different order from the one they were allocated
+/// in, so after a flush tens of MB of free pages stay resident while live data is far less.
+/// `MallocExtension_ReleaseFreeMemory` gives those pages back (madvise).
 ///
 /// Every second the trimmer compares resident memory with live heap. When the gap grows
 /// past what the daemon held idle (code, stacks) by more than `slack`, it trims. The slack
 /// keeps some free heap for reuse: every page given back is faulted in and zeroed again
-/// when it is reused, and that was a tenth of the daemon's CPU when glibc trimmed eagerly
-/// (`AllocatorTuning`). A slack of 0 turns trimming off.
+/// when it is reused. A slack of 0 turns trimming off.
 final class HeapTrimmer: Service, Sendable {
     struct Counts: Sendable {
         var trims: Int64 = 0
@@ -39,7 +37,7 @@ final class HeapTrimmer: Service, Sendable {
     var snapshot: Counts { counts.withLock { $0 } }
 
     /// `heap` reads malloc's figures (shared with /metrics, which caches them for a second).
-    init(slack: Int = 64 << 20, interval: Duration = .seconds(1), logger: Logger, heap: @escaping @Sendable () -> sl_heap_stats) {
+    init(slack: Int = 32 << 20, interval: Duration = .seconds(1), logger: Logger, heap: @escaping @Sendable () -> sl_heap_stats) {
         self.slack = slack
         self.interval = interval
         self.logger = logger

@@ -1,5 +1,5 @@
 import Alerting
-import CDecodeSupport
+import CAllocator
 import LedgerCore
 import LedgerPipeline
 import OTLPGRPCReceiver
@@ -127,9 +127,9 @@ final class SelfMetrics: Sendable {
         }
         let heap = heapStats()
         if heap.available != 0 {
-            metric("spanledger_heap_in_use_bytes", "gauge", "Bytes of live allocations, as malloc counts them (resident memory less code, stacks and free heap).",
+            metric("spanledger_heap_in_use_bytes", "gauge", "Bytes of live allocations, as the allocator (tcmalloc) counts them (resident memory less code, stacks and free heap).",
                    Int64(heap.in_use))
-            metric("spanledger_heap_free_bytes", "gauge", "Bytes free inside malloc's arenas and not yet returned to the system (fragmentation and the trim threshold).",
+            metric("spanledger_heap_free_bytes", "gauge", "Bytes free in the allocator's caches and page heap and not yet returned to the system (fragmentation, reuse).",
                    Int64(heap.free))
             let t = trimmer.snapshot
             metric("spanledger_heap_trims_total", "counter", "Times free heap was given back to the system because resident memory ran well past live data.", t.trims)

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Attribution
+import CAllocator
 import DurableFiles
 import Alerting
 import Foundation
@@ -61,7 +62,7 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(name: .customLong("correction-window"), help: "Verdicts for runs that started longer ago than this are refused (default 30d).") var correctionWindow: String?
     @Option(name: .customLong("max-held-verdicts"), help: "Verdicts held for runs not seen yet (default 1000000).") var maxHeldVerdicts: Int?
     @Option(name: .customLong("trace-retention"), help: "Run trees and index entries of runs older than this are removed at compaction; at least the correction window (default 30d).") var traceRetention: String?
-    @Option(name: .customLong("heap-trim-slack"), help: "Resident bytes past live heap (beyond the idle baseline) kept before free heap is given back to the system; 0 never trims (default 67108864).") var heapTrimSlack: Int?
+    @Option(name: .customLong("heap-trim-slack"), help: "Resident bytes past live heap (beyond the idle baseline) kept before free heap is given back to the system; 0 never trims (default 33554432).") var heapTrimSlack: Int?
     @Option(name: .customLong("max-indexed-runs"), help: "Runs whose index entry stays in memory; older ones are looked up on disk (default 100000).") var maxIndexedRuns: Int?
     @Option(help: "Alert rules file (YAML, Schemas/alerts.md): token spikes, budgets, acceptance, retries, unpriced models, and their hooks.") var alerts: String?
 
@@ -108,9 +109,14 @@ struct ServeCommand: AsyncParsableCommand {
         return s
     }
 
+    /// tcmalloc's per-thread caches of free blocks, all threads together: 8 MB instead of its
+    /// 32 MB default took 5-10 MB off peak resident memory at the default limits, at no
+    /// measurable cost in CPU (few threads allocate: the event loops and the task pool).
+    static let threadCacheBytes = 8 << 20
+
     func run() async throws {
         let s = try settings()
-        AllocatorTuning.apply()
+        sl_heap_configure(Self.threadCacheBytes)
         guard let level = Logger.Level(rawValue: s.logLevel) else { throw ValidationError("unknown log level '\(s.logLevel)'") }
         LoggingSystem.bootstrap { label in
             var h = StreamLogHandler.standardError(label: label)

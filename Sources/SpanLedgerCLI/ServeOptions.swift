@@ -80,7 +80,7 @@ struct ServeSettings: Sendable, Equatable {
     var traceRetention = "30d"
     /// `--heap-trim-slack` / `heap_trim_slack`: resident bytes past live heap (beyond the
     /// idle baseline) kept before free heap is given back to the system; 0 never trims.
-    var heapTrimSlack = 64 << 20
+    var heapTrimSlack = 32 << 20
 
     static let keys: Set<String> = ["data", "otlp_http", "otlp_grpc", "api", "trace_wait", "trace_max_age", "max_pending_traces", "max_pending_bytes",
                                     "flush_interval", "max_unflushed_spans", "max_indexed_runs", "trace_retention", "max_release_lag", "prices", "max_body_size", "idle_timeout", "log_level", "durability",

@@ -103,8 +103,9 @@ def _resident_less_heap(d) -> float:
 
 def test_free_heap_goes_back_to_the_system_once_buffered_traces_are_released(daemon_factory):
     # 10,000 runs held in assembly take about 14 MB of heap; once released, that memory is
-    # free heap in the middle of the arena, which glibc alone keeps resident. With a 1 MB
-    # slack the trimmer gives it back within a second or two of the gap opening.
+    # free heap the allocator (tcmalloc) alone keeps resident for reuse. With a 1 MB slack
+    # the trimmer gives it back within a second or two of the gap opening. The heap gauges
+    # are there only while tcmalloc really serves malloc (the daemon checks).
     args = ["--trace-wait", "2s", "--flush-interval", "500ms"]
     d = daemon_factory.start("trim", args + ["--heap-trim-slack", "1048576"])
     off = daemon_factory.start("trim-off", args + ["--heap-trim-slack", "0"])  # 0 never trims
