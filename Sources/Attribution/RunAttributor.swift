@@ -73,41 +73,50 @@ public struct AttributedRun: Sendable {
 }
 
 /// Turns the spans of one trace into an `AttributedRun`.
+///
+/// The helpers read spans through a buffer pointer, by index: iterating an array of
+/// records, or reading one through an array subscript in a closure, copies the record,
+/// and a copy retains and releases each of its strings (a few per cent of daemon CPU).
 public struct RunAttributor: Sendable {
     public var prices: PriceTable
+
+    typealias Spans = UnsafeBufferPointer<SpanRecord>
 
     public init(prices: PriceTable) {
         self.prices = prices
     }
 
     /// Attributes a whole trace. `incomplete` marks a trace released without its root.
-    public func attribute(traceID: TraceID, spans: [SpanRecord]) -> AttributedRun {
-        // Spans are referred to by index: a copy of a record retains each of its strings.
-        let root = Self.root(of: spans)
-        let hasRoot = spans.contains { $0.isRoot }
-        let workflowSpan = Self.workflowSpan(spans, root: root)
-        let workflow = Self.workflowName(spans, workflowSpan: workflowSpan, root: root)
-        var start = Int64.max
-        var end = Int64.min
-        if let root, hasRoot {
-            start = spans[root].startUnixNano
-            end = start + spans[root].durationNano
-        } else {
-            for i in spans.indices {
-                start = min(start, spans[i].startUnixNano)
-                end = max(end, spans[i].endUnixNano)
+    public func attribute(traceID: TraceID, spans records: [SpanRecord]) -> AttributedRun {
+        var run = records.withUnsafeBufferPointer { spans in
+            let root = Self.root(of: spans)
+            var hasRoot = false
+            for i in spans.indices where spans[i].isRoot { hasRoot = true; break }
+            let workflowSpan = Self.workflowSpan(spans, root: root)
+            let workflow = Self.workflowName(spans, workflowSpan: workflowSpan, root: root)
+            var start = Int64.max
+            var end = Int64.min
+            if let root, hasRoot {
+                start = spans[root].startUnixNano
+                end = start + spans[root].durationNano
+            } else {
+                for i in spans.indices {
+                    start = min(start, spans[i].startUnixNano)
+                    end = max(end, spans[i].endUnixNano)
+                }
+                if spans.isEmpty { (start, end) = (0, 0) }
             }
-            if spans.isEmpty { (start, end) = (0, 0) }
-        }
-        var run = AttributedRun(
-            traceID: traceID, workflow: workflow, service: root.map { spans[$0].service } ?? "", startUnixNano: start, durationNano: max(0, end - start),
-            verdict: Self.latestVerdict(spans), incomplete: !hasRoot, spans: spans, calls: [], toolCalls: 0, otherErrors: 0)
-        if let root, let task = spans[root].taskID {
-            run.taskID = task
-        } else {
-            var first: Int?
-            for i in spans.indices where spans[i].taskID != nil && (first == nil || spans[i].startUnixNano < spans[first!].startUnixNano) { first = i }
-            run.taskID = first.flatMap { spans[$0].taskID }
+            var run = AttributedRun(
+                traceID: traceID, workflow: workflow, service: root.map { spans[$0].service } ?? "", startUnixNano: start, durationNano: max(0, end - start),
+                verdict: Self.latestVerdict(spans), incomplete: !hasRoot, spans: records, calls: [], toolCalls: 0, otherErrors: 0)
+            if let root, let task = spans[root].taskID {
+                run.taskID = task
+            } else {
+                var first: Int?
+                for i in spans.indices where spans[i].taskID != nil && (first == nil || spans[i].startUnixNano < spans[first!].startUnixNano) { first = i }
+                run.taskID = first.flatMap { spans[$0].taskID }
+            }
+            return run
         }
         attributeCalls(&run)
         return run
@@ -116,26 +125,30 @@ public struct RunAttributor: Sendable {
     /// The index of each span's parent within `spans` (nil: root, or parent not in the
     /// slice). Runs are a handful of spans, where a linear scan beats hashing; large
     /// traces use a dictionary.
-    static func parentIndexes(_ spans: [SpanRecord]) -> [Int?] {
+    static func parentIndexes(_ spans: Spans) -> [Int?] {
+        var out = [Int?](repeating: nil, count: spans.count)
         if spans.count <= 32 {
-            return spans.map { s in
-                s.isRoot ? nil : spans.firstIndex { $0.spanID == s.parentSpanID }
+            for i in spans.indices where !spans[i].isRoot {
+                let parent = spans[i].parentSpanID
+                for j in spans.indices where spans[j].spanID == parent { out[i] = j; break }
             }
+            return out
         }
         var indexByID: [SpanID: Int] = [:]
         indexByID.reserveCapacity(spans.count)
-        for (i, s) in spans.enumerated() where indexByID[s.spanID] == nil { indexByID[s.spanID] = i }
-        return spans.map { $0.isRoot ? nil : indexByID[$0.parentSpanID] }
+        for i in spans.indices where indexByID[spans[i].spanID] == nil { indexByID[spans[i].spanID] = i }
+        for i in spans.indices where !spans[i].isRoot { out[i] = indexByID[spans[i].parentSpanID] }
+        return out
     }
 
     /// The agent of each span: the nearest ancestor-or-self span that is an agent
     /// (category workflow with `gen_ai.agent.name`). A chain that leaves `spans` continues
     /// in `inherited` (agents of spans stored earlier, for late spans).
     public static func agents(of spans: [SpanRecord], inherited: [SpanID: String] = [:]) -> [String] {
-        agents(of: spans, parents: parentIndexes(spans), inherited: inherited)
+        spans.withUnsafeBufferPointer { agents(of: $0, parents: parentIndexes($0), inherited: inherited) }
     }
 
-    static func agents(of spans: [SpanRecord], parents: [Int?], inherited: [SpanID: String]) -> [String] {
+    static func agents(of spans: Spans, parents: [Int?], inherited: [SpanID: String]) -> [String] {
         var memo = [String?](repeating: nil, count: spans.count)
         func agent(_ i: Int, depth: Int) -> String {
             if let m = memo[i] { return m }
@@ -157,60 +170,63 @@ public struct RunAttributor: Sendable {
 
     /// Prices calls, counts tools, retries and errors of `run.spans`.
     public func attributeCalls(_ run: inout AttributedRun, inheritedAgents: [SpanID: String] = [:]) {
-        let spans = run.spans
-        let parents = Self.parentIndexes(spans)
-        let retries = Self.retryFlags(spans)
-        run.spanAgents = Self.agents(of: spans, parents: parents, inherited: inheritedAgents)
-        run.calls = []
-        run.toolCalls = 0
-        run.otherErrors = 0
-        // Spans are read in place (a copy of a record retains each of its strings). Calls of
-        // a run mostly share a model: its price lookup is reused while the model repeats.
-        var pricedModel: String?
-        var pricedEntries: [[PriceEntry]] = []
-        for i in spans.indices {
-            switch spans[i].category {
-            case .llm:
-                let usage = spans[i].usage.normalized()
-                var call = AttributedCall(spanIndex: i, model: spans[i].model, usage: usage, costMicros: 0, priced: false,
-                                          explicitCost: false, isRetry: retries[i], isError: spans[i].isError, agent: run.spanAgents[i])
-                if let explicit = spans[i].explicitCostMicros {
-                    call.costMicros = explicit
-                    call.priced = true
-                    call.explicitCost = true
-                } else {
-                    if pricedModel != spans[i].model {
-                        pricedModel = spans[i].model
-                        pricedEntries = prices.candidates(forModel: spans[i].model)
-                    }
-                    if let entry = PriceTable.entry(in: pricedEntries, atUnixNano: spans[i].startUnixNano) {
-                        call.costMicros = entry.costMicros(for: usage)
+        let records = run.spans
+        records.withUnsafeBufferPointer { spans in
+            let parents = Self.parentIndexes(spans)
+            let retries = Self.retryFlags(spans)
+            run.spanAgents = Self.agents(of: spans, parents: parents, inherited: inheritedAgents)
+            run.calls = []
+            run.toolCalls = 0
+            run.otherErrors = 0
+            // Calls of a run mostly share a model: its price lookup is reused while the model repeats.
+            var pricedModel: String?
+            var pricedEntries: [[PriceEntry]] = []
+            for i in spans.indices {
+                switch spans[i].category {
+                case .llm:
+                    let usage = spans[i].usage.normalized()
+                    let model = spans[i].model
+                    var call = AttributedCall(spanIndex: i, model: model, usage: usage, costMicros: 0, priced: false,
+                                              explicitCost: false, isRetry: retries[i], isError: spans[i].isError, agent: run.spanAgents[i])
+                    if let explicit = spans[i].explicitCostMicros {
+                        call.costMicros = explicit
                         call.priced = true
+                        call.explicitCost = true
+                    } else {
+                        if pricedModel != model {
+                            pricedModel = model
+                            pricedEntries = prices.candidates(forModel: model)
+                        }
+                        if let entry = PriceTable.entry(in: pricedEntries, atUnixNano: spans[i].startUnixNano) {
+                            call.costMicros = entry.costMicros(for: usage)
+                            call.priced = true
+                        }
                     }
+                    run.calls.append(call)
+                case .tool:
+                    run.toolCalls += 1
+                    if spans[i].isError { run.otherErrors += 1 }
+                case .workflow, .other:
+                    if spans[i].isError { run.otherErrors += 1 }
                 }
-                run.calls.append(call)
-            case .tool:
-                run.toolCalls += 1
-                if spans[i].isError { run.otherErrors += 1 }
-            case .workflow, .other:
-                if spans[i].isError { run.otherErrors += 1 }
             }
         }
     }
 
     /// The root: the span with no parent (earliest if several); else the earliest span
     /// whose parent is not in the trace.
-    static func root(of spans: [SpanRecord]) -> Int? {
+    static func root(of spans: Spans) -> Int? {
         var best: Int?
         for i in spans.indices where spans[i].isRoot && (best == nil || spans[i].startUnixNano < spans[best!].startUnixNano) { best = i }
         if best != nil { return best }
-        let ids = Set(spans.map(\.spanID))
+        var ids = Set<SpanID>(minimumCapacity: spans.count)
+        for i in spans.indices { ids.insert(spans[i].spanID) }
         for i in spans.indices where !ids.contains(spans[i].parentSpanID) && (best == nil || spans[i].startUnixNano < spans[best!].startUnixNano) { best = i }
         return best
     }
 
     /// The root if it is a workflow/agent span, else the shallowest such span (earliest first).
-    static func workflowSpan(_ spans: [SpanRecord], root: Int?) -> Int? {
+    static func workflowSpan(_ spans: Spans, root: Int?) -> Int? {
         guard let root else { return nil }
         if spans[root].category == .workflow { return root }
         var children: [SpanID: [Int]] = [:]
@@ -227,15 +243,15 @@ public struct RunAttributor: Sendable {
         return nil
     }
 
-    static func workflowName(_ spans: [SpanRecord], workflowSpan: Int?, root: Int?) -> String {
+    static func workflowName(_ spans: Spans, workflowSpan: Int?, root: Int?) -> String {
         if let w = workflowSpan, let name = spans[w].workflowNames.first, !name.isEmpty { return name }
         if let r = root, let name = spans[r].workflowNames.first, !name.isEmpty { return name }
         return root.map { spans[$0].name } ?? ""
     }
 
-    static func latestVerdict(_ spans: [SpanRecord]) -> Verdict? {
+    static func latestVerdict(_ spans: Spans) -> Verdict? {
         var best: Verdict?
-        // In place, and only spans with out-of-line attributes can have a verdict.
+        // Only spans with out-of-line attributes can have a verdict.
         for i in spans.indices where spans[i].hasRareFields {
             if let v = spans[i].verdict { best = best.map { $0.latest(v) } ?? v }
         }
@@ -245,24 +261,27 @@ public struct RunAttributor: Sendable {
     /// Which spans are LLM calls that are retries: `http.request.resend_count` > 0, or the
     /// previous sibling call to the same model (same parent span ID, earlier start) ended
     /// in error. The parent itself need not be in the trace.
-    static func retryFlags(_ spans: [SpanRecord]) -> [Bool] {
+    static func retryFlags(_ spans: Spans) -> [Bool] {
         var out = [Bool](repeating: false, count: spans.count)
-        let calls = spans.indices.filter { spans[$0].category == .llm }
-        for i in calls where spans[i].resendCount > 0 { out[i] = true }
+        var calls: [Int] = []
+        for i in spans.indices where spans[i].category == .llm {
+            calls.append(i)
+            if spans[i].hasRareFields && spans[i].resendCount > 0 { out[i] = true }
+        }
         guard calls.count > 1 else { return out }
         // Order calls by (parent, start, position): each parent's calls are then adjacent.
-        let ordered = calls.sorted { a, b in
+        calls.sort { a, b in
             let (pa, pb) = (spans[a].parentSpanID, spans[b].parentSpanID)
             if pa != pb { return pa.value < pb.value }
             return (spans[a].startUnixNano, a) < (spans[b].startUnixNano, b)
         }
         var groupStart = 0
-        for (n, i) in ordered.enumerated() {
-            if n > 0 && spans[ordered[n - 1]].parentSpanID != spans[i].parentSpanID { groupStart = n }
+        for (n, i) in calls.enumerated() {
+            if n > 0 && spans[calls[n - 1]].parentSpanID != spans[i].parentSpanID { groupStart = n }
             // The previous call to the same model under the same parent.
             var k = n - 1
-            while k >= groupStart && spans[ordered[k]].model != spans[i].model { k -= 1 }
-            if k >= groupStart && spans[ordered[k]].isError { out[i] = true }
+            while k >= groupStart && spans[calls[k]].model != spans[i].model { k -= 1 }
+            if k >= groupStart && spans[calls[k]].isError { out[i] = true }
         }
         return out
     }
