@@ -10,65 +10,75 @@ public enum SpanBatchCodec {
     /// traces a feedback span is about).
     static let version: UInt8 = 2
 
-    public static func encode(_ spans: [SpanRecord]) -> [UInt8] {
-        // Sized from the strings (IDs, flags and varints take under 64 bytes a span): a
-        // buffer that has to grow copies itself into fresh pages, dear on this kind of VM.
-        var capacity = 16
-        for s in spans {
-            capacity += 64 + s.name.utf8.count + s.service.utf8.count + s.model.utf8.count
-            if s.hasRareFields { capacity += (s.taskID?.utf8.count ?? 0) + s.workflowNames.approximateBytes + 17 * s.feedbackFor.count }
+    public static func encode(_ records: [SpanRecord]) -> [UInt8] {
+        // Spans are read in place, by index: iterating the array would copy each record,
+        // retaining and releasing its strings.
+        records.withUnsafeBufferPointer { spans in
+            // Sized from the strings (IDs, flags and varints take under 64 bytes a span): a
+            // buffer that has to grow copies itself into fresh pages, dear on this kind of VM.
+            var capacity = 16
+            for i in spans.indices { capacity += estimatedSize(spans[i]) }
+            var w = ProtoWriter(capacity: capacity)
+            w.raw(version)
+            w.varint(UInt64(spans.count))
+            for i in spans.indices { write(spans[i], to: &w) }
+            return w.bytes
         }
-        var w = ProtoWriter(capacity: capacity)
-        w.raw(version)
-        w.varint(UInt64(spans.count))
-        for s in spans {
-            w.bigEndian64(s.traceID.high)
-            w.bigEndian64(s.traceID.low)
-            w.bigEndian64(s.spanID.value)
-            w.bigEndian64(s.parentSpanID.value)
-            var flags: UInt8 = s.category.rawValue & 0x3
-            if s.isError { flags |= 1 << 2 }
-            // Each out-of-line attribute read once, and none for most spans.
-            let rare = s.hasRareFields
-            let cost = rare ? s.explicitCostMicros : nil, verdict = rare ? s.verdict : nil
-            let names = rare ? s.workflowNames : WorkflowNames(), task = rare ? s.taskID : nil
-            let feedback = rare ? s.feedbackFor : [], resends = rare ? s.resendCount : 0
-            if cost != nil { flags |= 1 << 3 }
-            if verdict != nil { flags |= 1 << 4 }
-            if names.genAIWorkflow != nil { flags |= 1 << 5 }
-            if names.traceloopWorkflow != nil { flags |= 1 << 6 }
-            if names.agent != nil { flags |= 1 << 7 }
-            w.raw(flags)
-            w.raw((feedback.isEmpty ? 0 : 1) | (task == nil ? 0 : 2))
-            w.lengthPrefixed(s.name)
-            w.lengthPrefixed(s.service)
-            w.lengthPrefixed(s.model)
-            w.varint(ProtoWriter.zigzag(s.startUnixNano))
-            w.varint(ProtoWriter.zigzag(s.endUnixNano - s.startUnixNano))
-            w.varint(ProtoWriter.zigzag(s.usage.input))
-            w.varint(ProtoWriter.zigzag(s.usage.cacheRead))
-            w.varint(ProtoWriter.zigzag(s.usage.cacheWrite))
-            w.varint(ProtoWriter.zigzag(s.usage.output))
-            w.varint(ProtoWriter.zigzag(s.usage.reasoning))
-            w.varint(ProtoWriter.zigzag(resends))
-            if let c = cost { w.varint(ProtoWriter.zigzag(c)) }
-            if let v = verdict {
-                w.raw(UInt8(v.outcome.rawValue))
-                w.varint(ProtoWriter.zigzag(v.timeUnixNano))
-            }
-            if let n = names.genAIWorkflow { w.lengthPrefixed(n) }
-            if let n = names.traceloopWorkflow { w.lengthPrefixed(n) }
-            if let n = names.agent { w.lengthPrefixed(n) }
-            if let t = task { w.lengthPrefixed(t) }
-            if !feedback.isEmpty {
-                w.varint(UInt64(feedback.count))
-                for t in feedback {
-                    w.bigEndian64(t.high)
-                    w.bigEndian64(t.low)
-                }
+    }
+
+    private static func estimatedSize(_ s: borrowing SpanRecord) -> Int {
+        var n = 64 + s.name.utf8.count + s.service.utf8.count + s.model.utf8.count
+        if s.hasRareFields { n += (s.taskID?.utf8.count ?? 0) + s.workflowNames.approximateBytes + 17 * s.feedbackFor.count }
+        return n
+    }
+
+    private static func write(_ s: borrowing SpanRecord, to w: inout ProtoWriter) {
+        w.bigEndian64(s.traceID.high)
+        w.bigEndian64(s.traceID.low)
+        w.bigEndian64(s.spanID.value)
+        w.bigEndian64(s.parentSpanID.value)
+        var flags: UInt8 = s.category.rawValue & 0x3
+        if s.isError { flags |= 1 << 2 }
+        // Each out-of-line attribute read once, and none for most spans.
+        let rare = s.hasRareFields
+        let cost = rare ? s.explicitCostMicros : nil, verdict = rare ? s.verdict : nil
+        let names = rare ? s.workflowNames : WorkflowNames(), task = rare ? s.taskID : nil
+        let feedback = rare ? s.feedbackFor : [], resends = rare ? s.resendCount : 0
+        if cost != nil { flags |= 1 << 3 }
+        if verdict != nil { flags |= 1 << 4 }
+        if names.genAIWorkflow != nil { flags |= 1 << 5 }
+        if names.traceloopWorkflow != nil { flags |= 1 << 6 }
+        if names.agent != nil { flags |= 1 << 7 }
+        w.raw(flags)
+        w.raw((feedback.isEmpty ? 0 : 1) | (task == nil ? 0 : 2))
+        w.lengthPrefixed(s.name)
+        w.lengthPrefixed(s.service)
+        w.lengthPrefixed(s.model)
+        w.varint(ProtoWriter.zigzag(s.startUnixNano))
+        w.varint(ProtoWriter.zigzag(s.endUnixNano - s.startUnixNano))
+        let usage = s.usage
+        w.varint(ProtoWriter.zigzag(usage.input))
+        w.varint(ProtoWriter.zigzag(usage.cacheRead))
+        w.varint(ProtoWriter.zigzag(usage.cacheWrite))
+        w.varint(ProtoWriter.zigzag(usage.output))
+        w.varint(ProtoWriter.zigzag(usage.reasoning))
+        w.varint(ProtoWriter.zigzag(resends))
+        if let c = cost { w.varint(ProtoWriter.zigzag(c)) }
+        if let v = verdict {
+            w.raw(UInt8(v.outcome.rawValue))
+            w.varint(ProtoWriter.zigzag(v.timeUnixNano))
+        }
+        if let n = names.genAIWorkflow { w.lengthPrefixed(n) }
+        if let n = names.traceloopWorkflow { w.lengthPrefixed(n) }
+        if let n = names.agent { w.lengthPrefixed(n) }
+        if let t = task { w.lengthPrefixed(t) }
+        if !feedback.isEmpty {
+            w.varint(UInt64(feedback.count))
+            for t in feedback {
+                w.bigEndian64(t.high)
+                w.bigEndian64(t.low)
             }
         }
-        return w.bytes
     }
 
     public static func decode(_ bytes: ArraySlice<UInt8>) throws(ProtoDecodeError) -> [SpanRecord] {

@@ -33,10 +33,17 @@ public struct ProtoWriter: Sendable {
 
     /// A varint length followed by the UTF-8 bytes (no tag).
     public mutating func lengthPrefixed(_ s: String) {
-        var copy = s
-        copy.withUTF8 { p in
+        // In place for native strings (nearly all): `withUTF8` would need a mutable copy.
+        let done: Void? = s.utf8.withContiguousStorageIfAvailable { p in
             varint(UInt64(p.count))
             bytes.append(contentsOf: p)
+        }
+        if done == nil {
+            var copy = s
+            copy.withUTF8 { p in
+                varint(UInt64(p.count))
+                bytes.append(contentsOf: p)
+            }
         }
     }
 
