@@ -169,32 +169,14 @@ public enum TraceDetailCodec {
     }
 
     /// One run's TraceDetail message, its names in its own table (field 3, index 1 on).
-    static func pack(traceID: TraceID, spans: [StoredSpan]) -> [UInt8] {
+    static func pack(traceID: TraceID, spans stored: [StoredSpan]) -> [UInt8] {
         var names = RunNames()
-        var w = ProtoWriter(capacity: 64 + 56 * spans.count)
+        var w = ProtoWriter(capacity: 64 + 56 * stored.count)
         w.bigEndianWords(1, traceID.high, traceID.low)
-        for s in spans {
-            let name = names.index(s.name), model = names.index(s.model), agent = names.index(s.agent)
-            w.message(2) { w in
-                w.bigEndianWords(1, s.spanID.value)
-                if !s.parentSpanID.isNone { w.bigEndianWords(2, s.parentSpanID.value) }
-                w.uint(3, UInt64(name))
-                w.uint(4, UInt64(s.kind.rawValue))
-                w.uint(5, UInt64(model))
-                w.int(6, s.startOffsetNano)
-                w.int(7, s.durationNano)
-                w.sint(8, s.usage.input)
-                w.sint(9, s.usage.cacheRead)
-                w.sint(10, s.usage.cacheWrite)
-                w.sint(11, s.usage.output)
-                w.sint(12, s.usage.reasoning)
-                w.sint(13, s.costMicros)
-                w.bool(14, s.priced)
-                w.bool(15, s.error)
-                w.bool(16, s.retry)
-                w.bool(17, s.explicitCost)
-                if agent != 0 { w.uint(18, UInt64(agent)) }
-            }
+        // By index through a buffer pointer: iterating the array would copy each span,
+        // retaining and releasing its three strings.
+        stored.withUnsafeBufferPointer { spans in
+            for i in spans.indices { packSpan(spans[i], names: &names, into: &w) }
         }
         for s in names.strings {
             w.tag(3, 2)
@@ -205,6 +187,30 @@ public enum TraceDetailCodec {
         return [UInt8](unsafeUninitializedCapacity: bytes.count) { buffer, count in
             _ = buffer.initialize(from: bytes)
             count = bytes.count
+        }
+    }
+
+    private static func packSpan(_ s: borrowing StoredSpan, names: inout RunNames, into w: inout ProtoWriter) {
+        let name = names.index(s.name), model = names.index(s.model), agent = names.index(s.agent)
+        w.message(2) { w in
+            w.bigEndianWords(1, s.spanID.value)
+            if !s.parentSpanID.isNone { w.bigEndianWords(2, s.parentSpanID.value) }
+            w.uint(3, UInt64(name))
+            w.uint(4, UInt64(s.kind.rawValue))
+            w.uint(5, UInt64(model))
+            w.int(6, s.startOffsetNano)
+            w.int(7, s.durationNano)
+            w.sint(8, s.usage.input)
+            w.sint(9, s.usage.cacheRead)
+            w.sint(10, s.usage.cacheWrite)
+            w.sint(11, s.usage.output)
+            w.sint(12, s.usage.reasoning)
+            w.sint(13, s.costMicros)
+            w.bool(14, s.priced)
+            w.bool(15, s.error)
+            w.bool(16, s.retry)
+            w.bool(17, s.explicitCost)
+            if agent != 0 { w.uint(18, UInt64(agent)) }
         }
     }
 

@@ -82,16 +82,24 @@ public struct TraceAssembler: Sendable {
     /// Returns traces forced out to stay within the limits.
     public mutating func ingest(_ spans: [SpanRecord], of traceID: TraceID, late: Bool, now: UInt64, sequence: UInt64 = 0) -> [Released] {
         guard !spans.isEmpty else { return [] }
-        let bytes = spans.reduce(0) { $0 + $1.approximateBytes }
+        // In place by index: iterating the array would copy each record (and its strings).
+        let (bytes, hasRoot) = spans.withUnsafeBufferPointer { p in
+            var bytes = 0, root = false
+            for i in p.indices {
+                bytes += p[i].approximateBytes
+                root = root || p[i].isRoot
+            }
+            return (bytes, root)
+        }
         if let i = open.index(forKey: traceID) {
             // In place: a copy of the trace out of the dictionary would copy its span array.
             open.values[i].spans += spans
             open.values[i].lastSeen = now
             open.values[i].bytes += bytes
-            if !open.values[i].hasRoot { open.values[i].hasRoot = spans.contains(where: \.isRoot) }
+            if hasRoot { open.values[i].hasRoot = true }
             open.values[i].firstSequence = min(open.values[i].firstSequence, sequence)
         } else {
-            open[traceID] = OpenTrace(spans: spans, firstSeen: now, lastSeen: now, hasRoot: spans.contains(where: \.isRoot), bytes: bytes, late: late,
+            open[traceID] = OpenTrace(spans: spans, firstSeen: now, lastSeen: now, hasRoot: hasRoot, bytes: bytes, late: late,
                                       firstSequence: sequence)
             ageQueue.append((traceID, now + limits.maxAgeNano))
         }
