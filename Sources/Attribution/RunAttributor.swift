@@ -90,8 +90,8 @@ public struct RunAttributor: Sendable {
     public func attribute(traceID: TraceID, spans records: [SpanRecord]) -> AttributedRun {
         var run = records.withUnsafeBufferPointer { spans in
             let root = Self.root(of: spans)
-            var hasRoot = false
-            for i in spans.indices where spans[i].isRoot { hasRoot = true; break }
+            // `root(of:)` returns a span without a parent whenever the trace has one.
+            let hasRoot = root.map { spans[$0].isRoot } ?? false
             let workflowSpan = Self.workflowSpan(spans, root: root)
             let workflow = Self.workflowName(spans, workflowSpan: workflowSpan, root: root)
             var start = Int64.max

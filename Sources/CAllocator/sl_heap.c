@@ -9,11 +9,17 @@ static size_t property(const char *name, int *ok) {
 }
 
 // Whether tcmalloc serves malloc: it is linked in its place, which works only while it
-// comes before the C library in the executable's link order.
+// comes before the C library in the executable's link order. Fixed for the process's
+// life, so checked once.
+static _Atomic int serves_malloc = -1;
+
 static int tcmalloc_serves_malloc(void) {
+  int known = serves_malloc;
+  if (known >= 0) return known;
   void *p = malloc(64);
   int owned = MallocExtension_GetOwnership(p) == MallocExtension_kOwned;
   free(p);
+  serves_malloc = owned;
   return owned;
 }
 

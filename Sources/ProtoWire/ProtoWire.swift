@@ -34,17 +34,16 @@ public struct ProtoWriter: Sendable {
     /// A varint length followed by the UTF-8 bytes (no tag).
     public mutating func lengthPrefixed(_ s: String) {
         // In place for native strings (nearly all): `withUTF8` would need a mutable copy.
-        let done: Void? = s.utf8.withContiguousStorageIfAvailable { p in
-            varint(UInt64(p.count))
-            bytes.append(contentsOf: p)
-        }
-        if done == nil {
+        if s.utf8.withContiguousStorageIfAvailable({ lengthPrefixed($0) }) == nil {
             var copy = s
-            copy.withUTF8 { p in
-                varint(UInt64(p.count))
-                bytes.append(contentsOf: p)
-            }
+            copy.withUTF8 { lengthPrefixed($0) }
         }
+    }
+
+    /// A varint length followed by the bytes (no tag).
+    public mutating func lengthPrefixed(_ p: UnsafeBufferPointer<UInt8>) {
+        varint(UInt64(p.count))
+        bytes.append(contentsOf: p)
     }
 
     public mutating func uint(_ field: Int, _ value: UInt64) {

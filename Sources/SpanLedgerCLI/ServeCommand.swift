@@ -110,8 +110,9 @@ struct ServeCommand: AsyncParsableCommand {
     }
 
     /// tcmalloc's per-thread caches of free blocks, all threads together: 8 MB instead of its
-    /// 32 MB default took 5-10 MB off peak resident memory at the default limits, at no
-    /// measurable cost in CPU (few threads allocate: the event loops and the task pool).
+    /// 32 MB default took 5-10 MB off peak resident memory at the default limits (few
+    /// threads allocate: the event loops and the task pool). Its CPU cost was not measured
+    /// apart; the tcmalloc-against-glibc pairs in the README ran with this cap.
     static let threadCacheBytes = 8 << 20
 
     func run() async throws {
