@@ -208,7 +208,7 @@ public final class WriteAheadLog: @unchecked Sendable {
         for (i, seg) in segments.enumerated() where i + 1 < segments.count {
             // Segment i holds [seg.first, segments[i+1].first).
             if segments[i + 1].first <= cp.walSequence && dir + "/" + seg.name != current {
-                unlink(dir + "/" + seg.name)
+                Self.remove(dir + "/" + seg.name)
             }
         }
     }
@@ -328,10 +328,21 @@ public final class WriteAheadLog: @unchecked Sendable {
         }
         for (i, item) in batch.enumerated() { item.continuation.resume(returning: first + UInt64(i)) }
         if segmentSize >= configuration.segmentBytes {
-            if dirty { try? sync() }
-            Glibc.close(fd)
+            // The full segment is synced and closed on a thread of its own (durability
+            // none or batch leave it unsynced): on the append path, syncing 64 MiB held
+            // every request waiting for the log 110-140 ms. (As before, a failure of this
+            // sync is not reported: none promises nothing past the OS, and batch's promise
+            // is the next interval's sync of the live segment.)
+            let (full, unsynced) = (fd, dirty)
             fd = -1
+            dirty = false
             try? openSegment()
+            let t = Thread {
+                if unsynced { _ = fsync(full) }
+                Glibc.close(full)
+            }
+            t.name = "spanledger-wal-close"
+            t.start()
         }
     }
 
@@ -375,6 +386,38 @@ public final class WriteAheadLog: @unchecked Sendable {
         lock.withLock { segmentPath = path }
         segmentSize = 0
         try walIO { () throws(FileError) in try FileIO.syncDirectory(dir) }
+    }
+
+    /// Bytes freed per step when a segment is removed.
+    static let removalStep = 4 << 20
+
+    /// Removes a segment a few MB at a time: freeing a whole 64 MiB segment at once (one
+    /// unlink) took 50-90 ms on ext4, and every log fsync waited behind it, so requests
+    /// acknowledged meanwhile took as long. Each truncation step is a small journal
+    /// transaction that an fsync of the live segment waits for only briefly. It is renamed
+    /// to a temporary name first: a crash halfway leaves a file `open` deletes, not a
+    /// segment with its tail cut off that would read as damaged.
+    static func remove(_ segment: String) {
+        let path = segment + ".tmp"
+        guard rename(segment, path) == 0 else {
+            unlink(segment)
+            return
+        }
+        let fd = Glibc.open(path, O_WRONLY | O_CLOEXEC)
+        if fd >= 0 {
+            var st = stat()
+            if fstat(fd, &st) == 0 {
+                var size = Int(st.st_size)
+                while size > removalStep {
+                    size -= removalStep
+                    guard ftruncate(fd, off_t(size)) == 0 else { break }
+                    var pause = timespec(tv_sec: 0, tv_nsec: 1_000_000)
+                    nanosleep(&pause, nil)
+                }
+            }
+            Glibc.close(fd)
+        }
+        unlink(path)
     }
 
     func quarantine(_ seq: UInt64) throws(WALError) {

@@ -165,3 +165,60 @@ func tenRecordsInSmallSegments() async throws -> (WriteAheadLog, WriteAheadLog.C
         #expect(try replayed(again).count == 10)
     }
 }
+
+@Test func segmentsFilledWithoutFsyncRotateAndKeepEveryRecord() async throws {
+    // Under batch and none a full segment is synced and closed off the append path.
+    for mode in [Durability.batch(intervalNano: 1_000_000_000), .none] {
+        let dir = walDir()
+        var config = WriteAheadLog.Configuration(directory: dir)
+        config.durability = mode
+        config.segmentBytes = 300
+        let (log, _) = try WriteAheadLog.open(config)
+        try log.start()
+        for i in 0..<12 { #expect(try await log.append(payload(i)) == UInt64(i)) }
+        #expect(segmentFiles(dir).count >= 4)
+        log.close()
+        let (again, report) = try WriteAheadLog.open(config)
+        #expect(report.corruptRecords == 0 && report.tornBytesTruncated == 0)
+        let records = try replayed(again)
+        #expect(records.map(\.0) == Array(0..<12))
+        #expect(records.map(\.1) == (0..<12).map(payload))
+    }
+}
+
+@Test func aLargeSegmentBelowTheCheckpointIsRemovedWhole() async throws {
+    // Segments past 4 MiB are cut down in steps before they are unlinked.
+    let dir = walDir()
+    var config = WriteAheadLog.Configuration(directory: dir)
+    config.segmentBytes = 9 << 20
+    let (log, _) = try WriteAheadLog.open(config)
+    try log.start()
+    let big = [UInt8](repeating: 7, count: 1 << 20)
+    for _ in 0..<12 { _ = try await log.append(big) }
+    let before = segmentFiles(dir)
+    #expect(before.count == 2)
+    try log.checkpoint(WALCheckpoint(walSequence: 11, flushSequence: 1))
+    #expect(segmentFiles(dir) == [before[1]])
+    let leftovers = try FileManager.default.contentsOfDirectory(atPath: dir).filter { $0.hasSuffix(".tmp") }
+    #expect(leftovers.isEmpty)
+    log.close()
+    let (again, report) = try WriteAheadLog.open(config)
+    #expect(report.corruptRecords == 0 && report.removedTemporaryFiles == 0)
+    #expect(try replayed(again, from: 11).map(\.0) == [11])
+}
+
+@Test func aRemovalCutShortByACrashIsNotReadAsDamage() async throws {
+    // A removal renames the segment to a temporary name before cutting it down: a crash
+    // halfway leaves a shortened `.tmp` file, which the next open deletes.
+    let (log, config, dir) = try await tenRecordsInSmallSegments()
+    log.close()
+    let first = dir + "/" + segmentFiles(dir)[0]
+    try FileManager.default.moveItem(atPath: first, toPath: first + ".tmp")
+    let handle = FileHandle(forWritingAtPath: first + ".tmp")!
+    try handle.truncate(atOffset: 50)
+    try handle.close()
+    let (again, report) = try WriteAheadLog.open(config)
+    #expect(report.removedTemporaryFiles == 1 && report.corruptRecords == 0 && report.tornBytesTruncated == 0)
+    #expect(!FileManager.default.fileExists(atPath: first + ".tmp"))
+    #expect(try replayed(again).map(\.0).last == 9)
+}
