@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import Logging
 import ServiceLifecycle
 import TraceAssembly
@@ -14,6 +17,12 @@ public struct LedgerService: Service {
     static let releaseChunk = 128
     /// Release lag over which due traces are attributed on both cores (250 ms).
     static let parallelReleaseLagNano: UInt64 = 250_000_000
+    /// Waiting this long for the previous flush means flushes fall behind (awaiting a
+    /// finished one takes microseconds).
+    static let flushFellBehind = Duration.milliseconds(1)
+    /// Above this share of the cores used since the last flush, flushes run at normal
+    /// priority (at half of maximum throughput the daemon uses about 55%).
+    static let idleFlushMaxCPUShare = 0.75
 
     public init(ledger: Ledger, logger: Logger) {
         self.ledger = ledger
@@ -70,6 +79,7 @@ public struct LedgerService: Service {
         var merging: Task<Void, Never>?
         var lastFlushFailed = false
         var moreDue = false
+        var cpu = ProcessCPUShare()
         let warm = Task.detached { [ledger] in await ledger.warmQueryCache() }
         defer { warm.cancel() }
         while !Task.isShuttingDownGracefully && !Task.isCancelled {
@@ -86,10 +96,17 @@ public struct LedgerService: Service {
                 // under load, and releases paused that long came out as one burst that
                 // held the actor. One flush at a time: waiting for the last one is also
                 // what holds release, and through it ingest, back when flushes fall behind.
+                let waitStart = clock.now
                 if let previous = await flushing?.value { lastFlushFailed = !previous }
                 if intervalUp || !lastFlushFailed {
                     lastFlush = clock.now
-                    flushing = Task { [ledger] in (try? await ledger.flush()) != nil }
+                    // On idle CPU time while the daemon has cores to spare (requests sent
+                    // during a flush then wait no longer than others); at normal priority
+                    // when it is busy or falls behind (the last flush was still running,
+                    // or release lags), where an idle-priority flush would be starved.
+                    let idle = cpu.share() < Self.idleFlushMaxCPUShare && clock.now - waitStart < Self.flushFellBehind
+                        && ledger.backlog.lagNano <= Self.parallelReleaseLagNano
+                    flushing = Task { [ledger] in (try? await ledger.flush(idle: idle)) != nil }
                 }
             }
             if compactEvery > 0 && clock.now - lastCompaction >= .nanoseconds(Int64(compactEvery)) {
@@ -111,5 +128,27 @@ public struct LedgerService: Service {
         ledger.backlog.open() // nothing releases on the clock from here on
         logger.info("releasing pending traces and flushing before exit")
         try await ledger.drain()
+    }
+}
+
+/// The share of the machine's cores the process used since the previous call (the first
+/// call: since start).
+struct ProcessCPUShare {
+    private var lastCPU = ProcessCPUShare.cpuSeconds()
+    private var lastWall = ContinuousClock.now
+    private let cores = Double(max(1, sysconf(Int32(_SC_NPROCESSORS_ONLN))))
+
+    mutating func share() -> Double {
+        let (cpu, wall) = (Self.cpuSeconds(), ContinuousClock.now)
+        let elapsed = wall - lastWall
+        let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+        defer { (lastCPU, lastWall) = (cpu, wall) }
+        return seconds > 0 ? (cpu - lastCPU) / seconds / cores : 1
+    }
+
+    static func cpuSeconds() -> Double {
+        var t = timespec()
+        clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t)
+        return Double(t.tv_sec) + Double(t.tv_nsec) / 1e9
     }
 }

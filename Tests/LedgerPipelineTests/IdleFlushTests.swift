@@ -1,0 +1,48 @@
+import Foundation
+import LedgerCore
+@testable import LedgerPipeline
+import Testing
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Flushes that can wait are written on idle CPU time (`Ledger.flush(idle:)`), chosen by
+/// the clock from how busy the process is (`ProcessCPUShare`).
+
+@Test func idleWorkRunsUnderTheIdleSchedulingPolicy() async throws {
+    let idle = try await BlockingThread.run(name: "test-idle", idle: true) { sched_getscheduler(0) }
+    let normal = try await BlockingThread.run(name: "test-normal") { sched_getscheduler(0) }
+    #expect(idle == 5) // SCHED_IDLE
+    #expect(normal == 0) // SCHED_OTHER
+}
+
+@Test func anIdleFlushWritesWhatANormalOneWrites() async throws {
+    let clock = TestClock()
+    let dir = tempDataDir()
+    var config = LedgerConfiguration()
+    config.dataDirectory = dir
+    config.assembly.waitNano = 1_000_000_000
+    let ledger = try Ledger(configuration: config, prices: prices, logger: .init(label: "test"), monotonicNow: { clock.now }, wallNow: { minute0 })
+    for n in 1...20 { try await ingest(ledger, run(UInt64(n), workflow: "idle-flush", verdict: n % 2 == 0 ? "accepted" : nil, calls: [("small", 1000, 100)])) }
+    clock.advance(seconds: 2)
+    await ledger.tick()
+    try await ledger.flush(idle: true)
+    #expect(await ledger.currentStats().unflushedSpans == 0)
+    // A ledger opened on the directory reads the runs back from the flushed files alone.
+    let again = try Ledger(configuration: config, prices: prices, logger: .init(label: "test"), monotonicNow: { clock.now }, wallNow: { minute0 })
+    let g = try #require(await again.query(window).first)
+    #expect(g.workflow == "idle-flush" && g.runs == 20 && g.measures.costMicros == 20 * 1400)
+}
+
+@Test func theCPUShareCountsThisProcessesWork() async throws {
+    let cores = Double(max(1, sysconf(Int32(_SC_NPROCESSORS_ONLN))))
+    var share = ProcessCPUShare()
+    // Spin one thread for 300 ms: at least a quarter of a core's worth shows, however
+    // busy the machine; never more than every core.
+    let until = ContinuousClock.now + .milliseconds(300)
+    var x: UInt64 = 1
+    while ContinuousClock.now < until { x = x &* 6364136223846793005 &+ 1 }
+    let measured = share.share()
+    #expect(x != 0)
+    #expect(measured >= 0.25 / cores && measured <= 1.05, "share \(measured) of \(cores) cores")
+}
