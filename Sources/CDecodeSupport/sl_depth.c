@@ -55,6 +55,12 @@ int sl_nesting_exceeds(const ProtobufCMessageDescriptor *descriptor, const uint8
         } else if (wire == 2) {
             if (!read_varint(data, stack[depth].end, &pos, &skip)) break;
             if (skip > stack[depth].end - pos) break;
+            /* Too short to reach either limit even if it is a counted message: stepped over
+               without looking the field up (most attributes, IDs and names). */
+            if (depth + 1 + skip / 2 <= max_depth && stack[depth].counted + 1 + skip / 2 <= max_counted) {
+                pos += skip;
+                continue;
+            }
             const ProtobufCFieldDescriptor *field =
                 protobuf_c_message_descriptor_get_field(stack[depth].descriptor, number);
             if (field != NULL && field->type == PROTOBUF_C_TYPE_MESSAGE) {
