@@ -104,6 +104,13 @@ public actor Ledger: SpanConsumer {
     /// Spans in `unflushedDetails`: the clock flushes early when they pass
     /// `configuration.maxUnflushedSpans`.
     public private(set) var unflushedSpans = 0
+
+    /// Whether assembly holds under half of its trace and byte limits: memory to spare
+    /// for a flush that takes its time (`flush(idle:)`).
+    public var assemblyHasHeadroom: Bool {
+        let limits = configuration.assembly
+        return assembler.openTraces * 2 < limits.maxTraces && assembler.bufferedBytes * 2 < limits.maxBytes
+    }
     var recentTrees: [TraceID: PackedTree] = [:]
     var recentOrder: Deque<TraceID> = []
     var nextSequence: UInt64

@@ -100,11 +100,13 @@ public struct LedgerService: Service {
                 if let previous = await flushing?.value { lastFlushFailed = !previous }
                 if intervalUp || !lastFlushFailed {
                     lastFlush = clock.now
-                    // On idle CPU time while the daemon has cores to spare (requests sent
-                    // during a flush then wait no longer than others); at normal priority
-                    // when it is busy or falls behind (the last flush was still running,
-                    // or release lags), where an idle-priority flush would be starved.
-                    let idle = cpu.share() < Self.idleFlushMaxCPUShare && clock.now - waitStart < Self.flushFellBehind
+                    // On idle CPU time while the daemon has cores and memory to spare
+                    // (requests sent during a flush then wait no longer than others); at
+                    // normal priority when it is busy, assembly is half full, or it falls
+                    // behind (the last flush was still running, or release lags): there an
+                    // idle-priority flush is starved, and what waits for it holds memory.
+                    let headroom = await ledger.assemblyHasHeadroom
+                    let idle = headroom && cpu.share() < Self.idleFlushMaxCPUShare && clock.now - waitStart < Self.flushFellBehind
                         && ledger.backlog.lagNano <= Self.parallelReleaseLagNano
                     flushing = Task { [ledger] in (try? await ledger.flush(idle: idle)) != nil }
                 }
