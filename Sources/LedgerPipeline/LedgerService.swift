@@ -20,7 +20,7 @@ public struct LedgerService: Service {
     /// Waiting this long for the previous flush means flushes fall behind (awaiting a
     /// finished one takes microseconds).
     static let flushFellBehind = Duration.milliseconds(1)
-    /// Above this share of the cores used since the last flush, flushes run at normal
+    /// Above this share of the cores used in about the last second, flushes run at normal
     /// priority (at half of maximum throughput the daemon uses about 55%).
     static let idleFlushMaxCPUShare = 0.75
 
@@ -87,6 +87,7 @@ public struct LedgerService: Service {
             // release round takes before the flush and compaction timers are looked at.
             if !moreDue { try? await Task.sleep(for: tick) }
             moreDue = await releaseDue(budget: tick)
+            cpu.update()
             // Early when many spans of released runs wait, unless the last flush failed:
             // a failing disk is retried on the interval, not on every round.
             let intervalUp = clock.now - lastFlush >= flushEvery
@@ -106,7 +107,7 @@ public struct LedgerService: Service {
                     // behind (the last flush was still running, or release lags): there an
                     // idle-priority flush is starved, and what waits for it holds memory.
                     let headroom = await ledger.assemblyHasHeadroom
-                    let idle = headroom && cpu.share() < Self.idleFlushMaxCPUShare && clock.now - waitStart < Self.flushFellBehind
+                    let idle = headroom && cpu.recent < Self.idleFlushMaxCPUShare && clock.now - waitStart < Self.flushFellBehind
                         && ledger.backlog.lagNano <= Self.parallelReleaseLagNano
                     flushing = Task { [ledger] in (try? await ledger.flush(idle: idle)) != nil }
                 }
@@ -133,19 +134,28 @@ public struct LedgerService: Service {
     }
 }
 
-/// The share of the machine's cores the process used since the previous call (the first
-/// call: since start).
+/// The share of the machine's cores the process used lately: each `update` (every clock
+/// round, a few a second) measures the share since the previous one and moves `recent`
+/// toward it by the time passed over `window`, so `recent` follows about the last second
+/// (idle time before a burst of load does not hide the burst).
 struct ProcessCPUShare {
     private var lastCPU = ProcessCPUShare.cpuSeconds()
     private var lastWall = ContinuousClock.now
     private let cores = Double(max(1, sysconf(Int32(_SC_NPROCESSORS_ONLN))))
+    static let window = 1.0
+    /// 0 until the first `update`.
+    private(set) var recent = 0.0
+    private var measured = false
 
-    mutating func share() -> Double {
+    mutating func update() {
         let (cpu, wall) = (Self.cpuSeconds(), ContinuousClock.now)
         let elapsed = wall - lastWall
         let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
-        defer { (lastCPU, lastWall) = (cpu, wall) }
-        return seconds > 0 ? (cpu - lastCPU) / seconds / cores : 1
+        guard seconds > 0 else { return }
+        let share = (cpu - lastCPU) / seconds / cores
+        recent = measured ? recent + (share - recent) * min(1, seconds / Self.window) : share
+        measured = true
+        (lastCPU, lastWall) = (cpu, wall)
     }
 
     static func cpuSeconds() -> Double {

@@ -34,15 +34,29 @@ import Glibc
     #expect(g.workflow == "idle-flush" && g.runs == 20 && g.measures.costMicros == 20 * 1400)
 }
 
-@Test func theCPUShareCountsThisProcessesWork() async throws {
+@Test func theCPUShareFollowsThisProcessesRecentWork() async throws {
     let cores = Double(max(1, sysconf(Int32(_SC_NPROCESSORS_ONLN))))
+    func spin(_ ms: Int) -> UInt64 {
+        let until = ContinuousClock.now + .milliseconds(ms)
+        var x: UInt64 = 1
+        while ContinuousClock.now < until { x = x &* 6364136223846793005 &+ 1 }
+        return x
+    }
     var share = ProcessCPUShare()
-    // Spin one thread for 300 ms: at least a quarter of a core's worth shows, however
-    // busy the machine; never more than every core.
-    let until = ContinuousClock.now + .milliseconds(300)
-    var x: UInt64 = 1
-    while ContinuousClock.now < until { x = x &* 6364136223846793005 &+ 1 }
-    let measured = share.share()
-    #expect(x != 0)
-    #expect(measured >= 0.25 / cores && measured <= 1.05, "share \(measured) of \(cores) cores")
+    #expect(share.recent == 0)
+    // Spin one thread for 300 ms: at least a quarter of a core's worth shows, however busy
+    // the machine; never more than every core. The first measurement is taken whole.
+    #expect(spin(300) != 0)
+    share.update()
+    let first = share.recent
+    #expect(first >= 0.25 / cores && first <= 1.05, "share \(first) of \(cores) cores")
+    // A later one moves it toward the new share by the time passed over the one-second
+    // window: after about 200 ms, a fifth of the way at most (whatever other tests running
+    // meanwhile make the new share), where taken whole an idle second would drop it to 0.
+    let start = ContinuousClock.now
+    try await Task.sleep(for: .milliseconds(200))
+    share.update()
+    let d = ContinuousClock.now - start
+    let passed = Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18
+    #expect(abs(share.recent - first) <= min(1, passed) * 1.05 + 0.01, "moved \(share.recent - first) in \(passed) s")
 }
