@@ -14,16 +14,22 @@ public enum ProcessMetrics {
     }
 
     /// Peak resident set size (VmHWM) in bytes.
-    public static func peakRSS(pid: Int32) -> Int? { statusField("VmHWM", pid: pid) }
-    public static func currentRSS(pid: Int32) -> Int? { statusField("VmRSS", pid: pid) }
+    public static func peakRSS(pid: Int32) -> Int? { residentMemory(pid: pid).peak }
+    public static func currentRSS(pid: Int32) -> Int? { residentMemory(pid: pid).current }
 
-    static func statusField(_ name: String, pid: Int32) -> Int? {
-        guard let text = read("/proc/\(pid)/status") else { return nil }
-        for line in text.split(separator: "\n") where line.hasPrefix(name + ":") {
+    /// Resident memory now (VmRSS) and at its highest (VmHWM), in bytes, from one read of
+    /// /proc/PID/status.
+    public static func residentMemory(pid: Int32) -> (current: Int?, peak: Int?) {
+        guard let text = read("/proc/\(pid)/status") else { return (nil, nil) }
+        var out: (current: Int?, peak: Int?) = (nil, nil)
+        for line in text.split(separator: "\n") {
+            let isCurrent = line.hasPrefix("VmRSS:")
+            guard isCurrent || line.hasPrefix("VmHWM:") else { continue }
             let parts = line.split(separator: " ", omittingEmptySubsequences: true)
-            if parts.count >= 2, let kb = Int(parts[1]) { return kb * 1024 }
+            guard parts.count >= 2, let kb = Int(parts[1]) else { continue }
+            if isCurrent { out.current = kb * 1024 } else { out.peak = kb * 1024 }
         }
-        return nil
+        return out
     }
 
     /// CPU seconds used by this process (all threads) so far.

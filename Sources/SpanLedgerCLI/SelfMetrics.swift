@@ -118,11 +118,11 @@ final class SelfMetrics: Sendable {
         metric("spanledger_wal_append_failures_total", "counter", "Records whose append failed (answered 503).", w.appendFailures)
         metric("spanledger_wal_disk_full_total", "counter", "Records refused because the disk was full.", w.diskFullFailures)
         metric("spanledger_wal_segment_bytes", "gauge", "Size of the current log segment.", w.segmentBytes)
-        let pid = getpid()
-        if let rss = ProcessMetrics.currentRSS(pid: pid) {
+        let memory = ProcessMetrics.residentMemory(pid: getpid())
+        if let rss = memory.current {
             metric("spanledger_process_resident_bytes", "gauge", "Resident memory of the daemon (VmRSS).", Int64(rss))
         }
-        if let peak = ProcessMetrics.peakRSS(pid: pid) {
+        if let peak = memory.peak {
             metric("spanledger_process_peak_resident_bytes", "gauge", "Highest resident memory of the daemon since start (VmHWM).", Int64(peak))
         }
         let heap = heapStats()

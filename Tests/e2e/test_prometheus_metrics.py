@@ -32,6 +32,10 @@ def test_ledger_counters_and_cardinality_cap(daemon_factory):
         assert name in fams and fams[name].type == "counter", (name, sorted(fams))
     assert fams["spanledger_ledger_series_overflowed"].type == "gauge"
     assert fams["spanledger_wal_fsync_seconds"].type == "histogram"
+    # Resident memory now and at its peak, both from one read of /proc/self/status.
+    rss = fams["spanledger_process_resident_bytes"].samples[0].value
+    peak = fams["spanledger_process_peak_resident_bytes"].samples[0].value
+    assert 4 << 20 < rss <= peak < 4 << 30, (rss, peak)
     for f in fams.values():
         for s in f.samples:
             assert s.name.startswith("spanledger_"), s.name
