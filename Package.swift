@@ -51,6 +51,7 @@ let package = Package(
             "LedgerCore", "TraceAssembly", "Attribution", "Rollups", "LedgerStore", "WriteAheadLog", "ProtoWire", "DurableFiles",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            .product(name: "NIOCore", package: "swift-nio"), // System.coreCount: cores the cgroup allows
         ]),
 
         // Receivers and read side.

@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import Logging
+import NIOCore
 import ServiceLifecycle
 import TraceAssembly
 
@@ -141,7 +142,9 @@ public struct LedgerService: Service {
 struct ProcessCPUShare {
     private var lastCPU = ProcessCPUShare.cpuSeconds()
     private var lastWall = ContinuousClock.now
-    private let cores = Double(max(1, sysconf(Int32(_SC_NPROCESSORS_ONLN))))
+    /// Cores the process may use: a cgroup CPU quota or cpuset counts (a container given two
+    /// CPUs of a large host is busy at two), not every online CPU.
+    static let cores = Double(max(1, System.coreCount))
     static let window = 1.0
     /// 0 until the first `update`.
     private(set) var recent = 0.0
@@ -152,7 +155,7 @@ struct ProcessCPUShare {
         let elapsed = wall - lastWall
         let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
         guard seconds > 0 else { return }
-        let share = (cpu - lastCPU) / seconds / cores
+        let share = (cpu - lastCPU) / seconds / Self.cores
         recent = measured ? recent + (share - recent) * min(1, seconds / Self.window) : share
         measured = true
         (lastCPU, lastWall) = (cpu, wall)
