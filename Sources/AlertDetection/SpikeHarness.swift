@@ -24,8 +24,7 @@ public enum SpikeHarness {
                                  measuredStart: measuredStart, totalSteps: totalSteps, random: &trafficRandom))
         }
 
-        let elapsed = clock.now - started
-        let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) * 1e-18
+        let seconds = (clock.now - started) / .seconds(1)
         let delays = totals.delaysSeconds.sorted()
         let seriesDays = Double(max(0, scenario.series) * max(0, scenario.days))
         return SpikeReport(

@@ -1,6 +1,4 @@
-#if canImport(Glibc)
-import Glibc
-#endif
+import LedgerCore
 import Logging
 import NIOCore
 import ServiceLifecycle
@@ -140,7 +138,7 @@ public struct LedgerService: Service {
 /// toward it by the time passed over `window`, so `recent` follows about the last second
 /// (idle time before a burst of load does not hide the burst).
 struct ProcessCPUShare {
-    private var lastCPU = ProcessCPUShare.cpuSeconds()
+    private var lastCPU = WallClock.processCPUSeconds()
     private var lastWall = ContinuousClock.now
     /// Cores the process may use: a cgroup CPU quota or cpuset counts (a container given two
     /// CPUs of a large host is busy at two), not every online CPU.
@@ -151,19 +149,12 @@ struct ProcessCPUShare {
     private var measured = false
 
     mutating func update() {
-        let (cpu, wall) = (Self.cpuSeconds(), ContinuousClock.now)
-        let elapsed = wall - lastWall
-        let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+        let (cpu, wall) = (WallClock.processCPUSeconds(), ContinuousClock.now)
+        let seconds = (wall - lastWall) / .seconds(1)
         guard seconds > 0 else { return }
         let share = (cpu - lastCPU) / seconds / Self.cores
         recent = measured ? recent + (share - recent) * min(1, seconds / Self.window) : share
         measured = true
         (lastCPU, lastWall) = (cpu, wall)
-    }
-
-    static func cpuSeconds() -> Double {
-        var t = timespec()
-        clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t)
-        return Double(t.tv_sec) + Double(t.tv_nsec) / 1e9
     }
 }

@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import LedgerCore
 
 /// CPU time and memory of a process, read from /proc (Linux).
 public enum ProcessMetrics {
@@ -33,11 +34,7 @@ public enum ProcessMetrics {
     }
 
     /// CPU seconds used by this process (all threads) so far.
-    public static func selfCPUSeconds() -> Double {
-        var usage = rusage()
-        getrusage(RUSAGE_SELF.rawValue, &usage)
-        return Double(usage.ru_utime.tv_sec) + Double(usage.ru_utime.tv_usec) / 1e6 + Double(usage.ru_stime.tv_sec) + Double(usage.ru_stime.tv_usec) / 1e6
-    }
+    public static func selfCPUSeconds() -> Double { WallClock.processCPUSeconds() }
 
     static func read(_ path: String) -> String? {
         guard let f = fopen(path, "r") else { return nil }
