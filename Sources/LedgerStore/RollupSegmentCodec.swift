@@ -50,12 +50,13 @@ public enum RollupSegmentCodec {
                 r.sint(31, m.reworkCostMicros)
             }
         }
-        var w = ProtoWriter(capacity: records.bytes.count + 256)
+        var w = ProtoWriter(capacity: records.count + 256)
         w.uint(1, formatVersion)
         w.int(2, createdUnixMs)
         w.uint(5, replacesThrough)
         for s in strings.strings { w.string(3, s, always: true) }
-        return w.bytes + records.bytes
+        w.append(records)
+        return w.bytes
     }
 
     public static func decode(_ bytes: [UInt8], path: String) throws(StoreError) -> RollupTable {

@@ -158,12 +158,19 @@ public enum TraceDetailCodec {
     /// Trees after the header, in as many calls as the writer likes (a merge of several
     /// flushes' segments writes each one's trees in turn).
     public static func writeTrees<E: Error>(_ trees: [PackedTree], to sink: ([UInt8]) throws(E) -> Void) throws(E) {
-        var piece = ProtoWriter(capacity: 16)
+        var piece: [UInt8] = []
+        piece.reserveCapacity(8)
         for t in trees {
-            piece.removeAll()
-            piece.tag(4, 2)
-            piece.varint(UInt64(t.bytes.count))
-            try sink(piece.bytes)
+            // Field 4, length-delimited, then the length as a varint.
+            piece.removeAll(keepingCapacity: true)
+            piece.append(4 << 3 | 2)
+            var n = UInt64(t.bytes.count)
+            while n >= 0x80 {
+                piece.append(UInt8(truncatingIfNeeded: n) | 0x80)
+                n >>= 7
+            }
+            piece.append(UInt8(n))
+            try sink(piece)
             try sink(t.bytes)
         }
     }
@@ -182,12 +189,8 @@ public enum TraceDetailCodec {
             w.tag(3, 2)
             w.lengthPrefixed(s)
         }
-        // Exactly sized: the writer reserved for the worst case, and memory keeps these.
-        let bytes = w.bytes
-        return [UInt8](unsafeUninitializedCapacity: bytes.count) { buffer, count in
-            _ = buffer.initialize(from: bytes)
-            count = bytes.count
-        }
+        // Exactly sized (the writer reserved for the worst case): memory keeps these.
+        return w.bytes
     }
 
     private static func packSpan(_ s: borrowing StoredSpan, names: inout RunNames, into w: inout ProtoWriter) {

@@ -1,35 +1,103 @@
 /// Minimal protobuf wire-format writer and reader (https://protobuf.dev/programming-guides/encoding/)
 /// for SpanLedger's own segment messages and small responses, where building
 /// protobuf-c structs from Swift would cost more code than it saves.
-public struct ProtoWriter: Sendable {
-    public private(set) var bytes: [UInt8] = []
+public struct ProtoWriter: ~Copyable, @unchecked Sendable {
+    // A buffer of its own rather than an array: an array append checks uniqueness and
+    // capacity and ends a mutation per byte, and encoding appends a byte or two at a time
+    // (a fifth of the cost of packing a run tree or a log record). Not copyable, so the
+    // buffer has one owner and needs no copy on write; `bytes` copies it out once.
+    @usableFromInline var base: UnsafeMutablePointer<UInt8>
+    @usableFromInline var used: Int
+    @usableFromInline var capacity: Int
 
     public init(capacity: Int = 256) {
-        bytes.reserveCapacity(capacity)
+        self.capacity = max(16, capacity)
+        base = .allocate(capacity: self.capacity)
+        used = 0
+    }
+
+    deinit { base.deallocate() }
+
+    /// The bytes written so far, as an array of exactly their size.
+    public var bytes: [UInt8] {
+        [UInt8](unsafeUninitializedCapacity: used) { buffer, count in
+            if used > 0 { buffer.baseAddress!.initialize(from: base, count: used) }
+            count = used
+        }
+    }
+
+    /// How many bytes are written.
+    public var count: Int { used }
+
+    /// Reads the bytes written so far in place.
+    public func withBytes<R, E: Error>(_ body: (UnsafeBufferPointer<UInt8>) throws(E) -> R) throws(E) -> R {
+        try body(UnsafeBufferPointer(start: base, count: used))
     }
 
     /// Empties the writer, keeping its buffer (one writer reused for many small pieces).
-    public mutating func removeAll() { bytes.removeAll(keepingCapacity: true) }
+    public mutating func removeAll() { used = 0 }
 
-    public mutating func varint(_ value: UInt64) {
-        var v = value
-        while v >= 0x80 {
-            bytes.append(UInt8(truncatingIfNeeded: v) | 0x80)
-            v >>= 7
-        }
-        bytes.append(UInt8(v))
+    /// Room for `n` more bytes.
+    @inlinable @inline(__always)
+    mutating func reserve(_ n: Int) {
+        if capacity - used < n { grow(n) }
     }
 
+    @usableFromInline mutating func grow(_ n: Int) {
+        let newCapacity = max(used + n, capacity * 2)
+        let fresh = UnsafeMutablePointer<UInt8>.allocate(capacity: newCapacity)
+        fresh.initialize(from: base, count: used)
+        base.deallocate()
+        (base, capacity) = (fresh, newCapacity)
+    }
+
+    @inlinable @inline(__always)
+    mutating func put(_ byte: UInt8) {
+        base[used] = byte
+        used += 1
+    }
+
+    @inlinable
+    public mutating func varint(_ value: UInt64) {
+        reserve(10)
+        var v = value
+        while v >= 0x80 {
+            put(UInt8(truncatingIfNeeded: v) | 0x80)
+            v >>= 7
+        }
+        put(UInt8(v))
+    }
+
+    @inlinable
     public mutating func tag(_ field: Int, _ wireType: Int) { varint(UInt64(field << 3 | wireType)) }
 
     /// Appends 8 bytes, most significant first (IDs in wire order).
+    @inlinable
     public mutating func bigEndian64(_ v: UInt64) {
-        withUnsafeBytes(of: v.bigEndian) { bytes.append(contentsOf: $0) }
+        reserve(8)
+        UnsafeMutableRawPointer(base + used).storeBytes(of: v.bigEndian, as: UInt64.self)
+        used += 8
     }
 
     /// Appends bytes as they are (no tag, no length).
-    public mutating func raw(_ value: [UInt8]) { bytes += value }
-    public mutating func raw(_ byte: UInt8) { bytes.append(byte) }
+    public mutating func raw(_ value: [UInt8]) { value.withUnsafeBufferPointer { raw($0) } }
+    @inlinable
+    public mutating func raw(_ byte: UInt8) {
+        reserve(1)
+        put(byte)
+    }
+
+    public mutating func raw(_ p: UnsafeBufferPointer<UInt8>) {
+        guard let from = p.baseAddress, p.count > 0 else { return }
+        reserve(p.count)
+        (base + used).initialize(from: from, count: p.count)
+        used += p.count
+    }
+
+    /// Appends what another writer holds.
+    public mutating func append(_ other: borrowing ProtoWriter) {
+        raw(UnsafeBufferPointer(start: other.base, count: other.used))
+    }
 
     /// A varint length followed by the UTF-8 bytes (no tag).
     public mutating func lengthPrefixed(_ s: String) {
@@ -43,97 +111,109 @@ public struct ProtoWriter: Sendable {
     /// A varint length followed by the bytes (no tag).
     public mutating func lengthPrefixed(_ p: UnsafeBufferPointer<UInt8>) {
         varint(UInt64(p.count))
-        bytes.append(contentsOf: p)
+        raw(p)
     }
 
+    @inlinable
     public mutating func uint(_ field: Int, _ value: UInt64) {
         guard value != 0 else { return }
         tag(field, 0)
         varint(value)
     }
 
+    @inlinable
     public mutating func int(_ field: Int, _ value: Int64) {
         guard value != 0 else { return }
         tag(field, 0)
         varint(UInt64(bitPattern: value))
     }
 
+    @inlinable
     public mutating func sint(_ field: Int, _ value: Int64) {
         guard value != 0 else { return }
         tag(field, 0)
         varint(Self.zigzag(value))
     }
 
+    @inlinable
     public mutating func bool(_ field: Int, _ value: Bool) {
         guard value else { return }
         tag(field, 0)
-        varint(1)
+        raw(1)
     }
 
     public mutating func fixed64(_ field: Int, _ value: UInt64) {
         guard value != 0 else { return }
         tag(field, 1)
-        for i in 0..<8 { bytes.append(UInt8(truncatingIfNeeded: value >> (8 * i))) }
+        rawFixed64(value)
     }
 
     /// Writes 8 little-endian bytes with no tag (the payload after `tag(field, 1)`).
     public mutating func rawFixed64(_ value: UInt64) {
-        for i in 0..<8 { bytes.append(UInt8(truncatingIfNeeded: value >> (8 * i))) }
+        reserve(8)
+        UnsafeMutableRawPointer(base + used).storeBytes(of: value.littleEndian, as: UInt64.self)
+        used += 8
     }
 
     public mutating func bytesField(_ field: Int, _ value: [UInt8], always: Bool = false) {
         guard always || !value.isEmpty else { return }
         tag(field, 2)
         varint(UInt64(value.count))
-        bytes += value
+        raw(value)
     }
 
     public mutating func string(_ field: Int, _ value: String, always: Bool = false) {
-        bytesField(field, Array(value.utf8), always: always)
+        guard always || !value.isEmpty else { return }
+        tag(field, 2)
+        lengthPrefixed(value)
     }
 
     /// Writes a nested message built by `build`, in place: one length byte is set aside
     /// and widened afterwards when the message turns out to be 128 bytes or longer (a
     /// move of the message, cheaper than building it in a buffer of its own and copying).
     public mutating func message(_ field: Int, always: Bool = true, _ build: (inout ProtoWriter) -> Void) {
-        let mark = bytes.count
+        let mark = used
         tag(field, 2)
-        let lengthAt = bytes.count
-        bytes.append(0)
-        let start = bytes.count
+        let lengthAt = used
+        raw(0)
+        let start = used
         build(&self)
-        let length = bytes.count - start
+        let length = used - start
         if length == 0 && !always {
-            bytes.removeSubrange(mark...)
+            used = mark
             return
         }
         if length < 0x80 {
-            bytes[lengthAt] = UInt8(length)
+            base[lengthAt] = UInt8(length)
             return
         }
         var width = 1
         var rest = length >> 7
         while rest > 0 { width += 1; rest >>= 7 }
-        bytes.insert(contentsOf: repeatElement(0, count: width - 1), at: start)
+        reserve(width - 1)
+        (base + start + width - 1).update(from: base + start, count: length)
+        used += width - 1
         var v = UInt64(length)
         for i in 0..<width {
-            bytes[lengthAt + i] = UInt8(truncatingIfNeeded: v) | (i < width - 1 ? 0x80 : 0)
+            base[lengthAt + i] = UInt8(truncatingIfNeeded: v) | (i < width - 1 ? 0x80 : 0)
             v >>= 7
         }
     }
 
     /// A bytes field of one big-endian 8-byte word (a span ID in wire order), without
     /// building an array for it.
+    @inlinable
     public mutating func bigEndianWords(_ field: Int, _ word: UInt64) {
         tag(field, 2)
-        varint(8)
+        raw(8)
         bigEndian64(word)
     }
 
     /// A bytes field of two big-endian 8-byte words (a trace ID in wire order).
+    @inlinable
     public mutating func bigEndianWords(_ field: Int, _ high: UInt64, _ low: UInt64) {
         tag(field, 2)
-        varint(16)
+        raw(16)
         bigEndian64(high)
         bigEndian64(low)
     }
@@ -142,9 +222,12 @@ public struct ProtoWriter: Sendable {
         guard !values.isEmpty else { return }
         var inner = ProtoWriter(capacity: values.count * 2)
         for v in values { inner.varint(Self.zigzag(v)) }
-        bytesField(field, inner.bytes)
+        tag(field, 2)
+        varint(UInt64(inner.count))
+        append(inner)
     }
 
+    @inlinable
     public static func zigzag(_ v: Int64) -> UInt64 { UInt64(bitPattern: (v << 1) ^ (v >> 63)) }
     public static func unzigzag(_ v: UInt64) -> Int64 { Int64(bitPattern: v >> 1) ^ -Int64(bitPattern: v & 1) }
 }

@@ -1,0 +1,86 @@
+import ProtoWire
+import Testing
+
+/// The wire writer every segment, log record and packed tree goes through: its own
+/// growable buffer, and nested messages whose length prefix widens after the fact.
+@Suite struct ProtoWriterTests {
+    @Test func writesPastItsInitialCapacityAndReadsBack() throws {
+        var w = ProtoWriter(capacity: 1)
+        let values: [UInt64] = (0..<5_000).map { UInt64($0) &* 0x9E37_79B9_7F4A_7C15 >> UInt64($0 % 64) }
+        for (n, v) in values.enumerated() { w.uint(n % 200 + 1, v) }
+        w.bigEndianWords(201, 0x0102_0304_0506_0708, 0x1112_1314_1516_1718)
+        w.fixed64(202, 0xAABB_CCDD_EEFF_0011)
+        let bytes = w.bytes
+        #expect(bytes.count == w.count)
+        #expect(bytes.capacity < bytes.count + 32, "bytes are copied out at their size")
+
+        var r = ProtoReader(bytes)
+        var read: [UInt64] = []
+        var words: [UInt8] = []
+        var fixed: UInt64 = 0
+        while let (field, value) = try r.next() {
+            switch field {
+            case 201: words = Array(value.slice)
+            case 202: fixed = value.uint64
+            default: read.append(value.uint64)
+            }
+        }
+        #expect(read == values.filter { $0 != 0 })
+        #expect(words == [1, 2, 3, 4, 5, 6, 7, 8, 0x11, 0x12, 0x13, 0x14, 0x15, 0x16, 0x17, 0x18])
+        #expect(fixed == 0xAABB_CCDD_EEFF_0011)
+    }
+
+    @Test(arguments: [0, 1, 127, 128, 300, 16_383, 16_384, 70_000])
+    func nestedMessageLengthsWidenInPlace(length: Int) throws {
+        var w = ProtoWriter(capacity: 8)
+        w.uint(1, 7)
+        w.message(2) { m in
+            m.message(3) { inner in
+                inner.lengthPrefixed(String(repeating: "x", count: length))
+            }
+        }
+        w.uint(4, 9)
+        var r = ProtoReader(w.bytes)
+        var fields: [Int] = []
+        var text = ""
+        while let (field, value) = try r.next() {
+            fields.append(field)
+            if field == 2 {
+                var m = ProtoReader(value.slice)
+                let (f, inner) = try #require(try m.next())
+                #expect(f == 3)
+                // The inner payload is a varint length, then the text.
+                var prefix = 0, shift = 0, at = inner.slice.startIndex
+                while true {
+                    let b = inner.slice[at]
+                    prefix |= Int(b & 0x7F) << shift
+                    at += 1
+                    if b < 0x80 { break }
+                    shift += 7
+                }
+                #expect(prefix == length)
+                text = String(decoding: inner.slice[at...], as: UTF8.self)
+                #expect(try m.next() == nil)
+            }
+        }
+        #expect(fields == [1, 2, 4])
+        #expect(text == String(repeating: "x", count: length))
+    }
+
+    @Test func anEmptyOptionalMessageLeavesNothingAndWritersAppend() {
+        var w = ProtoWriter()
+        w.uint(1, 5)
+        let before = w.bytes
+        w.message(2, always: false) { _ in }
+        #expect(w.bytes == before)
+        w.message(2) { _ in }
+        #expect(w.bytes == before + [0x12, 0])
+
+        var other = ProtoWriter()
+        other.string(3, "ab")
+        w.append(other)
+        #expect(w.bytes == before + [0x12, 0, 0x1A, 2, 0x61, 0x62])
+        w.removeAll()
+        #expect(w.bytes.isEmpty && w.count == 0)
+    }
+}
