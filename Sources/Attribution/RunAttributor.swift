@@ -149,23 +149,34 @@ public struct RunAttributor: Sendable {
     }
 
     static func agents(of spans: Spans, parents: [Int?], inherited: [SpanID: String]) -> [String] {
+        // Each span's agent is its own (an agent span's name) or its parent's: walked up
+        // iteratively, the spans on the way given the answer, so every span is decided
+        // once. At most 10,000 steps up (a parent cycle or a very deep tree gets "").
         var memo = [String?](repeating: nil, count: spans.count)
-        func agent(_ i: Int, depth: Int) -> String {
-            if let m = memo[i] { return m }
+        var path: [Int] = []
+        for start in spans.indices where memo[start] == nil {
+            path.removeAll(keepingCapacity: true)
+            var i = start, depth = 0
             var result = ""
-            if spans[i].category == .workflow, let name = spans[i].workflowNames.agent, !name.isEmpty {
-                result = name
-            } else if !spans[i].isRoot, depth < 10_000 {
+            while true {
+                if let m = memo[i] { result = m; break }
+                path.append(i)
+                if spans[i].category == .workflow, let name = spans[i].agentName, !name.isEmpty {
+                    result = name
+                    break
+                }
+                guard !spans[i].isRoot, depth < 10_000 else { break }
                 if let p = parents[i], p != i {
-                    result = agent(p, depth: depth + 1)
+                    i = p
+                    depth += 1
                 } else {
                     result = inherited[spans[i].parentSpanID] ?? ""
+                    break
                 }
             }
-            memo[i] = result
-            return result
+            for j in path where memo[j] == nil { memo[j] = result }
         }
-        return spans.indices.map { agent($0, depth: 0) }
+        return memo.map { $0 ?? "" }
     }
 
     /// Prices calls, counts tools, retries and errors of `run.spans`.

@@ -92,6 +92,15 @@ public struct SpanRecord: Sendable, Hashable {
         set { store(model: model, names: newValue) }
     }
 
+    /// `workflowNames.agent`, without building the other names.
+    @inlinable public var agentName: String? {
+        switch detailKind {
+        case .agent: detail
+        case .none, .model: rare?.fields.workflowNames.agent
+        case .genAIWorkflow, .traceloopWorkflow: nil
+        }
+    }
+
     /// Places the model and the names: the model inline when there is one, else a single
     /// name inline, and the names not inline in the box. One place for each combination,
     /// so equal records are stored alike however they were built.
@@ -189,20 +198,36 @@ public struct SpanRecord: Sendable, Hashable {
         self.endUnixNano = endUnixNano
         self.isError = isError
         self.category = category
-        self.detail = ""
-        self.detailKind = .none
-        self.narrowUsage = .zero
-        self.rare = nil
-        self.usage = usage
-        store(model: model, names: workflowNames)
-        if explicitCostMicros != nil || resendCount != 0 || verdict != nil || taskID != nil {
-            updateRare {
-                $0.explicitCostMicros = explicitCostMicros
-                $0.resendCount = resendCount
-                $0.verdict = verdict
-                $0.taskID = taskID
+        // Every field placed once, as `store(model:names:)` and the `usage` setter would
+        // place them, with one box at most (built from the decoder for every span).
+        var fields = RareFields()
+        if let narrow = NarrowUsage(usage) {
+            narrowUsage = narrow
+        } else {
+            narrowUsage = .zero
+            fields.wideUsage = usage
+        }
+        if !model.isEmpty {
+            (detailKind, detail) = (.model, model)
+            fields.workflowNames = workflowNames
+        } else {
+            switch (workflowNames.genAIWorkflow, workflowNames.traceloopWorkflow, workflowNames.agent) {
+            case (nil, nil, nil): (detailKind, detail) = (.none, "")
+            case (let n?, nil, nil): (detailKind, detail) = (.genAIWorkflow, n)
+            case (nil, let n?, nil): (detailKind, detail) = (.traceloopWorkflow, n)
+            case (nil, nil, let n?): (detailKind, detail) = (.agent, n)
+            default:
+                (detailKind, detail) = (.none, "")
+                fields.workflowNames = workflowNames
             }
         }
+        fields.explicitCostMicros = explicitCostMicros
+        fields.resendCount = resendCount
+        fields.verdict = verdict
+        fields.taskID = taskID
+        let anyRare = fields.wideCounts != nil || !fields.workflowNames.isEmpty || explicitCostMicros != nil || resendCount != 0
+            || verdict != nil || taskID != nil
+        rare = anyRare ? RareBox(fields) : nil
     }
 
     @inlinable public var isRoot: Bool { parentSpanID.isNone }

@@ -90,6 +90,32 @@ let attributor = RunAttributor(prices: PriceTable(userEntries: [
     #expect(run.calls.filter(\.isRetry).map { run.spans[$0.spanIndex].spanID.value } == [101])
 }
 
+@Test func agentsAreTheNearestAgentSpanAboveEvenThroughDeepChainsAndCycles() {
+    // A chain 500 deep below an agent span, another agent nested in it, a call whose
+    // parents form a cycle (no agent: ""), and a call whose parent is in no tree here.
+    var spans = [s(1, name: "root"), s(2, parent: 1, category: .workflow, names: WorkflowNames(agent: "outer"))]
+    for i in 0..<500 { spans.append(s(UInt64(1_000 + i), parent: i == 0 ? 2 : UInt64(999 + i))) }
+    spans.append(s(3, parent: 1_499, start: 1, category: .llm, model: "cheap"))
+    spans.append(s(4, parent: 1_200, category: .workflow, names: WorkflowNames(agent: "inner")))
+    spans.append(s(5, parent: 4, start: 2, category: .llm, model: "cheap"))
+    spans.append(s(6, parent: 7))
+    spans.append(s(7, parent: 6))
+    spans.append(s(8, parent: 6, start: 3, category: .llm, model: "cheap"))
+    spans.append(s(9, parent: 77, start: 4, category: .llm, model: "cheap"))
+    let byID = { (run: AttributedRun) in
+        Dictionary(uniqueKeysWithValues: run.calls.map { (run.spans[$0.spanIndex].spanID.value, $0.agent) })
+    }
+    for order in [spans, spans.reversed()] {
+        let run = attributor.attribute(traceID: tid, spans: order)
+        #expect(byID(run) == [3: "outer", 5: "inner", 8: "", 9: ""])
+    }
+    // A late call whose parent is an agent's span of the recorded run inherits its agent.
+    var late = AttributedRun(traceID: tid, workflow: "w", service: "", startUnixNano: 0, durationNano: 0, verdict: nil, incomplete: false,
+                             spans: [s(10, parent: 2, category: .llm, model: "cheap")], calls: [], toolCalls: 0, otherErrors: 0)
+    attributor.attributeCalls(&late, inheritedAgents: [SpanID(2): "outer"])
+    #expect(late.calls.map(\.agent) == ["outer"])
+}
+
 @Test func latestVerdictOnTheTreeDecidesTheOutcome() {
     let run = attributor.attribute(traceID: tid, spans: [
         s(1, name: "root", verdict: Verdict(outcome: .rejected, timeUnixNano: 10)),
