@@ -413,41 +413,46 @@ public actor Ledger: SpanConsumer {
     /// the sum by (new − prepared) where a held verdict or rework changed its records.
     public func commit(_ chunk: PreparedChunk) {
         for (key, measures) in chunk.records { add(key, measures) }
-        for p in chunk.runs { commit(p, recordsAdded: true) }
+        for i in chunk.runs.indices { commit(chunk.runs[i], recordsAdded: true) }
     }
 
-    func commit(_ p: PreparedRun, recordsAdded: Bool = false) {
-        var p = p
+    /// Borrowed, not copied: a prepared run holds a dozen references (spans, tree, names),
+    /// and a copy per run retained and released every one of them.
+    func commit(_ p: borrowing PreparedRun, recordsAdded: Bool = false) {
         let id = p.released.traceID
-        let preparedOutcome = p.entry.outcome
+        var entry = p.entry
+        var outcome = p.run.outcome
         attributing[id] = nil
         countRelease(p.released)
         if let h = heldVerdicts.removeValue(forKey: id) {
             heldDirty = true
             if h.supersedes(time: p.run.verdict?.timeUnixNano ?? .min, outcome: p.run.verdict?.outcome ?? .pending) {
-                p.run.verdict = Verdict(outcome: h.outcome, timeUnixNano: h.timeUnixNano)
-                p.entry = Self.entry(of: p.run, verdictSource: h.source, held: h)
+                var run = p.run
+                run.verdict = Verdict(outcome: h.outcome, timeUnixNano: h.timeUnixNano)
+                entry = Self.entry(of: run, verdictSource: h.source, held: h)
+                outcome = run.outcome
                 stats.verdictsApplied += 1
             }
         }
         stats.runsReleased += 1
         if p.run.incomplete { stats.runsIncomplete += 1 }
-        p.entry.rework = isRework(p.entry)
+        entry.rework = isRework(entry)
         // The records key on outcome and carry rework: recomputed when either differs from the prepared ones.
-        let changed = p.entry.rework || p.entry.outcome != preparedOutcome
+        let changed = entry.rework || entry.outcome != p.entry.outcome
         if changed {
-            for r in Self.runRecords(p.entry, tree: p.tree) { add(r.key, r.measures) }
+            for r in Self.runRecords(entry, tree: p.tree) { add(r.key, r.measures) }
             if recordsAdded { for r in p.records { add(r.key, r.measures.negated) } }
         } else if !recordsAdded {
             for r in p.records { add(r.key, r.measures) }
         }
-        record(p.entry, tree: p.packed)
-        noteTask(p.entry)
+        let rework = entry.rework
+        record(entry, tree: p.packed)
+        noteTask(entry)
         if let o = activityObserver {
             var a = p.activity
             a.releasedUnixNano = wallNow()
-            a.outcome = p.run.outcome
-            a.rework = p.entry.rework
+            a.outcome = outcome
+            a.rework = rework
             o.observe(a)
         }
         if let late = lateWhileAttributing.removeValue(forKey: id) {
