@@ -152,14 +152,15 @@ public struct RunAttributor: Sendable {
         // Each span's agent is its own (an agent span's name) or its parent's: walked up
         // iteratively, the spans on the way given the answer, so every span is decided
         // once. At most 10,000 steps up (a parent cycle or a very deep tree gets "").
-        var memo = [String?](repeating: nil, count: spans.count)
+        var agents = [String](repeating: "", count: spans.count)
+        var decided = [Bool](repeating: false, count: spans.count)
         var path: [Int] = []
-        for start in spans.indices where memo[start] == nil {
+        for start in spans.indices where !decided[start] {
             path.removeAll(keepingCapacity: true)
             var i = start, depth = 0
             var result = ""
             while true {
-                if let m = memo[i] { result = m; break }
+                if decided[i] { result = agents[i]; break }
                 path.append(i)
                 if spans[i].category == .workflow, let name = spans[i].agentName, !name.isEmpty {
                     result = name
@@ -174,9 +175,9 @@ public struct RunAttributor: Sendable {
                     break
                 }
             }
-            for j in path where memo[j] == nil { memo[j] = result }
+            for j in path where !decided[j] { (agents[j], decided[j]) = (result, true) }
         }
-        return memo.map { $0 ?? "" }
+        return agents
     }
 
     /// Prices calls, counts tools, retries and errors of `run.spans`.
@@ -274,25 +275,23 @@ public struct RunAttributor: Sendable {
     /// in error. The parent itself need not be in the trace.
     static func retryFlags(_ spans: Spans) -> [Bool] {
         var out = [Bool](repeating: false, count: spans.count)
-        var calls: [Int] = []
+        // Each call's sort key taken once: a comparison then reads no span.
+        var calls: [(parent: UInt64, start: Int64, index: Int)] = []
         for i in spans.indices where spans[i].category == .llm {
-            calls.append(i)
+            calls.append((spans[i].parentSpanID.value, spans[i].startUnixNano, i))
             if spans[i].hasRareFields && spans[i].resendCount > 0 { out[i] = true }
         }
         guard calls.count > 1 else { return out }
         // Order calls by (parent, start, position): each parent's calls are then adjacent.
-        calls.sort { a, b in
-            let (pa, pb) = (spans[a].parentSpanID, spans[b].parentSpanID)
-            if pa != pb { return pa.value < pb.value }
-            return (spans[a].startUnixNano, a) < (spans[b].startUnixNano, b)
-        }
+        calls.sort { a, b in (a.parent, a.start, a.index) < (b.parent, b.start, b.index) }
         var groupStart = 0
-        for (n, i) in calls.enumerated() {
-            if n > 0 && spans[calls[n - 1]].parentSpanID != spans[i].parentSpanID { groupStart = n }
+        for n in calls.indices {
+            if n > 0 && calls[n - 1].parent != calls[n].parent { groupStart = n }
             // The previous call to the same model under the same parent.
+            let i = calls[n].index
             var k = n - 1
-            while k >= groupStart && spans[calls[k]].model != spans[i].model { k -= 1 }
-            if k >= groupStart && spans[calls[k]].isError { out[i] = true }
+            while k >= groupStart && spans[calls[k].index].model != spans[i].model { k -= 1 }
+            if k >= groupStart && spans[calls[k].index].isError { out[i] = true }
         }
         return out
     }
