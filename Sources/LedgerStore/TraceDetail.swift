@@ -158,19 +158,12 @@ public enum TraceDetailCodec {
     /// Trees after the header, in as many calls as the writer likes (a merge of several
     /// flushes' segments writes each one's trees in turn).
     public static func writeTrees<E: Error>(_ trees: [PackedTree], to sink: ([UInt8]) throws(E) -> Void) throws(E) {
-        var piece: [UInt8] = []
-        piece.reserveCapacity(8)
+        var piece = ProtoWriter(capacity: 16)
         for t in trees {
-            // Field 4, length-delimited, then the length as a varint.
-            piece.removeAll(keepingCapacity: true)
-            piece.append(4 << 3 | 2)
-            var n = UInt64(t.bytes.count)
-            while n >= 0x80 {
-                piece.append(UInt8(truncatingIfNeeded: n) | 0x80)
-                n >>= 7
-            }
-            piece.append(UInt8(n))
-            try sink(piece)
+            piece.removeAll()
+            piece.tag(4, 2)
+            piece.varint(UInt64(t.bytes.count))
+            try sink(piece.bytes)
             try sink(t.bytes)
         }
     }

@@ -29,11 +29,6 @@ public struct ProtoWriter: ~Copyable, @unchecked Sendable {
     /// How many bytes are written.
     public var count: Int { used }
 
-    /// Reads the bytes written so far in place.
-    public func withBytes<R, E: Error>(_ body: (UnsafeBufferPointer<UInt8>) throws(E) -> R) throws(E) -> R {
-        try body(UnsafeBufferPointer(start: base, count: used))
-    }
-
     /// Empties the writer, keeping its buffer (one writer reused for many small pieces).
     public mutating func removeAll() { used = 0 }
 
