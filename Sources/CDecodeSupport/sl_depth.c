@@ -27,7 +27,7 @@ static int read_varint(const uint8_t *data, size_t end, size_t *pos, uint64_t *o
 typedef struct { const ProtobufCMessageDescriptor *descriptor; size_t end; unsigned counted; } sl_frame;
 
 int sl_nesting_exceeds(const ProtobufCMessageDescriptor *descriptor, const uint8_t *data, size_t length, unsigned max_depth,
-                       const ProtobufCMessageDescriptor *counted, unsigned max_counted) {
+                       const ProtobufCMessageDescriptor *counted, unsigned max_counted, size_t long_field, int *long_field_seen) {
     sl_frame *stack = malloc(sizeof(sl_frame) * (max_depth + 1));
     if (stack == NULL) return 0;
     unsigned depth = 0;
@@ -35,10 +35,10 @@ int sl_nesting_exceeds(const ProtobufCMessageDescriptor *descriptor, const uint8
     stack[0].end = length;
     stack[0].counted = descriptor == counted ? 1 : 0;
     size_t pos = 0;
-    int result = 0;
+    int result = 0, walked = 0;
     for (;;) {
         while (depth > 0 && pos >= stack[depth].end) depth--;
-        if (depth == 0 && pos >= stack[0].end) break;
+        if (depth == 0 && pos >= stack[0].end) { walked = 1; break; }
         uint64_t key;
         if (!read_varint(data, stack[depth].end, &pos, &key)) break;
         uint32_t number = (uint32_t)(key >> 3);
@@ -79,6 +79,9 @@ int sl_nesting_exceeds(const ProtobufCMessageDescriptor *descriptor, const uint8
                 stack[depth].counted = inner;
                 continue;
             }
+            /* A string or bytes field (or one unknown to the descriptor) this long. Every
+               message around it is longer still, so none of them was stepped over. */
+            if (skip > long_field && long_field_seen != NULL) *long_field_seen = 1;
         } else {
             break; /* groups or invalid: leave it to unpack */
         }
@@ -86,5 +89,7 @@ int sl_nesting_exceeds(const ProtobufCMessageDescriptor *descriptor, const uint8
         pos += skip;
     }
     free(stack);
+    /* A walk cut short (malformed input, a group) saw only part of the fields. */
+    if (!walked && long_field_seen != NULL) *long_field_seen = 1;
     return result;
 }

@@ -51,10 +51,16 @@ public final class OTLPProtobufDecoder {
         sl_arena_reset(&arena)
         defer { sl_arena_reset(&arena) }
         let base = bytes.baseAddress?.assumingMemoryBound(to: UInt8.self)
+        // The pre-scan also notes whether any string or bytes field is over the value limit:
+        // when none is (nearly every request), no span needs its values measured. It sees
+        // every such field only when the limit is longer than the messages it steps over.
+        var longField: Int32 = 0
+        let everyLongFieldSeen = limits.maxAttributeValueBytes >= 2 * (max(Int(limits.protobufMessageDepth), limits.maxAnyValueDepth) + 1)
         if let base, sl_nesting_exceeds(sl_export_trace_request_descriptor(), base, bytes.count, limits.protobufMessageDepth,
-                                        sl_any_value_descriptor(), UInt32(limits.maxAnyValueDepth)) != 0 {
+                                        sl_any_value_descriptor(), UInt32(limits.maxAnyValueDepth), limits.maxAttributeValueBytes, &longField) != 0 {
             throw OTLPDecodeError("attribute values nest deeper than \(limits.maxAnyValueDepth) levels (arrays or key-value lists)")
         }
+        let measureValues = longField != 0 || !everyLongFieldSeen
         guard let request = opentelemetry__proto__collector__trace__v1__export_trace_service_request__unpack(
             sl_arena_allocator(&arena), bytes.count, base ?? UnsafePointer(bitPattern: 1)) else {
             if arena.bytes_allocated + 4096 >= arenaLimit {
@@ -80,7 +86,7 @@ public final class OTLPProtobufDecoder {
                 batch.spans.reserveCapacity(batch.spans.count + ss.pointee.n_spans)
                 for k in 0..<ss.pointee.n_spans {
                     guard let span = ss.pointee.spans[k] else { continue }
-                    if let record = Self.record(span, service: service, reader: reader, limits: limits, batch: &batch) {
+                    if let record = Self.record(span, service: service, reader: reader, limits: limits, measureValues: measureValues, batch: &batch) {
                         batch.spans.append(record)
                     }
                 }
@@ -126,6 +132,18 @@ public final class OTLPProtobufDecoder {
         return ""
     }
 
+    /// Whether any attribute value of the span, its events or its links is over `limit`.
+    static func oversized(_ s: Opentelemetry__Proto__Trace__V1__Span, _ limit: Int) -> Bool {
+        if oversized(s.attributes, s.n_attributes, limit) { return true }
+        for i in 0..<s.n_events {
+            if let ev = s.events[i], oversized(ev.pointee.attributes, ev.pointee.n_attributes, limit) { return true }
+        }
+        for i in 0..<s.n_links {
+            if let link = s.links[i], oversized(link.pointee.attributes, link.pointee.n_attributes, limit) { return true }
+        }
+        return false
+    }
+
     /// Whether any string or bytes value among `attributes` (nested ones included; depth is
     /// already bounded by the pre-scan) is longer than `limit`.
     static func oversized(_ attributes: UnsafeMutablePointer<UnsafeMutablePointer<Opentelemetry__Proto__Common__V1__KeyValue>?>?, _ count: Int,
@@ -159,8 +177,10 @@ public final class OTLPProtobufDecoder {
         UnsafeRawBufferPointer(start: b.data, count: b.len)
     }
 
+    /// `measureValues`: whether any value may be over the limit (the pre-scan found a long
+    /// string or bytes field, or could not rule one out).
     static func record(_ span: UnsafeMutablePointer<Opentelemetry__Proto__Trace__V1__Span>, service: String, reader builder: SpanConventionReader,
-                       limits: DecodeLimits, batch: inout DecodedBatch) -> SpanRecord? {
+                       limits: DecodeLimits, measureValues: Bool = true, batch: inout DecodedBatch) -> SpanRecord? {
         let s = span.pointee
         guard let traceID = TraceID(bytes: bytes(s.trace_id)), !traceID.isZero else {
             batch.reject("span with an invalid trace_id (must be 16 bytes, not all zero)")
@@ -183,14 +203,7 @@ public final class OTLPProtobufDecoder {
             batch.reject("span with \(s.n_attributes) attributes; the limit is \(limits.maxAttributesPerSpan)")
             return nil
         }
-        var oversized = Self.oversized(s.attributes, s.n_attributes, limits.maxAttributeValueBytes)
-        for i in 0..<s.n_events where !oversized {
-            if let ev = s.events[i] { oversized = Self.oversized(ev.pointee.attributes, ev.pointee.n_attributes, limits.maxAttributeValueBytes) }
-        }
-        for i in 0..<s.n_links where !oversized {
-            if let link = s.links[i] { oversized = Self.oversized(link.pointee.attributes, link.pointee.n_attributes, limits.maxAttributeValueBytes) }
-        }
-        if oversized {
+        if measureValues && Self.oversized(s, limits.maxAttributeValueBytes) {
             batch.reject("span with an attribute value (string or bytes, at any depth, on the span, its events or links) over \(limits.maxAttributeValueBytes) bytes")
             return nil
         }

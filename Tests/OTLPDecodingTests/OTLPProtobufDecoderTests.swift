@@ -114,3 +114,35 @@ func decode(_ spans: [FixtureSpan], service: String = "svc") throws -> DecodedBa
         #expect(batch.spans[199].model == "m199" && batch.spans[199].usage.input == 199)
     }
 }
+
+// The pre-scan rules out long values for the whole request, so spans are measured only
+// when some string or bytes field is over the limit; the answers must not change.
+@Test func valuesOverTheLimitDropTheirSpanAloneWhereverTheyAre() throws {
+    let limit = DecodeLimits.default.maxAttributeValueBytes
+    func span(_ id: UInt64, name: String = "call", attributes: [(String, FixtureValue)] = [], events: [FixtureEvent] = []) -> FixtureSpan {
+        FixtureSpan(traceID: trace1, spanID: SpanID(id), parent: root1, name: name, startUnixNano: 1, endUnixNano: 2,
+                    attributes: attributes, events: events)
+    }
+    let atLimit = String(repeating: "x", count: limit), overLimit = String(repeating: "x", count: limit + 1)
+    // A long name is no attribute value: measured, and kept.
+    let longName = try decode([span(1, name: overLimit + overLimit)])
+    #expect(longName.spans.count == 1 && longName.rejectedSpans == 0)
+    #expect(longName.spans[0].name.utf8.count == 2 * (limit + 1))
+    // No field over the limit: nothing measured, nothing dropped.
+    let fits = try decode([span(2, attributes: [("gen_ai.prompt", .string(atLimit))]), span(3)])
+    #expect(fits.spans.count == 2 && fits.rejectedSpans == 0)
+    // Over it on the span, or on an event: that span alone.
+    let over = try decode([
+        span(4, attributes: [("gen_ai.prompt", .string(overLimit))]), span(5),
+        span(6, events: [FixtureEvent(name: "gen_ai.content.prompt", timeUnixNano: 1, attributes: [("gen_ai.prompt", .string(overLimit))])]),
+    ])
+    #expect(over.spans.map(\.spanID.value) == [5] && over.rejectedSpans == 2)
+    #expect(over.rejectionMessage?.contains("over \(limit) bytes") == true)
+    // A limit shorter than the messages the pre-scan steps over: every span is measured.
+    var small = DecodeLimits.default
+    small.maxAttributeValueBytes = 8
+    let smallLimit = try OTLPProtobufDecoder(limits: small).decode(OTLPFixtureEncoder.encode([("svc", [
+        span(7, attributes: [("gen_ai.prompt", .string("123456789"))]), span(8, attributes: [("gen_ai.prompt", .string("12345678"))]),
+    ])]))
+    #expect(smallLimit.spans.map(\.spanID.value) == [8] && smallLimit.rejectedSpans == 1)
+}
