@@ -111,7 +111,20 @@ public struct RollupMeasures: Sendable, Hashable {
         latency.merge(o.latency)
     }
 
-    public var isZero: Bool { self == RollupMeasures() }
+    /// Equal to no measures at all. The counts are checked first: on ingest they are
+    /// almost never all zero, and then the sketch is not compared.
+    public var isZero: Bool {
+        runs == 0 && llmCalls == 0 && toolCalls == 0 && incompleteRuns == 0 && inputTokens == 0 && cachedInputTokens == 0
+            && cacheWriteTokens == 0 && outputTokens == 0 && reasoningTokens == 0 && unpricedTokens == 0 && costMicros == 0
+            && retries == 0 && errors == 0 && reworkRuns == 0 && reworkCostMicros == 0 && latency == LatencySketch()
+    }
+
+    /// Merges `o` in place and tells whether the result is zero: one access to a
+    /// dictionary's value instead of a merge and then a copy of it read out to test.
+    public mutating func mergeIsZero(_ o: RollupMeasures) -> Bool {
+        merge(o)
+        return isZero
+    }
 
     /// What subtracts these measures when added (a correction record).
     public var negated: RollupMeasures {
@@ -176,8 +189,7 @@ public struct RollupTable: Sendable {
     private static func update(_ recs: inout [RollupKey: RollupMeasures], _ key: RollupKey, _ measures: RollupMeasures,
                                _ delta: inout Int, _ emptied: inout Bool) {
         if let i = recs.index(forKey: key) {
-            recs.values[i].merge(measures)
-            if recs.values[i].isZero {
+            if recs.values[i].mergeIsZero(measures) {
                 recs.remove(at: i)
                 delta -= 1
                 emptied = recs.isEmpty

@@ -125,3 +125,33 @@ func query(_ t: RollupTable, _ dims: [GroupDimension], from: Int64 = 0, to: Int6
     emptied.add(milliseconds: 12, count: -1)
     #expect(emptied.isEmpty && emptied == LatencySketch())
 }
+
+// `isZero` checks the fields one by one (counts first, the sketch last): any one of them
+// set makes a record non-zero, and a record merged with its negation is zero and leaves
+// the table.
+@Test func aRecordIsZeroOnlyWhenEveryMeasureIs() {
+    var full = RollupMeasures()
+    full.latency.add(milliseconds: 12)
+    let integerFields: [WritableKeyPath<RollupMeasures, Int64>] = [
+        \.runs, \.incompleteRuns, \.toolCalls, \.llmCalls, \.inputTokens, \.cachedInputTokens, \.cacheWriteTokens, \.outputTokens,
+        \.reasoningTokens, \.unpricedTokens, \.costMicros, \.retries, \.errors, \.reworkRuns, \.reworkCostMicros,
+    ]
+    // Every stored field is one of these or the sketch: a field added later must be added here and to isZero.
+    #expect(Mirror(reflecting: full).children.count == integerFields.count + 1)
+    #expect(RollupMeasures().isZero && !full.isZero)
+    for f in integerFields {
+        var m = RollupMeasures()
+        m[keyPath: f] = 1
+        #expect(!m.isZero)
+        full[keyPath: f] = 3
+    }
+    var table = RollupTable()
+    let key = RollupKey(bucketStartUnix: 0, workflow: "w", model: "m", outcome: .accepted, service: "s", runLevel: true)
+    table.add(key, full)
+    table.add(key, full)
+    #expect(table.count == 1)
+    table.add(key, full.negated)
+    #expect(table.count == 1, "half of it is left")
+    table.add(key, full.negated)
+    #expect(table.count == 0 && table.isEmpty)
+}
