@@ -124,16 +124,20 @@ struct TraceCommand: AsyncParsableCommand {
         print("workflow \(run["workflow"] ?? "")   service \(TableText.text(run["service"]))   start \(run["start"] ?? "")   duration \(TableText.text(run["duration_ms"])) ms")
         print("outcome  \(run["outcome"] ?? "")   cost $\(QueryCommand.cell(run, "cost_usd"))   LLM calls \(TableText.text(run["llm_calls"]))   tool calls \(TableText.text(run["tool_calls"]))   unpriced tokens \(TableText.text(run["unpriced_tokens"]))\((run["incomplete"] as? Bool) == true ? "   (incomplete: root span missing)" : "")")
         print("")
-        // Depth-first tree order.
-        var children: [String: [[String: Any]]] = [:]
+        // Depth-first tree order, each span once (by position: repeated span IDs are all
+        // listed). Spans whose parents form a cycle, or that are their own parent, are
+        // reached from no root: they follow the tree at the top level, as on the dashboard.
+        var children: [String: [Int]] = [:]
         let ids = Set(spans.compactMap { $0["span_id"] as? String })
-        for s in spans {
+        for (i, s) in spans.enumerated() {
             let parent = s["parent_span_id"] as? String ?? ""
-            children[ids.contains(parent) ? parent : "", default: []].append(s)
+            children[ids.contains(parent) ? parent : "", default: []].append(i)
         }
         var rows: [[String]] = []
-        func walk(_ parent: String, depth: Int) {
-            for s in children[parent] ?? [] {
+        var seen = Set<Int>()
+        func walk(_ list: [Int], depth: Int) {
+            for i in list where seen.insert(i).inserted {
+                let s = spans[i]
                 let kind = s["kind"] as? String ?? ""
                 let isLLM = kind == "llm"
                 var flags: [String] = []
@@ -149,10 +153,11 @@ struct TraceCommand: AsyncParsableCommand {
                     isLLM ? TableText.text(s["output_tokens"]) : "", isLLM ? TableText.text(s["reasoning_tokens"]) : "",
                     isLLM ? cost : "", TableText.text(s["duration_ms"]), flags.joined(separator: ","),
                 ])
-                walk(s["span_id"] as? String ?? "", depth: depth + 1)
+                walk(children[s["span_id"] as? String ?? ""] ?? [], depth: depth + 1)
             }
         }
-        walk("", depth: 0)
+        walk(children[""] ?? [], depth: 0)
+        walk(Array(spans.indices), depth: 0)
         print(TableText.render(headers: ["SPAN", "KIND", "MODEL", "IN TOK", "CACHED", "OUT TOK", "REASON", "COST $", "DURATION ms", "NOTES"],
                                rows: rows, rightAligned: [3, 4, 5, 6, 7, 8]), terminator: "")
     }

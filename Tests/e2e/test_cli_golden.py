@@ -132,3 +132,28 @@ def test_cli_output_matches_golden(daemon, name):
     assert path.exists(), f"no golden file {path}; run with SPANLEDGER_UPDATE_GOLDEN=1 and review it"
     want = path.read_text()
     assert got == want, f"{' '.join(CASES[name])} output changed:\n--- golden\n{want}\n--- got\n{got}"
+
+
+def test_trace_lists_every_span_once_even_when_parents_form_a_cycle(daemon_factory):
+    """Spans whose parents form a cycle, or that are their own parent, hang from no root:
+    `spanledger trace` lists them after the tree, each once, and so does a repeated span ID."""
+    d = daemon_factory.start("cycles", [])
+    S, R = workload.SpanSpec, workload.RunSpec
+    t = time.time_ns() - 60 * NS
+    root = S(0x10, None, "invoke_workflow cyc", "svc", t, t + 500 * MS,
+             {"gen_ai.operation.name": "invoke_workflow", "gen_ai.workflow.name": "cycles"})
+    spans = [root,
+             S(0x11, 0x10, "child", "svc", t + MS, t + 2 * MS),
+             S(0x12, 0x13, "loop-a", "svc", t + 3 * MS, t + 4 * MS),
+             S(0x13, 0x12, "loop-b", "svc", t + 5 * MS, t + 6 * MS),
+             S(0x14, 0x14, "self-parent", "svc", t + 7 * MS, t + 8 * MS, chat("gpt-4o-mini", 100, 10), kind="client"),
+             S(0x11, 0x10, "child-again", "svc", t + 9 * MS, t + 10 * MS)]
+    run = R(0xC0C0, "svc", spans)
+    assert support.post_otlp(d.otlp_url, support.export_bytes([(run, run.spans)])).status_code == 200
+    support.wait_for_runs(d.api_url, 1)
+    out = support.cli("trace", f"{0xC0C0:032x}", "--server", d.api_url, timeout=30).stdout.decode()
+    rows = out.splitlines()
+    names = [line.split()[0] for line in rows[rows.index(next(r for r in rows if r.startswith("---"))) + 1:] if line.strip()]
+    assert sorted(names) == sorted(s.name.split()[0] for s in spans), out
+    # The tree first (root, then its children), the spans no root reaches after it.
+    assert names[:3] == ["invoke_workflow", "child", "child-again"], out
