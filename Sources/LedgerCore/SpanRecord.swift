@@ -105,19 +105,21 @@ public struct SpanRecord: Sendable, Hashable {
     /// name inline, and the names not inline in the box. One place for each combination,
     /// so equal records are stored alike however they were built.
     @usableFromInline mutating func store(model: String, names: WorkflowNames) {
-        var boxed = names
-        if !model.isEmpty {
-            (detailKind, detail) = (.model, model)
-        } else {
-            switch (names.genAIWorkflow, names.traceloopWorkflow, names.agent) {
-            case (let n?, nil, nil): (detailKind, detail) = (.genAIWorkflow, n)
-            case (nil, let n?, nil): (detailKind, detail) = (.traceloopWorkflow, n)
-            case (nil, nil, let n?): (detailKind, detail) = (.agent, n)
-            default: (detailKind, detail) = (.none, "")
-            }
-            if detailKind != .none { boxed = WorkflowNames() }
-        }
+        let boxed: WorkflowNames
+        (detailKind, detail, boxed) = Self.place(model: model, names: names)
         if (rare?.fields.workflowNames ?? WorkflowNames()) != boxed { updateRare { $0.workflowNames = boxed } }
+    }
+
+    /// Where `store(model:names:)` and `init` put the model and the names: what goes inline
+    /// (`detailKind`, `detail`) and the names left for the box.
+    @usableFromInline static func place(model: String, names: WorkflowNames) -> (DetailKind, String, boxed: WorkflowNames) {
+        if !model.isEmpty { return (.model, model, names) }
+        switch (names.genAIWorkflow, names.traceloopWorkflow, names.agent) {
+        case (let n?, nil, nil): return (.genAIWorkflow, n, WorkflowNames())
+        case (nil, let n?, nil): return (.traceloopWorkflow, n, WorkflowNames())
+        case (nil, nil, let n?): return (.agent, n, WorkflowNames())
+        default: return (.none, "", names)
+        }
     }
     @inlinable public var resendCount: Int64 {
         get { rare?.fields.resendCount ?? 0 }
@@ -159,6 +161,13 @@ public struct SpanRecord: Sendable, Hashable {
             set { wideCounts = newValue.map { [$0.input, $0.cacheRead, $0.cacheWrite, $0.output, $0.reasoning] } }
         }
         @usableFromInline init() {}
+        /// None set: a record keeps no box for these. Field by field (comparing with an
+        /// empty box cost the decode stage 5%); every field is listed, as the
+        /// `SpanRecord` tests check.
+        @inlinable var isEmpty: Bool {
+            explicitCostMicros == nil && workflowNames.isEmpty && resendCount == 0 && verdict == nil && feedbackFor.isEmpty
+                && taskID == nil && wideCounts == nil
+        }
     }
 
     /// Copy on write: mutated only while uniquely referenced (`updateRare`), so sharing
@@ -180,7 +189,7 @@ public struct SpanRecord: Sendable, Hashable {
         }
         change(&rare!.fields)
         // Back to none when the last one is cleared: a record equals one that never had them.
-        if rare!.fields == RareFields() { rare = nil }
+        if rare!.fields.isEmpty { rare = nil }
     }
 
     public init(
@@ -198,8 +207,8 @@ public struct SpanRecord: Sendable, Hashable {
         self.endUnixNano = endUnixNano
         self.isError = isError
         self.category = category
-        // Every field placed once, as `store(model:names:)` and the `usage` setter would
-        // place them, with one box at most (built from the decoder for every span).
+        // Every field placed once, where `place(model:names:)` and the `usage` setter put
+        // them, with one box at most (run by the decoder for every span).
         var fields = RareFields()
         if let narrow = NarrowUsage(usage) {
             narrowUsage = narrow
@@ -207,27 +216,12 @@ public struct SpanRecord: Sendable, Hashable {
             narrowUsage = .zero
             fields.wideUsage = usage
         }
-        if !model.isEmpty {
-            (detailKind, detail) = (.model, model)
-            fields.workflowNames = workflowNames
-        } else {
-            switch (workflowNames.genAIWorkflow, workflowNames.traceloopWorkflow, workflowNames.agent) {
-            case (nil, nil, nil): (detailKind, detail) = (.none, "")
-            case (let n?, nil, nil): (detailKind, detail) = (.genAIWorkflow, n)
-            case (nil, let n?, nil): (detailKind, detail) = (.traceloopWorkflow, n)
-            case (nil, nil, let n?): (detailKind, detail) = (.agent, n)
-            default:
-                (detailKind, detail) = (.none, "")
-                fields.workflowNames = workflowNames
-            }
-        }
+        (detailKind, detail, fields.workflowNames) = Self.place(model: model, names: workflowNames)
         fields.explicitCostMicros = explicitCostMicros
         fields.resendCount = resendCount
         fields.verdict = verdict
         fields.taskID = taskID
-        let anyRare = fields.wideCounts != nil || !fields.workflowNames.isEmpty || explicitCostMicros != nil || resendCount != 0
-            || verdict != nil || taskID != nil
-        rare = anyRare ? RareBox(fields) : nil
+        rare = fields.isEmpty ? nil : RareBox(fields)
     }
 
     @inlinable public var isRoot: Bool { parentSpanID.isNone }

@@ -421,7 +421,6 @@ public actor Ledger: SpanConsumer {
     func commit(_ p: borrowing PreparedRun, recordsAdded: Bool = false) {
         let id = p.released.traceID
         var entry = p.entry
-        var outcome = p.run.outcome
         attributing[id] = nil
         countRelease(p.released)
         if let h = heldVerdicts.removeValue(forKey: id) {
@@ -430,7 +429,6 @@ public actor Ledger: SpanConsumer {
                 var run = p.run
                 run.verdict = Verdict(outcome: h.outcome, timeUnixNano: h.timeUnixNano)
                 entry = Self.entry(of: run, verdictSource: h.source, held: h)
-                outcome = run.outcome
                 stats.verdictsApplied += 1
             }
         }
@@ -445,14 +443,13 @@ public actor Ledger: SpanConsumer {
         } else if !recordsAdded {
             for r in p.records { add(r.key, r.measures) }
         }
-        let rework = entry.rework
         record(entry, tree: p.packed)
         noteTask(entry)
         if let o = activityObserver {
             var a = p.activity
             a.releasedUnixNano = wallNow()
-            a.outcome = outcome
-            a.rework = rework
+            a.outcome = entry.outcome
+            a.rework = entry.rework
             o.observe(a)
         }
         if let late = lateWhileAttributing.removeValue(forKey: id) {

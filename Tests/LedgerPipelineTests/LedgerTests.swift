@@ -331,6 +331,33 @@ let window = RollupQuery(fromUnixNano: minute0 - 3_600_000_000_000, toUnixNano: 
     #expect(g.groups[1].spans[1].verdict?.outcome == .accepted, "an ordinary verdict stays on its span")
 }
 
+// The box of rare fields is dropped exactly when none is set: each field alone keeps it
+// (and makes the record differ), and clearing it again gives the plain record back.
+@Test func eachRareFieldAloneKeepsTheBoxAndClearingItDropsIt() {
+    let plain = SpanRecord(traceID: TraceID(high: 1, low: 2), spanID: SpanID(3), name: "run", startUnixNano: 0, endUnixNano: 1)
+    let setters: [(inout SpanRecord) -> Void] = [
+        { $0.explicitCostMicros = 1 }, { $0.workflowNames = WorkflowNames(genAIWorkflow: "a", agent: "b") }, { $0.resendCount = 1 },
+        { $0.verdict = Verdict(outcome: .accepted, timeUnixNano: 1) }, { $0.feedbackFor = [TraceID(high: 4, low: 4)] },
+        { $0.taskID = "T" }, { $0.usage = TokenUsage(input: Int64(Int32.max) + 1) },
+    ]
+    let clear: (inout SpanRecord) -> Void = {
+        $0.explicitCostMicros = nil; $0.workflowNames = WorkflowNames(); $0.resendCount = 0; $0.verdict = nil
+        $0.feedbackFor = []; $0.taskID = nil; $0.usage = TokenUsage()
+    }
+    var boxFields = 0
+    for set in setters {
+        var r = plain
+        set(&r)
+        #expect(r != plain && r.hasRareFields)
+        let box = Mirror(reflecting: r).children.first { $0.label == "rare" }.flatMap { Mirror(reflecting: $0.value).children.first?.value }
+        if let box, let fields = Mirror(reflecting: box).children.first?.value { boxFields = Mirror(reflecting: fields).children.count }
+        clear(&r)
+        #expect(r == plain && !r.hasRareFields)
+    }
+    // Every field of the box has a setter above: a field added later must be added here and to RareFields.isEmpty.
+    #expect(boxFields == setters.count)
+}
+
 @Test func aSpanRecordsRareFieldsAreCopiedOnWrite() {
     var a = SpanRecord(traceID: TraceID(high: 1, low: 2), spanID: SpanID(3), name: "run", startUnixNano: 0, endUnixNano: 1)
     let plain = a
