@@ -18,8 +18,18 @@ public final class ActivityInbox: RunActivityObserver {
     }
 
     public func observe(_ activity: RunActivity) {
+        append(CollectionOfOne(activity))
+    }
+
+    public func observe(contentsOf activities: [RunActivity]) {
+        append(activities)
+    }
+
+    private func append(_ activities: some Collection<RunActivity>) {
         state.withLock { s in
-            if s.pending.count < capacity { s.pending.append(activity) } else { s.dropped += 1 }
+            let room = max(0, capacity - s.pending.count)
+            s.pending.append(contentsOf: activities.prefix(room))
+            s.dropped += Int64(max(0, activities.count - room))
         }
     }
 

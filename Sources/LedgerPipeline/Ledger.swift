@@ -413,12 +413,22 @@ public actor Ledger: SpanConsumer {
     /// the sum by (new − prepared) where a held verdict or rework changed its records.
     public func commit(_ chunk: PreparedChunk) {
         for (key, measures) in chunk.records { add(key, measures) }
-        for i in chunk.runs.indices { commit(chunk.runs[i], recordsAdded: true) }
+        var activities: [RunActivity] = []
+        if activityObserver != nil { activities.reserveCapacity(chunk.runs.count) }
+        for i in chunk.runs.indices { commit(chunk.runs[i], recordsAdded: true, activities: &activities) }
+        if let o = activityObserver, !activities.isEmpty { o.observe(contentsOf: activities) }
     }
 
     /// Borrowed, not copied: a prepared run holds a dozen references (spans, tree, names),
     /// and a copy per run retained and released every one of them.
     func commit(_ p: borrowing PreparedRun, recordsAdded: Bool = false) {
+        var activities: [RunActivity] = []
+        commit(p, recordsAdded: recordsAdded, activities: &activities)
+        if let o = activityObserver, !activities.isEmpty { o.observe(contentsOf: activities) }
+    }
+
+    /// Commits one run; its activity, for the observer, is appended to `activities`.
+    func commit(_ p: borrowing PreparedRun, recordsAdded: Bool, activities: inout [RunActivity]) {
         let id = p.released.traceID
         var entry = p.entry
         attributing[id] = nil
@@ -445,12 +455,12 @@ public actor Ledger: SpanConsumer {
         }
         record(entry, tree: p.packed)
         noteTask(entry)
-        if let o = activityObserver {
+        if activityObserver != nil {
             var a = p.activity
             a.releasedUnixNano = wallNow()
             a.outcome = entry.outcome
             a.rework = entry.rework
-            o.observe(a)
+            activities.append(a)
         }
         if let late = lateWhileAttributing.removeValue(forKey: id) {
             for r in late { process(r) }

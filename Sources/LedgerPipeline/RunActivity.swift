@@ -95,6 +95,14 @@ public struct RunActivity: Sendable, Equatable {
 /// must only record (a lock and an append), never wait.
 public protocol RunActivityObserver: Sendable {
     func observe(_ activity: RunActivity)
+    /// A committed chunk's runs at once (one lock for a chunk rather than one per run).
+    func observe(contentsOf activities: [RunActivity])
+}
+
+extension RunActivityObserver {
+    public func observe(contentsOf activities: [RunActivity]) {
+        for a in activities { observe(a) }
+    }
 }
 
 /// Hands each activity to several observers (alerts, Prometheus counters).
@@ -107,5 +115,9 @@ public struct FanOutObserver: RunActivityObserver {
 
     public func observe(_ activity: RunActivity) {
         for o in observers { o.observe(activity) }
+    }
+
+    public func observe(contentsOf activities: [RunActivity]) {
+        for o in observers { o.observe(contentsOf: activities) }
     }
 }

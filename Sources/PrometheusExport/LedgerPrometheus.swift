@@ -79,8 +79,12 @@ public final class LedgerPrometheus: RunActivityObserver {
     }
 
     public func observe(_ a: RunActivity) {
+        observe(contentsOf: [a])
+    }
+
+    public func observe(contentsOf activities: [RunActivity]) {
         let batch: [RunActivity]? = pending.withLock { p in
-            p.append(a)
+            p.append(contentsOf: activities)
             guard p.count >= Self.maxPending else { return nil }
             defer { p.removeAll(keepingCapacity: true) }
             return p
@@ -116,6 +120,11 @@ public final class LedgerPrometheus: RunActivityObserver {
         var outcome: Outcome
     }
 
+    private static func add(_ use: RunActivity.ModelUse, runs: Int64, to sums: inout ModelSums) {
+        sums.runs += runs
+        sums.use.add(use)
+    }
+
     func apply(_ batch: [RunActivity]) {
         guard !batch.isEmpty else { return }
         var byModel: [ModelKey: ModelSums] = [:]
@@ -131,9 +140,8 @@ public final class LedgerPrometheus: RunActivityObserver {
                 continue
             }
             for m in a.models {
-                let key = ModelKey(workflow: a.workflow, model: m.model, outcome: a.outcome)
-                byModel[key, default: ModelSums()].runs += a.runs
-                byModel[key, default: ModelSums()].use.add(m)
+                // One access to the sums: each key hashes two strings.
+                Self.add(m, runs: a.runs, to: &byModel[ModelKey(workflow: a.workflow, model: m.model, outcome: a.outcome), default: ModelSums()])
             }
         }
         state.withLock { s in

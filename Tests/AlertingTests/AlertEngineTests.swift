@@ -162,3 +162,17 @@ func unpricedRun(_ workflow: String, at t: Int64) -> RunActivity {
         #expect(firing.alert.annotations["summary"]!.contains("300,000 tokens/min against a baseline of"))
     }
 }
+
+/// The ledger hands the inbox a committed chunk's runs at once: past its capacity the
+/// inbox keeps what fits, in order, and counts the rest as dropped, as it does one by one.
+@Test func theInboxTakesAChunkUpToItsCapacityAndCountsTheRest() {
+    let inbox = ActivityInbox(capacity: 5)
+    inbox.observe(unpricedRun("one", at: t0))
+    inbox.observe(contentsOf: (0..<6).map { unpricedRun("chunk-\($0)", at: t0) })
+    inbox.observe(unpricedRun("late", at: t0))
+    let (kept, dropped) = inbox.drain()
+    #expect(kept.map(\.workflow) == ["one", "chunk-0", "chunk-1", "chunk-2", "chunk-3"])
+    #expect(dropped == 3)
+    inbox.observe(contentsOf: [unpricedRun("after", at: t0)])
+    #expect(inbox.drain().activities.map(\.workflow) == ["after"])
+}
