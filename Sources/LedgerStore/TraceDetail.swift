@@ -98,6 +98,14 @@ struct RunNames {
     private var lookup: [String: UInt32]?
     static let linearLimit = 16
 
+    /// Room for `expected` names up front: grown from empty, the two arrays were
+    /// reallocated three times each in a typical run.
+    init(expected: Int = 0) {
+        let n = min(expected, Self.linearLimit)
+        strings.reserveCapacity(n)
+        bits.reserveCapacity(n)
+    }
+
     mutating func index(_ s: String) -> UInt32 {
         if s.isEmpty { return 0 }
         if let found = lookup?[s] { return found }
@@ -170,7 +178,8 @@ public enum TraceDetailCodec {
 
     /// One run's TraceDetail message, its names in its own table (field 3, index 1 on).
     static func pack(traceID: TraceID, spans stored: [StoredSpan]) -> [UInt8] {
-        var names = RunNames()
+        // A run names its spans with a few strings (operation, model, agent), shared by most.
+        var names = RunNames(expected: 8)
         var w = ProtoWriter(capacity: 64 + 56 * stored.count)
         w.bigEndianWords(1, traceID.high, traceID.low)
         // By index through a buffer pointer: iterating the array would copy each span,
