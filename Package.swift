@@ -116,8 +116,8 @@ let package = Package(
         .testTarget(name: "AttributionTests", dependencies: ["Attribution", "LedgerCore"]),
         .testTarget(name: "RollupsTests", dependencies: ["Rollups", "LedgerCore"]),
         .testTarget(name: "WriteAheadLogTests", dependencies: ["WriteAheadLog"]),
-        .testTarget(name: "LedgerStoreTests", dependencies: ["LedgerStore", "Rollups", "LedgerCore"]),
-        .testTarget(name: "LedgerPipelineTests", dependencies: ["LedgerPipeline", "OTLPDecoding", "OTLPFixtures", "Attribution", "Rollups", "LedgerStore", "LedgerCore", "WriteAheadLog"]),
+        .testTarget(name: "LedgerStoreTests", dependencies: ["LedgerStore", "Rollups", "LedgerCore", "ProtoWire"]),
+        .testTarget(name: "LedgerPipelineTests", dependencies: ["LedgerPipeline", "OTLPDecoding", "OTLPFixtures", "Attribution", "Rollups", "LedgerStore", "LedgerCore", "WriteAheadLog", "ProtoWire"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -1,6 +1,7 @@
 import LedgerCore
 import Testing
 @testable import LedgerStore
+import ProtoWire
 
 /// The run-tree segment's string table finds repeated names by the String's bits first
 /// (StringTable.swift): equal names kept in other storage, and names that share a cache
