@@ -15,12 +15,14 @@ public struct DurableIngest: SpanConsumer {
         self.wal = wal
     }
 
-    public func consume(_ spans: [SpanRecord]) async throws(IngestRefusal) {
+    public func consume(_ spans: consuming [SpanRecord]) async throws(IngestRefusal) {
         guard !spans.isEmpty else { return }
-        let batch = TraceGroups(spans)
+        // The log's record is encoded from the batch as received (feedback spans keep their
+        // verdicts there); grouping then moves the spans out of it.
+        let payload = SpanBatchCodec.encode(spans)
+        let batch = TraceGroups(consume spans)
         await ledger.backlog.waitForRelease()
         let reservation = try await ledger.admit(batch)
-        let payload = SpanBatchCodec.encode(spans)
         let floor = wal.upcomingSequence
         ledger.inflight.begin(floor: floor)
         defer { ledger.inflight.end(floor: floor) }

@@ -216,9 +216,10 @@ public actor Ledger: SpanConsumer {
 
     // MARK: Ingest
 
-    public func consume(_ spans: [SpanRecord]) throws(IngestRefusal) {
-        let reservation = try admit(spans)
-        consume(spans, sequence: 0, reservation: reservation)
+    public func consume(_ spans: consuming [SpanRecord]) throws(IngestRefusal) {
+        let batch = TraceGroups(consume spans)
+        let reservation = try admit(batch)
+        consume(batch, sequence: 0, reservation: reservation)
     }
 
     /// Capacity set aside for an admitted batch until it is consumed (or cancelled when

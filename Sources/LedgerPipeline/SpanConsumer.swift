@@ -4,7 +4,8 @@ import LedgerCore
 /// a receiver hands decoded spans downstream; a thrown `IngestRefusal` travels back to
 /// the receiver, which answers the client with a retryable status.
 public protocol SpanConsumer: Sendable {
-    func consume(_ spans: [SpanRecord]) async throws(IngestRefusal)
+    /// `spans` is consumed: the pipeline moves the records on rather than copy them.
+    func consume(_ spans: consuming [SpanRecord]) async throws(IngestRefusal)
 }
 
 /// Why the pipeline refused a batch. Receivers map it to HTTP 503/429 + Retry-After

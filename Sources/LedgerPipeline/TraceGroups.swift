@@ -14,32 +14,45 @@ public struct TraceGroups: Sendable {
     public private(set) var bytes = 0
     public private(set) var spanCount = 0
 
-    public init(_ spans: [SpanRecord]) {
+    /// Groups `spans`, moving each record into its group: copying them retained every
+    /// record's strings once more, and freeing the batch released them again, atomically
+    /// on a reference the other threads share (about 1.5% of daemon CPU at full ingest).
+    public init(_ spans: consuming [SpanRecord]) {
         spanCount = spans.count
         var seen: [TraceID: Int] = [:]
-        var i = 0
-        while i < spans.count {
-            let id = spans[i].traceID
-            var j = i + 1
-            while j < spans.count && spans[j].traceID == id { j += 1 }
-            var run = Array(spans[i..<j])
-            for k in run.indices {
-                bytes += run[k].approximateBytes
-                if !run[k].feedbackFor.isEmpty, let v = run[k].verdict {
-                    for t in run[k].feedbackFor {
-                        feedback.append(OutcomeRecord(traceID: t, outcome: v.outcome, timeUnixNano: v.timeUnixNano, source: .feedbackSpan))
-                    }
-                    run[k].verdict = nil
-                    run[k].feedbackFor = []
+        // A record whose strings are empty and without a box: what a moved-out slot holds
+        // until the batch is freed, which then has nothing to release.
+        let vacated = SpanRecord(traceID: TraceID(high: 0, low: 0), spanID: .none, name: "", startUnixNano: 0, endUnixNano: 0)
+        spans.withUnsafeMutableBufferPointer { batch in
+            var i = 0
+            while i < batch.count {
+                let id = batch[i].traceID
+                var j = i + 1
+                while j < batch.count && batch[j].traceID == id { j += 1 }
+                let start = batch.baseAddress! + i, n = j - i
+                var run = [SpanRecord](unsafeUninitializedCapacity: n) { moved, count in
+                    moved.baseAddress!.moveInitialize(from: start, count: n)
+                    count = n
                 }
+                start.initialize(repeating: vacated, count: n)
+                for k in run.indices {
+                    bytes += run[k].approximateBytes
+                    if !run[k].feedbackFor.isEmpty, let v = run[k].verdict {
+                        for t in run[k].feedbackFor {
+                            feedback.append(OutcomeRecord(traceID: t, outcome: v.outcome, timeUnixNano: v.timeUnixNano, source: .feedbackSpan))
+                        }
+                        run[k].verdict = nil
+                        run[k].feedbackFor = []
+                    }
+                }
+                if let g = seen[id] {
+                    groups[g].spans += run
+                } else {
+                    seen[id] = groups.count
+                    groups.append((id, run))
+                }
+                i = j
             }
-            if let g = seen[id] {
-                groups[g].spans += run
-            } else {
-                seen[id] = groups.count
-                groups.append((id, run))
-            }
-            i = j
         }
     }
 }

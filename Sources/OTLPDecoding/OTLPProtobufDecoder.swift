@@ -15,6 +15,14 @@ public struct DecodedBatch: Sendable {
 
     public init() {}
 
+    /// The spans, leaving none: handed on as the only reference to their array, so
+    /// grouping can move them out rather than copy them.
+    public mutating func takeSpans() -> [SpanRecord] {
+        let taken = spans
+        spans = []
+        return taken
+    }
+
     mutating func reject(_ reason: String) {
         rejectedSpans += 1
         if rejectionMessage == nil { rejectionMessage = reason }

@@ -58,9 +58,11 @@ public struct OTLPTraceService: RegistrableRPCService {
                 counters.refused()
                 throw error
             }
-            guard let batch else { throw RPCError(code: .invalidArgument, message: "Export call carried no request message") }
+            guard var decoded = batch else { throw RPCError(code: .invalidArgument, message: "Export call carried no request message") }
+            batch = nil
+            let spanCount = decoded.spans.count
             do {
-                try await consumer.consume(batch.spans)
+                try await consumer.consume(decoded.takeSpans())
             } catch let error as IngestRefusal {
                 counters.refused()
                 // UNAVAILABLE with google.rpc.RetryInfo in grpc-status-details-bin (OTLP throttling).
@@ -71,9 +73,9 @@ public struct OTLPTraceService: RegistrableRPCService {
                 metadata.addBinary(OTLPResponses.retryInfo(seconds: Int64(error.retryAfterSeconds)), forKey: "google.rpc.retryinfo-bin")
                 throw RPCError(code: .unavailable, message: error.message, metadata: metadata)
             }
-            counters.accepted(spans: Int64(batch.spans.count), rejected: batch.rejectedSpans)
-            let message = batch.rejectedSpans > 0 ? "\(batch.rejectedSpans) span(s) rejected: \(batch.rejectionMessage ?? "invalid span")" : nil
-            return StreamingServerResponse(single: ServerResponse(message: ExportResult(rejectedSpans: batch.rejectedSpans, errorMessage: message)))
+            counters.accepted(spans: Int64(spanCount), rejected: decoded.rejectedSpans)
+            let message = decoded.rejectedSpans > 0 ? "\(decoded.rejectedSpans) span(s) rejected: \(decoded.rejectionMessage ?? "invalid span")" : nil
+            return StreamingServerResponse(single: ServerResponse(message: ExportResult(rejectedSpans: decoded.rejectedSpans, errorMessage: message)))
         }
     }
 }

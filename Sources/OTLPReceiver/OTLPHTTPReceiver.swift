@@ -66,7 +66,7 @@ public struct OTLPHTTPReceiver: HTTPHandler {
                 counters.add(refused: 1)
                 return self.error(.badRequest, RPCCode.invalidArgument, "\(error)", encoding)
             }
-            return await accept(batch, encoding)
+            return await accept(consume batch, encoding)
         }
         var bytes = body.readBytes(length: body.readableBytes) ?? []
         switch contentEncoding {
@@ -99,14 +99,15 @@ public struct OTLPHTTPReceiver: HTTPHandler {
 
     /// Hands a decoded batch on and answers: partial success names the rejected spans; a
     /// refusal downstream is a retryable error.
-    func accept(_ batch: DecodedBatch, _ encoding: Encoding) async -> HTTPResponse {
+    func accept(_ batch: consuming DecodedBatch, _ encoding: Encoding) async -> HTTPResponse {
+        let spanCount = batch.spans.count
         do {
-            try await consumer.consume(batch.spans)
+            try await consumer.consume(batch.takeSpans())
         } catch {
             counters.add(refused: 1)
             return refusal(error.message, retryAfter: error.retryAfterSeconds, encoding)
         }
-        counters.add(spans: Int64(batch.spans.count), rejected: batch.rejectedSpans)
+        counters.add(spans: Int64(spanCount), rejected: batch.rejectedSpans)
         let message = batch.rejectedSpans > 0 ? "\(batch.rejectedSpans) span(s) rejected: \(batch.rejectionMessage ?? "invalid span")" : nil
         let answer = encoding == .json ? OTLPJSONResponses.exportResponse(rejectedSpans: batch.rejectedSpans, errorMessage: message)
                                        : OTLPResponses.exportResponse(rejectedSpans: batch.rejectedSpans, errorMessage: message)

@@ -320,7 +320,11 @@ let window = RollupQuery(fromUnixNano: minute0 - 3_600_000_000_000, toUnixNano: 
     let spans = [span(1, 1), span(1, 2), span(2, 3), span(3, 4), span(3, 5), span(1, 6),
                  span(4, 7, verdict: Verdict(outcome: .rejected, timeUnixNano: 70), feedbackFor: [target]),
                  span(2, 8, verdict: Verdict(outcome: .accepted, timeUnixNano: 80))]
+    let kept = spans
     let g = TraceGroups(spans)
+    // Grouping moves records out of the batch's array; an array still shared (here, with
+    // `kept` and `spans`) is copied first, and its other holders see it unchanged.
+    #expect(spans == kept && spans[0].name == "s1" && spans[6].feedbackFor == [target])
     #expect(g.spanCount == spans.count)
     #expect(g.groups.map(\.traceID.low) == [1, 2, 3, 4])
     #expect(g.groups.map { $0.spans.map(\.spanID.value) } == [[1, 2, 6], [3, 8], [4, 5], [7]])
