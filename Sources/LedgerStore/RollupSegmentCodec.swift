@@ -73,20 +73,23 @@ public enum RollupSegmentCodec {
                 }
             }
             for raw in rawRecords {
-                var key = RollupKey(bucketStartUnix: 0, resolutionSeconds: 60, workflow: "", model: "", outcome: .pending, service: "", runLevel: false)
+                // The key's fields gathered first and the key made once (a key rehashes on
+                // every field set).
+                var bucket: Int64 = 0, resolution: UInt32 = 60, workflow = "", model = "", outcome = Outcome.pending, service = ""
+                var runLevel = false
                 var m = RollupMeasures()
                 var agentName = ""
                 var agentRecord = false
                 var rr = ProtoReader(raw)
                 while let (field, v) = try rr.next() {
                     switch field {
-                    case 1: key.bucketStartUnix = v.int64
-                    case 2: key.resolutionSeconds = UInt32(truncatingIfNeeded: v.uint64)
-                    case 3: key.workflow = try strings.string(v.uint64, path: path)
-                    case 4: key.model = try strings.string(v.uint64, path: path)
-                    case 5: key.outcome = Outcome(rawValue: Int(v.uint64)) ?? .pending
-                    case 6: key.service = try strings.string(v.uint64, path: path)
-                    case 7: key.runLevel = v.bool
+                    case 1: bucket = v.int64
+                    case 2: resolution = UInt32(truncatingIfNeeded: v.uint64)
+                    case 3: workflow = try strings.string(v.uint64, path: path)
+                    case 4: model = try strings.string(v.uint64, path: path)
+                    case 5: outcome = Outcome(rawValue: Int(v.uint64)) ?? .pending
+                    case 6: service = try strings.string(v.uint64, path: path)
+                    case 7: runLevel = v.bool
                     case 8: agentName = try strings.string(v.uint64, path: path)
                     case 9: agentRecord = v.bool
                     case 10: m.runs = v.sint64
@@ -108,8 +111,8 @@ public enum RollupSegmentCodec {
                     default: break
                     }
                 }
-                if agentRecord { key.agent = agentName }
-                table.add(key, m)
+                table.add(RollupKey(bucketStartUnix: bucket, resolutionSeconds: resolution, workflow: workflow, model: model, outcome: outcome,
+                                    service: service, runLevel: runLevel, agent: agentRecord ? agentName : nil), m)
             }
         }
         return table

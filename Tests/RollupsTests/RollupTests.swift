@@ -155,3 +155,34 @@ func query(_ t: RollupTable, _ dims: [GroupDimension], from: Int64 = 0, to: Int6
     table.add(key, full.negated)
     #expect(table.count == 0 && table.isEmpty)
 }
+
+/// A key carries the hash of its fields, taken when it is made and again when a field
+/// changes: keys that end up equal must hash alike however they got there, and every
+/// field must tell keys apart. Mirror pins the stored fields: a new one must join the
+/// hash and `==`.
+@Test func aKeysHashFollowsEveryFieldAndEveryChange() {
+    let key = RollupKey(bucketStartUnix: 120, resolutionSeconds: 60, workflow: "support", model: "gpt-4o", outcome: .accepted, service: "svc",
+                        runLevel: false, agent: "planner")
+    #expect(Mirror(reflecting: key).children.count == 9)
+    var built = RollupKey(bucketStartUnix: 0, resolutionSeconds: 3_600, workflow: "", model: "", outcome: .pending, service: "", runLevel: true)
+    built.bucketStartUnix = 120
+    built.resolutionSeconds = 60
+    built.workflow = "support"
+    built.model = "gpt-4o"
+    built.outcome = .accepted
+    built.service = "svc"
+    built.runLevel = false
+    built.agent = "planner"
+    #expect(built == key && built.hashValue == key.hashValue)
+    #expect([key: 7][built] == 7)
+    let changes: [(inout RollupKey) -> Void] = [
+        { $0.bucketStartUnix = 180 }, { $0.resolutionSeconds = 3_600 }, { $0.workflow = "other" }, { $0.model = "gpt-4o-mini" },
+        { $0.outcome = .rejected }, { $0.service = "svc2" }, { $0.runLevel = true }, { $0.agent = nil }, { $0.agent = "" },
+    ]
+    for (n, change) in changes.enumerated() {
+        var other = key
+        change(&other)
+        #expect(other != key, "change \(n)")
+        #expect([key: 1, other: 2].count == 2, "change \(n)")
+    }
+}
