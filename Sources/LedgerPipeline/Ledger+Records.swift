@@ -12,10 +12,10 @@ extension Ledger {
     /// verdict and a change of rework all go through this one function, so a correction
     /// subtracts exactly what was added.
     static func runRecords(_ entry: TraceIndexEntry, tree: [StoredSpan]) -> [(key: RollupKey, measures: RollupMeasures)] {
-        let minute = RollupKey.minuteStart(ofUnixNano: entry.startUnixNano)
+        let shared = RollupKey.Shared(bucketStartUnix: RollupKey.minuteStart(ofUnixNano: entry.startUnixNano), workflow: entry.workflow,
+                                      outcome: entry.outcome, service: entry.service)
         func key(_ model: String, runLevel: Bool, agent: String? = nil) -> RollupKey {
-            RollupKey(bucketStartUnix: minute, workflow: entry.workflow, model: model, outcome: entry.outcome, service: entry.service,
-                      runLevel: runLevel, agent: agent)
+            RollupKey(shared, model: model, runLevel: runLevel, agent: agent)
         }
         var base = RollupMeasures()
         base.runs = 1

@@ -402,9 +402,15 @@ public actor Ledger: SpanConsumer {
         let runs = chunk.map { Self.prepare($0, attributor: attributor) }
         var records: [RollupKey: RollupMeasures] = [:]
         records.reserveCapacity(runs.count * 2)
-        for run in runs {
-            for r in run.records {
-                if let i = records.index(forKey: r.key) { records.values[i].merge(r.measures) } else { records[r.key] = r.measures }
+        // In place: iterating the runs copied each prepared run (a dozen references retained
+        // and released), and iterating its records copied each key and its measures.
+        runs.withUnsafeBufferPointer { prepared in
+            for n in prepared.indices {
+                prepared[n].records.withUnsafeBufferPointer { own in
+                    for r in own.indices {
+                        if let i = records.index(forKey: own[r].key) { records.values[i].merge(own[r].measures) } else { records[own[r].key] = own[r].measures }
+                    }
+                }
             }
         }
         return PreparedChunk(runs: runs, records: records)

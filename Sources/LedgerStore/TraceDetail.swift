@@ -112,7 +112,10 @@ struct RunNames {
         if lookup == nil {
             let b = StringBits(s)
             for i in bits.indices where bits[i] == b { return UInt32(i + 1) }
-            for i in strings.indices where strings[i] == s { return UInt32(i + 1) }
+            // A new name mostly differs in length from those before it: compared by text only
+            // when the lengths match (a native string's UTF-8 count is stored).
+            let length = s.utf8.count
+            for i in strings.indices where strings[i].utf8.count == length && strings[i] == s { return UInt32(i + 1) }
         }
         strings.append(s)
         let i = UInt32(strings.count)

@@ -35,16 +35,60 @@ public struct RollupKey: Hashable, Sendable, Comparable {
         rehash()
     }
 
-    private mutating func rehash() {
-        var h = Hasher()
-        h.combine(bucketStartUnix)
-        h.combine(resolutionSeconds)
+    /// What the keys of one run's records share (bucket, workflow, outcome, service), with
+    /// those fields already hashed: its keys then hash only what tells them apart.
+    public struct Shared: Sendable {
+        let bucketStartUnix: Int64
+        let resolutionSeconds: UInt32
+        let workflow: String
+        let outcome: Outcome
+        let service: String
+        let hasher: Hasher
+
+        public init(bucketStartUnix: Int64, resolutionSeconds: UInt32 = 60, workflow: String, outcome: Outcome, service: String) {
+            (self.bucketStartUnix, self.resolutionSeconds, self.workflow, self.outcome, self.service) =
+                (bucketStartUnix, resolutionSeconds, workflow, outcome, service)
+            var h = Hasher()
+            RollupKey.combineShared(&h, bucketStartUnix, resolutionSeconds, workflow, outcome, service)
+            hasher = h
+        }
+    }
+
+    /// A key of `shared`'s run: equal to, and hashed like, one made with every field.
+    public init(_ shared: Shared, model: String, runLevel: Bool, agent: String? = nil) {
+        bucketStartUnix = shared.bucketStartUnix
+        resolutionSeconds = shared.resolutionSeconds
+        workflow = shared.workflow
+        self.model = model
+        outcome = shared.outcome
+        service = shared.service
+        self.runLevel = runLevel
+        self.agent = agent
+        var h = shared.hasher
+        Self.combineRest(&h, model, runLevel, agent)
+        fieldsHash = h.finalize()
+    }
+
+    // The shared fields first, then the rest: `Shared` hashes the first part once.
+    private static func combineShared(_ h: inout Hasher, _ bucket: Int64, _ resolution: UInt32, _ workflow: String, _ outcome: Outcome,
+                                      _ service: String) {
+        h.combine(bucket)
+        h.combine(resolution)
         h.combine(workflow)
-        h.combine(model)
         h.combine(outcome)
         h.combine(service)
+    }
+
+    private static func combineRest(_ h: inout Hasher, _ model: String, _ runLevel: Bool, _ agent: String?) {
+        h.combine(model)
         h.combine(runLevel)
         h.combine(agent)
+    }
+
+    private mutating func rehash() {
+        var h = Hasher()
+        Self.combineShared(&h, bucketStartUnix, resolutionSeconds, workflow, outcome, service)
+        Self.combineRest(&h, model, runLevel, agent)
         fieldsHash = h.finalize()
     }
 

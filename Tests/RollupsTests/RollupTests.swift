@@ -175,6 +175,11 @@ func query(_ t: RollupTable, _ dims: [GroupDimension], from: Int64 = 0, to: Int6
     built.agent = "planner"
     #expect(built == key && built.hashValue == key.hashValue)
     #expect([key: 7][built] == 7)
+    // Made from a run's shared part, as the ledger makes its records' keys.
+    let shared = RollupKey.Shared(bucketStartUnix: 120, workflow: "support", outcome: .accepted, service: "svc")
+    let fromShared = RollupKey(shared, model: "gpt-4o", runLevel: false, agent: "planner")
+    #expect(fromShared == key && fromShared.hashValue == key.hashValue && [key: 7][fromShared] == 7)
+    #expect(RollupKey(shared, model: "", runLevel: true) != key)
     let changes: [(inout RollupKey) -> Void] = [
         { $0.bucketStartUnix = 180 }, { $0.resolutionSeconds = 3_600 }, { $0.workflow = "other" }, { $0.model = "gpt-4o-mini" },
         { $0.outcome = .rejected }, { $0.service = "svc2" }, { $0.runLevel = true }, { $0.agent = nil }, { $0.agent = "" },
