@@ -120,7 +120,7 @@ public enum SegmentFrame {
         guard Zlib.crc32(payload) == crc else { throw StoreError(path: path, message: "CRC mismatch: the segment is corrupt") }
         guard rawLength <= UInt64(maxUncompressed) else { throw StoreError(path: path, message: "uncompressed length \(rawLength) too large") }
         do {
-            let message = try Zlib.decompress(payload, limit: Int(rawLength))
+            let message = try Zlib.decompress(payload, limit: Int(rawLength), expectedSize: Int(rawLength))
             guard message.count == Int(rawLength) else { throw StoreError(path: path, message: "uncompressed length mismatch") }
             return message
         } catch let e as ZlibError {

@@ -37,18 +37,59 @@ public enum Zlib {
 
     /// Inflates a whole stream, refusing to produce more than `limit` bytes, and succeeding
     /// only when the stream ends (a truncated stream is an error, not a short result).
-    public static func decompress(_ input: UnsafeRawBufferPointer, format: Format = .zlib, limit: Int) throws(ZlibError) -> [UInt8] {
+    ///
+    /// The output is first inflated straight into an array of the size the stream declares
+    /// (gzip's trailer, ISIZE, or `expectedSize`), so a request body is written once
+    /// rather than into a zero-filled scratch buffer and then copied. A declared size is
+    /// only a first allocation: it is capped by the limit and by a multiple of the input,
+    /// and a stream that inflates to more or less than it still inflates exactly.
+    public static func decompress(_ input: UnsafeRawBufferPointer, format: Format = .zlib, limit: Int,
+                                  expectedSize: Int? = nil) throws(ZlibError) -> [UInt8] {
         var stream = z_stream()
         guard CZlib_inflateInit2(&stream, format.windowBits) == Z_OK else {
             throw ZlibError(code: .internalError, message: "inflateInit2 failed")
         }
         defer { inflateEnd(&stream) }
-        var output: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: min(max(input.count * 4, 16 << 10), 1 << 20))
         stream.next_in = UnsafeMutablePointer(mutating: input.bindMemory(to: Bytef.self).baseAddress)
         stream.avail_in = uInt(input.count)
+        var output: [UInt8] = []
+        var status = Z_OK
+        if let declared = expectedSize ?? declaredSize(input, format: format), declared > 0 {
+            let first = min(declared, limit, input.count * maxFirstRatio + (64 << 10))
+            output = [UInt8](unsafeUninitializedCapacity: first) { out, count in
+                stream.next_out = out.baseAddress
+                stream.avail_out = uInt(first)
+                status = inflate(&stream, Z_NO_FLUSH)
+                count = first - Int(stream.avail_out)
+            }
+        }
+        var chunk: [UInt8] = []
         while true {
-            let (status, produced): (Int32, Int) = chunk.withUnsafeMutableBufferPointer { out in
+            switch status {
+            case Z_STREAM_END:
+                if stream.avail_in != 0 && format == .gzip {
+                    // Trailing bytes after the member: more gzip members are allowed by RFC 1952,
+                    // but a collector does not need them; refuse rather than ignore data.
+                    throw ZlibError(code: .corrupt, message: "unexpected data after the end of the gzip stream")
+                }
+                return output
+            case Z_OK:
+                break
+            case Z_BUF_ERROR:
+                if stream.avail_in == 0 {
+                    throw ZlibError(code: .truncated, message: "compressed stream is truncated")
+                }
+            case Z_DATA_ERROR:
+                throw ZlibError(code: .corrupt, message: "compressed stream is corrupt")
+            case Z_MEM_ERROR:
+                throw ZlibError(code: .internalError, message: "out of memory while inflating")
+            default:
+                throw ZlibError(code: .corrupt, message: "inflate failed (\(status))")
+            }
+            // More than declared (or nothing declared): the rest through a scratch chunk.
+            if chunk.isEmpty { chunk = [UInt8](repeating: 0, count: min(max(input.count * 4, 16 << 10), 1 << 20)) }
+            let produced: Int
+            (status, produced) = chunk.withUnsafeMutableBufferPointer { out in
                 stream.next_out = out.baseAddress
                 stream.avail_out = uInt(out.count)
                 let s = inflate(&stream, Z_NO_FLUSH)
@@ -60,34 +101,24 @@ public enum Zlib {
                 }
                 output.append(contentsOf: chunk[0..<produced])
             }
-            switch status {
-            case Z_STREAM_END:
-                if stream.avail_in != 0 && format == .gzip {
-                    // Trailing bytes after the member: more gzip members are allowed by RFC 1952,
-                    // but a collector does not need them; refuse rather than ignore data.
-                    throw ZlibError(code: .corrupt, message: "unexpected data after the end of the gzip stream")
-                }
-                return output
-            case Z_OK:
-                continue
-            case Z_BUF_ERROR:
-                if stream.avail_in == 0 {
-                    throw ZlibError(code: .truncated, message: "compressed stream is truncated")
-                }
-                continue
-            case Z_DATA_ERROR:
-                throw ZlibError(code: .corrupt, message: "compressed stream is corrupt")
-            case Z_MEM_ERROR:
-                throw ZlibError(code: .internalError, message: "out of memory while inflating")
-            default:
-                throw ZlibError(code: .corrupt, message: "inflate failed (\(status))")
-            }
         }
     }
 
-    public static func decompress(_ input: [UInt8], format: Format = .zlib, limit: Int) throws(ZlibError) -> [UInt8] {
+    /// A first allocation is at most this many times the input (plus 64 KB): a small body
+    /// declaring a huge size does not get a huge buffer. Real OTLP bodies inflate 3-10×.
+    static let maxFirstRatio = 64
+
+    /// The uncompressed size a gzip member declares in its trailer (ISIZE: the size modulo
+    /// 2^32, little-endian, the last four bytes).
+    static func declaredSize(_ input: UnsafeRawBufferPointer, format: Format) -> Int? {
+        guard format == .gzip, input.count >= 18 else { return nil }
+        let n = input.count
+        return Int(input[n - 4]) | Int(input[n - 3]) << 8 | Int(input[n - 2]) << 16 | Int(input[n - 1]) << 24
+    }
+
+    public static func decompress(_ input: [UInt8], format: Format = .zlib, limit: Int, expectedSize: Int? = nil) throws(ZlibError) -> [UInt8] {
         do {
-            return try input.withUnsafeBytes { try decompress($0, format: format, limit: limit) }
+            return try input.withUnsafeBytes { try decompress($0, format: format, limit: limit, expectedSize: expectedSize) }
         } catch let e as ZlibError {
             throw e
         } catch {

@@ -63,3 +63,31 @@ func roundTrips(format: Zlib.Format) throws {
     let once = try Zlib.compress(expected, level: 2)
     #expect(try Zlib.decompress(once, limit: expected.count) == expected)
 }
+
+/// A gzip body is inflated straight into an array of the size its trailer declares
+/// (ISIZE). That size is only a first allocation: a body whose trailer says less or more
+/// than it inflates to still inflates exactly, the limit holds whatever it says, and a
+/// declared size at the limit is exact.
+@Test func aDeclaredSizeIsOnlyAFirstAllocation() throws {
+    let packed = try Zlib.compress(sample, format: .gzip)
+    #expect(try Zlib.decompress(packed, format: .gzip, limit: sample.count) == sample, "at the limit exactly")
+    #expect(throws: ZlibError.self) { try Zlib.decompress(packed, format: .gzip, limit: sample.count - 1) }
+    // The trailer's size is not covered by its CRC check until the end: lie in it.
+    for declared in [1, sample.count / 2, sample.count - 1, sample.count + 1, 4 * sample.count, Int(UInt32.max)] {
+        var lying = packed
+        let n = lying.count
+        for i in 0..<4 { lying[n - 4 + i] = UInt8(truncatingIfNeeded: declared >> (8 * i)) }
+        // zlib checks ISIZE against what it produced: a lie is a corrupt stream, never a
+        // wrong result, a crash or a buffer overrun.
+        #expect(throws: ZlibError.self, "declared \(declared)") { try Zlib.decompress(lying, format: .gzip, limit: 1 << 20) }
+    }
+    // The caller's size (a segment's header), wrong both ways, on zlib streams.
+    let z = try Zlib.compress(sample, format: .zlib)
+    for expected in [1, sample.count - 1, sample.count, sample.count + 1, 10 * sample.count] {
+        #expect(try Zlib.decompress(z, format: .zlib, limit: 1 << 20, expectedSize: expected) == sample, "expected \(expected)")
+    }
+    let big = [UInt8](repeating: 7, count: 3 << 20)
+    let bomb = try Zlib.compress(big, format: .zlib)
+    #expect(try Zlib.decompress(bomb, format: .zlib, limit: big.count, expectedSize: big.count) == big, "past the first allocation's cap")
+    #expect(throws: ZlibError.self) { try Zlib.decompress(bomb, format: .zlib, limit: big.count - 1, expectedSize: big.count) }
+}
