@@ -94,7 +94,7 @@ public struct OTLPHTTPReceiver: HTTPHandler {
             counters.add(refused: 1)
             return self.error(.badRequest, RPCCode.invalidArgument, "\(error)", encoding)
         }
-        return await accept(batch, encoding)
+        return await accept(consume batch, encoding)
     }
 
     /// Hands a decoded batch on and answers: partial success names the rejected spans; a
