@@ -423,18 +423,24 @@ public actor Ledger: SpanConsumer {
         var activities: [RunActivity] = []
         if activityObserver != nil { activities.reserveCapacity(chunk.runs.count) }
         for i in chunk.runs.indices { commit(chunk.runs[i], recordsAdded: true, activities: &activities) }
-        if let o = activityObserver, !activities.isEmpty { o.observe(contentsOf: activities) }
+        handOn(activities)
     }
 
     /// Borrowed, not copied: a prepared run holds a dozen references (spans, tree, names),
     /// and a copy per run retained and released every one of them.
-    func commit(_ p: borrowing PreparedRun, recordsAdded: Bool = false) {
+    func commit(_ p: borrowing PreparedRun) {
         var activities: [RunActivity] = []
-        commit(p, recordsAdded: recordsAdded, activities: &activities)
+        commit(p, recordsAdded: false, activities: &activities)
+        handOn(activities)
+    }
+
+    /// Committed runs' activities to the observer, in one call.
+    private func handOn(_ activities: [RunActivity]) {
         if let o = activityObserver, !activities.isEmpty { o.observe(contentsOf: activities) }
     }
 
-    /// Commits one run; its activity, for the observer, is appended to `activities`.
+    /// Commits one run (its records already added with its chunk's sums when
+    /// `recordsAdded`); its activity, for the observer, is appended to `activities`.
     func commit(_ p: borrowing PreparedRun, recordsAdded: Bool, activities: inout [RunActivity]) {
         let id = p.released.traceID
         var entry = p.entry

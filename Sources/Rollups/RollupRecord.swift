@@ -24,15 +24,8 @@ public struct RollupKey: Hashable, Sendable, Comparable {
 
     public init(bucketStartUnix: Int64, resolutionSeconds: UInt32 = 60, workflow: String, model: String, outcome: Outcome, service: String,
                 runLevel: Bool, agent: String? = nil) {
-        self.bucketStartUnix = bucketStartUnix
-        self.resolutionSeconds = resolutionSeconds
-        self.workflow = workflow
-        self.model = model
-        self.outcome = outcome
-        self.service = service
-        self.runLevel = runLevel
-        self.agent = agent
-        rehash()
+        self.init(Shared(bucketStartUnix: bucketStartUnix, resolutionSeconds: resolutionSeconds, workflow: workflow, outcome: outcome,
+                         service: service), model: model, runLevel: runLevel, agent: agent)
     }
 
     /// What the keys of one run's records share (bucket, workflow, outcome, service), with

@@ -52,15 +52,18 @@ public enum Zlib {
         defer { inflateEnd(&stream) }
         stream.next_in = UnsafeMutablePointer(mutating: input.bindMemory(to: Bytef.self).baseAddress)
         stream.avail_in = uInt(input.count)
+        // Inflates as much as fits in `out`: the status and the bytes produced.
+        func inflate(into out: UnsafeMutableBufferPointer<UInt8>) -> (Int32, Int) {
+            stream.next_out = out.baseAddress
+            stream.avail_out = uInt(out.count)
+            let s = CZlib.inflate(&stream, Z_NO_FLUSH)
+            return (s, out.count - Int(stream.avail_out))
+        }
         var output: [UInt8] = []
         var status = Z_OK
         if let declared = expectedSize ?? declaredSize(input, format: format), declared > 0 {
-            let first = min(declared, limit, input.count * maxFirstRatio + (64 << 10))
-            output = [UInt8](unsafeUninitializedCapacity: first) { out, count in
-                stream.next_out = out.baseAddress
-                stream.avail_out = uInt(first)
-                status = inflate(&stream, Z_NO_FLUSH)
-                count = first - Int(stream.avail_out)
+            output = [UInt8](unsafeUninitializedCapacity: min(declared, limit, input.count * maxFirstRatio + (64 << 10))) { out, count in
+                (status, count) = inflate(into: out)
             }
         }
         var chunk: [UInt8] = []
@@ -89,12 +92,7 @@ public enum Zlib {
             // More than declared (or nothing declared): the rest through a scratch chunk.
             if chunk.isEmpty { chunk = [UInt8](repeating: 0, count: min(max(input.count * 4, 16 << 10), 1 << 20)) }
             let produced: Int
-            (status, produced) = chunk.withUnsafeMutableBufferPointer { out in
-                stream.next_out = out.baseAddress
-                stream.avail_out = uInt(out.count)
-                let s = inflate(&stream, Z_NO_FLUSH)
-                return (s, out.count - Int(stream.avail_out))
-            }
+            (status, produced) = chunk.withUnsafeMutableBufferPointer { inflate(into: $0) }
             if produced > 0 {
                 guard output.count + produced <= limit else {
                     throw ZlibError(code: .outputLimitExceeded, message: "decompressed size exceeds the limit of \(limit) bytes")
