@@ -117,7 +117,7 @@ let package = Package(
         .testTarget(name: "RollupsTests", dependencies: ["Rollups", "LedgerCore"]),
         .testTarget(name: "WriteAheadLogTests", dependencies: ["WriteAheadLog"]),
         .testTarget(name: "LedgerStoreTests", dependencies: ["LedgerStore", "Rollups", "LedgerCore", "ProtoWire"]),
-        .testTarget(name: "LedgerPipelineTests", dependencies: ["LedgerPipeline", "OTLPDecoding", "OTLPFixtures", "Attribution", "Rollups", "LedgerStore", "LedgerCore", "WriteAheadLog", "ProtoWire"]),
+        .testTarget(name: "LedgerPipelineTests", dependencies: ["LedgerPipeline", "OTLPDecoding", "OTLPFixtures", "Attribution", "Rollups", "LedgerStore", "LedgerCore", "WriteAheadLog", "ProtoWire", "TraceAssembly"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -1,3 +1,4 @@
+import Attribution
 import LedgerCore
 import LedgerStore
 import Rollups
@@ -5,78 +6,47 @@ import Rollups
 /// The rollup records one run contributes, rebuilt from its index entry and stored tree,
 /// and rework across the runs of a task (Schemas/conventions.md "Rework").
 extension Ledger {
-    /// What a run adds to the rollups (../shared/DESIGN.md "Rollups"): one run-level
-    /// record (run measures, non-LLM errors, the whole run's rework cost); one record per
-    /// model (run measures plus that model's calls); one record per agent (the run count
-    /// and latency, that agent's calls and tool calls). Release, late spans, a change of
-    /// verdict and a change of rework all go through this one function, so a correction
-    /// subtracts exactly what was added.
+    /// What a run adds to the rollups (../shared/DESIGN.md "Rollups"), from its stored
+    /// tree: what `RunRecordSums` says, fed one stored span at a time.
     static func runRecords(_ entry: TraceIndexEntry, tree: [StoredSpan]) -> [(key: RollupKey, measures: RollupMeasures)] {
-        let shared = RollupKey.Shared(bucketStartUnix: RollupKey.minuteStart(ofUnixNano: entry.startUnixNano), workflow: entry.workflow,
-                                      outcome: entry.outcome, service: entry.service)
-        func key(_ model: String, runLevel: Bool, agent: String? = nil) -> RollupKey {
-            RollupKey(shared, model: model, runLevel: runLevel, agent: agent)
-        }
-        var base = RollupMeasures()
-        base.runs = 1
-        base.incompleteRuns = entry.incomplete ? 1 : 0
-        base.latency.add(milliseconds: Double(entry.durationNano) / 1_000_000)
-        func rework(_ m: inout RollupMeasures) {
-            guard entry.rework else { return }
-            m.reworkRuns = 1
-            m.reworkCostMicros = m.costMicros
-        }
-        func addCall(_ s: StoredSpan, to m: inout RollupMeasures) {
-            m.llmCalls += 1
-            m.inputTokens += s.usage.input
-            m.cachedInputTokens += s.usage.cacheRead
-            m.cacheWriteTokens += s.usage.cacheWrite
-            m.outputTokens += s.usage.output
-            m.reasoningTokens += s.usage.reasoning
-            m.unpricedTokens += s.priced ? 0 : s.usage.total
-            m.costMicros += s.costMicros
-            m.retries += s.retry ? 1 : 0
-            m.errors += s.error ? 1 : 0
-        }
-        // One pass over the tree, reading spans in place (a copy of a span retains its strings).
-        let models = entry.models, agents = entry.agents
-        var perModel = models.map { _ in var m = base; m.toolCalls = entry.toolCalls; return m }
-        var perAgent = agents.map { _ in base }
-        var otherErrors: Int64 = 0
-        var llmCost: Int64 = 0
+        var sums = RunRecordSums(entry)
+        // In place: a copy of a span retains its strings.
         tree.withUnsafeBufferPointer { spans in
             for i in spans.indices {
                 switch spans[i].kind {
                 case .llm:
-                    llmCost += spans[i].costMicros
-                    if let m = models.firstIndex(of: spans[i].model) { addCall(spans[i], to: &perModel[m]) }
-                    if let a = agents.firstIndex(of: spans[i].agent) { addCall(spans[i], to: &perAgent[a]) }
-                case .tool:
-                    if spans[i].error { otherErrors += 1 }
-                    if let a = agents.firstIndex(of: spans[i].agent) { perAgent[a].toolCalls += 1 }
-                default:
-                    if spans[i].error { otherErrors += 1 }
+                    sums.call(model: spans[i].model, agent: spans[i].agent, usage: spans[i].usage, costMicros: spans[i].costMicros,
+                              priced: spans[i].priced, retry: spans[i].retry, error: spans[i].error)
+                case .tool: sums.tool(agent: spans[i].agent, error: spans[i].error)
+                default: sums.other(error: spans[i].error)
                 }
             }
         }
-        var out: [(key: RollupKey, measures: RollupMeasures)] = []
-        out.reserveCapacity(1 + models.count + agents.count)
-        var runLevel = base
-        runLevel.toolCalls = entry.toolCalls
-        runLevel.errors = otherErrors
-        runLevel.costMicros = llmCost
-        rework(&runLevel)
-        runLevel.costMicros = 0 // LLM measures live on model records; the run-level record keeps only the rework cost
-        out.append((key("", runLevel: true), runLevel))
-        for (i, model) in models.enumerated() {
-            rework(&perModel[i])
-            out.append((key(model, runLevel: false), perModel[i]))
+        return sums.records()
+    }
+
+    /// The same records, from the attributed run the tree would be built from (a prepared
+    /// run has no `StoredSpan` tree): its calls are its LLM spans.
+    static func runRecords(_ entry: TraceIndexEntry, run: AttributedRun) -> [(key: RollupKey, measures: RollupMeasures)] {
+        var sums = RunRecordSums(entry)
+        run.calls.withUnsafeBufferPointer { calls in
+            for c in calls.indices {
+                sums.call(model: calls[c].model, agent: calls[c].agent, usage: calls[c].usage, costMicros: calls[c].costMicros,
+                          priced: calls[c].priced, retry: calls[c].isRetry, error: calls[c].isError)
+            }
         }
-        for (i, agent) in agents.enumerated() {
-            rework(&perAgent[i])
-            out.append((key("", runLevel: false, agent: agent), perAgent[i]))
+        run.spans.withUnsafeBufferPointer { spans in
+            run.spanAgents.withUnsafeBufferPointer { agents in
+                for i in spans.indices {
+                    switch spans[i].category {
+                    case .llm: continue
+                    case .tool: sums.tool(agent: i < agents.count ? agents[i] : "", error: spans[i].isError)
+                    case .workflow, .other: sums.other(error: spans[i].isError)
+                    }
+                }
+            }
         }
-        return out
+        return sums.records()
     }
 
     func addRecords(of entry: TraceIndexEntry, tree: [StoredSpan], sign: Int64) {
@@ -119,5 +89,87 @@ extension Ledger {
             index[id] = other
             stats.reworkChanges += 1
         }
+    }
+}
+
+/// What a run adds to the rollups (../shared/DESIGN.md "Rollups"): one run-level record
+/// (run measures, non-LLM errors, the whole run's rework cost); one record per model (run
+/// measures plus that model's calls); one record per agent (the run count and latency,
+/// that agent's calls and tool calls). Release, late spans, a change of verdict and a
+/// change of rework all go through these sums, so a correction subtracts exactly what
+/// was added.
+struct RunRecordSums {
+    private let entry: TraceIndexEntry
+    private let base: RollupMeasures
+    private var perModel: [RollupMeasures]
+    private var perAgent: [RollupMeasures]
+    private var otherErrors: Int64 = 0
+    private var llmCost: Int64 = 0
+
+    init(_ entry: TraceIndexEntry) {
+        self.entry = entry
+        var base = RollupMeasures()
+        base.runs = 1
+        base.incompleteRuns = entry.incomplete ? 1 : 0
+        base.latency.add(milliseconds: Double(entry.durationNano) / 1_000_000)
+        self.base = base
+        perModel = entry.models.map { _ in var m = base; m.toolCalls = entry.toolCalls; return m }
+        perAgent = entry.agents.map { _ in base }
+    }
+
+    mutating func call(model: String, agent: String, usage: TokenUsage, costMicros: Int64, priced: Bool, retry: Bool, error: Bool) {
+        func add(to m: inout RollupMeasures) {
+            m.llmCalls += 1
+            m.inputTokens += usage.input
+            m.cachedInputTokens += usage.cacheRead
+            m.cacheWriteTokens += usage.cacheWrite
+            m.outputTokens += usage.output
+            m.reasoningTokens += usage.reasoning
+            m.unpricedTokens += priced ? 0 : usage.total
+            m.costMicros += costMicros
+            m.retries += retry ? 1 : 0
+            m.errors += error ? 1 : 0
+        }
+        llmCost += costMicros
+        if let m = entry.models.firstIndex(of: model) { add(to: &perModel[m]) }
+        if let a = entry.agents.firstIndex(of: agent) { add(to: &perAgent[a]) }
+    }
+
+    mutating func tool(agent: String, error: Bool) {
+        if error { otherErrors += 1 }
+        if let a = entry.agents.firstIndex(of: agent) { perAgent[a].toolCalls += 1 }
+    }
+
+    mutating func other(error: Bool) {
+        if error { otherErrors += 1 }
+    }
+
+    func records() -> [(key: RollupKey, measures: RollupMeasures)] {
+        let shared = RollupKey.Shared(bucketStartUnix: RollupKey.minuteStart(ofUnixNano: entry.startUnixNano), workflow: entry.workflow,
+                                      outcome: entry.outcome, service: entry.service)
+        let rework = entry.rework
+        func reworked(_ m: RollupMeasures) -> RollupMeasures {
+            guard rework else { return m }
+            var m = m
+            m.reworkRuns = 1
+            m.reworkCostMicros = m.costMicros
+            return m
+        }
+        var out: [(key: RollupKey, measures: RollupMeasures)] = []
+        out.reserveCapacity(1 + perModel.count + perAgent.count)
+        var runLevel = base
+        runLevel.toolCalls = entry.toolCalls
+        runLevel.errors = otherErrors
+        runLevel.costMicros = llmCost
+        runLevel = reworked(runLevel)
+        runLevel.costMicros = 0 // LLM measures live on model records; the run-level record keeps only the rework cost
+        out.append((RollupKey(shared, model: "", runLevel: true, agent: nil), runLevel))
+        for (i, model) in entry.models.enumerated() {
+            out.append((RollupKey(shared, model: model, runLevel: false, agent: nil), reworked(perModel[i])))
+        }
+        for (i, agent) in entry.agents.enumerated() {
+            out.append((RollupKey(shared, model: "", runLevel: false, agent: agent), reworked(perAgent[i])))
+        }
+        return out
     }
 }

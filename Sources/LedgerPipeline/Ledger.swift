@@ -307,8 +307,8 @@ public actor Ledger: SpanConsumer {
         var released: TraceAssembler.Released
         var run: AttributedRun
         public internal(set) var entry: TraceIndexEntry
-        public internal(set) var tree: [StoredSpan]
-        /// The tree as memory keeps it once the run is committed.
+        /// The tree as memory keeps it once the run is committed, packed straight from the
+        /// attributed run: no `StoredSpan` array is built (and freed) for it.
         public internal(set) var packed: PackedTree
         public internal(set) var records: [(key: RollupKey, measures: RollupMeasures)]
         /// What observers hear of the run (its release time, outcome and rework set on commit).
@@ -379,9 +379,9 @@ public actor Ledger: SpanConsumer {
     public static func prepare(_ released: TraceAssembler.Released, attributor: RunAttributor) -> PreparedRun {
         let run = attributor.attribute(traceID: released.traceID, spans: released.spans)
         let entry = Self.entry(of: run, verdictSource: run.verdict == nil ? .none : .spans, held: nil)
-        let tree = Self.tree(run)
-        return PreparedRun(released: released, run: run, entry: entry, tree: tree, packed: PackedTree(traceID: released.traceID, spans: tree),
-                           records: Self.runRecords(entry, tree: tree),
+        var packer = TreePacker(traceID: released.traceID, expectedSpans: run.spans.count)
+        Self.emitTree(run, into: &packer)
+        return PreparedRun(released: released, run: run, entry: entry, packed: packer.finish(), records: Self.runRecords(entry, run: run),
                            activity: RunActivity(run: run, runs: 1, releasedUnixNano: 0))
     }
 
@@ -461,7 +461,7 @@ public actor Ledger: SpanConsumer {
         // The records key on outcome and carry rework: recomputed when either differs from the prepared ones.
         let changed = entry.rework || entry.outcome != p.entry.outcome
         if changed {
-            for r in Self.runRecords(entry, tree: p.tree) { add(r.key, r.measures) }
+            for r in Self.runRecords(entry, run: p.run) { add(r.key, r.measures) }
             if recordsAdded { for r in p.records { add(r.key, r.measures.negated) } }
         } else if !recordsAdded {
             for r in p.records { add(r.key, r.measures) }
@@ -558,22 +558,37 @@ public actor Ledger: SpanConsumer {
         m.errors += c.isError ? 1 : 0
     }
 
+    /// The run's spans as stored-tree spans (late spans joining an older tree).
     static func tree(_ run: AttributedRun) -> [StoredSpan] {
-        var callBySpan = [Int](repeating: -1, count: run.spans.count)
-        for (n, c) in run.calls.enumerated() where c.spanIndex < callBySpan.count { callBySpan[c.spanIndex] = n }
-        // By index: `enumerated().map` copied each record (retaining its strings) to read it.
-        var tree: [StoredSpan] = []
-        tree.reserveCapacity(run.spans.count)
-        for i in run.spans.indices {
-            let c = callBySpan[i] >= 0 ? run.calls[callBySpan[i]] : nil
-            tree.append(StoredSpan(
-                spanID: run.spans[i].spanID, parentSpanID: run.spans[i].parentSpanID, name: run.spans[i].name,
-                kind: StoredSpan.Kind(rawValue: run.spans[i].category.rawValue) ?? .other, model: run.spans[i].model,
-                startOffsetNano: run.spans[i].startUnixNano - run.startUnixNano, durationNano: run.spans[i].durationNano,
-                usage: c?.usage ?? TokenUsage(), costMicros: c?.costMicros ?? 0, priced: c?.priced ?? false, error: run.spans[i].isError,
-                retry: c?.isRetry ?? false, explicitCost: c?.explicitCost ?? false, agent: i < run.spanAgents.count ? run.spanAgents[i] : ""))
+        var list = StoredSpanList(capacity: run.spans.count)
+        emitTree(run, into: &list)
+        return list.spans
+    }
+
+    /// Each span of the run as the stored tree keeps it (offsets from the run's start, an
+    /// LLM call's figures on its span, the span's agent), to a packer or a list: one
+    /// mapping for both. Fields are read in place and passed borrowed, not copied.
+    static func emitTree<S: StoredSpanSink & ~Copyable>(_ run: AttributedRun, into sink: inout S) {
+        run.spans.withUnsafeBufferPointer { spans in
+            run.calls.withUnsafeBufferPointer { calls in
+                run.spanAgents.withUnsafeBufferPointer { agents in
+                    withUnsafeTemporaryAllocation(of: Int.self, capacity: spans.count) { callBySpan in
+                        callBySpan.initialize(repeating: -1)
+                        for n in calls.indices where calls[n].spanIndex < spans.count { callBySpan[calls[n].spanIndex] = n }
+                        for i in spans.indices {
+                            let c = callBySpan[i]
+                            let call = c >= 0
+                            sink.add(spanID: spans[i].spanID, parentSpanID: spans[i].parentSpanID, name: spans[i].name,
+                                     kind: StoredSpan.Kind(rawValue: spans[i].category.rawValue) ?? .other, model: spans[i].model,
+                                     startOffsetNano: spans[i].startUnixNano - run.startUnixNano, durationNano: spans[i].durationNano,
+                                     usage: call ? calls[c].usage : TokenUsage(), costMicros: call ? calls[c].costMicros : 0,
+                                     priced: call && calls[c].priced, error: spans[i].isError, retry: call && calls[c].isRetry,
+                                     explicitCost: call && calls[c].explicitCost, agent: i < agents.count ? agents[i] : "")
+                        }
+                    }
+                }
+            }
         }
-        return tree
     }
 
     func add(_ key: RollupKey, _ m: RollupMeasures) {
@@ -944,5 +959,28 @@ struct SharedNameLists {
         if let existing = lists.firstIndex(of: names) { return lists[existing] }
         if lists.count < capacity { lists.insert(names) }
         return names
+    }
+}
+
+/// Where `Ledger.emitTree` puts a run's spans: a `TreePacker`, or a `StoredSpanList`.
+protocol StoredSpanSink: ~Copyable {
+    mutating func add(spanID: SpanID, parentSpanID: SpanID, name: String, kind: StoredSpan.Kind, model: String, startOffsetNano: Int64,
+                      durationNano: Int64, usage: TokenUsage, costMicros: Int64, priced: Bool, error: Bool, retry: Bool,
+                      explicitCost: Bool, agent: String)
+}
+
+extension TreePacker: StoredSpanSink {}
+
+struct StoredSpanList: StoredSpanSink {
+    var spans: [StoredSpan] = []
+
+    init(capacity: Int) { spans.reserveCapacity(capacity) }
+
+    mutating func add(spanID: SpanID, parentSpanID: SpanID, name: String, kind: StoredSpan.Kind, model: String, startOffsetNano: Int64,
+                      durationNano: Int64, usage: TokenUsage, costMicros: Int64, priced: Bool, error: Bool, retry: Bool,
+                      explicitCost: Bool, agent: String) {
+        spans.append(StoredSpan(spanID: spanID, parentSpanID: parentSpanID, name: name, kind: kind, model: model, startOffsetNano: startOffsetNano,
+                                durationNano: durationNano, usage: usage, costMicros: costMicros, priced: priced, error: error, retry: retry,
+                                explicitCost: explicitCost, agent: agent))
     }
 }

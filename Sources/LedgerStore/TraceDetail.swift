@@ -70,9 +70,19 @@ public struct PackedTree: Sendable, Hashable {
     public let bytes: [UInt8]
 
     public init(traceID: TraceID, spans: [StoredSpan]) {
+        var packer = TreePacker(traceID: traceID, expectedSpans: spans.count)
+        // By index through a buffer pointer: iterating the array would copy each span,
+        // retaining and releasing its three strings.
+        spans.withUnsafeBufferPointer { spans in
+            for i in spans.indices { packer.add(spans[i]) }
+        }
+        self = packer.finish()
+    }
+
+    init(traceID: TraceID, spanCount: Int, bytes: [UInt8]) {
         self.traceID = traceID
-        spanCount = spans.count
-        bytes = TraceDetailCodec.pack(traceID: traceID, spans: spans)
+        self.spanCount = spanCount
+        self.bytes = bytes
     }
 
     public init(_ detail: TraceDetail) { self.init(traceID: detail.traceID, spans: detail.spans) }
@@ -132,6 +142,67 @@ struct RunNames {
     }
 }
 
+/// Packs one run's tree (its TraceDetail message, names in its own table, field 3 from
+/// index 1) span by span from whatever holds the spans' fields: a prepared run's
+/// attributed spans, with no `StoredSpan` array built in between, or stored spans.
+/// The strings are borrowed, not retained: a run names its spans with a few strings
+/// (operation, model, agent) that most of its spans share.
+public struct TreePacker: ~Copyable {
+    private let traceID: TraceID
+    private var names = RunNames(expected: 8)
+    private var w: ProtoWriter
+    private var count = 0
+
+    public init(traceID: TraceID, expectedSpans: Int) {
+        self.traceID = traceID
+        w = ProtoWriter(capacity: 64 + 56 * expectedSpans)
+        w.bigEndianWords(1, traceID.high, traceID.low)
+    }
+
+    public mutating func add(_ s: borrowing StoredSpan) {
+        add(spanID: s.spanID, parentSpanID: s.parentSpanID, name: s.name, kind: s.kind, model: s.model, startOffsetNano: s.startOffsetNano,
+            durationNano: s.durationNano, usage: s.usage, costMicros: s.costMicros, priced: s.priced, error: s.error, retry: s.retry,
+            explicitCost: s.explicitCost, agent: s.agent)
+    }
+
+    public mutating func add(spanID: SpanID, parentSpanID: SpanID, name: String, kind: StoredSpan.Kind, model: String, startOffsetNano: Int64,
+                             durationNano: Int64, usage: TokenUsage, costMicros: Int64, priced: Bool, error: Bool, retry: Bool,
+                             explicitCost: Bool, agent: String) {
+        count += 1
+        let name = names.index(name), model = names.index(model), agent = names.index(agent)
+        w.message(2) { w in
+            w.bigEndianWords(1, spanID.value)
+            if !parentSpanID.isNone { w.bigEndianWords(2, parentSpanID.value) }
+            w.uint(3, UInt64(name))
+            w.uint(4, UInt64(kind.rawValue))
+            w.uint(5, UInt64(model))
+            w.int(6, startOffsetNano)
+            w.int(7, durationNano)
+            w.sint(8, usage.input)
+            w.sint(9, usage.cacheRead)
+            w.sint(10, usage.cacheWrite)
+            w.sint(11, usage.output)
+            w.sint(12, usage.reasoning)
+            w.sint(13, costMicros)
+            w.bool(14, priced)
+            w.bool(15, error)
+            w.bool(16, retry)
+            w.bool(17, explicitCost)
+            if agent != 0 { w.uint(18, UInt64(agent)) }
+        }
+    }
+
+    /// The packed tree: the spans, then the names they used. Exactly sized (the writer
+    /// reserved for the worst case): memory keeps these.
+    public consuming func finish() -> PackedTree {
+        for s in names.strings {
+            w.tag(3, 2)
+            w.lengthPrefixed(s)
+        }
+        return PackedTree(traceID: traceID, spanCount: count, bytes: w.bytes)
+    }
+}
+
 /// Encodes run trees as a spanledger.v1.TraceDetailSegment.
 public enum TraceDetailCodec {
     /// `walSequenceMax`: the highest write-ahead-log record consumed before this flush
@@ -176,49 +247,6 @@ public enum TraceDetailCodec {
             piece.varint(UInt64(t.bytes.count))
             try sink(piece.bytes)
             try sink(t.bytes)
-        }
-    }
-
-    /// One run's TraceDetail message, its names in its own table (field 3, index 1 on).
-    static func pack(traceID: TraceID, spans stored: [StoredSpan]) -> [UInt8] {
-        // A run names its spans with a few strings (operation, model, agent), shared by most.
-        var names = RunNames(expected: 8)
-        var w = ProtoWriter(capacity: 64 + 56 * stored.count)
-        w.bigEndianWords(1, traceID.high, traceID.low)
-        // By index through a buffer pointer: iterating the array would copy each span,
-        // retaining and releasing its three strings.
-        stored.withUnsafeBufferPointer { spans in
-            for i in spans.indices { packSpan(spans[i], names: &names, into: &w) }
-        }
-        for s in names.strings {
-            w.tag(3, 2)
-            w.lengthPrefixed(s)
-        }
-        // Exactly sized (the writer reserved for the worst case): memory keeps these.
-        return w.bytes
-    }
-
-    private static func packSpan(_ s: borrowing StoredSpan, names: inout RunNames, into w: inout ProtoWriter) {
-        let name = names.index(s.name), model = names.index(s.model), agent = names.index(s.agent)
-        w.message(2) { w in
-            w.bigEndianWords(1, s.spanID.value)
-            if !s.parentSpanID.isNone { w.bigEndianWords(2, s.parentSpanID.value) }
-            w.uint(3, UInt64(name))
-            w.uint(4, UInt64(s.kind.rawValue))
-            w.uint(5, UInt64(model))
-            w.int(6, s.startOffsetNano)
-            w.int(7, s.durationNano)
-            w.sint(8, s.usage.input)
-            w.sint(9, s.usage.cacheRead)
-            w.sint(10, s.usage.cacheWrite)
-            w.sint(11, s.usage.output)
-            w.sint(12, s.usage.reasoning)
-            w.sint(13, s.costMicros)
-            w.bool(14, s.priced)
-            w.bool(15, s.error)
-            w.bool(16, s.retry)
-            w.bool(17, s.explicitCost)
-            if agent != 0 { w.uint(18, UInt64(agent)) }
         }
     }
 
