@@ -17,25 +17,31 @@ public struct LatencySketch: Sendable, Hashable {
     /// dozen buckets, where a merge of two sorted arrays beats hashing every bucket.
     private var indexes: [Int32] = []
     private var counts: [Int64] = []
+    /// A sketch of exactly one bucket keeps it here and leaves the arrays empty (`soleCount`
+    /// is 0 otherwise). A run's own records each hold one latency: they are copied a few
+    /// times on their way into the rollups, and with arrays each copy retained two of them
+    /// and each run allocated and freed them.
+    private var soleIndex: Int32 = 0
+    private var soleCount: Int64 = 0
     public private(set) var zeroCount: Int64 = 0
 
     public init() {}
 
     public init(buckets: [Int32: Int64], zeroCount: Int64) {
-        for (i, c) in buckets.sorted(by: { $0.key < $1.key }) where c != 0 {
-            indexes.append(i)
-            counts.append(c)
-        }
+        for (i, c) in buckets.sorted(by: { $0.key < $1.key }) where c != 0 { add(bucket: i, c) }
         self.zeroCount = zeroCount
     }
 
     /// Bucket index → count.
-    public var buckets: [Int32: Int64] { Dictionary(uniqueKeysWithValues: zip(indexes, counts)) }
+    public var buckets: [Int32: Int64] { Dictionary(uniqueKeysWithValues: orderedBuckets.map { ($0.index, $0.count) }) }
     /// (index, count) in ascending index order.
-    public var orderedBuckets: Zip2Sequence<[Int32], [Int64]> { zip(indexes, counts) }
+    public var orderedBuckets: [(index: Int32, count: Int64)] {
+        if soleCount != 0 { return [(soleIndex, soleCount)] }
+        return zip(indexes, counts).map { ($0, $1) }
+    }
 
-    public var isEmpty: Bool { indexes.isEmpty && zeroCount == 0 }
-    public var count: Int64 { counts.reduce(zeroCount, +) }
+    public var isEmpty: Bool { indexes.isEmpty && soleCount == 0 && zeroCount == 0 }
+    public var count: Int64 { counts.reduce(zeroCount + soleCount, +) }
 
     public static func index(ofMilliseconds ms: Double) -> Int32 {
         Int32(ceil(log(ms) / logGamma))
@@ -51,6 +57,16 @@ public struct LatencySketch: Sendable, Hashable {
 
     private mutating func add(bucket i: Int32, _ c: Int64) {
         guard c != 0 else { return }
+        if soleCount != 0 {
+            if soleIndex == i {
+                soleCount += c
+                return
+            }
+            spill()
+        } else if indexes.isEmpty {
+            (soleIndex, soleCount) = (i, c)
+            return
+        }
         var lo = 0, hi = indexes.count
         while lo < hi {
             let mid = (lo + hi) / 2
@@ -68,14 +84,27 @@ public struct LatencySketch: Sendable, Hashable {
         }
     }
 
+    /// Moves a sole bucket into the arrays, before a second bucket joins it.
+    private mutating func spill() {
+        guard soleCount != 0 else { return }
+        indexes = [soleIndex]
+        counts = [soleCount]
+        soleCount = 0
+    }
+
     public mutating func merge(_ other: LatencySketch, sign: Int64 = 1) {
         zeroCount += other.zeroCount * sign
+        if other.soleCount != 0 {
+            add(bucket: other.soleIndex, other.soleCount * sign)
+            return
+        }
         if other.indexes.isEmpty { return }
-        if indexes.isEmpty && sign == 1 {
+        if indexes.isEmpty && soleCount == 0 && sign == 1 {
             indexes = other.indexes
             counts = other.counts
             return
         }
+        spill()
         if other.indexes.count <= 2 {
             for k in other.indexes.indices { add(bucket: other.indexes[k], other.counts[k] * sign) }
             return
@@ -108,6 +137,28 @@ public struct LatencySketch: Sendable, Hashable {
         counts = mc
     }
 
+    /// Equal when they hold the same counts, whether one bucket is kept alone or in the arrays.
+    public static func == (a: LatencySketch, b: LatencySketch) -> Bool {
+        guard a.zeroCount == b.zeroCount else { return false }
+        if a.soleCount == 0 && b.soleCount == 0 { return a.indexes == b.indexes && a.counts == b.counts }
+        return a.orderedBuckets.elementsEqual(b.orderedBuckets) { $0 == $1 }
+    }
+
+    public func hash(into h: inout Hasher) {
+        h.combine(zeroCount)
+        if soleCount != 0 {
+            h.combine(1)
+            h.combine(soleIndex)
+            h.combine(soleCount)
+        } else {
+            h.combine(indexes.count)
+            for k in indexes.indices {
+                h.combine(indexes[k])
+                h.combine(counts[k])
+            }
+        }
+    }
+
     /// The value at quantile q (0...1), in milliseconds; nil when empty.
     public func quantile(_ q: Double) -> Double? {
         let total = count
@@ -115,13 +166,14 @@ public struct LatencySketch: Sendable, Hashable {
         let rank = q * Double(total - 1)
         var seen = zeroCount
         if Double(seen) > rank { return 0 }
-        for (i, c) in orderedBuckets {
+        let ordered = orderedBuckets
+        for (i, c) in ordered {
             seen += max(0, c)
             if Double(seen) > rank {
                 // Midpoint of the bucket in relative terms: 2γ^i / (γ + 1).
                 return 2 * pow(Self.gamma, Double(i)) / (Self.gamma + 1)
             }
         }
-        return indexes.last.map { 2 * pow(Self.gamma, Double($0)) / (Self.gamma + 1) }
+        return ordered.last.map { 2 * pow(Self.gamma, Double($0.index)) / (Self.gamma + 1) }
     }
 }

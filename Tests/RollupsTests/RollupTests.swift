@@ -126,6 +126,36 @@ func query(_ t: RollupTable, _ dims: [GroupDimension], from: Int64 = 0, to: Int6
     #expect(emptied.isEmpty && emptied == LatencySketch())
 }
 
+// A sketch of one bucket keeps it without arrays; one that held more and came back to one
+// keeps it in the arrays. Equality, hashing, order and quantiles must not tell them apart.
+@Test func aSketchOfOneBucketIsTheSameHoweverItWasReached() {
+    var alone = LatencySketch()
+    alone.add(milliseconds: 40)
+    alone.add(milliseconds: 40, count: 2)
+    var spilled = LatencySketch()
+    spilled.add(milliseconds: 40, count: 3)
+    spilled.add(milliseconds: 900)
+    spilled.add(milliseconds: 900, count: -1)
+    #expect(alone == spilled && spilled == alone)
+    #expect(Set([alone, spilled]).count == 1)
+    #expect(alone.hashValue == spilled.hashValue)
+    #expect(alone.orderedBuckets.map(\.count) == [3] && spilled.orderedBuckets.map(\.index) == alone.orderedBuckets.map(\.index))
+    #expect(alone.quantile(0.99) == spilled.quantile(0.99) && alone.count == 3)
+
+    // Merging a lone bucket into a lone bucket, the same or another, and back out.
+    var other = LatencySketch()
+    other.add(milliseconds: 7)
+    var merged = alone
+    merged.merge(other)
+    #expect(merged.buckets == [LatencySketch.index(ofMilliseconds: 40): 3, LatencySketch.index(ofMilliseconds: 7): 1])
+    #expect(merged.orderedBuckets.map(\.index) == [LatencySketch.index(ofMilliseconds: 7), LatencySketch.index(ofMilliseconds: 40)])
+    merged.merge(other, sign: -1)
+    #expect(merged == alone)
+    merged.merge(alone, sign: -1)
+    #expect(merged.isEmpty && merged == LatencySketch())
+    #expect(alone != other && LatencySketch(buckets: alone.buckets, zeroCount: 0) == alone)
+}
+
 // `isZero` checks the fields one by one (counts first, the sketch last): any one of them
 // set makes a record non-zero, and a record merged with its negation is zero and leaves
 // the table.
