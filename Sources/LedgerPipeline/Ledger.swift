@@ -250,9 +250,11 @@ public actor Ledger: SpanConsumer {
         if let reservation { cancel(reservation) }
         guard batch.spanCount > 0 else { return }
         let now = monotonicNow()
-        for (id, group) in batch.groups {
-            let late = !assembler.isOpen(id) && hasRun(id)
-            for released in assembler.ingest(group, of: id, late: late, now: now, sequence: sequence) { process(released) }
+        for g in batch.groups {
+            let late = !assembler.isOpen(g.traceID) && hasRun(g.traceID)
+            for released in assembler.ingest(g.spans, of: g.traceID, late: late, now: now, sequence: sequence, bytes: g.bytes, hasRoot: g.hasRoot) {
+                process(released)
+            }
         }
         for o in batch.feedback { _ = apply(o) }
         lastConsumedSequence = max(lastConsumedSequence, sequence)

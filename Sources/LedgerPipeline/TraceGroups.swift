@@ -5,8 +5,9 @@ import LedgerCore
 /// spans side by side, so a run of them costs one ID comparison a span and one array;
 /// only a trace met again later in the batch is looked up by hash.
 public struct TraceGroups: Sendable {
-    /// In the order each trace first appears in the batch.
-    public private(set) var groups: [(traceID: TraceID, spans: [SpanRecord])] = []
+    /// In the order each trace first appears in the batch, with the bytes its spans hold
+    /// in assembly and whether its root is among them (assembly need not walk them again).
+    public private(set) var groups: [(traceID: TraceID, spans: [SpanRecord], bytes: Int, hasRoot: Bool)] = []
     /// Verdicts of feedback spans, for the runs they link to (the spans themselves keep
     /// no verdict: it is not about their own trace).
     public private(set) var feedback: [OutcomeRecord] = []
@@ -34,10 +35,18 @@ public struct TraceGroups: Sendable {
                     moved.baseAddress!.moveInitialize(from: start, count: n)
                     count = n
                 }
-                start.initialize(repeating: vacated, count: n)
-                for k in run.indices {
-                    bytes += run[k].approximateBytes
-                    if !run[k].feedbackFor.isEmpty, let v = run[k].verdict {
+                // The vacated record holds no reference (empty strings are stored inline, and
+                // no box): its bytes fill the slots as they are, without a field-by-field copy.
+                withUnsafeBytes(of: vacated) { v in
+                    let slots = UnsafeMutableRawPointer(start)
+                    for k in 0..<n { (slots + k * MemoryLayout<SpanRecord>.stride).copyMemory(from: v.baseAddress!, byteCount: v.count) }
+                }
+                var groupBytes = 0, hasRoot = false
+                run.withUnsafeMutableBufferPointer { run in
+                    for k in run.indices {
+                        groupBytes += run[k].approximateBytes
+                        hasRoot = hasRoot || run[k].isRoot
+                        guard run[k].hasRareFields, !run[k].feedbackFor.isEmpty, let v = run[k].verdict else { continue }
                         for t in run[k].feedbackFor {
                             feedback.append(OutcomeRecord(traceID: t, outcome: v.outcome, timeUnixNano: v.timeUnixNano, source: .feedbackSpan))
                         }
@@ -45,11 +54,14 @@ public struct TraceGroups: Sendable {
                         run[k].feedbackFor = []
                     }
                 }
+                bytes += groupBytes
                 if let g = seen[id] {
                     groups[g].spans += run
+                    groups[g].bytes += groupBytes
+                    groups[g].hasRoot = groups[g].hasRoot || hasRoot
                 } else {
                     seen[id] = groups.count
-                    groups.append((id, run))
+                    groups.append((id, run, groupBytes, hasRoot))
                 }
                 i = j
             }

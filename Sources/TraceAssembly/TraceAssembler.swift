@@ -81,7 +81,6 @@ public struct TraceAssembler: Sendable {
     /// Adds spans of one trace. `late` says the trace was already released as a run.
     /// Returns traces forced out to stay within the limits.
     public mutating func ingest(_ spans: [SpanRecord], of traceID: TraceID, late: Bool, now: UInt64, sequence: UInt64 = 0) -> [Released] {
-        guard !spans.isEmpty else { return [] }
         // In place by index: iterating the array would copy each record (and its strings).
         let (bytes, hasRoot) = spans.withUnsafeBufferPointer { p in
             var bytes = 0, root = false
@@ -91,6 +90,14 @@ public struct TraceAssembler: Sendable {
             }
             return (bytes, root)
         }
+        return ingest(spans, of: traceID, late: late, now: now, sequence: sequence, bytes: bytes, hasRoot: hasRoot)
+    }
+
+    /// `ingest`, for spans whose bytes (`SpanRecord.approximateBytes`, summed) and root the
+    /// caller already knows: a batch grouped by trace counts them as it groups.
+    public mutating func ingest(_ spans: [SpanRecord], of traceID: TraceID, late: Bool, now: UInt64, sequence: UInt64, bytes: Int,
+                                hasRoot: Bool) -> [Released] {
+        guard !spans.isEmpty else { return [] }
         if let i = open.index(forKey: traceID) {
             // In place: a copy of the trace out of the dictionary would copy its span array.
             open.values[i].spans += spans

@@ -310,14 +310,14 @@ let window = RollupQuery(fromUnixNano: minute0 - 3_600_000_000_000, toUnixNano: 
 // A batch is grouped by trace before it reaches the actor: interleaved traces, a trace
 // met again later in the batch, and feedback spans whose verdicts are about other runs.
 @Test func traceGroupsKeepEverySpanOnceInFirstSeenOrderAndLiftFeedbackVerdicts() {
-    func span(_ trace: UInt64, _ id: UInt64, verdict: Verdict? = nil, feedbackFor: [TraceID] = []) -> SpanRecord {
-        var s = SpanRecord(traceID: TraceID(high: 5, low: trace), spanID: SpanID(id), name: "s\(id)", startUnixNano: Int64(id), endUnixNano: Int64(id) + 1,
-                           verdict: verdict)
+    func span(_ trace: UInt64, _ id: UInt64, parent: UInt64 = 0, verdict: Verdict? = nil, feedbackFor: [TraceID] = []) -> SpanRecord {
+        var s = SpanRecord(traceID: TraceID(high: 5, low: trace), spanID: SpanID(id), parentSpanID: SpanID(parent), name: "s\(id)",
+                           startUnixNano: Int64(id), endUnixNano: Int64(id) + 1, verdict: verdict)
         s.feedbackFor = feedbackFor
         return s
     }
     let target = TraceID(high: 5, low: 99)
-    let spans = [span(1, 1), span(1, 2), span(2, 3), span(3, 4), span(3, 5), span(1, 6),
+    let spans = [span(1, 1), span(1, 2, parent: 1), span(2, 3), span(3, 4, parent: 9), span(3, 5, parent: 4), span(1, 6, parent: 1),
                  span(4, 7, verdict: Verdict(outcome: .rejected, timeUnixNano: 70), feedbackFor: [target]),
                  span(2, 8, verdict: Verdict(outcome: .accepted, timeUnixNano: 80))]
     let kept = spans
@@ -329,6 +329,9 @@ let window = RollupQuery(fromUnixNano: minute0 - 3_600_000_000_000, toUnixNano: 
     #expect(g.groups.map(\.traceID.low) == [1, 2, 3, 4])
     #expect(g.groups.map { $0.spans.map(\.spanID.value) } == [[1, 2, 6], [3, 8], [4, 5], [7]])
     #expect(g.bytes == spans.reduce(0) { $0 + $1.approximateBytes })
+    // Each group's bytes and root, for assembly: trace 3 has no root among its spans.
+    #expect(g.groups.map(\.bytes) == g.groups.map { $0.spans.reduce(0) { $0 + $1.approximateBytes } })
+    #expect(g.groups.map(\.bytes).reduce(0, +) == g.bytes && g.groups.map(\.hasRoot) == [true, true, false, true])
     #expect(g.feedback.map(\.traceID) == [target] && g.feedback.first?.outcome == .rejected)
     let feedbackSpan = g.groups[3].spans[0]
     #expect(feedbackSpan.verdict == nil && feedbackSpan.feedbackFor.isEmpty, "a feedback span's verdict is not its own trace's")
