@@ -196,8 +196,8 @@ public struct RunAttributor: Sendable {
             for i in spans.indices {
                 switch spans[i].category {
                 case .llm:
-                    let usage = spans[i].usage.normalized()
-                    let model = spans[i].model
+                    let usage = spans.usage(at: i).normalized()
+                    let model = spans.model(at: i)
                     var call = AttributedCall(spanIndex: i, model: model, usage: usage, costMicros: 0, priced: false,
                                               explicitCost: false, isRetry: retries[i], isError: spans[i].isError, agent: run.spanAgents[i])
                     if let explicit = spans[i].explicitCostMicros {
@@ -290,7 +290,7 @@ public struct RunAttributor: Sendable {
             // The previous call to the same model under the same parent.
             let i = calls[n].index
             var k = n - 1
-            while k >= groupStart && spans[calls[k].index].model != spans[i].model { k -= 1 }
+            while k >= groupStart && spans.model(at: calls[k].index) != spans.model(at: i) { k -= 1 }
             if k >= groupStart && spans[calls[k].index].isError { out[i] = true }
         }
         return out

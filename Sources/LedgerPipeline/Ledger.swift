@@ -581,7 +581,7 @@ public actor Ledger: SpanConsumer {
                             let c = callBySpan[i]
                             let call = c >= 0
                             sink.add(spanID: spans[i].spanID, parentSpanID: spans[i].parentSpanID, name: spans[i].name,
-                                     kind: StoredSpan.Kind(rawValue: spans[i].category.rawValue) ?? .other, model: spans[i].model,
+                                     kind: StoredSpan.Kind(rawValue: spans[i].category.rawValue) ?? .other, model: spans.model(at: i),
                                      startOffsetNano: spans[i].startUnixNano - run.startUnixNano, durationNano: spans[i].durationNano,
                                      usage: call ? calls[c].usage : TokenUsage(), costMicros: call ? calls[c].costMicros : 0,
                                      priced: call && calls[c].priced, error: spans[i].isError, retry: call && calls[c].isRetry,

@@ -31,7 +31,7 @@ public enum SpanBatchCodec {
             var body = ProtoWriter(capacity: capacity)
             var previous: (trace: TraceID, start: Int64)?
             for i in spans.indices {
-                write(spans[i], after: previous, strings: &strings, to: &body)
+                write(spans, i, after: previous, strings: &strings, to: &body)
                 previous = (spans[i].traceID, spans[i].startUnixNano)
             }
             let table = strings.strings
@@ -45,35 +45,39 @@ public enum SpanBatchCodec {
         }
     }
 
-    private static func write(_ s: borrowing SpanRecord, after previous: (trace: TraceID, start: Int64)?, strings: inout StringTableBuilder,
-                              to w: inout ProtoWriter) {
-        var flags: UInt8 = s.category.rawValue & 0x3
-        if s.isError { flags |= 1 << 2 }
+    // The record is read in place through the buffer: handed the record, or reading its
+    // model and usage through their getters, this copied each record (its strings
+    // retained, then released) to read a field.
+    @inline(__always)
+    private static func write(_ spans: UnsafeBufferPointer<SpanRecord>, _ i: Int, after previous: (trace: TraceID, start: Int64)?,
+                              strings: inout StringTableBuilder, to w: inout ProtoWriter) {
+        var flags: UInt8 = spans[i].category.rawValue & 0x3
+        if spans[i].isError { flags |= 1 << 2 }
         // Each out-of-line attribute read once, and none for most spans.
-        let rare = s.hasRareFields
-        let cost = rare ? s.explicitCostMicros : nil, verdict = rare ? s.verdict : nil
-        let names = rare ? s.workflowNames : WorkflowNames(), task = rare ? s.taskID : nil
-        let feedback = rare ? s.feedbackFor : [], resends = rare ? s.resendCount : 0
+        let rare = spans[i].hasRareFields
+        let cost = rare ? spans[i].explicitCostMicros : nil, verdict = rare ? spans[i].verdict : nil
+        let names = rare ? spans[i].workflowNames : WorkflowNames(), task = rare ? spans[i].taskID : nil
+        let feedback = rare ? spans[i].feedbackFor : [], resends = rare ? spans[i].resendCount : 0
         if cost != nil { flags |= 1 << 3 }
         if verdict != nil { flags |= 1 << 4 }
         if names.genAIWorkflow != nil { flags |= 1 << 5 }
         if names.traceloopWorkflow != nil { flags |= 1 << 6 }
         if names.agent != nil { flags |= 1 << 7 }
-        let sameTrace = previous?.trace == s.traceID
+        let sameTrace = previous?.trace == spans[i].traceID
         w.raw(flags)
         w.raw((feedback.isEmpty ? 0 : 1) | (task == nil ? 0 : 2) | (sameTrace ? 4 : 0))
         if !sameTrace {
-            w.bigEndian64(s.traceID.high)
-            w.bigEndian64(s.traceID.low)
+            w.bigEndian64(spans[i].traceID.high)
+            w.bigEndian64(spans[i].traceID.low)
         }
-        w.bigEndian64(s.spanID.value)
-        w.bigEndian64(s.parentSpanID.value)
-        w.varint(UInt64(strings.index(s.name)))
-        w.varint(UInt64(strings.index(s.service)))
-        w.varint(UInt64(strings.index(s.model)))
-        w.varint(ProtoWriter.zigzag(s.startUnixNano &- (previous?.start ?? 0)))
-        w.varint(ProtoWriter.zigzag(s.endUnixNano &- s.startUnixNano))
-        let usage = s.usage
+        w.bigEndian64(spans[i].spanID.value)
+        w.bigEndian64(spans[i].parentSpanID.value)
+        w.varint(UInt64(strings.index(spans[i].name)))
+        w.varint(UInt64(strings.index(spans[i].service)))
+        w.varint(UInt64(strings.index(spans.model(at: i))))
+        w.varint(ProtoWriter.zigzag(spans[i].startUnixNano &- (previous?.start ?? 0)))
+        w.varint(ProtoWriter.zigzag(spans[i].endUnixNano &- spans[i].startUnixNano))
+        let usage = spans.usage(at: i)
         w.varint(ProtoWriter.zigzag(usage.input))
         w.varint(ProtoWriter.zigzag(usage.cacheRead))
         w.varint(ProtoWriter.zigzag(usage.cacheWrite))
