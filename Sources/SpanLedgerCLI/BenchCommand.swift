@@ -37,6 +37,12 @@ struct BenchCommand: AsyncParsableCommand {
 
     /// `--connections` as numbers (the end-to-end, paced and gate runs all read it).
     var connectionCounts: [Int] { connections.split(separator: ",").compactMap { Int(String($0).trimmingWhitespace()) } }
+    /// The connection counts gzip, gRPC and JSON run at: those of `--connections` from 4 up
+    /// (several exporters, as a platform's agents are), 4 when none is.
+    var severalConnections: [Int] {
+        let several = connectionCounts.filter { $0 >= 4 }
+        return several.isEmpty ? [4] : several
+    }
 
     func run() async throws {
         let wanted = Set(scenarios.split(separator: ",").map { String($0).trimmingWhitespace() })
@@ -89,13 +95,19 @@ struct BenchCommand: AsyncParsableCommand {
                                               pacedSpansPerSecond: best / 2) })
         }
         if wanted.contains("gzip") {
-            results.append(try await bracketed(workload, ceiling != nil) { try await self.endToEnd(workload, binary: binary, connections: 4, transport: .gzip, durability: "fsync", measureQueries: false) })
+            for c in severalConnections {
+                results.append(try await bracketed(workload, ceiling != nil) { try await self.endToEnd(workload, binary: binary, connections: c, transport: .gzip, durability: "fsync", measureQueries: false) })
+            }
         }
         if wanted.contains("grpc") {
-            results.append(try await bracketed(workload, ceiling != nil) { try await self.endToEnd(workload, binary: binary, connections: 4, transport: .grpc, durability: "fsync", measureQueries: false) })
+            for c in severalConnections {
+                results.append(try await bracketed(workload, ceiling != nil) { try await self.endToEnd(workload, binary: binary, connections: c, transport: .grpc, durability: "fsync", measureQueries: false) })
+            }
         }
         if wanted.contains("json") {
-            results.append(try await bracketed(workload, ceiling != nil) { try await self.endToEnd(workload, binary: binary, connections: 4, transport: .json, durability: "fsync", measureQueries: false) })
+            for c in severalConnections {
+                results.append(try await bracketed(workload, ceiling != nil) { try await self.endToEnd(workload, binary: binary, connections: c, transport: .json, durability: "fsync", measureQueries: false) })
+            }
         }
         if !results.isEmpty {
             print(ScenarioResult.table(results, ceiling: ceiling))
