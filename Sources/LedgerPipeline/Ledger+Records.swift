@@ -99,21 +99,33 @@ extension Ledger {
 /// change of rework all go through these sums, so a correction subtracts exactly what
 /// was added.
 struct RunRecordSums {
-    private let entry: TraceIndexEntry
+    // What the records need of the run's entry, not the entry: a copy of it retained
+    // every string and list it holds.
+    private let shared: RollupKey.Shared
+    private let models: [String]
+    private let agents: [String]
+    private let toolCalls: Int64
+    private let rework: Bool
     private let base: RollupMeasures
     private var perModel: [RollupMeasures]
     private var perAgent: [RollupMeasures]
     private var otherErrors: Int64 = 0
     private var llmCost: Int64 = 0
 
-    init(_ entry: TraceIndexEntry) {
-        self.entry = entry
+    init(_ entry: borrowing TraceIndexEntry) {
+        shared = RollupKey.Shared(bucketStartUnix: RollupKey.minuteStart(ofUnixNano: entry.startUnixNano), workflow: entry.workflow,
+                                  outcome: entry.outcome, service: entry.service)
+        models = entry.models
+        agents = entry.agents
+        toolCalls = entry.toolCalls
+        rework = entry.rework
         var base = RollupMeasures()
         base.runs = 1
         base.incompleteRuns = entry.incomplete ? 1 : 0
         base.latency.add(milliseconds: Double(entry.durationNano) / 1_000_000)
         self.base = base
-        perModel = entry.models.map { _ in var m = base; m.toolCalls = entry.toolCalls; return m }
+        let toolCalls = entry.toolCalls
+        perModel = entry.models.map { _ in var m = base; m.toolCalls = toolCalls; return m }
         perAgent = entry.agents.map { _ in base }
     }
 
@@ -131,13 +143,13 @@ struct RunRecordSums {
             m.errors += error ? 1 : 0
         }
         llmCost += costMicros
-        if let m = entry.models.firstIndex(of: model) { add(to: &perModel[m]) }
-        if let a = entry.agents.firstIndex(of: agent) { add(to: &perAgent[a]) }
+        if let m = models.firstIndex(of: model) { add(to: &perModel[m]) }
+        if let a = agents.firstIndex(of: agent) { add(to: &perAgent[a]) }
     }
 
     mutating func tool(agent: String, error: Bool) {
         if error { otherErrors += 1 }
-        if let a = entry.agents.firstIndex(of: agent) { perAgent[a].toolCalls += 1 }
+        if let a = agents.firstIndex(of: agent) { perAgent[a].toolCalls += 1 }
     }
 
     mutating func other(error: Bool) {
@@ -145,9 +157,6 @@ struct RunRecordSums {
     }
 
     func records() -> [(key: RollupKey, measures: RollupMeasures)] {
-        let shared = RollupKey.Shared(bucketStartUnix: RollupKey.minuteStart(ofUnixNano: entry.startUnixNano), workflow: entry.workflow,
-                                      outcome: entry.outcome, service: entry.service)
-        let rework = entry.rework
         func reworked(_ m: RollupMeasures) -> RollupMeasures {
             guard rework else { return m }
             var m = m
@@ -158,16 +167,16 @@ struct RunRecordSums {
         var out: [(key: RollupKey, measures: RollupMeasures)] = []
         out.reserveCapacity(1 + perModel.count + perAgent.count)
         var runLevel = base
-        runLevel.toolCalls = entry.toolCalls
+        runLevel.toolCalls = toolCalls
         runLevel.errors = otherErrors
         runLevel.costMicros = llmCost
         runLevel = reworked(runLevel)
         runLevel.costMicros = 0 // LLM measures live on model records; the run-level record keeps only the rework cost
         out.append((RollupKey(shared, model: "", runLevel: true, agent: nil), runLevel))
-        for (i, model) in entry.models.enumerated() {
+        for (i, model) in models.enumerated() {
             out.append((RollupKey(shared, model: model, runLevel: false, agent: nil), reworked(perModel[i])))
         }
-        for (i, agent) in entry.agents.enumerated() {
+        for (i, agent) in agents.enumerated() {
             out.append((RollupKey(shared, model: "", runLevel: false, agent: agent), reworked(perAgent[i])))
         }
         return out

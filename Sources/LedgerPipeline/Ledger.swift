@@ -319,7 +319,7 @@ public actor Ledger: SpanConsumer {
 
     func process(_ released: TraceAssembler.Released) {
         if released.late, let entry = runEntry(released.traceID) {
-            countRelease(released)
+            countRelease(released.reason)
             processLate(released.spans, entry: entry)
         } else if released.late, attributing[released.traceID] != nil {
             // Late spans of a run being attributed off the actor: they join it once it is recorded.
@@ -424,7 +424,11 @@ public actor Ledger: SpanConsumer {
         for (key, measures) in chunk.records { add(key, measures) }
         var activities: [RunActivity] = []
         if activityObserver != nil { activities.reserveCapacity(chunk.runs.count) }
-        for i in chunk.runs.indices { commit(chunk.runs[i], recordsAdded: true, activities: &activities) }
+        // In place: `chunk.runs[i]` copied each prepared run (a dozen references retained,
+        // then released) to lend it to `commit`.
+        chunk.runs.withUnsafeBufferPointer { runs in
+            for i in runs.indices { commit(runs.baseAddress! + i, recordsAdded: true, activities: &activities) }
+        }
         handOn(activities)
     }
 
@@ -432,7 +436,7 @@ public actor Ledger: SpanConsumer {
     /// and a copy per run retained and released every one of them.
     func commit(_ p: borrowing PreparedRun) {
         var activities: [RunActivity] = []
-        commit(p, recordsAdded: false, activities: &activities)
+        withUnsafePointer(to: p) { commit($0, recordsAdded: false, activities: &activities) }
         handOn(activities)
     }
 
@@ -443,35 +447,38 @@ public actor Ledger: SpanConsumer {
 
     /// Commits one run (its records already added with its chunk's sums when
     /// `recordsAdded`); its activity, for the observer, is appended to `activities`.
-    func commit(_ p: borrowing PreparedRun, recordsAdded: Bool, activities: inout [RunActivity]) {
-        let id = p.released.traceID
-        var entry = p.entry
+    /// The run is read in place through a pointer: handed the run itself, a caller reading
+    /// it out of an array (or a buffer) copied it first, a dozen references retained and
+    /// released.
+    func commit(_ prepared: UnsafePointer<PreparedRun>, recordsAdded: Bool, activities: inout [RunActivity]) {
+        let id = prepared.pointee.released.traceID
+        var entry = prepared.pointee.entry
         attributing[id] = nil
-        countRelease(p.released)
+        countRelease(prepared.pointee.released.reason)
         if let h = heldVerdicts.removeValue(forKey: id) {
             heldDirty = true
-            if h.supersedes(time: p.run.verdict?.timeUnixNano ?? .min, outcome: p.run.verdict?.outcome ?? .pending) {
-                var run = p.run
+            if h.supersedes(time: prepared.pointee.run.verdict?.timeUnixNano ?? .min, outcome: prepared.pointee.run.verdict?.outcome ?? .pending) {
+                var run = prepared.pointee.run
                 run.verdict = Verdict(outcome: h.outcome, timeUnixNano: h.timeUnixNano)
                 entry = Self.entry(of: run, verdictSource: h.source, held: h)
                 stats.verdictsApplied += 1
             }
         }
         stats.runsReleased += 1
-        if p.run.incomplete { stats.runsIncomplete += 1 }
+        if prepared.pointee.run.incomplete { stats.runsIncomplete += 1 }
         entry.rework = isRework(entry)
         // The records key on outcome and carry rework: recomputed when either differs from the prepared ones.
-        let changed = entry.rework || entry.outcome != p.entry.outcome
+        let changed = entry.rework || entry.outcome != prepared.pointee.entry.outcome
         if changed {
-            for r in Self.runRecords(entry, run: p.run) { add(r.key, r.measures) }
-            if recordsAdded { for r in p.records { add(r.key, r.measures.negated) } }
+            for r in Self.runRecords(entry, run: prepared.pointee.run) { add(r.key, r.measures) }
+            if recordsAdded { for r in prepared.pointee.records { add(r.key, r.measures.negated) } }
         } else if !recordsAdded {
-            for r in p.records { add(r.key, r.measures) }
+            for r in prepared.pointee.records { add(r.key, r.measures) }
         }
-        record(entry, tree: p.packed)
+        record(entry, tree: prepared.pointee.packed)
         noteTask(entry)
         if activityObserver != nil {
-            var a = p.activity
+            var a = prepared.pointee.activity
             a.releasedUnixNano = wallNow()
             a.outcome = entry.outcome
             a.rework = entry.rework
@@ -482,8 +489,8 @@ public actor Ledger: SpanConsumer {
         }
     }
 
-    func countRelease(_ released: TraceAssembler.Released) {
-        switch released.reason {
+    func countRelease(_ reason: TraceAssembler.ReleaseReason) {
+        switch reason {
         case .evicted: stats.tracesEvicted += 1
         case .maxAge: stats.tracesReleasedAtMaxAge += 1
         case .traceLimit: stats.tracesAtTraceLimit += 1
