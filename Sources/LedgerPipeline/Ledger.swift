@@ -475,13 +475,19 @@ public actor Ledger: SpanConsumer {
         } else if !recordsAdded {
             for r in prepared.pointee.records { add(r.key, r.measures) }
         }
-        record(entry, tree: prepared.pointee.packed)
-        noteTask(entry)
+        let (outcome, rework) = (entry.outcome, entry.rework)
+        if entry.taskID.isEmpty {
+            // Moved into the index: a copy retained each of its strings and lists again.
+            record(consume entry, tree: prepared.pointee.packed)
+        } else {
+            record(entry, tree: prepared.pointee.packed)
+            noteTask(entry)
+        }
         if activityObserver != nil {
             var a = prepared.pointee.activity
             a.releasedUnixNano = wallNow()
-            a.outcome = entry.outcome
-            a.rework = entry.rework
+            a.outcome = outcome
+            a.rework = rework
             activities.append(a)
         }
         if let late = lateWhileAttributing.removeValue(forKey: id) {
@@ -607,23 +613,23 @@ public actor Ledger: SpanConsumer {
 
     /// Keeps a run's index entry and its new tree records (`tree`: the whole run, or late
     /// spans joining it, whose whole tree is `wholeTree`) for the next flush and `trace`.
-    func record(_ entry: TraceIndexEntry, tree: PackedTree, wholeTree: PackedTree? = nil) {
-        var entry = entry
+    func record(_ entry: consuming TraceIndexEntry, tree: PackedTree, wholeTree: PackedTree? = nil) {
         // Runs of a workflow mostly call the same models through the same agents: every
         // entry then shares one array of each instead of holding its own (two heap blocks
         // fewer per run kept in the index, a quarter of its memory).
+        let id = entry.traceID
         entry.models = sharedLists.share(entry.models)
         entry.agents = sharedLists.share(entry.agents)
-        index[entry.traceID] = entry
+        index[id] = entry // its last use: moved in
         unflushedDetails.append(tree)
         unflushedSpans += tree.spanCount
-        if let earlier = recentTrees[entry.traceID] {
-            recentTrees[entry.traceID] = wholeTree ?? PackedTree(traceID: entry.traceID, spans: earlier.unpack() + tree.unpack())
+        if let earlier = recentTrees[id] {
+            recentTrees[id] = wholeTree ?? PackedTree(traceID: id, spans: earlier.unpack() + tree.unpack())
         } else {
             // The whole tree (a run that left `recentTrees` may get late spans); for a new
             // run it shares the array with the flush's copy.
-            recentTrees[entry.traceID] = wholeTree ?? tree
-            recentOrder.append(entry.traceID)
+            recentTrees[id] = wholeTree ?? tree
+            recentOrder.append(id)
         }
         while recentOrder.count > configuration.recentTreeCapacity, let old = recentOrder.popFirst() {
             recentTrees[old] = nil

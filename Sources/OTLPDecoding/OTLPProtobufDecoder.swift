@@ -231,18 +231,20 @@ public final class OTLPProtobufDecoder {
             }
         }
         let isError = s.status?.pointee.code == OPENTELEMETRY__PROTO__TRACE__V1__STATUS__STATUS_CODE__STATUS_CODE_ERROR
-        var record = builder.finish(
+        let record = builder.finish(
             traceID: traceID, spanID: spanID, parent: parent, name: s.name.map { builder.names.string($0) } ?? "", service: service,
             start: Int64(clamping: s.start_time_unix_nano), end: end, isError: isError)
-        if record.verdict != nil && s.n_links > 0 {
-            // A feedback span: its verdict is about the traces it links to.
-            var linked: [TraceID] = []
-            for i in 0..<s.n_links {
-                if let link = s.links[i], let t = TraceID(bytes: bytes(link.pointee.trace_id)), !t.isZero, t != traceID, !linked.contains(t) { linked.append(t) }
-            }
-            record.feedbackFor = linked
+        // Returned as made (a record kept in a `var` for the rare change below was copied
+        // out, every string retained and released again).
+        guard s.n_links > 0, record.hasRareFields, record.verdict != nil else { return record }
+        // A feedback span: its verdict is about the traces it links to.
+        var linked: [TraceID] = []
+        for i in 0..<s.n_links {
+            if let link = s.links[i], let t = TraceID(bytes: bytes(link.pointee.trace_id)), !t.isZero, t != traceID, !linked.contains(t) { linked.append(t) }
         }
-        return record
+        var feedback = record
+        feedback.feedbackFor = linked
+        return feedback
     }
 }
 

@@ -53,7 +53,7 @@ public struct TraceAssembler: Sendable {
         public var firstSequence: UInt64 = 0
     }
 
-    struct OpenTrace {
+    @usableFromInline struct OpenTrace: Sendable {
         var spans: [SpanRecord]
         var firstSeen: UInt64
         var lastSeen: UInt64
@@ -65,7 +65,7 @@ public struct TraceAssembler: Sendable {
     }
 
     public private(set) var limits: Limits
-    var open: [TraceID: OpenTrace] = [:]
+    @usableFromInline var open: [TraceID: OpenTrace] = [:]
     /// (trace, deadline) in deadline order; stale entries are skipped when popped.
     var quietQueue: Deque<(TraceID, UInt64)> = []
     var ageQueue: Deque<(TraceID, UInt64)> = []
@@ -76,7 +76,7 @@ public struct TraceAssembler: Sendable {
         self.limits = limits
     }
 
-    public var openTraces: Int { open.count }
+    @inlinable public var openTraces: Int { open.count }
 
     /// Adds spans of one trace. `late` says the trace was already released as a run.
     /// Returns traces forced out to stay within the limits.
@@ -172,7 +172,10 @@ public struct TraceAssembler: Sendable {
         return out
     }
 
-    public func isOpen(_ traceID: TraceID) -> Bool { open[traceID] != nil }
+    /// Inlined, and by index: called across modules on the `Ledger`'s stored assembler it
+    /// copied the whole assembler (its tables retained and released) for every trace of
+    /// every batch, and `open[traceID]` copied the trace out to compare it with nil.
+    @inlinable public func isOpen(_ traceID: TraceID) -> Bool { open.index(forKey: traceID) != nil }
 
     /// The lowest log sequence any open trace still needs (nil when nothing is open):
     /// the write-ahead log may not be checkpointed past it.
