@@ -20,7 +20,20 @@ public final class LedgerPrometheus: RunActivityObserver {
         var counters: [String: Prometheus.Counter] = [:]
         var labelSets: [String: Set<[String]>] = [:]
         var overflowed: Set<String> = []
+        /// Each label set's counters once resolved through `counter` (folded or not, which
+        /// does not change): applying a batch then finds a model's eight counters with one
+        /// lookup instead of building, hashing and looking up a key for each.
+        var byModel: [ModelKey: ModelCounters] = [:]
+        var byWorkflow: [WorkflowKey: Prometheus.Counter] = [:]
+        var reworkByWorkflow: [String: Prometheus.Counter] = [:]
     }
+
+    struct ModelCounters {
+        var runs, cost, calls, retries: Prometheus.Counter?
+        var tokens = [Prometheus.Counter?](repeating: nil, count: tokenTypes.count)
+    }
+
+    static let tokenTypes = ["input", "cached_input", "cache_write", "output", "reasoning"]
 
     private let state = Mutex(State())
     private let overflowGauge: Prometheus.Gauge
@@ -146,28 +159,49 @@ public final class LedgerPrometheus: RunActivityObserver {
         }
         state.withLock { s in
             for (k, n) in workflowRuns {
-                counter(&s, "spanledger_ledger_workflow_runs_total", ["workflow", "outcome"], [k.workflow, k.outcome.name]).increment(by: n)
+                let c = s.byWorkflow[k] ?? counter(&s, "spanledger_ledger_workflow_runs_total", ["workflow", "outcome"], [k.workflow, k.outcome.name])
+                s.byWorkflow[k] = c
+                c.increment(by: n)
             }
             for (w, n) in rework {
-                counter(&s, "spanledger_ledger_rework_runs_total", ["workflow"], [w]).increment(by: n)
+                let c = s.reworkByWorkflow[w] ?? counter(&s, "spanledger_ledger_rework_runs_total", ["workflow"], [w])
+                s.reworkByWorkflow[w] = c
+                c.increment(by: n)
             }
-            for (k, m) in byModel { apply(k, m, &s) }
+            for (k, m) in byModel {
+                var counters = s.byModel.removeValue(forKey: k) ?? ModelCounters()
+                apply(k, m, &counters, &s)
+                s.byModel[k] = counters
+            }
         }
     }
 
-    private func apply(_ k: ModelKey, _ sums: ModelSums, _ s: inout State) {
+    /// `slot`'s counter, resolved through `counter` the first time.
+    private func resolve(_ slot: inout Prometheus.Counter?, _ s: inout State, _ name: String, _ labelNames: [String],
+                         _ values: @autoclosure () -> [String]) -> Prometheus.Counter {
+        if let c = slot { return c }
+        let c = counter(&s, name, labelNames, values())
+        slot = c
+        return c
+    }
+
+    private func apply(_ k: ModelKey, _ sums: ModelSums, _ c: inout ModelCounters, _ s: inout State) {
         if sums.runs > 0 {
-            counter(&s, "spanledger_ledger_runs_total", ["workflow", "model", "outcome"], [k.workflow, k.model, k.outcome.name]).increment(by: sums.runs)
+            resolve(&c.runs, &s, "spanledger_ledger_runs_total", ["workflow", "model", "outcome"], [k.workflow, k.model, k.outcome.name])
+                .increment(by: sums.runs)
         }
         let m = sums.use
         guard m.calls > 0 else { return }
-        counter(&s, "spanledger_ledger_cost_usd_total", ["workflow", "model", "outcome"], [k.workflow, k.model, k.outcome.name])
+        resolve(&c.cost, &s, "spanledger_ledger_cost_usd_total", ["workflow", "model", "outcome"], [k.workflow, k.model, k.outcome.name])
             .increment(by: Double(m.costMicros) / 1_000_000)
-        counter(&s, "spanledger_ledger_llm_calls_total", ["workflow", "model"], [k.workflow, k.model]).increment(by: m.calls)
-        if m.retries > 0 { counter(&s, "spanledger_ledger_retries_total", ["workflow", "model"], [k.workflow, k.model]).increment(by: m.retries) }
-        for (type, n) in [("input", m.inputTokens), ("cached_input", m.cachedInputTokens), ("cache_write", m.cacheWriteTokens),
-                          ("output", m.outputTokens), ("reasoning", m.reasoningTokens)] where n > 0 {
-            counter(&s, "spanledger_ledger_tokens_total", ["workflow", "model", "type"], [k.workflow, k.model, type]).increment(by: n)
+        resolve(&c.calls, &s, "spanledger_ledger_llm_calls_total", ["workflow", "model"], [k.workflow, k.model]).increment(by: m.calls)
+        if m.retries > 0 {
+            resolve(&c.retries, &s, "spanledger_ledger_retries_total", ["workflow", "model"], [k.workflow, k.model]).increment(by: m.retries)
+        }
+        let counts = [m.inputTokens, m.cachedInputTokens, m.cacheWriteTokens, m.outputTokens, m.reasoningTokens]
+        for (i, n) in counts.enumerated() where n > 0 {
+            resolve(&c.tokens[i], &s, "spanledger_ledger_tokens_total", ["workflow", "model", "type"], [k.workflow, k.model, Self.tokenTypes[i]])
+                .increment(by: n)
         }
     }
 

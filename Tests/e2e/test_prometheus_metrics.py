@@ -63,6 +63,19 @@ def test_ledger_counters_and_cardinality_cap(daemon_factory):
     # Totals survive the fold: the same numbers as the query API.
     assert support.total(d.api_url)["cost_micros"] == 21_000
 
+    # The same workflows again, after that scrape: the counters resolved then count them,
+    # kept or folded as before, and nothing more is folded.
+    again = [support.simple_run(f"wf-{i}", [CALL], verdict="accepted") for i in range(5) for _ in range(2)]
+    assert support.post_otlp(d.otlp_url, support.export_bytes([(r, r.spans) for r in again])).status_code == 200
+    support.wait_for_runs(d.api_url, 20)
+    fams = families(d.api_url)
+    runs_samples = [s for s in fams["spanledger_ledger_runs"].samples if s.name.endswith("_total")]
+    assert sum(s.value for s in runs_samples) == 20 and len(runs_samples) == 4, runs_samples
+    assert [s.value for s in runs_samples if s.labels.get("workflow") == "__overflow__"] == [8]
+    assert sorted(s.value for s in runs_samples if s.labels.get("workflow") != "__overflow__") == [4, 4, 4]
+    assert sum(s.value for s in fams["spanledger_ledger_tokens"].samples if s.name.endswith("_total")) == 220_000
+    assert fams["spanledger_ledger_series_overflowed"].samples[0].value == 15
+
 
 def test_a_flush_starts_early_once_enough_spans_wait_for_one(daemon_factory):
     # The interval alone would not flush during this test: the spans waiting for a flush do.
