@@ -122,60 +122,75 @@ public struct RunAttributor: Sendable {
         return run
     }
 
-    /// The index of each span's parent within `spans` (nil: root, or parent not in the
-    /// slice). Runs are a handful of spans, where a linear scan beats hashing; large
-    /// traces use a dictionary.
-    static func parentIndexes(_ spans: Spans) -> [Int?] {
-        var out = [Int?](repeating: nil, count: spans.count)
+    /// Scratch space for one run's helpers, on the stack for a run of a few spans: each of
+    /// them allocated an array per run (and the array's type metadata was looked up).
+    typealias Scratch<T> = UnsafeMutableBufferPointer<T>
+
+    /// The index of each span's parent within `spans`, into `out` (-1: root, or parent not
+    /// in the slice). Runs are a handful of spans, where a linear scan beats hashing;
+    /// large traces use a dictionary.
+    static func parentIndexes(_ spans: Spans, into out: Scratch<Int>) {
+        out.initialize(repeating: -1)
         if spans.count <= 32 {
             for i in spans.indices where !spans[i].isRoot {
                 let parent = spans[i].parentSpanID
                 for j in spans.indices where spans[j].spanID == parent { out[i] = j; break }
             }
-            return out
+            return
         }
         var indexByID: [SpanID: Int] = [:]
         indexByID.reserveCapacity(spans.count)
         for i in spans.indices where indexByID[spans[i].spanID] == nil { indexByID[spans[i].spanID] = i }
-        for i in spans.indices where !spans[i].isRoot { out[i] = indexByID[spans[i].parentSpanID] }
-        return out
+        for i in spans.indices where !spans[i].isRoot { out[i] = indexByID[spans[i].parentSpanID] ?? -1 }
     }
 
     /// The agent of each span: the nearest ancestor-or-self span that is an agent
     /// (category workflow with `gen_ai.agent.name`). A chain that leaves `spans` continues
     /// in `inherited` (agents of spans stored earlier, for late spans).
     public static func agents(of spans: [SpanRecord], inherited: [SpanID: String] = [:]) -> [String] {
-        spans.withUnsafeBufferPointer { agents(of: $0, parents: parentIndexes($0), inherited: inherited) }
+        spans.withUnsafeBufferPointer { spans in
+            withUnsafeTemporaryAllocation(of: Int.self, capacity: spans.count) { parents in
+                parentIndexes(spans, into: parents)
+                return agents(of: spans, parents: UnsafeBufferPointer(parents), inherited: inherited)
+            }
+        }
     }
 
-    static func agents(of spans: Spans, parents: [Int?], inherited: [SpanID: String]) -> [String] {
+    static func agents(of spans: Spans, parents: UnsafeBufferPointer<Int>, inherited: [SpanID: String]) -> [String] {
         // Each span's agent is its own (an agent span's name) or its parent's: walked up
         // iteratively, the spans on the way given the answer, so every span is decided
-        // once. At most 10,000 steps up (a parent cycle or a very deep tree gets "").
+        // once. At most 10,000 steps up (a parent cycle or a very deep tree gets ""); a
+        // walk longer than the run has spans is a cycle, and gets "" too.
         var agents = [String](repeating: "", count: spans.count)
-        var decided = [Bool](repeating: false, count: spans.count)
-        var path: [Int] = []
-        for start in spans.indices where !decided[start] {
-            path.removeAll(keepingCapacity: true)
-            var i = start, depth = 0
-            var result = ""
-            while true {
-                if decided[i] { result = agents[i]; break }
-                path.append(i)
-                if spans[i].category == .workflow, let name = spans[i].agentName, !name.isEmpty {
-                    result = name
-                    break
-                }
-                guard !spans[i].isRoot, depth < 10_000 else { break }
-                if let p = parents[i], p != i {
-                    i = p
-                    depth += 1
-                } else {
-                    result = inherited[spans[i].parentSpanID] ?? ""
-                    break
+        withUnsafeTemporaryAllocation(of: Bool.self, capacity: spans.count) { decided in
+            withUnsafeTemporaryAllocation(of: Int.self, capacity: spans.count) { path in
+                decided.initialize(repeating: false)
+                for start in spans.indices where !decided[start] {
+                    var length = 0
+                    var i = start, depth = 0
+                    var result = ""
+                    while true {
+                        if decided[i] { result = agents[i]; break }
+                        guard length < path.count else { break }
+                        path[length] = i
+                        length += 1
+                        if spans[i].category == .workflow, let name = spans[i].agentName, !name.isEmpty {
+                            result = name
+                            break
+                        }
+                        guard !spans[i].isRoot, depth < 10_000 else { break }
+                        let p = parents[i]
+                        if p >= 0, p != i {
+                            i = p
+                            depth += 1
+                        } else {
+                            result = inherited[spans[i].parentSpanID] ?? ""
+                            break
+                        }
+                    }
+                    for n in 0..<length where !decided[path[n]] { (agents[path[n]], decided[path[n]]) = (result, true) }
                 }
             }
-            for j in path where !decided[j] { (agents[j], decided[j]) = (result, true) }
         }
         return agents
     }
@@ -184,43 +199,51 @@ public struct RunAttributor: Sendable {
     public func attributeCalls(_ run: inout AttributedRun, inheritedAgents: [SpanID: String] = [:]) {
         let records = run.spans
         records.withUnsafeBufferPointer { spans in
-            let parents = Self.parentIndexes(spans)
-            let retries = Self.retryFlags(spans)
-            run.spanAgents = Self.agents(of: spans, parents: parents, inherited: inheritedAgents)
-            run.calls = []
-            run.toolCalls = 0
-            run.otherErrors = 0
-            // Calls of a run mostly share a model: its price lookup is reused while the model repeats.
-            var pricedModel: String?
-            var pricedEntries: [[PriceEntry]] = []
-            for i in spans.indices {
-                switch spans[i].category {
-                case .llm:
-                    let usage = spans.usage(at: i).normalized()
-                    let model = spans.model(at: i)
-                    var call = AttributedCall(spanIndex: i, model: model, usage: usage, costMicros: 0, priced: false,
-                                              explicitCost: false, isRetry: retries[i], isError: spans[i].isError, agent: run.spanAgents[i])
-                    if let explicit = spans[i].explicitCostMicros {
-                        call.costMicros = explicit
-                        call.priced = true
-                        call.explicitCost = true
-                    } else {
-                        if pricedModel != model {
-                            pricedModel = model
-                            pricedEntries = prices.candidates(forModel: model)
-                        }
-                        if let entry = PriceTable.entry(in: pricedEntries, atUnixNano: spans[i].startUnixNano) {
-                            call.costMicros = entry.costMicros(for: usage)
-                            call.priced = true
-                        }
-                    }
-                    run.calls.append(call)
-                case .tool:
-                    run.toolCalls += 1
-                    if spans[i].isError { run.otherErrors += 1 }
-                case .workflow, .other:
-                    if spans[i].isError { run.otherErrors += 1 }
+            withUnsafeTemporaryAllocation(of: Int.self, capacity: spans.count) { parents in
+                withUnsafeTemporaryAllocation(of: Bool.self, capacity: spans.count) { retries in
+                    Self.parentIndexes(spans, into: parents)
+                    Self.retryFlags(spans, into: retries)
+                    run.spanAgents = Self.agents(of: spans, parents: UnsafeBufferPointer(parents), inherited: inheritedAgents)
+                    priceCalls(spans, retries: UnsafeBufferPointer(retries), into: &run)
                 }
+            }
+        }
+    }
+
+    private func priceCalls(_ spans: Spans, retries: UnsafeBufferPointer<Bool>, into run: inout AttributedRun) {
+        run.calls = []
+        run.toolCalls = 0
+        run.otherErrors = 0
+        // Calls of a run mostly share a model: its price lookup is reused while the model repeats.
+        var pricedModel: String?
+        var pricedEntries: [[PriceEntry]] = []
+        for i in spans.indices {
+            switch spans[i].category {
+            case .llm:
+                let usage = spans.usage(at: i).normalized()
+                let model = spans.model(at: i)
+                var call = AttributedCall(spanIndex: i, model: model, usage: usage, costMicros: 0, priced: false,
+                                          explicitCost: false, isRetry: retries[i], isError: spans[i].isError, agent: run.spanAgents[i])
+                if let explicit = spans[i].explicitCostMicros {
+                    call.costMicros = explicit
+                    call.priced = true
+                    call.explicitCost = true
+                } else {
+                    if pricedModel != model {
+                        pricedModel = model
+                        pricedEntries = prices.candidates(forModel: model)
+                    }
+                    if let entry = PriceTable.entry(in: pricedEntries, atUnixNano: spans[i].startUnixNano) {
+                        call.costMicros = entry.costMicros(for: usage)
+                        call.priced = true
+                    }
+                }
+                run.calls.append(call)
+            case .tool:
+                run.toolCalls += 1
+                if spans[i].isError { run.otherErrors += 1 }
+            case .workflow, .other:
+                if spans[i].isError { run.otherErrors += 1 }
             }
         }
     }
@@ -273,26 +296,30 @@ public struct RunAttributor: Sendable {
     /// Which spans are LLM calls that are retries: `http.request.resend_count` > 0, or the
     /// previous sibling call to the same model (same parent span ID, earlier start) ended
     /// in error. The parent itself need not be in the trace.
-    static func retryFlags(_ spans: Spans) -> [Bool] {
-        var out = [Bool](repeating: false, count: spans.count)
+    static func retryFlags(_ spans: Spans, into out: Scratch<Bool>) {
+        out.initialize(repeating: false)
         // Each call's sort key taken once: a comparison then reads no span.
-        var calls: [(parent: UInt64, start: Int64, index: Int)] = []
-        for i in spans.indices where spans[i].category == .llm {
-            calls.append((spans[i].parentSpanID.value, spans[i].startUnixNano, i))
-            if spans[i].hasRareFields && spans[i].resendCount > 0 { out[i] = true }
+        typealias Call = (parent: UInt64, start: Int64, index: Int)
+        withUnsafeTemporaryAllocation(of: Call.self, capacity: spans.count) { scratch in
+            var n = 0
+            for i in spans.indices where spans[i].category == .llm {
+                scratch.initializeElement(at: n, to: (spans[i].parentSpanID.value, spans[i].startUnixNano, i))
+                n += 1
+                if spans[i].hasRareFields && spans[i].resendCount > 0 { out[i] = true }
+            }
+            guard n > 1 else { return }
+            var calls = UnsafeMutableBufferPointer(rebasing: scratch[0..<n])
+            // Order calls by (parent, start, position): each parent's calls are then adjacent.
+            calls.sort { a, b in (a.parent, a.start, a.index) < (b.parent, b.start, b.index) }
+            var groupStart = 0
+            for n in calls.indices {
+                if n > 0 && calls[n - 1].parent != calls[n].parent { groupStart = n }
+                // The previous call to the same model under the same parent.
+                let i = calls[n].index
+                var k = n - 1
+                while k >= groupStart && spans.model(at: calls[k].index) != spans.model(at: i) { k -= 1 }
+                if k >= groupStart && spans[calls[k].index].isError { out[i] = true }
+            }
         }
-        guard calls.count > 1 else { return out }
-        // Order calls by (parent, start, position): each parent's calls are then adjacent.
-        calls.sort { a, b in (a.parent, a.start, a.index) < (b.parent, b.start, b.index) }
-        var groupStart = 0
-        for n in calls.indices {
-            if n > 0 && calls[n - 1].parent != calls[n].parent { groupStart = n }
-            // The previous call to the same model under the same parent.
-            let i = calls[n].index
-            var k = n - 1
-            while k >= groupStart && spans.model(at: calls[k].index) != spans.model(at: i) { k -= 1 }
-            if k >= groupStart && spans[calls[k].index].isError { out[i] = true }
-        }
-        return out
     }
 }
