@@ -124,9 +124,10 @@ struct RunRecordSums {
         base.incompleteRuns = entry.incomplete ? 1 : 0
         base.latency.add(milliseconds: Double(entry.durationNano) / 1_000_000)
         self.base = base
-        let toolCalls = entry.toolCalls
-        perModel = entry.models.map { _ in var m = base; m.toolCalls = toolCalls; return m }
-        perAgent = entry.agents.map { _ in base }
+        var modelBase = base
+        modelBase.toolCalls = entry.toolCalls
+        perModel = Array(repeating: modelBase, count: entry.models.count)
+        perAgent = Array(repeating: base, count: entry.agents.count)
     }
 
     mutating func call(model: String, agent: String, usage: TokenUsage, costMicros: Int64, priced: Bool, retry: Bool, error: Bool) {

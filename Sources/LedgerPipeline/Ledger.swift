@@ -560,19 +560,6 @@ public actor Ledger: SpanConsumer {
         }
     }
 
-    static func addCall(_ c: AttributedCall, to m: inout RollupMeasures) {
-        m.llmCalls += 1
-        m.inputTokens += c.usage.input
-        m.cachedInputTokens += c.usage.cacheRead
-        m.cacheWriteTokens += c.usage.cacheWrite
-        m.outputTokens += c.usage.output
-        m.reasoningTokens += c.usage.reasoning
-        m.unpricedTokens += c.unpricedTokens
-        m.costMicros += c.costMicros
-        m.retries += c.isRetry ? 1 : 0
-        m.errors += c.isError ? 1 : 0
-    }
-
     /// The run's spans as stored-tree spans (late spans joining an older tree).
     static func tree(_ run: AttributedRun) -> [StoredSpan] {
         var list = StoredSpanList(capacity: run.spans.count)
