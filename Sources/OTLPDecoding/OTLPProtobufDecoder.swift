@@ -58,24 +58,16 @@ public final class OTLPProtobufDecoder {
     public func decode(_ bytes: UnsafeRawBufferPointer) throws(OTLPDecodeError) -> DecodedBatch {
         sl_arena_reset(&arena)
         defer { sl_arena_reset(&arena) }
-        let base = bytes.baseAddress?.assumingMemoryBound(to: UInt8.self)
-        // The pre-scan also notes whether any string or bytes field is over the value limit:
-        // when none is (nearly every request), no span needs its values measured. It sees
-        // every such field only when the limit is longer than the messages it steps over.
-        var longField: Int32 = 0
-        let everyLongFieldSeen = limits.maxAttributeValueBytes >= 2 * (max(Int(limits.protobufMessageDepth), limits.maxAnyValueDepth) + 1)
-        if let base, sl_nesting_exceeds(sl_export_trace_request_descriptor(), base, bytes.count, limits.protobufMessageDepth,
-                                        sl_any_value_descriptor(), UInt32(limits.maxAnyValueDepth), limits.maxAttributeValueBytes, &longField) != 0 {
-            throw OTLPDecodeError("attribute values nest deeper than \(limits.maxAnyValueDepth) levels (arrays or key-value lists)")
-        }
-        let measureValues = longField != 0 || !everyLongFieldSeen
-        guard let request = opentelemetry__proto__collector__trace__v1__export_trace_service_request__unpack(
-            sl_arena_allocator(&arena), bytes.count, base ?? UnsafePointer(bitPattern: 1)) else {
+        let base = bytes.baseAddress?.assumingMemoryBound(to: UInt8.self) ?? UnsafePointer(bitPattern: 1)!
+        // The lean descriptors (sl_lean.h): the request's structure is unpacked as usual and
+        // each attribute is left as its serialized KeyValue, read (and checked) below.
+        guard let unpacked = protobuf_c_message_unpack(sl_lean_export_trace_request_descriptor(), sl_arena_allocator(&arena), bytes.count, base) else {
             if arena.bytes_allocated + 4096 >= arenaLimit {
                 throw OTLPDecodeError("request needs more than \(arenaLimit) bytes to decode")
             }
-            throw OTLPDecodeError("request body is not a valid OTLP ExportTraceServiceRequest protobuf message")
+            throw OTLPDecodeError(Self.notOTLP)
         }
+        let request = UnsafeMutableRawPointer(unpacked).assumingMemoryBound(to: Opentelemetry__Proto__Collector__Trace__V1__ExportTraceServiceRequest.self)
         var batch = DecodedBatch()
         let r = request.pointee
         var total = 0
@@ -88,13 +80,16 @@ public final class OTLPProtobufDecoder {
         }
         for i in 0..<r.n_resource_spans {
             guard let rs = r.resource_spans[i] else { continue }
-            let service = Self.serviceName(rs.pointee.resource, names: reader.names)
+            let service = try serviceName(rs.pointee.resource)
             for j in 0..<rs.pointee.n_scope_spans {
                 guard let ss = rs.pointee.scope_spans[j] else { continue }
+                if let scope = ss.pointee.scope {
+                    _ = try Self.readAttributes(scope.pointee.attributes, scope.pointee.n_attributes, limits) { _, _ in }
+                }
                 batch.spans.reserveCapacity(batch.spans.count + ss.pointee.n_spans)
                 for k in 0..<ss.pointee.n_spans {
                     guard let span = ss.pointee.spans[k] else { continue }
-                    if let record = Self.record(span, service: service, reader: reader, limits: limits, measureValues: measureValues, batch: &batch) {
+                    if let record = try Self.record(span, service: service, reader: reader, limits: limits, batch: &batch) {
                         batch.spans.append(record)
                     }
                 }
@@ -102,6 +97,8 @@ public final class OTLPProtobufDecoder {
         }
         return batch
     }
+
+    static let notOTLP = "request body is not a valid OTLP ExportTraceServiceRequest protobuf message"
 
     /// Unpacks and frees without extracting spans: the libprotobuf-c decode ceiling.
     /// `arena: false` uses malloc/free per field (protobuf-c's default allocator), the
@@ -131,65 +128,64 @@ public final class OTLPProtobufDecoder {
         }
     }
 
-    static func serviceName(_ resource: UnsafeMutablePointer<Opentelemetry__Proto__Resource__V1__Resource>?, names: StringInterner) -> String {
+    func serviceName(_ resource: UnsafeMutablePointer<Opentelemetry__Proto__Resource__V1__Resource>?) throws(OTLPDecodeError) -> String {
         guard let resource else { return "" }
-        for i in 0..<resource.pointee.n_attributes {
-            guard let kv = resource.pointee.attributes[i], sl_attribute_key(kv.pointee.key) == SL_KEY_SERVICE_NAME else { continue }
-            return AttributeValue(kv.pointee.value).string(interning: names) ?? ""
+        var service: String?
+        _ = try Self.readAttributes(resource.pointee.attributes, resource.pointee.n_attributes, limits) { key, value in
+            if key == SL_KEY_SERVICE_NAME, service == nil { service = value.string(interning: reader.names) ?? "" }
         }
-        return ""
+        return service ?? ""
     }
 
-    /// Whether any attribute value of the span, its events or its links is over `limit`.
-    static func oversized(_ s: Opentelemetry__Proto__Trace__V1__Span, _ limit: Int) -> Bool {
-        if oversized(s.attributes, s.n_attributes, limit) { return true }
-        for i in 0..<s.n_events {
-            if let ev = s.events[i], oversized(ev.pointee.attributes, ev.pointee.n_attributes, limit) { return true }
+    /// Reads the attributes of an unpacked message, serialized KeyValues as the lean
+    /// descriptors leave them: `body` gets each key SpanLedger interprets with its value.
+    /// Every attribute is checked whole, so a malformed or too deeply nested one fails the
+    /// request as a full unpack would have. Returns whether any string or bytes value, at
+    /// any depth, is over the value limit.
+    @inline(__always)
+    static func readAttributes(_ field: UnsafeRawPointer?, _ count: Int, _ limits: DecodeLimits,
+                               _ body: (sl_key, AttributeValue) -> Void) throws(OTLPDecodeError) -> Bool {
+        guard count > 0, let attributes = sl_raw_attributes(field) else { return false }
+        var long: Int32 = 0
+        var a = sl_attribute()
+        for i in 0..<count {
+            switch sl_read_attribute(attributes[i].data, attributes[i].len, UInt32(limits.maxAnyValueDepth), limits.maxAttributeValueBytes, &a, &long) {
+            case SL_ATTRIBUTE_OK:
+                let key = sl_attribute_key_n(a.key, a.key_length)
+                if key != SL_KEY_NONE { body(key, AttributeValue(a)) }
+            case SL_ATTRIBUTE_TOO_DEEP:
+                throw OTLPDecodeError("attribute values nest deeper than \(limits.maxAnyValueDepth) levels (arrays or key-value lists)")
+            default:
+                throw OTLPDecodeError(notOTLP + " (an attribute is not a valid KeyValue)")
+            }
         }
-        for i in 0..<s.n_links {
-            if let link = s.links[i], oversized(link.pointee.attributes, link.pointee.n_attributes, limit) { return true }
-        }
-        return false
-    }
-
-    /// Whether any string or bytes value among `attributes` (nested ones included; depth is
-    /// already bounded by the pre-scan) is longer than `limit`.
-    static func oversized(_ attributes: UnsafeMutablePointer<UnsafeMutablePointer<Opentelemetry__Proto__Common__V1__KeyValue>?>?, _ count: Int,
-                          _ limit: Int) -> Bool {
-        guard let attributes else { return false }
-        for i in 0..<count where oversized(attributes[i]?.pointee.value, limit) { return true }
-        return false
-    }
-
-    static func oversized(_ value: UnsafeMutablePointer<Opentelemetry__Proto__Common__V1__AnyValue>?, _ limit: Int) -> Bool {
-        guard let v = value?.pointee else { return false }
-        switch v.value_case {
-        case OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_STRING_VALUE:
-            guard let p = v.string_value else { return false }
-            return strnlen(p, limit + 1) > limit
-        case OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_BYTES_VALUE:
-            return v.bytes_value.len > limit
-        case OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_ARRAY_VALUE:
-            guard let a = v.array_value?.pointee, let values = a.values else { return false }
-            for i in 0..<a.n_values where oversized(values[i], limit) { return true }
-            return false
-        case OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_KVLIST_VALUE:
-            guard let l = v.kvlist_value?.pointee else { return false }
-            return oversized(l.values, l.n_values, limit)
-        default:
-            return false
-        }
+        return long != 0
     }
 
     static func bytes(_ b: ProtobufCBinaryData) -> UnsafeRawBufferPointer {
         UnsafeRawBufferPointer(start: b.data, count: b.len)
     }
 
-    /// `measureValues`: whether any value may be over the limit (the pre-scan found a long
-    /// string or bytes field, or could not rule one out).
+    /// One span as a record, nil when it is rejected alone (the reason noted on `batch`).
+    /// Its attributes, and those of its events and links, are all read first: a malformed
+    /// one fails the whole request, whatever else is wrong with the span.
     static func record(_ span: UnsafeMutablePointer<Opentelemetry__Proto__Trace__V1__Span>, service: String, reader builder: SpanConventionReader,
-                       limits: DecodeLimits, measureValues: Bool = true, batch: inout DecodedBatch) -> SpanRecord? {
+                       limits: DecodeLimits, batch: inout DecodedBatch) throws(OTLPDecodeError) -> SpanRecord? {
         let s = span.pointee
+        builder.reset()
+        var long = try readAttributes(s.attributes, s.n_attributes, limits) { key, value in builder.read(key, value) }
+        for i in 0..<s.n_events {
+            guard let ev = s.events[i] else { continue }
+            let isEvaluation = ev.pointee.name.map { strcmpEquals($0, "gen_ai.evaluation.result") } ?? false
+            let time = Int64(clamping: ev.pointee.time_unix_nano)
+            long = try readAttributes(ev.pointee.attributes, ev.pointee.n_attributes, limits) { key, value in
+                if isEvaluation, key == SL_KEY_EVALUATION_SCORE_LABEL, let label = value.string { builder.evaluation(label: label, timeUnixNano: time) }
+            } || long
+        }
+        for i in 0..<s.n_links {
+            guard let link = s.links[i] else { continue }
+            long = try readAttributes(link.pointee.attributes, link.pointee.n_attributes, limits) { _, _ in } || long
+        }
         guard let traceID = TraceID(bytes: bytes(s.trace_id)), !traceID.isZero else {
             batch.reject("span with an invalid trace_id (must be 16 bytes, not all zero)")
             return nil
@@ -211,29 +207,14 @@ public final class OTLPProtobufDecoder {
             batch.reject("span with \(s.n_attributes) attributes; the limit is \(limits.maxAttributesPerSpan)")
             return nil
         }
-        if measureValues && Self.oversized(s, limits.maxAttributeValueBytes) {
+        if long {
             batch.reject("span with an attribute value (string or bytes, at any depth, on the span, its events or links) over \(limits.maxAttributeValueBytes) bytes")
             return nil
-        }
-        builder.reset()
-        for i in 0..<s.n_attributes {
-            guard let kv = s.attributes[i] else { continue }
-            let key = sl_attribute_key(kv.pointee.key)
-            if key != SL_KEY_NONE { builder.read(key, AttributeValue(kv.pointee.value)) }
-        }
-        let end = Int64(clamping: s.end_time_unix_nano)
-        for i in 0..<s.n_events {
-            guard let ev = s.events[i], let name = ev.pointee.name, strcmpEquals(name, "gen_ai.evaluation.result") else { continue }
-            for a in 0..<ev.pointee.n_attributes {
-                guard let kv = ev.pointee.attributes[a], sl_attribute_key(kv.pointee.key) == SL_KEY_EVALUATION_SCORE_LABEL,
-                      let label = AttributeValue(kv.pointee.value).string else { continue }
-                builder.evaluation(label: label, timeUnixNano: Int64(clamping: ev.pointee.time_unix_nano))
-            }
         }
         let isError = s.status?.pointee.code == OPENTELEMETRY__PROTO__TRACE__V1__STATUS__STATUS_CODE__STATUS_CODE_ERROR
         let record = builder.finish(
             traceID: traceID, spanID: spanID, parent: parent, name: s.name.map { builder.names.string($0) } ?? "", service: service,
-            start: Int64(clamping: s.start_time_unix_nano), end: end, isError: isError)
+            start: Int64(clamping: s.start_time_unix_nano), end: Int64(clamping: s.end_time_unix_nano), isError: isError)
         // Returned as made (a record kept in a `var` for the rare change below was copied
         // out, every string retained and released again).
         guard s.n_links > 0, record.hasRareFields, record.verdict != nil else { return record }
@@ -256,19 +237,18 @@ func strcmpEquals(_ a: UnsafePointer<CChar>, _ b: StaticString) -> Bool {
     return a[n] == 0
 }
 
-/// An OTLP AnyValue read through protobuf-c, converted on demand.
+/// An OTLP AnyValue's scalar, converted on demand: from a serialized attribute (its
+/// string's bytes borrowed from the request) or from the JSON decoder.
 struct AttributeValue {
-    enum Kind { case string(UnsafePointer<CChar>), text(String), int(Int64), double(Double), bool(Bool), other }
+    enum Kind { case utf8(UnsafeBufferPointer<UInt8>), text(String), int(Int64), double(Double), bool(Bool), other }
     let kind: Kind
 
-    init(_ value: UnsafeMutablePointer<Opentelemetry__Proto__Common__V1__AnyValue>?) {
-        guard let v = value?.pointee else { kind = .other; return }
-        switch v.value_case {
-        case OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_STRING_VALUE:
-            kind = v.string_value.map { .string(UnsafePointer($0)) } ?? .other
-        case OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_INT_VALUE: kind = .int(v.int_value)
-        case OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_DOUBLE_VALUE: kind = .double(v.double_value)
-        case OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_BOOL_VALUE: kind = .bool(v.bool_value != 0)
+    init(_ a: sl_attribute) {
+        switch a.kind {
+        case SL_VALUE_STRING: kind = .utf8(UnsafeBufferPointer(start: a.string, count: a.string_length))
+        case SL_VALUE_INT: kind = .int(a.integer)
+        case SL_VALUE_DOUBLE: kind = .double(a.real)
+        case SL_VALUE_BOOL: kind = .bool(a.integer != 0)
         default: kind = .other
         }
     }
@@ -277,7 +257,7 @@ struct AttributeValue {
 
     var string: String? {
         switch kind {
-        case .string(let p): String(cString: p)
+        case .utf8(let b): String(decoding: b, as: UTF8.self)
         case .text(let t): t
         case .int(let i): String(i)
         case .double(let d): String(d)
@@ -288,7 +268,7 @@ struct AttributeValue {
 
     /// As `string`, with C strings looked up in (or added to) `names`.
     func string(interning names: StringInterner) -> String? {
-        if case .string(let p) = kind { return names.string(p) }
+        if case .utf8(let b) = kind { return names.string(b) }
         return string
     }
 
@@ -296,7 +276,7 @@ struct AttributeValue {
         switch kind {
         case .int(let i): i
         case .double(let d): d.isFinite && abs(d) < 9e18 ? Int64(d) : nil
-        case .string, .text: string.flatMap { Int64($0.trimmingWhitespace()) ?? Double($0.trimmingWhitespace()).flatMap { $0.isFinite && abs($0) < 9e18 ? Int64($0) : nil } }
+        case .utf8, .text: string.flatMap { Int64($0.trimmingWhitespace()) ?? Double($0.trimmingWhitespace()).flatMap { $0.isFinite && abs($0) < 9e18 ? Int64($0) : nil } }
         case .bool, .other: nil
         }
     }
@@ -305,7 +285,7 @@ struct AttributeValue {
         switch kind {
         case .int(let i): Double(i)
         case .double(let d): d.isFinite ? d : nil
-        case .string, .text: string.flatMap { Double($0.trimmingWhitespace()) }
+        case .utf8, .text: string.flatMap { Double($0.trimmingWhitespace()) }
         case .bool, .other: nil
         }
     }

@@ -115,8 +115,7 @@ func decode(_ spans: [FixtureSpan], service: String = "svc") throws -> DecodedBa
     }
 }
 
-// The pre-scan rules out long values for the whole request, so spans are measured only
-// when some string or bytes field is over the limit; the answers must not change.
+// Every attribute is measured as it is read (a long name or key is no value).
 @Test func valuesOverTheLimitDropTheirSpanAloneWhereverTheyAre() throws {
     let limit = DecodeLimits.default.maxAttributeValueBytes
     func span(_ id: UInt64, name: String = "call", attributes: [(String, FixtureValue)] = [], events: [FixtureEvent] = []) -> FixtureSpan {
@@ -138,7 +137,7 @@ func decode(_ spans: [FixtureSpan], service: String = "svc") throws -> DecodedBa
     ])
     #expect(over.spans.map(\.spanID.value) == [5] && over.rejectedSpans == 2)
     #expect(over.rejectionMessage?.contains("over \(limit) bytes") == true)
-    // A limit shorter than the messages the pre-scan steps over: every span is measured.
+    // A small limit.
     var small = DecodeLimits.default
     small.maxAttributeValueBytes = 8
     let smallLimit = try OTLPProtobufDecoder(limits: small).decode(OTLPFixtureEncoder.encode([("svc", [
