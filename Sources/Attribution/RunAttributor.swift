@@ -59,14 +59,21 @@ public struct AttributedRun: Sendable {
     /// Models in first-call order; "" when the run made no LLM call.
     public var models: [String] {
         var seen: [String] = []
-        for c in calls where !seen.contains(c.model) { seen.append(c.model) }
+        seen.reserveCapacity(2)
+        // By index in place: iterating `calls` copied each call, retaining its strings.
+        calls.withUnsafeBufferPointer { calls in
+            for i in calls.indices where !seen.contains(calls[i].model) { seen.append(calls[i].model) }
+        }
         return seen
     }
 
     /// Agents whose spans made LLM or tool calls, in first-call order.
     public var agents: [String] {
         var seen: [String] = []
-        for c in calls where !seen.contains(c.agent) { seen.append(c.agent) }
+        seen.reserveCapacity(2)
+        calls.withUnsafeBufferPointer { calls in
+            for i in calls.indices where !seen.contains(calls[i].agent) { seen.append(calls[i].agent) }
+        }
         for i in spans.indices where spans[i].category == .tool && i < spanAgents.count && !seen.contains(spanAgents[i]) { seen.append(spanAgents[i]) }
         return seen
     }
@@ -212,6 +219,9 @@ public struct RunAttributor: Sendable {
 
     private func priceCalls(_ spans: Spans, retries: UnsafeBufferPointer<Bool>, into run: inout AttributedRun) {
         run.calls = []
+        // Room for every span: a run's calls are most of its spans, and growing from empty
+        // reallocated the array two or three times per run.
+        run.calls.reserveCapacity(spans.count)
         run.toolCalls = 0
         run.otherErrors = 0
         // Calls of a run mostly share a model: its price lookup is reused while the model repeats.

@@ -68,23 +68,28 @@ public struct RunActivity: Sendable, Equatable {
     /// Summarises the priced calls of `run` per model.
     public init(run: AttributedRun, runs: Int64, releasedUnixNano: Int64) {
         var uses: [ModelUse] = []
-        for c in run.calls {
-            let i: Int
-            if let found = uses.firstIndex(where: { $0.model == c.model }) { i = found } else {
-                uses.append(ModelUse(model: c.model))
-                i = uses.count - 1
+        uses.reserveCapacity(2)
+        // The calls in place: iterating the array copied each call, retaining its strings.
+        run.calls.withUnsafeBufferPointer { calls in
+            for n in calls.indices {
+                let i: Int
+                if let found = uses.firstIndex(where: { $0.model == calls[n].model }) { i = found } else {
+                    uses.append(ModelUse(model: calls[n].model))
+                    i = uses.count - 1
+                }
+                let usage = calls[n].usage
+                uses[i].calls += 1
+                uses[i].retries += calls[n].isRetry ? 1 : 0
+                uses[i].tokens += usage.total
+                uses[i].unpricedTokens += calls[n].unpricedTokens
+                uses[i].unpricedCalls += calls[n].priced ? 0 : 1
+                uses[i].costMicros += calls[n].costMicros
+                uses[i].inputTokens += usage.input
+                uses[i].cachedInputTokens += usage.cacheRead
+                uses[i].cacheWriteTokens += usage.cacheWrite
+                uses[i].outputTokens += usage.output
+                uses[i].reasoningTokens += usage.reasoning
             }
-            uses[i].calls += 1
-            uses[i].retries += c.isRetry ? 1 : 0
-            uses[i].tokens += c.usage.total
-            uses[i].unpricedTokens += c.unpricedTokens
-            uses[i].unpricedCalls += c.priced ? 0 : 1
-            uses[i].costMicros += c.costMicros
-            uses[i].inputTokens += c.usage.input
-            uses[i].cachedInputTokens += c.usage.cacheRead
-            uses[i].cacheWriteTokens += c.usage.cacheWrite
-            uses[i].outputTokens += c.usage.output
-            uses[i].reasoningTokens += c.usage.reasoning
         }
         self.init(workflow: run.workflow, service: run.service, releasedUnixNano: releasedUnixNano, runs: runs, models: uses)
         outcome = run.outcome

@@ -18,7 +18,6 @@ public struct DecodeLimits: Sendable {
     /// plain values depth 2. Beyond the AnyValue count, a safety bound on all message
     /// nesting: the OTLP structure (request → resource spans → scope spans → span → event
     /// → key-value) plus three messages (AnyValue, key-value list, key-value) per level.
-    var protobufMessageDepth: UInt32 { UInt32(8 + 3 * maxAnyValueDepth) }
     /// JSON nesting bound for the parser: the OTLP structure plus four JSON levels per
     /// AnyValue level (value object, kvlistValue object, values array, key-value object);
     /// the exact AnyValue depth is checked while mapping.
