@@ -107,7 +107,7 @@ let package = Package(
         ]),
 
         // Tests: one target per module, plus the in-process pipeline tests.
-        .testTarget(name: "OTLPDecodingTests", dependencies: ["OTLPDecoding", "OTLPFixtures", "LedgerCore"]),
+        .testTarget(name: "OTLPDecodingTests", dependencies: ["OTLPDecoding", "OTLPFixtures", "LedgerCore", "ProtoWire"]),
         .testTarget(name: "AlertDetectionTests", dependencies: ["AlertDetection"]),
         .testTarget(name: "OutcomeRegistryTests", dependencies: ["OutcomeRegistry", "Rollups", "LedgerCore"]),
         .testTarget(name: "AlertingTests", dependencies: ["Alerting", "AlertDetection", "LedgerCore"]),

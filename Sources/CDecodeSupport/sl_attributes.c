@@ -107,9 +107,7 @@ static int sl_read_plain(const uint8_t *data, size_t length, size_t max_value_by
 sl_attribute_status sl_read_attribute(const uint8_t *data, size_t length, unsigned max_depth, size_t max_value_bytes,
                                       sl_attribute *out, int *long_value) {
     if (max_depth >= 1 && sl_read_plain(data, length, max_value_bytes, out)) return SL_ATTRIBUTE_OK;
-    memset(out, 0, sizeof *out);
-    out->key = (const char *)data;
-    out->string = data;
+    memset(out, 0, sizeof *out); /* no key (NULL, 0) and no value until read */
     /* Each AnyValue level adds at most three open messages (the value, a list in it, a
        KeyValue in the list): the levels a walk can hold are bounded by the depth. */
     sl_level local[100];

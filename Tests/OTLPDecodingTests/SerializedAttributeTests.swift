@@ -1,5 +1,6 @@
 import LedgerCore
 import OTLPDecoding
+import ProtoWire
 import Testing
 
 // The protobuf decoder leaves each attribute as its serialized KeyValue and reads it with
@@ -7,22 +8,20 @@ import Testing
 // key, a value with one scalar, one-byte lengths) and a walk for everything else. These
 // requests are written field by field, to reach shapes an SDK's encoder never produces.
 
-/// Protobuf wire-format pieces.
+/// Protobuf wire-format pieces, each field written even when empty or zero (the shapes
+/// here are the point), through `ProtoWriter`.
 enum Wire {
-    static func varint(_ v: UInt64) -> [UInt8] {
-        var v = v, out: [UInt8] = []
-        while v >= 0x80 {
-            out.append(UInt8(v & 0x7f) | 0x80)
-            v >>= 7
-        }
-        return out + [UInt8(v)]
+    static func written(_ build: (inout ProtoWriter) -> Void) -> [UInt8] {
+        var w = ProtoWriter()
+        build(&w)
+        return w.bytes
     }
 
-    static func tag(_ field: Int, _ wire: Int) -> [UInt8] { varint(UInt64(field << 3 | wire)) }
-    static func len(_ field: Int, _ body: [UInt8]) -> [UInt8] { tag(field, 2) + varint(UInt64(body.count)) + body }
-    static func len(_ field: Int, _ text: String) -> [UInt8] { len(field, Array(text.utf8)) }
-    static func uint(_ field: Int, _ v: UInt64) -> [UInt8] { tag(field, 0) + varint(v) }
-    static func fixed64(_ field: Int, _ v: UInt64) -> [UInt8] { tag(field, 1) + (0..<8).map { UInt8(truncatingIfNeeded: v >> (8 * $0)) } }
+    static func tag(_ field: Int, _ wire: Int) -> [UInt8] { written { $0.tag(field, wire) } }
+    static func len(_ field: Int, _ body: [UInt8]) -> [UInt8] { written { $0.bytesField(field, body, always: true) } }
+    static func len(_ field: Int, _ text: String) -> [UInt8] { written { $0.string(field, text, always: true) } }
+    static func uint(_ field: Int, _ v: UInt64) -> [UInt8] { written { $0.tag(field, 0); $0.varint(v) } }
+    static func fixed64(_ field: Int, _ v: UInt64) -> [UInt8] { written { $0.tag(field, 1); $0.rawFixed64(v) } }
 
     // AnyValue and KeyValue (opentelemetry/proto/common/v1/common.proto).
     static func string(_ s: String) -> [UInt8] { len(1, s) }
