@@ -26,24 +26,31 @@ public struct AgentWorkload: Sendable {
         var current: [FixtureSpan] = []
         var spans = 0
         for r in 0..<runs {
+            // As SDKs make them: random trace and span IDs, nanosecond timestamps and
+            // durations that differ from call to call (round numbers and small IDs would
+            // flatter every compressed byte on disk).
             let trace = TraceID(high: rng.next() | 1, low: rng.next())
-            let start = startUnixNano + Int64(r % 600) * 100_000_000
+            func spanID() -> SpanID { SpanID(rng.next() | 1) }
+            func jitter(_ upTo: Int64) -> Int64 { Int64(rng.next() % UInt64(upTo)) }
+            let (root, agent) = (spanID(), spanID())
+            let start = startUnixNano + Int64(r % 600) * 100_000_000 + jitter(100_000_000)
             let workflow = workflows[Int(rng.next() % UInt64(workflows.count))]
             let verdict = verdicts[Int(rng.next() % UInt64(verdicts.count))]
             var rootAttrs: [(String, FixtureValue)] = [("gen_ai.operation.name", .string("invoke_workflow")), ("gen_ai.workflow.name", .string(workflow))]
             if !verdict.isEmpty { rootAttrs.append(("outcome.verdict", .string(verdict))) }
             rootAttrs.append(("user.id", .string("user-\(rng.next() % 1000)")))
-            current.append(FixtureSpan(traceID: trace, spanID: SpanID(1), name: workflow, startUnixNano: start, endUnixNano: start + 4_000_000_000,
+            let agentEnd = start + 3_400_000_000 + jitter(400_000_000)
+            current.append(FixtureSpan(traceID: trace, spanID: root, name: workflow, startUnixNano: start, endUnixNano: agentEnd + jitter(5_000_000),
                                        attributes: rootAttrs))
-            current.append(FixtureSpan(traceID: trace, spanID: SpanID(2), parent: SpanID(1), name: "invoke_agent planner", startUnixNano: start + 1_000,
-                                       endUnixNano: start + 3_900_000_000,
+            current.append(FixtureSpan(traceID: trace, spanID: agent, parent: root, name: "invoke_agent planner", startUnixNano: start + jitter(2_000_000),
+                                       endUnixNano: agentEnd,
                                        attributes: [("gen_ai.operation.name", .string("invoke_agent")), ("gen_ai.agent.name", .string("planner"))]))
             for step in 0..<4 {
                 let model = models[Int(rng.next() % UInt64(models.count))]
                 let input = Int64(500 + rng.next() % 4000)
-                let t0 = start + Int64(step) * 800_000_000
-                current.append(FixtureSpan(traceID: trace, spanID: SpanID(UInt64(10 + step)), parent: SpanID(2), name: "chat \(model)",
-                                           startUnixNano: t0, endUnixNano: t0 + 600_000_000, isError: rng.next() % 50 == 0,
+                let t0 = start + Int64(step) * 800_000_000 + 5_000_000 + jitter(50_000_000)
+                current.append(FixtureSpan(traceID: trace, spanID: spanID(), parent: agent, name: "chat \(model)",
+                                           startUnixNano: t0, endUnixNano: t0 + 200_000_000 + jitter(500_000_000), isError: rng.next() % 50 == 0,
                                            attributes: [
                                                ("gen_ai.operation.name", .string("chat")), ("gen_ai.system", .string("openai")),
                                                ("gen_ai.request.model", .string(model)), ("gen_ai.response.model", .string(model)),
@@ -53,9 +60,9 @@ public struct AgentWorkload: Sendable {
                                            ]))
             }
             for tool in 0..<2 {
-                let t0 = start + Int64(tool) * 900_000_000 + 650_000_000
-                current.append(FixtureSpan(traceID: trace, spanID: SpanID(UInt64(20 + tool)), parent: SpanID(2), name: "execute_tool search",
-                                           startUnixNano: t0, endUnixNano: t0 + 100_000_000,
+                let t0 = start + Int64(tool) * 900_000_000 + 650_000_000 + jitter(100_000_000)
+                current.append(FixtureSpan(traceID: trace, spanID: spanID(), parent: agent, name: "execute_tool search",
+                                           startUnixNano: t0, endUnixNano: t0 + 20_000_000 + jitter(150_000_000),
                                            attributes: [("gen_ai.operation.name", .string("execute_tool")), ("gen_ai.tool.name", .string("search"))]))
             }
             if current.count >= batchSpans || r == runs - 1 {
