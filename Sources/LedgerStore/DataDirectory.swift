@@ -236,9 +236,7 @@ public struct DataDirectory: Sendable {
                                        to: file(.traceIndex, sequence: sequence))
         }
         // Compressed as the trees are copied in: the uncompressed segment is never built.
-        let trees = try SegmentFrame.encode(kind: .traceDetail) { deflater in
-            try TraceDetailCodec.write(details, createdUnixMs: nowUnixMs, walSequenceMax: walSequenceMax, to: deflater.write)
-        }
+        let trees = try TraceDetailCodec.segment(details, createdUnixMs: nowUnixMs, walSequenceMax: walSequenceMax)
         try FileIO.writeAtomically(trees, to: file(.traceDetail, sequence: sequence))
     }
 

@@ -59,15 +59,18 @@ public struct TraceDetail: Sendable, Hashable {
     }
 }
 
-/// One run's tree in the form memory keeps it and a flush writes it: the bytes of its
-/// TraceDetail message, carrying the run's own names (field 3) so that it stands alone.
+/// One run's tree in the form memory keeps it and a flush writes it: a TraceShape message
+/// (the span count, per-span fields, parents as positions, the run's own names), then
+/// the tree's stored part (trace ID, span IDs, times), which a segment keeps uncompressed.
 /// A tree is packed once, when its run is prepared off the actor; unflushed and recent
-/// trees hold these (about a third of the memory of their `StoredSpan`s), a flush copies
+/// trees hold these (about a quarter of the memory of their `StoredSpan`s), a flush copies
 /// them into its segment as they are, and `trace` or late spans unpack the one they need.
 public struct PackedTree: Sendable, Hashable {
     public let traceID: TraceID
     public let spanCount: Int
     public let bytes: [UInt8]
+    /// Where the stored part begins in `bytes`.
+    public let storedStart: Int
 
     public init(traceID: TraceID, spans: [StoredSpan]) {
         var packer = TreePacker(traceID: traceID, expectedSpans: spans.count)
@@ -79,18 +82,24 @@ public struct PackedTree: Sendable, Hashable {
         self = packer.finish()
     }
 
-    init(traceID: TraceID, spanCount: Int, bytes: [UInt8]) {
+    init(traceID: TraceID, spanCount: Int, bytes: [UInt8], storedStart: Int) {
         self.traceID = traceID
         self.spanCount = spanCount
         self.bytes = bytes
+        self.storedStart = storedStart
     }
 
     public init(_ detail: TraceDetail) { self.init(traceID: detail.traceID, spans: detail.spans) }
 
+    /// The TraceShape message.
+    public var shape: ArraySlice<UInt8> { bytes[..<storedStart] }
+    /// Trace ID, span IDs, times and outside parents.
+    public var stored: ArraySlice<UInt8> { bytes[storedStart...] }
+
     /// The spans, as packed.
     public func unpack() -> [StoredSpan] {
         do {
-            return try TraceDetailCodec.decodeTrace(bytes[...], segmentStrings: StringTable(), path: "packed tree", only: nil)?.spans ?? []
+            return try TraceDetailCodec.decodeTree(shape: shape, stored: stored, path: "packed tree", only: nil)?.spans ?? []
         } catch {
             // `init` wrote these bytes: they decode unless the codec itself is wrong.
             preconditionFailure("a packed run tree does not decode: \(error)")
@@ -142,21 +151,34 @@ struct RunNames {
     }
 }
 
-/// Packs one run's tree (its TraceDetail message, names in its own table, field 3 from
-/// index 1) span by span from whatever holds the spans' fields: a prepared run's
-/// attributed spans, with no `StoredSpan` array built in between, or stored spans.
-/// The strings are borrowed, not retained: a run names its spans with a few strings
-/// (operation, model, agent) that most of its spans share.
+/// Packs one run's tree (a TraceShape and its stored part, see `PackedTree`) span by
+/// span from whatever holds the spans' fields: a prepared run's attributed spans, with no
+/// `StoredSpan` array built in between, or stored spans. The strings are borrowed, not
+/// retained: a run names its spans with a few strings (operation, model, agent) that
+/// most of its spans share.
+///
+/// Columns apart by how they compress: per-span kinds, flags, name indexes, token counts
+/// and costs repeat from run to run and deflate to a fifth; span IDs are random and times
+/// are nanoseconds, which deflate spent most of a flush's time on for nothing.
 public struct TreePacker: ~Copyable {
     private let traceID: TraceID
     private var names = RunNames(expected: 8)
-    private var w: ProtoWriter
+    /// Per span, the ten varints of TraceShape.span_fields.
+    private var fields: ProtoWriter
+    /// Per span, start offset and duration (the stored part's varints).
+    private var times: ProtoWriter
+    /// Per span, its ID then its parent's (0: none), turned into positions by `finish`.
+    private var ids: [UInt64]
     private var count = 0
+    /// Runs up to this size find parents by a linear search.
+    static let linearParents = 64
 
     public init(traceID: TraceID, expectedSpans: Int) {
         self.traceID = traceID
-        w = ProtoWriter(capacity: 64 + 56 * expectedSpans)
-        w.bigEndianWords(1, traceID.high, traceID.low)
+        fields = ProtoWriter(capacity: 16 + 24 * expectedSpans)
+        times = ProtoWriter(capacity: 16 + 10 * expectedSpans)
+        ids = []
+        ids.reserveCapacity(2 * expectedSpans)
     }
 
     public mutating func add(_ s: borrowing StoredSpan) {
@@ -169,41 +191,79 @@ public struct TreePacker: ~Copyable {
                              durationNano: Int64, usage: TokenUsage, costMicros: Int64, priced: Bool, error: Bool, retry: Bool,
                              explicitCost: Bool, agent: String) {
         count += 1
-        let name = names.index(name), model = names.index(model), agent = names.index(agent)
-        w.message(2) { w in
-            w.bigEndianWords(1, spanID.value)
-            if !parentSpanID.isNone { w.bigEndianWords(2, parentSpanID.value) }
-            w.uint(3, UInt64(name))
-            w.uint(4, UInt64(kind.rawValue))
-            w.uint(5, UInt64(model))
-            w.int(6, startOffsetNano)
-            w.int(7, durationNano)
-            w.sint(8, usage.input)
-            w.sint(9, usage.cacheRead)
-            w.sint(10, usage.cacheWrite)
-            w.sint(11, usage.output)
-            w.sint(12, usage.reasoning)
-            w.sint(13, costMicros)
-            w.bool(14, priced)
-            w.bool(15, error)
-            w.bool(16, retry)
-            w.bool(17, explicitCost)
-            if agent != 0 { w.uint(18, UInt64(agent)) }
-        }
+        ids.append(spanID.value)
+        ids.append(parentSpanID.value)
+        let flags = UInt64(kind.rawValue) | (priced ? 1 << 3 : 0) | (error ? 1 << 4 : 0) | (retry ? 1 << 5 : 0) | (explicitCost ? 1 << 6 : 0)
+        fields.varint(flags)
+        fields.varint(UInt64(names.index(name)))
+        fields.varint(UInt64(names.index(model)))
+        fields.varint(UInt64(names.index(agent)))
+        fields.varint(ProtoWriter.zigzag(usage.input))
+        fields.varint(ProtoWriter.zigzag(usage.cacheRead))
+        fields.varint(ProtoWriter.zigzag(usage.cacheWrite))
+        fields.varint(ProtoWriter.zigzag(usage.output))
+        fields.varint(ProtoWriter.zigzag(usage.reasoning))
+        fields.varint(ProtoWriter.zigzag(costMicros))
+        times.varint(UInt64(bitPattern: startOffsetNano))
+        times.varint(UInt64(bitPattern: durationNano))
     }
 
-    /// The packed tree: the spans, then the names they used. Exactly sized (the writer
-    /// reserved for the worst case): memory keeps these.
+    /// The packed tree, exactly sized: memory keeps these.
     public consuming func finish() -> PackedTree {
-        for s in names.strings {
-            w.tag(3, 2)
-            w.lengthPrefixed(s)
+        let n = count
+        // Parents as positions: 1...n a span of this tree, n+k the k-th parent outside it
+        // (a span whose parent never arrived), 0 none.
+        var outside: [UInt64] = []
+        var byID: [UInt64: Int]?
+        if n > Self.linearParents {
+            var d: [UInt64: Int] = [:]
+            d.reserveCapacity(n)
+            for i in 0..<n { d[ids[2 * i]] = i }
+            byID = d
         }
-        return PackedTree(traceID: traceID, spanCount: count, bytes: w.bytes)
+        var parents = ProtoWriter(capacity: 16 + 2 * n)
+        ids.withUnsafeBufferPointer { ids in
+            for i in 0..<n {
+                let parent = ids[2 * i + 1]
+                var ref = 0
+                if parent != 0 {
+                    if let byID { ref = byID[parent].map { $0 + 1 } ?? 0 } else {
+                        for j in 0..<n where ids[2 * j] == parent { ref = j + 1; break }
+                    }
+                    if ref == 0 {
+                        ref = n + 1 + (outside.firstIndex(of: parent) ?? outside.count)
+                        if ref == n + 1 + outside.count { outside.append(parent) }
+                    }
+                }
+                parents.varint(UInt64(ref))
+            }
+        }
+        let nameBytes = names.strings.reduce(0) { $0 + $1.utf8.count + 6 }
+        var out = ProtoWriter(capacity: 32 + fields.count + parents.count + nameBytes + 16 + 8 * (n + outside.count) + times.count)
+        out.uint(1, UInt64(n))
+        out.tag(2, 2)
+        out.varint(UInt64(fields.count))
+        out.append(fields)
+        out.tag(3, 2)
+        out.varint(UInt64(parents.count))
+        out.append(parents)
+        for s in names.strings {
+            out.tag(4, 2)
+            out.lengthPrefixed(s)
+        }
+        out.uint(5, UInt64(outside.count))
+        let storedStart = out.count
+        out.bigEndian64(traceID.high)
+        out.bigEndian64(traceID.low)
+        for i in 0..<n { out.bigEndian64(ids[2 * i]) }
+        out.append(times)
+        for id in outside { out.bigEndian64(id) }
+        return PackedTree(traceID: traceID, spanCount: n, bytes: out.bytes, storedStart: storedStart)
     }
 }
 
-/// Encodes run trees as a spanledger.v1.TraceDetailSegment.
+/// Encodes run trees as a spanledger.v1.TraceDetailSegment: each tree's shape (field 6)
+/// and, paired with it by order, its stored part (field 7).
 public enum TraceDetailCodec {
     /// `walSequenceMax`: the highest write-ahead-log record consumed before this flush
     /// (field 5), which lets replay find the flushes that may hold spans of a record.
@@ -211,42 +271,58 @@ public enum TraceDetailCodec {
         encode(traces.map(PackedTree.init), createdUnixMs: createdUnixMs, walSequenceMax: walSequenceMax)
     }
 
-    /// A segment of packed trees: each is copied in as its own TraceDetail (field 4).
+    /// The segment message, uncompressed.
     public static func encode(_ trees: [PackedTree], createdUnixMs: Int64, walSequenceMax: UInt64 = 0) -> [UInt8] {
         var out: [UInt8] = []
-        out.reserveCapacity(trees.reduce(32) { $0 + $1.bytes.count + 4 })
-        write(trees, createdUnixMs: createdUnixMs, walSequenceMax: walSequenceMax) { out += $0 }
+        out.reserveCapacity(trees.reduce(32) { $0 + $1.bytes.count + 8 })
+        write(trees, createdUnixMs: createdUnixMs, walSequenceMax: walSequenceMax) { bytes, _ in out.append(contentsOf: bytes) }
         return out
     }
 
-    /// The segment in pieces, to `sink` (a deflater): the header, then each tree's field
-    /// header and its packed bytes as they are.
-    public static func write<E: Error>(_ trees: [PackedTree], createdUnixMs: Int64, walSequenceMax: UInt64,
-                                       to sink: ([UInt8]) throws(E) -> Void) throws(E) {
+    /// The segment file as a flush writes it: shapes deflated, stored parts stored.
+    public static func segment(_ trees: [PackedTree], createdUnixMs: Int64, walSequenceMax: UInt64) throws -> [UInt8] {
+        try SegmentFrame.encode(kind: .traceDetail) { deflater in
+            try write(trees, createdUnixMs: createdUnixMs, walSequenceMax: walSequenceMax) { try deflater.write($0, compressing: $1) }
+        }
+    }
+
+    /// The segment in pieces, to `sink` (bytes, whether they are worth compressing): the
+    /// header, then the trees.
+    public static func write(_ trees: [PackedTree], createdUnixMs: Int64, walSequenceMax: UInt64,
+                             to sink: (UnsafeRawBufferPointer, Bool) throws -> Void) rethrows {
         try writeHeader(createdUnixMs: createdUnixMs, walSequenceMax: walSequenceMax, to: sink)
         try writeTrees(trees, to: sink)
     }
 
     /// The segment's header fields. They come first: replay reads field 5 without walking
     /// the traces.
-    public static func writeHeader<E: Error>(createdUnixMs: Int64, walSequenceMax: UInt64, to sink: ([UInt8]) throws(E) -> Void) throws(E) {
+    public static func writeHeader(createdUnixMs: Int64, walSequenceMax: UInt64, to sink: (UnsafeRawBufferPointer, Bool) throws -> Void) rethrows {
         var piece = ProtoWriter(capacity: 32)
-        piece.uint(1, 1)
+        piece.uint(1, 2)
         piece.int(2, createdUnixMs)
         piece.uint(5, walSequenceMax)
-        try sink(piece.bytes)
+        try piece.bytes.withUnsafeBytes { try sink($0, true) }
     }
 
     /// Trees after the header, in as many calls as the writer likes (a merge of several
-    /// flushes' segments writes each one's trees in turn).
-    public static func writeTrees<E: Error>(_ trees: [PackedTree], to sink: ([UInt8]) throws(E) -> Void) throws(E) {
-        var piece = ProtoWriter(capacity: 16)
-        for t in trees {
-            piece.removeAll()
-            piece.tag(4, 2)
-            piece.varint(UInt64(t.bytes.count))
-            try sink(piece.bytes)
-            try sink(t.bytes)
+    /// flushes' segments writes each one's trees in turn): every shape, then every stored
+    /// part, so that a deflater switches between compressing and storing twice a call.
+    public static func writeTrees(_ trees: [PackedTree], to sink: (UnsafeRawBufferPointer, Bool) throws -> Void) rethrows {
+        for (field, compress) in [(6, true), (7, false)] {
+            for t in trees {
+                let range = field == 6 ? 0..<t.storedStart : t.storedStart..<t.bytes.count
+                // The field's tag (one byte) and length, then the part where it lies.
+                var header: (UInt64, UInt64) = (0, 0)
+                let headerCount = withUnsafeMutableBytes(of: &header) { h in
+                    h[0] = UInt8(field << 3 | 2)
+                    var n = 1, v = UInt64(range.count)
+                    while v >= 0x80 { h[n] = UInt8(truncatingIfNeeded: v) | 0x80; v >>= 7; n += 1 }
+                    h[n] = UInt8(v)
+                    return n + 1
+                }
+                try withUnsafeBytes(of: &header) { try sink(UnsafeRawBufferPointer(rebasing: $0[..<headerCount]), compress) }
+                try t.bytes.withUnsafeBytes { try sink(UnsafeRawBufferPointer(rebasing: $0[range]), compress) }
+            }
         }
     }
 
@@ -259,24 +335,111 @@ public enum TraceDetailCodec {
         return 0
     }
 
-    /// Decodes the segment; with `only`, keeps just that trace's records. A trace's names
-    /// are its own (field 3 of the TraceDetail) or, in segments written before trees were
-    /// packed per run, the segment's table (field 3 of the segment).
+    /// Decodes the segment; with `only`, keeps just that trace's records. Trees are shapes
+    /// (field 6) paired by order with stored parts (field 7); segments written before
+    /// 2026-12-06 hold TraceDetail messages instead (field 4), whose names are their own
+    /// (field 3 of the TraceDetail) or, before trees were packed per run, the segment's
+    /// table (field 3 of the segment).
     public static func decode(_ bytes: [UInt8], path: String, only: TraceID? = nil) throws(StoreError) -> [TraceDetail] {
         var strings = StringTable()
         var raw: [ArraySlice<UInt8>] = []
+        var shapes: [ArraySlice<UInt8>] = [], stored: [ArraySlice<UInt8>] = []
         var out: [TraceDetail] = []
         try StoreError.decoding(path) {
             var r = ProtoReader(bytes)
             while let (field, value) = try r.next() {
-                if field == 3 { strings.strings.append(value.string) } else if field == 4 { raw.append(value.slice) }
+                switch field {
+                case 3: strings.strings.append(value.string)
+                case 4: raw.append(value.slice)
+                case 6: shapes.append(value.slice)
+                case 7: stored.append(value.slice)
+                default: break
+                }
+            }
+            guard shapes.count == stored.count else {
+                throw StoreError(path: path, message: "\(shapes.count) tree shapes but \(stored.count) stored parts")
             }
             let wanted = only?.bytes
             for slice in raw {
                 if let detail = try decodeTrace(slice, segmentStrings: strings, path: path, only: wanted) { out.append(detail) }
             }
+            for i in shapes.indices {
+                if let detail = try decodeTree(shape: shapes[i], stored: stored[i], path: path, only: wanted) { out.append(detail) }
+            }
         }
         return out
+    }
+
+    /// One tree from its TraceShape and stored part; nil when `only` (a trace ID's bytes)
+    /// is set and it is another trace's. Every count and position is checked against what
+    /// the bytes hold: a damaged tree is an error, never a crash or a huge allocation.
+    static func decodeTree(shape: ArraySlice<UInt8>, stored: ArraySlice<UInt8>, path: String, only: [UInt8]?) throws -> TraceDetail? {
+        guard stored.count >= 16 else { throw StoreError(path: path, message: "stored part of a tree shorter than a trace ID") }
+        let idBytes = stored.prefix(16)
+        if let only, !idBytes.elementsEqual(only) { return nil }
+        var count: UInt64 = 0, outsideCount: UInt64 = 0
+        var fields: ArraySlice<UInt8> = [], parentRefs: ArraySlice<UInt8> = []
+        var names = StringTable(strings: [""])
+        var r = ProtoReader(shape)
+        while let (f, v) = try r.next() {
+            switch f {
+            case 1: count = v.uint64
+            case 2: fields = v.slice
+            case 3: parentRefs = v.slice
+            case 4: names.strings.append(v.string)
+            case 5: outsideCount = v.uint64
+            default: break
+            }
+        }
+        // Each span takes at least 10 stored bytes (ID and two varints), an outside parent 8.
+        let room = UInt64(stored.count - 16)
+        guard count <= room / 10, outsideCount <= room / 8 else { throw StoreError(path: path, message: "tree of \(count) spans in \(room) stored bytes") }
+        let n = Int(count)
+        var ids = ProtoReader(stored.dropFirst(16))
+        var spanIDs: [UInt64] = []
+        spanIDs.reserveCapacity(n)
+        for _ in 0..<n { spanIDs.append(try ids.nextBigEndian64()) }
+        var times: [(Int64, Int64)] = []
+        times.reserveCapacity(n)
+        for _ in 0..<n { times.append((Int64(bitPattern: try ids.nextVarint()), Int64(bitPattern: try ids.nextVarint()))) }
+        var outside: [UInt64] = []
+        for _ in 0..<outsideCount { outside.append(try ids.nextBigEndian64()) }
+        guard ids.isAtEnd else { throw StoreError(path: path, message: "stored part of a tree longer than its spans") }
+        var detail = TraceDetail(traceID: TraceID(high: 0, low: 0), spans: [])
+        detail.traceID = TraceID(bytes: Array(idBytes)) ?? detail.traceID
+        detail.spans.reserveCapacity(n)
+        var f = ProtoReader(fields), p = ProtoReader(parentRefs)
+        for i in 0..<n {
+            let ref = try p.nextVarint()
+            let parent: SpanID
+            if ref == 0 {
+                parent = .none
+            } else if ref <= count {
+                parent = SpanID(spanIDs[Int(ref) - 1])
+            } else if ref - count <= outsideCount {
+                parent = SpanID(outside[Int(ref - count) - 1])
+            } else {
+                throw StoreError(path: path, message: "parent position \(ref) in a tree of \(count) spans")
+            }
+            let flags = try f.nextVarint()
+            let name = try names.string(try f.nextVarint(), path: path)
+            let model = try names.string(try f.nextVarint(), path: path)
+            let agent = try names.string(try f.nextVarint(), path: path)
+            var usage = TokenUsage()
+            usage.input = ProtoWriter.unzigzag(try f.nextVarint())
+            usage.cacheRead = ProtoWriter.unzigzag(try f.nextVarint())
+            usage.cacheWrite = ProtoWriter.unzigzag(try f.nextVarint())
+            usage.output = ProtoWriter.unzigzag(try f.nextVarint())
+            usage.reasoning = ProtoWriter.unzigzag(try f.nextVarint())
+            let cost = ProtoWriter.unzigzag(try f.nextVarint())
+            detail.spans.append(StoredSpan(spanID: SpanID(spanIDs[i]), parentSpanID: parent, name: name,
+                                           kind: StoredSpan.Kind(rawValue: UInt8(flags & 7)) ?? .other, model: model,
+                                           startOffsetNano: times[i].0, durationNano: times[i].1, usage: usage, costMicros: cost,
+                                           priced: flags & 1 << 3 != 0, error: flags & 1 << 4 != 0, retry: flags & 1 << 5 != 0,
+                                           explicitCost: flags & 1 << 6 != 0, agent: agent))
+        }
+        guard f.isAtEnd, p.isAtEnd else { throw StoreError(path: path, message: "tree fields longer than its \(count) spans") }
+        return detail
     }
 
     /// One TraceDetail message; nil when `only` (a trace ID's bytes) is set and it is another trace's.

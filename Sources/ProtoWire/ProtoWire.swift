@@ -296,6 +296,22 @@ public struct ProtoReader {
         throw ProtoDecodeError("truncated varint")
     }
 
+    /// Whether every byte has been read.
+    public var isAtEnd: Bool { position >= data.endIndex }
+
+    /// The next varint of a payload read as a plain sequence (a packed field's values or
+    /// bytes SpanLedger lays out itself), not as tagged fields.
+    public mutating func nextVarint() throws(ProtoDecodeError) -> UInt64 { try readVarint() }
+
+    /// The next 8 bytes as a big-endian word (an ID in wire order).
+    public mutating func nextBigEndian64() throws(ProtoDecodeError) -> UInt64 {
+        guard data.endIndex - position >= 8 else { throw ProtoDecodeError("truncated 8-byte word") }
+        var v: UInt64 = 0
+        for i in 0..<8 { v = v << 8 | UInt64(data[position + i]) }
+        position += 8
+        return v
+    }
+
     /// Decodes a packed repeated varint field's payload.
     public static func packedVarints(_ slice: ArraySlice<UInt8>) throws(ProtoDecodeError) -> [UInt64] {
         var r = ProtoReader(slice)

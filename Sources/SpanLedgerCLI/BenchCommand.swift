@@ -213,7 +213,7 @@ struct BenchCommand: AsyncParsableCommand {
         var prepared: [Ledger.PreparedRun] = []
         let attribution = stageRate { prepared = released.map { Ledger.prepare($0, attributor: attributor) } }
         let store = stageRate {
-            _ = try? SegmentFrame.encode(kind: .traceDetail, message: TraceDetailCodec.encode(prepared.map(\.packed), createdUnixMs: 0))
+            _ = try? TraceDetailCodec.segment(prepared.map(\.packed), createdUnixMs: 0, walSequenceMax: 0)
             _ = try? SegmentFrame.encode(kind: .traceIndex, message: TraceIndexCodec.encode(prepared.map(\.entry), createdUnixMs: 0))
         }
         return DecodeFigures(arena: arena, malloc: malloc, stage: stage, attribution: attribution, store: store)

@@ -146,8 +146,12 @@ public final class Deflater {
     /// Bytes written so far (the uncompressed length).
     public private(set) var totalIn = 0
     static let stagingSize = 128 << 10
+    private let level: Int32
+    /// False while writes are kept as they are (level 0, stored blocks).
+    private var compressing = true
 
     public init(format: Zlib.Format = .zlib, level: Int32 = 6) throws(ZlibError) {
+        self.level = level
         stream = .allocate(capacity: 1)
         stream.initialize(to: z_stream())
         guard CZlib_deflateInit2(stream, level, Z_DEFLATED, format.windowBits, 8, Z_DEFAULT_STRATEGY) == Z_OK else {
@@ -180,6 +184,36 @@ public final class Deflater {
     public func write(_ bytes: [UInt8]) throws(ZlibError) {
         let status = bytes.withUnsafeBytes { raw in Result { () throws(ZlibError) in try write(raw) } }
         try status.get()
+    }
+
+    /// Writes `bytes` compressed at the stream's level or, with `compressing` false, kept
+    /// as they are in stored blocks: for bytes that do not compress (random IDs,
+    /// nanosecond times), where deflate spends about 25 ns a byte to find nothing. A
+    /// switch ends the current block, so callers write runs of each kind, not
+    /// alternating pieces.
+    public func write(_ bytes: UnsafeRawBufferPointer, compressing: Bool) throws(ZlibError) {
+        if compressing != self.compressing {
+            try drainStaging()
+            try setLevel(compressing ? level : 0)
+            self.compressing = compressing
+        }
+        try write(bytes)
+    }
+
+    /// deflateParams: what was written so far is compressed at the old level first
+    /// (Z_BUF_ERROR: that needed more output room, so again with an empty chunk).
+    private func setLevel(_ newLevel: Int32) throws(ZlibError) {
+        while true {
+            let (status, produced): (Int32, Int) = chunk.withUnsafeMutableBufferPointer { out in
+                stream.pointee.next_out = out.baseAddress
+                stream.pointee.avail_out = uInt(out.count)
+                let s = deflateParams(stream, newLevel, Z_DEFAULT_STRATEGY)
+                return (s, out.count - Int(stream.pointee.avail_out))
+            }
+            if produced > 0 { output.append(contentsOf: chunk[0..<produced]) }
+            if status == Z_OK { return }
+            guard status == Z_BUF_ERROR, produced > 0 else { throw ZlibError(code: .internalError, message: "deflateParams failed (\(status))") }
+        }
     }
 
     /// Ends the stream and returns it; the deflater takes no more input.

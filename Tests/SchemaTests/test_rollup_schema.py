@@ -19,6 +19,7 @@ def test_rollup_proto_parses():
         "RollupSegment",
         "TraceIndexEntry",
         "TraceIndexSegment",
+        "TraceShape",
         "TraceSpan",
         "TraceDetail",
         "TraceDetailSegment",

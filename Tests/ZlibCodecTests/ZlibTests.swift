@@ -91,3 +91,32 @@ func roundTrips(format: Zlib.Format) throws {
     #expect(try Zlib.decompress(bomb, format: .zlib, limit: big.count, expectedSize: big.count) == big, "past the first allocation's cap")
     #expect(throws: ZlibError.self) { try Zlib.decompress(bomb, format: .zlib, limit: big.count - 1, expectedSize: big.count) }
 }
+
+/// Bytes written with `compressing: false` go out in stored blocks, as they are: a run
+/// segment keeps its random IDs and times there. Runs of each kind, switched back and
+/// forth with pieces on both sides of the staging size, inflate to their concatenation;
+/// text that would compress to nothing takes its full size when stored.
+@Test func storedRunsBetweenCompressedOnesInflateToTheirConcatenation() throws {
+    let text = (0..<300_000).map { UInt8(truncatingIfNeeded: $0 % 13) }
+    func stream(_ runs: [(bytes: [UInt8], compressing: Bool)]) throws -> (stream: [UInt8], expected: [UInt8]) {
+        let d = try Deflater(level: 2)
+        var expected: [UInt8] = []
+        for run in runs {
+            expected += run.bytes
+            try run.bytes.withUnsafeBytes { try d.write($0, compressing: run.compressing) }
+        }
+        #expect(d.totalIn == expected.count)
+        return (try d.finish(), expected)
+    }
+    let runs: [(bytes: [UInt8], compressing: Bool)] = [
+        (Array(text[..<10]), true), (Array(text[..<200_000]), false), (Array(text[..<5]), false), (text, true),
+        (Array(text[..<7]), false), ([], true), (Array(text[..<140_000]), false), (Array(text[..<3]), true),
+    ]
+    let (mixed, expected) = try stream(runs)
+    #expect(try Zlib.decompress(mixed, limit: expected.count) == expected)
+    // The stored text (345,012 bytes) is all there; the compressed text nearly vanishes.
+    let storedBytes = runs.filter { !$0.compressing }.reduce(0) { $0 + $1.bytes.count }
+    #expect(mixed.count >= storedBytes && mixed.count < storedBytes + 5_000, "\(mixed.count) bytes for \(storedBytes) stored")
+    let (allCompressed, _) = try stream(runs.map { ($0.bytes, true) })
+    #expect(allCompressed.count < 5_000)
+}
