@@ -232,7 +232,7 @@ public struct DataDirectory: Sendable {
                                        to: file(.rollup, sequence: sequence))
         }
         if !index.isEmpty {
-            try FileIO.writeAtomically(try SegmentFrame.encode(kind: .traceIndex, message: TraceIndexCodec.encode(index, createdUnixMs: nowUnixMs)),
+            try FileIO.writeAtomically(try TraceIndexCodec.segment(index, createdUnixMs: nowUnixMs),
                                        to: file(.traceIndex, sequence: sequence))
         }
         // Compressed as the trees are copied in: the uncompressed segment is never built.

@@ -97,7 +97,7 @@ extension DataDirectory {
         }
         var bytesAfter = Int64(trees.count)
         if !entries.isEmpty {
-            let index = try SegmentFrame.encode(kind: .traceIndex, message: TraceIndexCodec.encode(entries, createdUnixMs: nowUnixMs))
+            let index = try TraceIndexCodec.segment(entries, createdUnixMs: nowUnixMs)
             try FileIO.writeAtomically(index, to: file(.traceIndex, sequence: key) + Self.mergedSuffix)
             bytesAfter += Int64(index.count)
         }

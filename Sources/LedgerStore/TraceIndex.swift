@@ -73,21 +73,47 @@ public struct TraceIndexSummary: Sendable, Equatable {
 
 /// Encodes index entries as a spanledger.v1.TraceIndexSegment. On load, the last entry
 /// for a trace ID wins (later segments carry updated entries for late spans).
+///
+/// Each entry's trace ID, start and duration go in the segment's stored part (field 6),
+/// by position, not in the entry: random IDs and nanosecond times do not compress, and
+/// deflate spent a quarter of a flush's time on them. Segments written before 2026-12-06
+/// carry them in the entries (fields 1, 4, 5), and still read.
 public enum TraceIndexCodec {
+    /// The segment message, uncompressed.
     public static func encode(_ entries: some Collection<TraceIndexEntry>, createdUnixMs: Int64) -> [UInt8] {
+        var out: [UInt8] = []
+        write(entries, createdUnixMs: createdUnixMs) { bytes, _ in out.append(contentsOf: bytes) }
+        return out
+    }
+
+    /// The segment file as a flush writes it: entries and names deflated, the stored part stored.
+    public static func segment(_ entries: some Collection<TraceIndexEntry>, createdUnixMs: Int64) throws -> [UInt8] {
+        try SegmentFrame.encode(kind: .traceIndex) { deflater in
+            try write(entries, createdUnixMs: createdUnixMs) { try deflater.write($0, compressing: $1) }
+        }
+    }
+
+    /// The message to `sink` (bytes, whether they are worth compressing): header, entries
+    /// and string table, then the stored part.
+    public static func write(_ entries: some Collection<TraceIndexEntry>, createdUnixMs: Int64,
+                             to sink: (UnsafeRawBufferPointer, Bool) throws -> Void) rethrows {
         var strings = StringTableBuilder()
         var body = ProtoWriter(capacity: entries.count * 40)
-        // Header first, string table last (see TraceDetailCodec.encode): one buffer, no join.
-        body.uint(1, 1)
+        var stored = ProtoWriter(capacity: 16 + entries.count * 32)
+        body.uint(1, 2)
         body.int(2, createdUnixMs)
+        var previousStart: Int64 = 0
         for e in entries {
+            stored.bigEndian64(e.traceID.high)
+            stored.bigEndian64(e.traceID.low)
+            // Entries come in release order: a start is near the one before.
+            stored.varint(ProtoWriter.zigzag(e.startUnixNano &- previousStart))
+            stored.varint(UInt64(bitPattern: e.durationNano))
+            previousStart = e.startUnixNano
             let w = strings.index(e.workflow), s = strings.index(e.service)
             body.message(4) { r in
-                r.bigEndianWords(1, e.traceID.high, e.traceID.low)
                 r.uint(2, UInt64(w))
                 r.uint(3, UInt64(s))
-                r.int(4, e.startUnixNano)
-                r.int(5, e.durationNano)
                 r.uint(6, UInt64(e.outcome.rawValue))
                 r.sint(7, e.costMicros)
                 r.sint(8, e.llmCalls)
@@ -115,7 +141,33 @@ public enum TraceIndexCodec {
             }
         }
         for s in strings.strings { body.string(3, s, always: true) }
-        return body.bytes
+        body.tag(6, 2)
+        body.varint(UInt64(stored.count))
+        try body.bytes.withUnsafeBytes { try sink($0, true) }
+        try stored.bytes.withUnsafeBytes { try sink($0, false) }
+    }
+
+    /// Reads the stored part (field 6) alongside the entries: each entry's trace ID, start
+    /// and duration by position. Nil for segments whose entries carry their own.
+    struct StoredCursor {
+        private var reader: ProtoReader
+        private var previousStart: Int64 = 0
+
+        init?(_ stored: ArraySlice<UInt8>?) {
+            guard let stored else { return nil }
+            reader = ProtoReader(stored)
+        }
+
+        mutating func next() throws(ProtoDecodeError) -> (TraceID, start: Int64, duration: Int64) {
+            let id = TraceID(high: try reader.nextBigEndian64(), low: try reader.nextBigEndian64())
+            previousStart = previousStart &+ ProtoWriter.unzigzag(try reader.nextVarint())
+            return (id, previousStart, Int64(bitPattern: try reader.nextVarint()))
+        }
+
+        /// Every entry read: the stored part must be used up.
+        func finish(path: String) throws(StoreError) {
+            guard reader.isAtEnd else { throw StoreError(path: path, message: "index stored part longer than its entries") }
+        }
     }
 
     /// The segment's entries as summaries: no names, lists or counts are built, so a start
@@ -126,12 +178,15 @@ public enum TraceIndexCodec {
         var out: [TraceIndexSummary] = []
         try StoreError.decoding(path) {
             var r = ProtoReader(bytes)
+            var storedPart: ArraySlice<UInt8>?
             while let (field, value) = try r.next() {
-                if field == 3 { strings.strings.append(value.string) } else if field == 4 { raw.append(value.slice) }
+                if field == 3 { strings.strings.append(value.string) } else if field == 4 { raw.append(value.slice) } else if field == 6 { storedPart = value.slice }
             }
+            var stored = StoredCursor(storedPart)
             out.reserveCapacity(raw.count)
             for slice in raw {
                 var s = TraceIndexSummary(traceID: TraceID(high: 0, low: 0), startUnixNano: 0, taskID: "")
+                if stored != nil { (s.traceID, s.startUnixNano, _) = try stored!.next() }
                 var rr = ProtoReader(slice)
                 while let (f, v) = try rr.next() {
                     switch f {
@@ -145,6 +200,7 @@ public enum TraceIndexCodec {
                 }
                 out.append(s)
             }
+            try stored?.finish(path: path)
         }
         return out
     }
@@ -158,13 +214,19 @@ public enum TraceIndexCodec {
         var out: [TraceIndexEntry] = []
         try StoreError.decoding(path) {
             var r = ProtoReader(bytes)
+            var storedPart: ArraySlice<UInt8>?
             while let (field, value) = try r.next() {
-                if field == 3 { strings.strings.append(value.string) } else if field == 4 { raw.append(value.slice) }
+                if field == 3 { strings.strings.append(value.string) } else if field == 4 { raw.append(value.slice) } else if field == 6 { storedPart = value.slice }
             }
+            var stored = StoredCursor(storedPart)
             for slice in raw {
                 var e = TraceIndexEntry(traceID: TraceID(high: 0, low: 0), workflow: "", service: "", startUnixNano: 0, durationNano: 0,
                                         outcome: .pending, costMicros: 0, llmCalls: 0, inputTokens: 0, outputTokens: 0, unpricedTokens: 0,
                                         spanCount: 0, incomplete: false, models: [], toolCalls: 0, retries: 0, errors: 0)
+                if stored != nil {
+                    (e.traceID, e.startUnixNano, e.durationNano) = try stored!.next()
+                    if let only, e.traceID != only { continue }
+                }
                 var rr = ProtoReader(slice)
                 var skip = false
                 while let (f, v) = try rr.next() {
@@ -203,6 +265,7 @@ public enum TraceIndexCodec {
                 }
                 if !skip { out.append(e) }
             }
+            try stored?.finish(path: path)
         }
         return out
     }

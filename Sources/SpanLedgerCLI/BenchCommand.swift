@@ -214,7 +214,7 @@ struct BenchCommand: AsyncParsableCommand {
         let attribution = stageRate { prepared = released.map { Ledger.prepare($0, attributor: attributor) } }
         let store = stageRate {
             _ = try? TraceDetailCodec.segment(prepared.map(\.packed), createdUnixMs: 0, walSequenceMax: 0)
-            _ = try? SegmentFrame.encode(kind: .traceIndex, message: TraceIndexCodec.encode(prepared.map(\.entry), createdUnixMs: 0))
+            _ = try? TraceIndexCodec.segment(prepared.map(\.entry), createdUnixMs: 0)
         }
         return DecodeFigures(arena: arena, malloc: malloc, stage: stage, attribution: attribution, store: store)
     }

@@ -1,6 +1,7 @@
 import Foundation
 import LedgerCore
 import LedgerStore
+import ProtoWire
 import Rollups
 import Testing
 
@@ -165,4 +166,70 @@ func sampleTable() -> RollupTable {
     #expect(message == TraceDetailCodec.encode(trees, createdUnixMs: 7, walSequenceMax: 5))
     #expect(try TraceDetailCodec.decode(message, path: path) == trees)
     #expect(dir.loadDetail(trees[1234].traceID) == trees[1234].spans)
+}
+
+/// Index entries keep their trace ID, start and duration in the segment's stored part
+/// (field 6), kept out of deflate; segments whose entries carry them (fields 1, 4, 5)
+/// still read, and a stored part that does not fit its entries is an error.
+@Test func indexEntriesKeepIDsAndTimesInTheStoredPart() throws {
+    var rng = SystemRandomNumberGenerator()
+    func entry(_ n: Int) -> TraceIndexEntry {
+        var e = TraceIndexEntry(traceID: TraceID(high: rng.next(), low: rng.next()), workflow: "wf-\(n % 3)", service: "svc",
+                                startUnixNano: Int64.random(in: Int64.min...Int64.max, using: &rng), durationNano: Int64.random(in: -9...Int64.max, using: &rng),
+                                outcome: .accepted, costMicros: Int64(n), llmCalls: 2, inputTokens: 9, outputTokens: 1, unpricedTokens: 0, spanCount: 8,
+                                incomplete: false, models: ["m"], toolCalls: 1, retries: 0, errors: 0)
+        e.taskID = n % 2 == 0 ? "task-\(n)" : ""
+        return e
+    }
+    let entries = (0..<300).map(entry)
+    let file = try TraceIndexCodec.segment(entries, createdUnixMs: 3)
+    let message = try SegmentFrame.decode(file, expecting: .traceIndex, path: "i")
+    #expect(message == TraceIndexCodec.encode(entries, createdUnixMs: 3))
+    #expect(try TraceIndexCodec.decode(message, path: "i") == entries)
+    #expect(try TraceIndexCodec.decode(message, path: "i", only: entries[123].traceID) == [entries[123]])
+    #expect(try TraceIndexCodec.decode(message, path: "i", only: TraceID(high: 1, low: 1)).isEmpty)
+    #expect(try TraceIndexCodec.decodeSummaries(message, path: "i")
+        == entries.map { TraceIndexSummary(traceID: $0.traceID, startUnixNano: $0.startUnixNano, taskID: $0.taskID) })
+    // The stored part is in the file as it is (the trace IDs are there byte for byte).
+    let ids = entries[0].traceID.bytes + []
+    #expect((0...(file.count - 16)).contains { Array(file[$0..<($0 + 16)]) == ids })
+
+    // Entries with their own trace ID, start and duration (before 2026-12-06).
+    var w = ProtoWriter()
+    w.uint(1, 1)
+    w.message(4) { e in
+        e.bigEndianWords(1, 0xAA, 0xBB)
+        e.uint(2, 1)
+        e.int(4, 1_700_000_000_000_000_123)
+        e.int(5, 4_567)
+        e.uint(6, UInt64(Outcome.rejected.rawValue))
+        e.sint(7, 250)
+    }
+    w.string(3, "", always: true)
+    w.string(3, "old-flow", always: true)
+    let old = try TraceIndexCodec.decode(w.bytes, path: "old")
+    #expect(old.count == 1 && old[0].traceID == TraceID(high: 0xAA, low: 0xBB) && old[0].workflow == "old-flow")
+    #expect(old[0].startUnixNano == 1_700_000_000_000_000_123 && old[0].durationNano == 4_567 && old[0].outcome == .rejected && old[0].costMicros == 250)
+    #expect(try TraceIndexCodec.decodeSummaries(w.bytes, path: "old") == [TraceIndexSummary(traceID: old[0].traceID, startUnixNano: old[0].startUnixNano, taskID: "")])
+
+    // A stored part cut short, or longer than its entries.
+    let two = TraceIndexCodec.encode(Array(entries.prefix(2)), createdUnixMs: 0)
+    var r = ProtoReader(two)
+    var body = ProtoWriter(), stored: [UInt8] = []
+    while let (f, v) = try r.next() {
+        switch f {
+        case 1: body.uint(1, v.uint64)
+        case 3: body.string(3, v.string, always: true)
+        case 4: body.bytesField(4, Array(v.slice), always: true)
+        case 6: stored = Array(v.slice)
+        default: break
+        }
+    }
+    for (part, why) in [(Array(stored.dropLast()), "cut short"), (stored + [0], "a byte too many"), (Array(stored.prefix(20)), "one entry's worth")] {
+        var damaged = ProtoWriter()
+        damaged.append(body)
+        damaged.bytesField(6, part, always: true)
+        #expect(throws: StoreError.self, Comment(rawValue: why)) { try TraceIndexCodec.decode(damaged.bytes, path: "damaged") }
+        #expect(throws: StoreError.self, Comment(rawValue: why)) { try TraceIndexCodec.decodeSummaries(damaged.bytes, path: "damaged") }
+    }
 }

@@ -273,7 +273,28 @@ def test_index_segments_match_the_documented_schema(daemon_factory):
         assert raw[:4] == b"SLSG", path
         seg = Segment()
         seg.ParseFromString(zlib.decompress(raw[24:]))
-        entries += [(seg.strings, e) for e in seg.entries if e.trace_id == run.trace_id.to_bytes(16, "big")]
+        # Entry by entry, the stored part: trace ID, zigzag start delta, duration.
+        assert seg.format_version == 2 and bytes(seg.stored) in raw, "stored as it is"
+        pos, start = 0, 0
+        for e in seg.entries:
+            trace_id = seg.stored[pos:pos + 16]
+            pos += 16
+            values = []
+            for _ in range(2):
+                v = shift = 0
+                while True:
+                    b = seg.stored[pos]
+                    pos += 1
+                    v |= (b & 0x7F) << shift
+                    shift += 7
+                    if b < 0x80:
+                        break
+                values.append(v)
+            start += (values[0] >> 1) ^ -(values[0] & 1)
+            if trace_id == run.trace_id.to_bytes(16, "big"):
+                assert start == run.root.start_ns and values[1] == run.root.end_ns - run.root.start_ns
+                entries.append((seg.strings, e))
+        assert pos == len(seg.stored)
     assert len(entries) == 2, "one entry at release, one after the correction"
     strings, last = entries[-1]
     assert last.outcome == 4 and last.corrections == 1  # OUTCOME_ESCALATED; accepted → escalated

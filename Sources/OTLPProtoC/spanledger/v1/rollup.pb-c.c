@@ -232,6 +232,51 @@ void   spanledger__v1__trace_index_segment__free_unpacked
   assert(message->base.descriptor == &spanledger__v1__trace_index_segment__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
+void   spanledger__v1__trace_shape__init
+                     (Spanledger__V1__TraceShape         *message)
+{
+  static const Spanledger__V1__TraceShape init_value = SPANLEDGER__V1__TRACE_SHAPE__INIT;
+  *message = init_value;
+}
+size_t spanledger__v1__trace_shape__get_packed_size
+                     (const Spanledger__V1__TraceShape *message)
+{
+  assert(message->base.descriptor == &spanledger__v1__trace_shape__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t spanledger__v1__trace_shape__pack
+                     (const Spanledger__V1__TraceShape *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &spanledger__v1__trace_shape__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t spanledger__v1__trace_shape__pack_to_buffer
+                     (const Spanledger__V1__TraceShape *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &spanledger__v1__trace_shape__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Spanledger__V1__TraceShape *
+       spanledger__v1__trace_shape__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Spanledger__V1__TraceShape *)
+     protobuf_c_message_unpack (&spanledger__v1__trace_shape__descriptor,
+                                allocator, len, data);
+}
+void   spanledger__v1__trace_shape__free_unpacked
+                     (Spanledger__V1__TraceShape *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &spanledger__v1__trace_shape__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
 void   spanledger__v1__trace_span__init
                      (Spanledger__V1__TraceSpan         *message)
 {
@@ -1222,7 +1267,7 @@ const ProtobufCMessageDescriptor spanledger__v1__trace_index_entry__descriptor =
   (ProtobufCMessageInit) spanledger__v1__trace_index_entry__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor spanledger__v1__trace_index_segment__field_descriptors[4] =
+static const ProtobufCFieldDescriptor spanledger__v1__trace_index_segment__field_descriptors[5] =
 {
   {
     "format_version",
@@ -1272,17 +1317,31 @@ static const ProtobufCFieldDescriptor spanledger__v1__trace_index_segment__field
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "stored",
+    6,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BYTES,
+    0,   /* quantifier_offset */
+    offsetof(Spanledger__V1__TraceIndexSegment, stored),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned spanledger__v1__trace_index_segment__field_indices_by_name[] = {
   1,   /* field[1] = created_unix_ms */
   3,   /* field[3] = entries */
   0,   /* field[0] = format_version */
+  4,   /* field[4] = stored */
   2,   /* field[2] = strings */
 };
-static const ProtobufCIntRange spanledger__v1__trace_index_segment__number_ranges[1 + 1] =
+static const ProtobufCIntRange spanledger__v1__trace_index_segment__number_ranges[2 + 1] =
 {
   { 1, 0 },
-  { 0, 4 }
+  { 6, 4 },
+  { 0, 5 }
 };
 const ProtobufCMessageDescriptor spanledger__v1__trace_index_segment__descriptor =
 {
@@ -1292,11 +1351,101 @@ const ProtobufCMessageDescriptor spanledger__v1__trace_index_segment__descriptor
   "Spanledger__V1__TraceIndexSegment",
   "spanledger.v1",
   sizeof(Spanledger__V1__TraceIndexSegment),
-  4,
+  5,
   spanledger__v1__trace_index_segment__field_descriptors,
   spanledger__v1__trace_index_segment__field_indices_by_name,
-  1,  spanledger__v1__trace_index_segment__number_ranges,
+  2,  spanledger__v1__trace_index_segment__number_ranges,
   (ProtobufCMessageInit) spanledger__v1__trace_index_segment__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor spanledger__v1__trace_shape__field_descriptors[5] =
+{
+  {
+    "span_count",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Spanledger__V1__TraceShape, span_count),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "span_fields",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BYTES,
+    0,   /* quantifier_offset */
+    offsetof(Spanledger__V1__TraceShape, span_fields),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "parents",
+    3,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_UINT64,
+    offsetof(Spanledger__V1__TraceShape, n_parents),
+    offsetof(Spanledger__V1__TraceShape, parents),
+    NULL,
+    NULL,
+    0 | PROTOBUF_C_FIELD_FLAG_PACKED,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "strings",
+    4,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_STRING,
+    offsetof(Spanledger__V1__TraceShape, n_strings),
+    offsetof(Spanledger__V1__TraceShape, strings),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "outside_parents",
+    5,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Spanledger__V1__TraceShape, outside_parents),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned spanledger__v1__trace_shape__field_indices_by_name[] = {
+  4,   /* field[4] = outside_parents */
+  2,   /* field[2] = parents */
+  0,   /* field[0] = span_count */
+  1,   /* field[1] = span_fields */
+  3,   /* field[3] = strings */
+};
+static const ProtobufCIntRange spanledger__v1__trace_shape__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 5 }
+};
+const ProtobufCMessageDescriptor spanledger__v1__trace_shape__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "spanledger.v1.TraceShape",
+  "TraceShape",
+  "Spanledger__V1__TraceShape",
+  "spanledger.v1",
+  sizeof(Spanledger__V1__TraceShape),
+  5,
+  spanledger__v1__trace_shape__field_descriptors,
+  spanledger__v1__trace_shape__field_indices_by_name,
+  1,  spanledger__v1__trace_shape__number_ranges,
+  (ProtobufCMessageInit) spanledger__v1__trace_shape__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
 static const ProtobufCFieldDescriptor spanledger__v1__trace_span__field_descriptors[18] =
@@ -1622,7 +1771,7 @@ const ProtobufCMessageDescriptor spanledger__v1__trace_detail__descriptor =
   (ProtobufCMessageInit) spanledger__v1__trace_detail__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor spanledger__v1__trace_detail_segment__field_descriptors[5] =
+static const ProtobufCFieldDescriptor spanledger__v1__trace_detail_segment__field_descriptors[7] =
 {
   {
     "format_version",
@@ -1684,10 +1833,36 @@ static const ProtobufCFieldDescriptor spanledger__v1__trace_detail_segment__fiel
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "shapes",
+    6,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Spanledger__V1__TraceDetailSegment, n_shapes),
+    offsetof(Spanledger__V1__TraceDetailSegment, shapes),
+    &spanledger__v1__trace_shape__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "stored",
+    7,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_BYTES,
+    offsetof(Spanledger__V1__TraceDetailSegment, n_stored),
+    offsetof(Spanledger__V1__TraceDetailSegment, stored),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned spanledger__v1__trace_detail_segment__field_indices_by_name[] = {
   1,   /* field[1] = created_unix_ms */
   0,   /* field[0] = format_version */
+  5,   /* field[5] = shapes */
+  6,   /* field[6] = stored */
   2,   /* field[2] = strings */
   3,   /* field[3] = traces */
   4,   /* field[4] = wal_sequence_max */
@@ -1695,7 +1870,7 @@ static const unsigned spanledger__v1__trace_detail_segment__field_indices_by_nam
 static const ProtobufCIntRange spanledger__v1__trace_detail_segment__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 5 }
+  { 0, 7 }
 };
 const ProtobufCMessageDescriptor spanledger__v1__trace_detail_segment__descriptor =
 {
@@ -1705,7 +1880,7 @@ const ProtobufCMessageDescriptor spanledger__v1__trace_detail_segment__descripto
   "Spanledger__V1__TraceDetailSegment",
   "spanledger.v1",
   sizeof(Spanledger__V1__TraceDetailSegment),
-  5,
+  7,
   spanledger__v1__trace_detail_segment__field_descriptors,
   spanledger__v1__trace_detail_segment__field_indices_by_name,
   1,  spanledger__v1__trace_detail_segment__number_ranges,

@@ -20,6 +20,7 @@ typedef struct Spanledger__V1__RollupRecord Spanledger__V1__RollupRecord;
 typedef struct Spanledger__V1__RollupSegment Spanledger__V1__RollupSegment;
 typedef struct Spanledger__V1__TraceIndexEntry Spanledger__V1__TraceIndexEntry;
 typedef struct Spanledger__V1__TraceIndexSegment Spanledger__V1__TraceIndexSegment;
+typedef struct Spanledger__V1__TraceShape Spanledger__V1__TraceShape;
 typedef struct Spanledger__V1__TraceSpan Spanledger__V1__TraceSpan;
 typedef struct Spanledger__V1__TraceDetail Spanledger__V1__TraceDetail;
 typedef struct Spanledger__V1__TraceDetailSegment Spanledger__V1__TraceDetailSegment;
@@ -184,7 +185,7 @@ struct  Spanledger__V1__TraceIndexEntry
 {
   ProtobufCMessage base;
   /*
-   * 16 bytes
+   * 16 bytes; fields 1, 4, 5 are in TraceIndexSegment.stored from 2026-12-06
    */
   ProtobufCBinaryData trace_id;
   /*
@@ -249,20 +250,67 @@ struct  Spanledger__V1__TraceIndexEntry
 struct  Spanledger__V1__TraceIndexSegment
 {
   ProtobufCMessage base;
+  /*
+   * 2 from 2026-12-06 (the stored part)
+   */
   uint32_t format_version;
   int64_t created_unix_ms;
   size_t n_strings;
   char **strings;
   size_t n_entries;
   Spanledger__V1__TraceIndexEntry **entries;
+  /*
+   * From 2026-12-06, each entry's trace_id, start_unix_nano and duration_nano are here,
+   * entry by entry in order, and not in the entries: trace ID (16 bytes), then the start
+   * as a zigzag varint of its difference from the previous entry's start (the first
+   * entry's from 0), then the duration as a varint (int64 two's complement). Written last,
+   * in stored (uncompressed) deflate blocks: random IDs and nanosecond times do not
+   * compress. Segments without it carry fields 1, 4 and 5 in the entries.
+   */
+  ProtobufCBinaryData stored;
 };
 #define SPANLEDGER__V1__TRACE_INDEX_SEGMENT__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&spanledger__v1__trace_index_segment__descriptor) \
-    , 0, 0, 0,NULL, 0,NULL }
+    , 0, 0, 0,NULL, 0,NULL, {0,NULL} }
 
 
 /*
- * One span of a stored run tree, as `spanledger trace` shows it.
+ * One run's tree, the part of it that compresses (segments from 2026-12-06). Its
+ * stored part (TraceDetailSegment.stored, same position) holds what does not.
+ */
+struct  Spanledger__V1__TraceShape
+{
+  ProtobufCMessage base;
+  uint32_t span_count;
+  /*
+   * Ten varints per span, spans in the order of the stored part's span IDs:
+   *   flags: kind (bits 0-2: 0 other, 1 LLM call, 2 tool call, 3 workflow/agent),
+   *          priced (bit 3), error (bit 4), retry (bit 5), explicit cost (bit 6);
+   *   name, model, agent: indexes into `strings` (0 is "");
+   *   input, cached input, cache write, output, reasoning tokens, cost in micro-dollars:
+   *          zigzag (as sint64).
+   */
+  ProtobufCBinaryData span_fields;
+  /*
+   * One per span: 0 no parent; 1..span_count the span at that position (1-based);
+   * span_count + k the k-th outside parent in the stored part (a parent not in the tree).
+   */
+  size_t n_parents;
+  uint64_t *parents;
+  /*
+   * The tree's names from index 1 (index 0 is "").
+   */
+  size_t n_strings;
+  char **strings;
+  uint32_t outside_parents;
+};
+#define SPANLEDGER__V1__TRACE_SHAPE__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&spanledger__v1__trace_shape__descriptor) \
+    , 0, {0,NULL}, 0,NULL, 0,NULL, 0 }
+
+
+/*
+ * One span of a stored run tree (TraceDetail, segments written before 2026-12-06).
  */
 struct  Spanledger__V1__TraceSpan
 {
@@ -328,6 +376,9 @@ struct  Spanledger__V1__TraceDetail
 struct  Spanledger__V1__TraceDetailSegment
 {
   ProtobufCMessage base;
+  /*
+   * 2 from 2026-12-06 (shapes and stored parts)
+   */
   uint32_t format_version;
   int64_t created_unix_ms;
   /*
@@ -335,16 +386,32 @@ struct  Spanledger__V1__TraceDetailSegment
    */
   size_t n_strings;
   char **strings;
+  /*
+   * segments written before 2026-12-06
+   */
   size_t n_traces;
   Spanledger__V1__TraceDetail **traces;
   /*
    * highest write-ahead-log record consumed before this flush
    */
   uint64_t wal_sequence_max;
+  /*
+   * Run trees: the k-th shape goes with the k-th stored part. A stored part is
+   *   trace ID (16 bytes), span IDs (8 bytes each, big-endian, span_count of them),
+   *   per span its start offset from the run start and its duration in ns (two varints,
+   *   int64 two's complement), then the outside parents' span IDs (8 bytes each).
+   * Writers put the shapes first and the stored parts after them, deflating the shapes
+   * and keeping the stored parts in stored (uncompressed) deflate blocks: random IDs
+   * and nanosecond times do not compress. A merge of flushes may repeat that pattern.
+   */
+  size_t n_shapes;
+  Spanledger__V1__TraceShape **shapes;
+  size_t n_stored;
+  ProtobufCBinaryData *stored;
 };
 #define SPANLEDGER__V1__TRACE_DETAIL_SEGMENT__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&spanledger__v1__trace_detail_segment__descriptor) \
-    , 0, 0, 0,NULL, 0,NULL, 0 }
+    , 0, 0, 0,NULL, 0,NULL, 0, 0,NULL, 0,NULL }
 
 
 /* Spanledger__V1__LatencySketch methods */
@@ -442,6 +509,25 @@ Spanledger__V1__TraceIndexSegment *
 void   spanledger__v1__trace_index_segment__free_unpacked
                      (Spanledger__V1__TraceIndexSegment *message,
                       ProtobufCAllocator *allocator);
+/* Spanledger__V1__TraceShape methods */
+void   spanledger__v1__trace_shape__init
+                     (Spanledger__V1__TraceShape         *message);
+size_t spanledger__v1__trace_shape__get_packed_size
+                     (const Spanledger__V1__TraceShape   *message);
+size_t spanledger__v1__trace_shape__pack
+                     (const Spanledger__V1__TraceShape   *message,
+                      uint8_t             *out);
+size_t spanledger__v1__trace_shape__pack_to_buffer
+                     (const Spanledger__V1__TraceShape   *message,
+                      ProtobufCBuffer     *buffer);
+Spanledger__V1__TraceShape *
+       spanledger__v1__trace_shape__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   spanledger__v1__trace_shape__free_unpacked
+                     (Spanledger__V1__TraceShape *message,
+                      ProtobufCAllocator *allocator);
 /* Spanledger__V1__TraceSpan methods */
 void   spanledger__v1__trace_span__init
                      (Spanledger__V1__TraceSpan         *message);
@@ -516,6 +602,9 @@ typedef void (*Spanledger__V1__TraceIndexEntry_Closure)
 typedef void (*Spanledger__V1__TraceIndexSegment_Closure)
                  (const Spanledger__V1__TraceIndexSegment *message,
                   void *closure_data);
+typedef void (*Spanledger__V1__TraceShape_Closure)
+                 (const Spanledger__V1__TraceShape *message,
+                  void *closure_data);
 typedef void (*Spanledger__V1__TraceSpan_Closure)
                  (const Spanledger__V1__TraceSpan *message,
                   void *closure_data);
@@ -539,6 +628,7 @@ extern const ProtobufCMessageDescriptor spanledger__v1__rollup_record__descripto
 extern const ProtobufCMessageDescriptor spanledger__v1__rollup_segment__descriptor;
 extern const ProtobufCMessageDescriptor spanledger__v1__trace_index_entry__descriptor;
 extern const ProtobufCMessageDescriptor spanledger__v1__trace_index_segment__descriptor;
+extern const ProtobufCMessageDescriptor spanledger__v1__trace_shape__descriptor;
 extern const ProtobufCMessageDescriptor spanledger__v1__trace_span__descriptor;
 extern const ProtobufCMessageDescriptor spanledger__v1__trace_detail__descriptor;
 extern const ProtobufCMessageDescriptor spanledger__v1__trace_detail_segment__descriptor;
