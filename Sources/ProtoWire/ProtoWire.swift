@@ -222,6 +222,10 @@ public struct ProtoWriter: ~Copyable, @unchecked Sendable {
         append(inner)
     }
 
+    /// Bytes `varint(v)` writes.
+    @inlinable
+    public static func varintSize(_ v: UInt64) -> Int { v < 0x80 ? 1 : (70 - v.leadingZeroBitCount) / 7 }
+
     @inlinable
     public static func zigzag(_ v: Int64) -> UInt64 { UInt64(bitPattern: (v << 1) ^ (v >> 63)) }
     public static func unzigzag(_ v: UInt64) -> Int64 { Int64(bitPattern: v >> 1) ^ -Int64(bitPattern: v & 1) }

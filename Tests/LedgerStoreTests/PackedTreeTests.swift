@@ -152,6 +152,15 @@ import Testing
         }
     }
 
+    @Test func aPackerGivenMoreSpansThanExpectedGrows() {
+        var rng = SystemRandomNumberGenerator()
+        let spans = (0..<100).map { i in Self.randomSpan(UInt64(i + 1), parent: UInt64(i / 2), &rng) }
+        var packer = TreePacker(traceID: TraceID(high: 4, low: 4), expectedSpans: 1)
+        for s in spans { packer.add(s) }
+        let packed = packer.finish()
+        #expect(packed.spanCount == 100 && packed.unpack() == spans)
+    }
+
     @Test func aFlushSegmentDeflatesShapesAndStoresIDsAndTimes() throws {
         var rng = SystemRandomNumberGenerator()
         // Agent runs: the same few names and kinds, token counts in a range; random IDs.

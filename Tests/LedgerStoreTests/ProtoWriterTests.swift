@@ -67,6 +67,16 @@ import Testing
         #expect(text == String(repeating: "x", count: length))
     }
 
+    @Test func varintSizeIsWhatVarintWrites() {
+        var values: [UInt64] = [0, 1, 0x7F, 0x80, 0x3FFF, 0x4000, UInt64.max, UInt64.max >> 1, 1 << 63]
+        for bit in 0..<64 { values += [1 << UInt64(bit), (1 << UInt64(bit)) - 1] }
+        for v in values {
+            var w = ProtoWriter()
+            w.varint(v)
+            #expect(ProtoWriter.varintSize(v) == w.count, "\(v)")
+        }
+    }
+
     @Test func anEmptyOptionalMessageLeavesNothingAndWritersAppend() {
         var w = ProtoWriter()
         w.uint(1, 5)

@@ -87,7 +87,7 @@ def test_run_trees_on_disk_match_the_documented_schema(daemon_factory):
         parent = None if ref == 0 else (ids[ref - 1] if ref <= n else outside[ref - n - 1])
         assert parent == s.parent_id, s.name
         assert times[2 * i] - root_offset == s.start_ns - root.start_ns and times[2 * i + 1] == s.end_ns - s.start_ns
-        flags, name, model, _agent, inp, _cr, _cw, out, _rs, cost = fields[10 * i:10 * i + 10]
+        flags, name, model, _agent, inp, _cr, _cw, out, _rs, cost = fields[i::n]  # ten columns of n values
         assert names[name] == s.name
         assert bool(flags & 1 << 4) == s.error
         if s.attributes.get("gen_ai.operation.name") == "chat":

@@ -283,7 +283,8 @@ struct  Spanledger__V1__TraceShape
   ProtobufCMessage base;
   uint32_t span_count;
   /*
-   * Ten varints per span, spans in the order of the stored part's span IDs:
+   * Ten columns of span_count varints each (column 1 for every span, then column 2, …),
+   * spans in the order of the stored part's span IDs:
    *   flags: kind (bits 0-2: 0 other, 1 LLM call, 2 tool call, 3 workflow/agent),
    *          priced (bit 3), error (bit 4), retry (bit 5), explicit cost (bit 6);
    *   name, model, agent: indexes into `strings` (0 is "");
