@@ -101,20 +101,20 @@ extension Ledger {
 struct RunRecordSums {
     // What the records need of the run's entry, not the entry: a copy of it retained
     // every string and list it holds.
-    private let shared: RollupKey.Shared
     private let models: [String]
     private let agents: [String]
     private let toolCalls: Int64
     private let rework: Bool
-    private let base: RollupMeasures
-    private var perModel: [RollupMeasures]
-    private var perAgent: [RollupMeasures]
+    /// The records as they will be returned: the run-level one, one per model, one per
+    /// agent, summed in place (per-model and per-agent arrays of measures beside them
+    /// were two allocations and two generic-metadata lookups per run).
+    private var out: [(key: RollupKey, measures: RollupMeasures)] = []
     private var otherErrors: Int64 = 0
     private var llmCost: Int64 = 0
 
     init(_ entry: borrowing TraceIndexEntry) {
-        shared = RollupKey.Shared(bucketStartUnix: RollupKey.minuteStart(ofUnixNano: entry.startUnixNano), workflow: entry.workflow,
-                                  outcome: entry.outcome, service: entry.service)
+        let shared = RollupKey.Shared(bucketStartUnix: RollupKey.minuteStart(ofUnixNano: entry.startUnixNano), workflow: entry.workflow,
+                                      outcome: entry.outcome, service: entry.service)
         models = entry.models
         agents = entry.agents
         toolCalls = entry.toolCalls
@@ -123,11 +123,12 @@ struct RunRecordSums {
         base.runs = 1
         base.incompleteRuns = entry.incomplete ? 1 : 0
         base.latency.add(milliseconds: Double(entry.durationNano) / 1_000_000)
-        self.base = base
         var modelBase = base
         modelBase.toolCalls = entry.toolCalls
-        perModel = Array(repeating: modelBase, count: entry.models.count)
-        perAgent = Array(repeating: base, count: entry.agents.count)
+        out.reserveCapacity(1 + models.count + agents.count)
+        out.append((RollupKey(shared, model: "", runLevel: true, agent: nil), base))
+        for model in models { out.append((RollupKey(shared, model: model, runLevel: false, agent: nil), modelBase)) }
+        for agent in agents { out.append((RollupKey(shared, model: "", runLevel: false, agent: agent), base)) }
     }
 
     mutating func call(model: String, agent: String, usage: TokenUsage, costMicros: Int64, priced: Bool, retry: Bool, error: Bool) {
@@ -144,41 +145,34 @@ struct RunRecordSums {
             m.errors += error ? 1 : 0
         }
         llmCost += costMicros
-        if let m = models.firstIndex(of: model) { add(to: &perModel[m]) }
-        if let a = agents.firstIndex(of: agent) { add(to: &perAgent[a]) }
+        if let m = models.firstIndex(of: model) { add(to: &out[1 + m].measures) }
+        if let a = agents.firstIndex(of: agent) { add(to: &out[1 + models.count + a].measures) }
     }
 
     mutating func tool(agent: String, error: Bool) {
         if error { otherErrors += 1 }
-        if let a = agents.firstIndex(of: agent) { perAgent[a].toolCalls += 1 }
+        if let a = agents.firstIndex(of: agent) { out[1 + models.count + a].measures.toolCalls += 1 }
     }
 
     mutating func other(error: Bool) {
         if error { otherErrors += 1 }
     }
 
-    func records() -> [(key: RollupKey, measures: RollupMeasures)] {
-        func reworked(_ m: RollupMeasures) -> RollupMeasures {
-            guard rework else { return m }
-            var m = m
-            m.reworkRuns = 1
-            m.reworkCostMicros = m.costMicros
-            return m
-        }
-        var out: [(key: RollupKey, measures: RollupMeasures)] = []
-        out.reserveCapacity(1 + perModel.count + perAgent.count)
-        var runLevel = base
-        runLevel.toolCalls = toolCalls
-        runLevel.errors = otherErrors
-        runLevel.costMicros = llmCost
-        runLevel = reworked(runLevel)
-        runLevel.costMicros = 0 // LLM measures live on model records; the run-level record keeps only the rework cost
-        out.append((RollupKey(shared, model: "", runLevel: true, agent: nil), runLevel))
-        for (i, model) in models.enumerated() {
-            out.append((RollupKey(shared, model: model, runLevel: false, agent: nil), reworked(perModel[i])))
-        }
-        for (i, agent) in agents.enumerated() {
-            out.append((RollupKey(shared, model: "", runLevel: false, agent: agent), reworked(perAgent[i])))
+    consuming func records() -> [(key: RollupKey, measures: RollupMeasures)] {
+        var out = out
+        out.withUnsafeMutableBufferPointer { records in
+            let run = records.baseAddress!
+            run.pointee.measures.toolCalls = toolCalls
+            run.pointee.measures.errors = otherErrors
+            guard rework else { return }
+            // Rework: every record counts the run once and its LLM cost; the run-level
+            // record keeps only that cost (LLM measures live on the model records).
+            run.pointee.measures.reworkRuns = 1
+            run.pointee.measures.reworkCostMicros = llmCost
+            for i in 1..<records.count {
+                records[i].measures.reworkRuns = 1
+                records[i].measures.reworkCostMicros = records[i].measures.costMicros
+            }
         }
         return out
     }
