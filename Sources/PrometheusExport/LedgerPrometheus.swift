@@ -133,45 +133,59 @@ public final class LedgerPrometheus: RunActivityObserver {
         var outcome: Outcome
     }
 
-    private static func add(_ use: RunActivity.ModelUse, runs: Int64, to sums: inout ModelSums) {
-        sums.runs += runs
-        sums.use.add(use)
+    /// A batch's sums for one (workflow, outcome): its runs, rework runs and, per model,
+    /// the model's sums. A workflow calls a few models: they are found by comparing names
+    /// (the same string storage, mostly), so a run costs one hash, not one per model.
+    struct WorkflowSums {
+        var runs: Int64 = 0
+        var rework: Int64 = 0
+        var models: [(model: String, sums: ModelSums)] = []
+
+        mutating func model(_ name: String) -> Int {
+            if let i = models.firstIndex(where: { $0.model == name }) { return i }
+            models.append((name, ModelSums(use: RunActivity.ModelUse(model: name))))
+            return models.count - 1
+        }
+
+        mutating func add(_ a: RunActivity) {
+            if a.runs > 0 {
+                runs += a.runs
+                if a.rework { rework += a.runs }
+            }
+            if a.models.isEmpty {
+                if a.runs > 0 { models[model("")].sums.runs += a.runs }
+                return
+            }
+            for m in a.models {
+                let i = model(m.model)
+                models[i].sums.runs += a.runs
+                models[i].sums.use.add(m)
+            }
+        }
     }
 
     func apply(_ batch: [RunActivity]) {
         guard !batch.isEmpty else { return }
-        var byModel: [ModelKey: ModelSums] = [:]
-        var workflowRuns: [WorkflowKey: Int64] = [:]
-        var rework: [String: Int64] = [:]
-        for a in batch {
-            if a.runs > 0 {
-                workflowRuns[WorkflowKey(workflow: a.workflow, outcome: a.outcome), default: 0] += a.runs
-                if a.rework { rework[a.workflow, default: 0] += a.runs }
-            }
-            if a.models.isEmpty {
-                if a.runs > 0 { byModel[ModelKey(workflow: a.workflow, model: "", outcome: a.outcome), default: ModelSums()].runs += a.runs }
-                continue
-            }
-            for m in a.models {
-                // One access to the sums: each key hashes two strings.
-                Self.add(m, runs: a.runs, to: &byModel[ModelKey(workflow: a.workflow, model: m.model, outcome: a.outcome), default: ModelSums()])
-            }
-        }
+        var byWorkflow: [WorkflowKey: WorkflowSums] = [:]
+        for a in batch { byWorkflow[WorkflowKey(workflow: a.workflow, outcome: a.outcome), default: WorkflowSums()].add(a) }
         state.withLock { s in
-            for (k, n) in workflowRuns {
-                let c = s.byWorkflow[k] ?? counter(&s, "spanledger_ledger_workflow_runs_total", ["workflow", "outcome"], [k.workflow, k.outcome.name])
-                s.byWorkflow[k] = c
-                c.increment(by: n)
-            }
-            for (w, n) in rework {
-                let c = s.reworkByWorkflow[w] ?? counter(&s, "spanledger_ledger_rework_runs_total", ["workflow"], [w])
-                s.reworkByWorkflow[w] = c
-                c.increment(by: n)
-            }
-            for (k, m) in byModel {
-                var counters = s.byModel.removeValue(forKey: k) ?? ModelCounters()
-                apply(k, m, &counters, &s)
-                s.byModel[k] = counters
+            for (k, w) in byWorkflow {
+                if w.runs > 0 {
+                    let c = s.byWorkflow[k] ?? counter(&s, "spanledger_ledger_workflow_runs_total", ["workflow", "outcome"], [k.workflow, k.outcome.name])
+                    s.byWorkflow[k] = c
+                    c.increment(by: w.runs)
+                }
+                if w.rework > 0 {
+                    let c = s.reworkByWorkflow[k.workflow] ?? counter(&s, "spanledger_ledger_rework_runs_total", ["workflow"], [k.workflow])
+                    s.reworkByWorkflow[k.workflow] = c
+                    c.increment(by: w.rework)
+                }
+                for (model, sums) in w.models {
+                    let key = ModelKey(workflow: k.workflow, model: model, outcome: k.outcome)
+                    var counters = s.byModel.removeValue(forKey: key) ?? ModelCounters()
+                    apply(key, sums, &counters, &s)
+                    s.byModel[key] = counters
+                }
             }
         }
     }
