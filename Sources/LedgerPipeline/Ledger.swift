@@ -955,12 +955,23 @@ extension TraceIndexEntry {
 struct SharedNameLists {
     private var lists: Set<[String]> = []
     let capacity = 10_000
+    /// The lists shared last, compared before the set is hashed (every name of a list):
+    /// runs of a workflow mostly go through the same agents and call the same models.
+    private var recent: [[String]] = []
+    private var nextRecent = 0
+    static let recentCount = 8
 
     mutating func share(_ names: [String]) -> [String] {
         if names.isEmpty { return [] }
-        if let existing = lists.firstIndex(of: names) { return lists[existing] }
-        if lists.count < capacity { lists.insert(names) }
-        return names
+        for i in recent.indices where recent[i] == names { return recent[i] }
+        let shared: [String]
+        if let existing = lists.firstIndex(of: names) { shared = lists[existing] } else {
+            if lists.count < capacity { lists.insert(names) }
+            shared = names
+        }
+        if recent.count < Self.recentCount { recent.append(shared) } else { recent[nextRecent] = shared }
+        nextRecent = (nextRecent + 1) % Self.recentCount
+        return shared
     }
 }
 

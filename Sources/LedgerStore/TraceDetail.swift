@@ -113,24 +113,30 @@ public struct PackedTree: Sendable, Hashable {
 /// with many distinct names switches to a dictionary.
 struct RunNames {
     private(set) var strings: [String] = []
-    private var bits: [StringBits] = []
     private var lookup: [String: UInt32]?
     static let linearLimit = 16
 
-    /// Room for `expected` names up front: grown from empty, the two arrays were
-    /// reallocated three times each in a typical run.
+    /// Room for `expected` names up front: grown from empty, the array was reallocated
+    /// three times in a typical run.
     init(expected: Int = 0) {
-        let n = min(expected, Self.linearLimit)
-        strings.reserveCapacity(n)
-        bits.reserveCapacity(n)
+        strings.reserveCapacity(min(expected, Self.linearLimit))
     }
 
     mutating func index(_ s: String) -> UInt32 {
         if s.isEmpty { return 0 }
         if let found = lookup?[s] { return found }
         if lookup == nil {
+            // The strings' bits, read in place (no copy, so no retain): the same string
+            // (mostly one of the decoder's shared ones) has the same bits.
             let b = StringBits(s)
-            for i in bits.indices where bits[i] == b { return UInt32(i + 1) }
+            let found: Int? = strings.withUnsafeBytes { raw in
+                for i in 0..<(raw.count / MemoryLayout<String>.stride) {
+                    let bits = raw.load(fromByteOffset: i * MemoryLayout<String>.stride, as: (UInt64, UInt64).self)
+                    if bits.0 == b.a && bits.1 == b.b { return i }
+                }
+                return nil
+            }
+            if let found { return UInt32(found + 1) }
             // A new name mostly differs in length from those before it: compared by text only
             // when the lengths match (a native string's UTF-8 count is stored).
             let length = s.utf8.count
@@ -144,8 +150,6 @@ struct RunNames {
             var d: [String: UInt32] = [:]
             for (n, name) in strings.enumerated() { d[name] = UInt32(n + 1) }
             lookup = d
-        } else {
-            bits.append(StringBits(s))
         }
         return i
     }

@@ -36,8 +36,8 @@ public struct StringTableBuilder {
 /// The two words a `String` is made of (on 64-bit platforms): equal bits mean the same
 /// storage, or the same small-string bytes, so an equal string.
 public struct StringBits: Equatable {
-    let a: UInt64
-    let b: UInt64
+    public let a: UInt64
+    public let b: UInt64
 
     public init(_ s: String) {
         (a, b) = unsafeBitCast(s, to: (UInt64, UInt64).self)
