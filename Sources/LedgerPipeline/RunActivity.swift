@@ -68,7 +68,9 @@ public struct RunActivity: Sendable, Equatable {
     /// Summarises the priced calls of `run` per model.
     public init(run: AttributedRun, runs: Int64, releasedUnixNano: Int64) {
         var uses: [ModelUse] = []
-        uses.reserveCapacity(2)
+        // A model per call at most (runs of the benchmark call 1-4): grown from 2, a third
+        // of runs reallocated.
+        uses.reserveCapacity(min(run.calls.count, 8))
         // The calls in place: iterating the array copied each call, retaining its strings.
         run.calls.withUnsafeBufferPointer { calls in
             for n in calls.indices {
