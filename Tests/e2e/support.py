@@ -539,3 +539,40 @@ def log_of_last_start(d: Daemon) -> str:
     text = d.log_path.read_text(errors="replace")
     i = text.rfind("\n=== start: ")
     return text if i < 0 else text[i:]
+
+
+# --------------------------------------------------------------------------------------
+# Segment files, read with the documented schema.
+
+def decoded_segments(directory: Path, pattern: str, message: str):
+    """(file bytes, message) for each segment file in `directory` matching `pattern`, its
+    zlib payload parsed as spanledger.v1.`message` from Schemas/spanledger/v1/rollup.proto
+    (compiled here with grpcio-tools)."""
+    import sys
+    import zlib
+    from google.protobuf import message_factory
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "SchemaTests"))
+    from schema_tools import compile_descriptor_set  # noqa: E402
+    cls = message_factory.GetMessages(compile_descriptor_set(["spanledger/v1/rollup.proto"]).file)[f"spanledger.v1.{message}"]
+    for path in sorted(directory.glob(pattern)):
+        raw = path.read_bytes()
+        assert raw[:4] == b"SLSG", path
+        m = cls()
+        m.ParseFromString(zlib.decompress(raw[24:]))
+        yield raw, m
+
+
+def varint(data: bytes, pos: int) -> Tuple[int, int]:
+    """The varint at `pos` and the position after it."""
+    value = shift = 0
+    while True:
+        b = data[pos]
+        pos += 1
+        value |= (b & 0x7F) << shift
+        shift += 7
+        if b < 0x80:
+            return value, pos
+
+
+def unzigzag(v: int) -> int:
+    return (v >> 1) ^ -(v & 1)

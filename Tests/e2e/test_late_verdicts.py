@@ -245,15 +245,9 @@ def test_outcome_api_errors(daemon_factory):
 
 
 def test_index_segments_match_the_documented_schema(daemon_factory):
-    """The trace index on disk decodes with Schemas/spanledger/v1/rollup.proto (compiled
-    here with grpcio-tools): a corrected run's entry carries its verdict as documented."""
-    import sys
-    import zlib
-    from pathlib import Path
-    from google.protobuf import message_factory
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "SchemaTests"))
-    from schema_tools import compile_descriptor_set  # noqa: E402
-
+    """The trace index on disk decodes with Schemas/spanledger/v1/rollup.proto: a
+    corrected run's entry carries its verdict as documented, its trace ID, start and
+    duration in the segment's stored part."""
     d = daemon_factory.start("verdict-schema")
     run = support.simple_run("schema-check", [{"gen_ai.operation.name": "chat", "gen_ai.request.model": "gpt-4o-mini",
                                               "gen_ai.usage.input_tokens": 100, "gen_ai.usage.output_tokens": 10}])
@@ -265,34 +259,18 @@ def test_index_segments_match_the_documented_schema(daemon_factory):
     assert r.json()["results"][0]["result"] == "corrected", r.text
     assert d.stop() == 0
 
-    classes = message_factory.GetMessages(compile_descriptor_set(["spanledger/v1/rollup.proto"]).file)
-    Segment = classes["spanledger.v1.TraceIndexSegment"]
     entries = []
-    for path in sorted((d.data_dir / "index").glob("index-*.seg")):
-        raw = path.read_bytes()
-        assert raw[:4] == b"SLSG", path
-        seg = Segment()
-        seg.ParseFromString(zlib.decompress(raw[24:]))
+    for raw, seg in support.decoded_segments(d.data_dir / "index", "index-*.seg", "TraceIndexSegment"):
         # Entry by entry, the stored part: trace ID, zigzag start delta, duration.
         assert seg.format_version == 2 and bytes(seg.stored) in raw, "stored as it is"
         pos, start = 0, 0
         for e in seg.entries:
             trace_id = seg.stored[pos:pos + 16]
-            pos += 16
-            values = []
-            for _ in range(2):
-                v = shift = 0
-                while True:
-                    b = seg.stored[pos]
-                    pos += 1
-                    v |= (b & 0x7F) << shift
-                    shift += 7
-                    if b < 0x80:
-                        break
-                values.append(v)
-            start += (values[0] >> 1) ^ -(values[0] & 1)
+            delta, pos = support.varint(seg.stored, pos + 16)
+            duration, pos = support.varint(seg.stored, pos)
+            start += support.unzigzag(delta)
             if trace_id == run.trace_id.to_bytes(16, "big"):
-                assert start == run.root.start_ns and values[1] == run.root.end_ns - run.root.start_ns
+                assert start == run.root.start_ns and duration == run.root.end_ns - run.root.start_ns
                 entries.append((seg.strings, e))
         assert pos == len(seg.stored)
     assert len(entries) == 2, "one entry at release, one after the correction"

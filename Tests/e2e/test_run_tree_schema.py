@@ -4,37 +4,11 @@ parents) kept in stored deflate blocks, so its bytes appear in the file as they 
 
 from __future__ import annotations
 
-import sys
-import zlib
-from pathlib import Path
-
 import support
 from workload import NS_PER_MS, SpanSpec
 
 
-def varints(data: bytes, pos: int = 0):
-    """Yields (value, next position) for a run of varints."""
-    while pos < len(data):
-        value = shift = 0
-        while True:
-            b = data[pos]
-            pos += 1
-            value |= (b & 0x7F) << shift
-            shift += 7
-            if b < 0x80:
-                break
-        yield value, pos
-
-
-def unzigzag(v: int) -> int:
-    return (v >> 1) ^ -(v & 1)
-
-
 def test_run_trees_on_disk_match_the_documented_schema(daemon_factory):
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "SchemaTests"))
-    from google.protobuf import message_factory
-    from schema_tools import compile_descriptor_set  # noqa: E402
-
     d = daemon_factory.start("tree-schema")
     call = {"gen_ai.operation.name": "chat", "gen_ai.request.model": "gpt-4o-mini",
             "gen_ai.usage.input_tokens": 1234, "gen_ai.usage.output_tokens": 56}
@@ -49,14 +23,8 @@ def test_run_trees_on_disk_match_the_documented_schema(daemon_factory):
     support.wait_for_runs(d.api_url, 1)
     assert d.stop() == 0  # the last flush writes the tree
 
-    classes = message_factory.GetMessages(compile_descriptor_set(["spanledger/v1/rollup.proto"]).file)
-    Segment, Shape = classes["spanledger.v1.TraceDetailSegment"], classes["spanledger.v1.TraceShape"]
     found = []
-    for path in sorted((d.data_dir / "traces").glob("traces-*.seg")):
-        raw = path.read_bytes()
-        assert raw[:4] == b"SLSG", path
-        seg = Segment()
-        seg.ParseFromString(zlib.decompress(raw[24:]))
+    for raw, seg in support.decoded_segments(d.data_dir / "traces", "traces-*.seg", "TraceDetailSegment"):
         assert seg.format_version == 2 and len(seg.shapes) == len(seg.stored) and not seg.traces
         for shape, stored in zip(seg.shapes, seg.stored):
             if stored[:16] == run.trace_id.to_bytes(16, "big"):
@@ -71,13 +39,15 @@ def test_run_trees_on_disk_match_the_documented_schema(daemon_factory):
     ids = [int.from_bytes(stored[16 + 8 * i:24 + 8 * i], "big") for i in range(n)]
     assert sorted(ids) == sorted(sent)
     times, pos = [], 16 + 8 * n
-    it = varints(bytes(stored), pos)
     for _ in range(2 * n):
-        v, pos = next(it)
+        v, pos = support.varint(stored, pos)
         times.append(v)
     outside = [int.from_bytes(stored[pos + 8 * k:pos + 8 * k + 8], "big") for k in range(shape.outside_parents)]
     assert pos + 8 * len(outside) == len(stored) and outside == [missing_parent]
-    fields = [v for v, _ in varints(shape.span_fields)]
+    fields, at = [], 0
+    while at < len(shape.span_fields):
+        v, at = support.varint(shape.span_fields, at)
+        fields.append(v)
     assert len(fields) == 10 * n and len(shape.parents) == n
     names = [""] + list(shape.strings)
     root_offset = times[2 * ids.index(root.span_id)]
@@ -92,7 +62,7 @@ def test_run_trees_on_disk_match_the_documented_schema(daemon_factory):
         assert bool(flags & 1 << 4) == s.error
         if s.attributes.get("gen_ai.operation.name") == "chat":
             assert flags & 7 == 1 and names[model] == "gpt-4o-mini"
-            assert (unzigzag(inp), unzigzag(out)) == (s.attributes["gen_ai.usage.input_tokens"], 56)
-            assert unzigzag(cost) > 0 and flags & 1 << 3, "priced"
+            assert (support.unzigzag(inp), support.unzigzag(out)) == (s.attributes["gen_ai.usage.input_tokens"], 56)
+            assert support.unzigzag(cost) > 0 and flags & 1 << 3, "priced"
         elif s is orphan:
-            assert flags & 7 == 2 and unzigzag(cost) == 0
+            assert flags & 7 == 2 and support.unzigzag(cost) == 0
