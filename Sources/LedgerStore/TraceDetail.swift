@@ -63,7 +63,7 @@ public struct TraceDetail: Sendable, Hashable {
 /// (the span count, per-span fields, parents as positions, the run's own names), then
 /// the tree's stored part (trace ID, span IDs, times), which a segment keeps uncompressed.
 /// A tree is packed once, when its run is prepared off the actor; unflushed and recent
-/// trees hold these (about a quarter of the memory of their `StoredSpan`s), a flush copies
+/// trees hold these (about a third of the memory of their `StoredSpan`s), a flush copies
 /// them into its segment as they are, and `trace` or late spans unpack the one they need.
 public struct PackedTree: Sendable, Hashable {
     public let traceID: TraceID
@@ -161,9 +161,9 @@ struct RunNames {
 /// retained: a run names its spans with a few strings (operation, model, agent) that
 /// most of its spans share.
 ///
-/// Columns apart by how they compress: per-span kinds, flags, name indexes, token counts
-/// and costs repeat from run to run and deflate to a fifth; span IDs are random and times
-/// are nanoseconds, which deflate spent most of a flush's time on for nothing.
+/// Fields are kept apart by how they compress: per-span kinds, flags, name indexes, token
+/// counts and costs repeat from run to run and deflate to a fifth; span IDs are random
+/// and times are nanoseconds, which deflate spent most of a flush's time on for nothing.
 public struct TreePacker: ~Copyable {
     private let traceID: TraceID
     private var names = RunNames(expected: 8)
@@ -327,26 +327,22 @@ public enum TraceDetailCodec {
         piece.uint(1, 2)
         piece.int(2, createdUnixMs)
         piece.uint(5, walSequenceMax)
-        try piece.bytes.withUnsafeBytes { try sink($0, true) }
+        try piece.withUnsafeBytes { try sink($0, true) }
     }
 
     /// Trees after the header, in as many calls as the writer likes (a merge of several
     /// flushes' segments writes each one's trees in turn): every shape, then every stored
     /// part, so that a deflater switches between compressing and storing twice a call.
     public static func writeTrees(_ trees: [PackedTree], to sink: (UnsafeRawBufferPointer, Bool) throws -> Void) rethrows {
+        var header = ProtoWriter(capacity: 16)
         for (field, compress) in [(6, true), (7, false)] {
             for t in trees {
                 let range = field == 6 ? 0..<t.storedStart : t.storedStart..<t.bytes.count
-                // The field's tag (one byte) and length, then the part where it lies.
-                var header: (UInt64, UInt64) = (0, 0)
-                let headerCount = withUnsafeMutableBytes(of: &header) { h in
-                    h[0] = UInt8(field << 3 | 2)
-                    var n = 1, v = UInt64(range.count)
-                    while v >= 0x80 { h[n] = UInt8(truncatingIfNeeded: v) | 0x80; v >>= 7; n += 1 }
-                    h[n] = UInt8(v)
-                    return n + 1
-                }
-                try withUnsafeBytes(of: &header) { try sink(UnsafeRawBufferPointer(rebasing: $0[..<headerCount]), compress) }
+                // The field's tag and length, then the part where it lies.
+                header.removeAll()
+                header.tag(field, 2)
+                header.varint(UInt64(range.count))
+                try header.withUnsafeBytes { try sink($0, compress) }
                 try t.bytes.withUnsafeBytes { try sink(UnsafeRawBufferPointer(rebasing: $0[range]), compress) }
             }
         }

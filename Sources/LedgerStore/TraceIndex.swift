@@ -143,8 +143,8 @@ public enum TraceIndexCodec {
         for s in strings.strings { body.string(3, s, always: true) }
         body.tag(6, 2)
         body.varint(UInt64(stored.count))
-        try body.bytes.withUnsafeBytes { try sink($0, true) }
-        try stored.bytes.withUnsafeBytes { try sink($0, false) }
+        try body.withUnsafeBytes { try sink($0, true) }
+        try stored.withUnsafeBytes { try sink($0, false) }
     }
 
     /// Reads the stored part (field 6) alongside the entries: each entry's trace ID, start

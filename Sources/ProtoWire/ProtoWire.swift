@@ -29,6 +29,11 @@ public struct ProtoWriter: ~Copyable, @unchecked Sendable {
     /// How many bytes are written.
     public var count: Int { used }
 
+    /// The bytes written so far, lent without copying them out.
+    public func withUnsafeBytes<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
+        try body(UnsafeRawBufferPointer(start: base, count: used))
+    }
+
     /// Empties the writer, keeping its buffer (one writer reused for many small pieces).
     public mutating func removeAll() { used = 0 }
 
