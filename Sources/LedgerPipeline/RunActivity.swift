@@ -68,11 +68,16 @@ public struct RunActivity: Sendable, Equatable {
     /// Summarises the priced calls of `run` per model.
     public init(run: AttributedRun, runs: Int64, releasedUnixNano: Int64) {
         var uses: [ModelUse] = []
-        // A model per call at most (runs of the benchmark call 1-4): grown from 2, a third
-        // of runs reallocated.
-        uses.reserveCapacity(min(run.calls.count, 8))
         // The calls in place: iterating the array copied each call, retaining its strings.
         run.calls.withUnsafeBufferPointer { calls in
+            // Room for exactly the run's models when it has a few calls: grown from 2, a
+            // third of the benchmark's runs reallocated, and room for one per call held
+            // 700 bytes an activity for nothing while the metrics waited for a scrape.
+            var distinct = calls.count > 16 ? 4 : 0
+            if distinct == 0 {
+                for n in calls.indices where !(0..<n).contains(where: { calls[$0].model == calls[n].model }) { distinct += 1 }
+            }
+            uses.reserveCapacity(distinct)
             for n in calls.indices {
                 let i: Int
                 if let found = uses.firstIndex(where: { $0.model == calls[n].model }) { i = found } else {

@@ -87,14 +87,8 @@ public struct LatencySketch: Sendable, Hashable {
     /// Moves a sole bucket into the arrays, before a second bucket joins it.
     private mutating func spill() {
         guard soleCount != 0 else { return }
-        // Room for a few buckets: a sketch that takes a second one mostly takes more (a
-        // chunk's or a rollup's), and grown one at a time it reallocated at 2, 4 and 8.
-        indexes = []
-        counts = []
-        indexes.reserveCapacity(8)
-        counts.reserveCapacity(8)
-        indexes.append(soleIndex)
-        counts.append(soleCount)
+        indexes = [soleIndex]
+        counts = [soleCount]
         soleCount = 0
     }
 
