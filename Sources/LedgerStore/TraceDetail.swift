@@ -397,8 +397,7 @@ public enum TraceDetailCodec {
     /// the bytes hold: a damaged tree is an error, never a crash or a huge allocation.
     static func decodeTree(shape: ArraySlice<UInt8>, stored: ArraySlice<UInt8>, path: String, only: [UInt8]?) throws -> TraceDetail? {
         guard stored.count >= 16 else { throw StoreError(path: path, message: "stored part of a tree shorter than a trace ID") }
-        let idBytes = stored.prefix(16)
-        if let only, !idBytes.elementsEqual(only) { return nil }
+        if let only, !stored.prefix(16).elementsEqual(only) { return nil }
         var count: UInt64 = 0, outsideCount: UInt64 = 0
         var fields: ArraySlice<UInt8> = [], parentRefs: ArraySlice<UInt8> = []
         var names = StringTable(strings: [""])
@@ -417,7 +416,8 @@ public enum TraceDetailCodec {
         let room = UInt64(stored.count - 16)
         guard count <= room / 10, outsideCount <= room / 8 else { throw StoreError(path: path, message: "tree of \(count) spans in \(room) stored bytes") }
         let n = Int(count)
-        var ids = ProtoReader(stored.dropFirst(16))
+        var ids = ProtoReader(stored)
+        let traceID = TraceID(high: try ids.nextBigEndian64(), low: try ids.nextBigEndian64())
         var spanIDs: [UInt64] = []
         spanIDs.reserveCapacity(n)
         for _ in 0..<n { spanIDs.append(try ids.nextBigEndian64()) }
@@ -427,8 +427,7 @@ public enum TraceDetailCodec {
         var outside: [UInt64] = []
         for _ in 0..<outsideCount { outside.append(try ids.nextBigEndian64()) }
         guard ids.isAtEnd else { throw StoreError(path: path, message: "stored part of a tree longer than its spans") }
-        var detail = TraceDetail(traceID: TraceID(high: 0, low: 0), spans: [])
-        detail.traceID = TraceID(bytes: Array(idBytes)) ?? detail.traceID
+        var detail = TraceDetail(traceID: traceID, spans: [])
         detail.spans.reserveCapacity(n)
         // Ten columns of n values each.
         var values: [UInt64] = []

@@ -170,19 +170,31 @@ public enum TraceIndexCodec {
         }
     }
 
+    /// A segment message's string table (field 3), entries (field 4) and, in segments
+    /// from 2026-12-06, a cursor on its stored part (field 6).
+    private static func parts(_ bytes: [UInt8]) throws(ProtoDecodeError) -> (StringTable, [ArraySlice<UInt8>], StoredCursor?) {
+        var strings = StringTable()
+        var entries: [ArraySlice<UInt8>] = []
+        var stored: ArraySlice<UInt8>?
+        var r = ProtoReader(bytes)
+        while let (field, value) = try r.next() {
+            switch field {
+            case 3: strings.strings.append(value.string)
+            case 4: entries.append(value.slice)
+            case 6: stored = value.slice
+            default: break
+            }
+        }
+        return (strings, entries, StoredCursor(stored))
+    }
+
     /// The segment's entries as summaries: no names, lists or counts are built, so a start
     /// reads the segments whose runs stay on disk several times faster.
     public static func decodeSummaries(_ bytes: [UInt8], path: String) throws(StoreError) -> [TraceIndexSummary] {
-        var strings = StringTable()
-        var raw: [ArraySlice<UInt8>] = []
         var out: [TraceIndexSummary] = []
         try StoreError.decoding(path) {
-            var r = ProtoReader(bytes)
-            var storedPart: ArraySlice<UInt8>?
-            while let (field, value) = try r.next() {
-                if field == 3 { strings.strings.append(value.string) } else if field == 4 { raw.append(value.slice) } else if field == 6 { storedPart = value.slice }
-            }
-            var stored = StoredCursor(storedPart)
+            let (strings, raw, cursor) = try parts(bytes)
+            var stored = cursor
             out.reserveCapacity(raw.count)
             for slice in raw {
                 var s = TraceIndexSummary(traceID: TraceID(high: 0, low: 0), startUnixNano: 0, taskID: "")
@@ -209,16 +221,10 @@ public enum TraceIndexCodec {
     /// at their first field, the trace ID).
     public static func decode(_ bytes: [UInt8], path: String, only: TraceID? = nil) throws(StoreError) -> [TraceIndexEntry] {
         let wanted = only?.bytes
-        var strings = StringTable()
-        var raw: [ArraySlice<UInt8>] = []
         var out: [TraceIndexEntry] = []
         try StoreError.decoding(path) {
-            var r = ProtoReader(bytes)
-            var storedPart: ArraySlice<UInt8>?
-            while let (field, value) = try r.next() {
-                if field == 3 { strings.strings.append(value.string) } else if field == 4 { raw.append(value.slice) } else if field == 6 { storedPart = value.slice }
-            }
-            var stored = StoredCursor(storedPart)
+            let (strings, raw, cursor) = try parts(bytes)
+            var stored = cursor
             for slice in raw {
                 var e = TraceIndexEntry(traceID: TraceID(high: 0, low: 0), workflow: "", service: "", startUnixNano: 0, durationNano: 0,
                                         outcome: .pending, costMicros: 0, llmCalls: 0, inputTokens: 0, outputTokens: 0, unpricedTokens: 0,
