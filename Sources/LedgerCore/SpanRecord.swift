@@ -9,20 +9,17 @@ public struct SpanRecord: Sendable, Hashable {
         case workflow = 3
     }
 
-    // Stored in declaration order, largest alignment first: 128 bytes a record (it was
-    // 152, with two boxes more per agent run), most of assembly's memory at full ingest.
+    // Stored in declaration order, largest alignment first: 88 bytes a record (it was
+    // 152 with two boxes more per agent run, then 128 with three strings inline), most of
+    // assembly's memory at full ingest.
     public var traceID: TraceID
     public var spanID: SpanID
     public var parentSpanID: SpanID
-    public var name: String
-    public var service: String
+    /// The span's name, service and detail (`SpanLabels`), shared by every span that has
+    /// the same three when the decoder interns them; nil when all three are empty.
+    @usableFromInline var labels: SpanLabels?
     public var startUnixNano: Int64
     public var endUnixNano: Int64
-    /// The span's model when it has one (LLM calls), else the one workflow or agent name
-    /// it carries when it carries exactly one (a workflow root, an agent span), as
-    /// `detailKind` says: one slot for what a span rarely has both of, and no box for the
-    /// name. Any other names are in the box (`store(model:names:)` keeps this canonical).
-    @usableFromInline var detail: String
     /// What few spans carry, out of line and nil for most: a buffered span is about 40%
     /// smaller, and a copy of it retains fewer references.
     @usableFromInline var rare: RareBox?
@@ -36,6 +33,20 @@ public struct SpanRecord: Sendable, Hashable {
     @usableFromInline enum DetailKind: UInt8, Sendable, Hashable {
         case none, model, genAIWorkflow, traceloopWorkflow, agent
     }
+
+    public var name: String {
+        @inlinable get { labels?.name ?? "" }
+        set { labels = SpanLabels.make(name: newValue, service: service, detail: detail) }
+    }
+    public var service: String {
+        @inlinable get { labels?.service ?? "" }
+        set { labels = SpanLabels.make(name: name, service: newValue, detail: detail) }
+    }
+    /// The span's model when it has one (LLM calls), else the one workflow or agent name
+    /// it carries when it carries exactly one (a workflow root, an agent span), as
+    /// `detailKind` says: one slot for what a span rarely has both of, and no box for the
+    /// name. Any other names are in the box (`store(model:names:)` keeps this canonical).
+    @inlinable var detail: String { labels?.detail ?? "" }
 
     public var model: String {
         @inlinable get { detailKind == .model ? detail : "" }
@@ -105,8 +116,9 @@ public struct SpanRecord: Sendable, Hashable {
     /// name inline, and the names not inline in the box. One place for each combination,
     /// so equal records are stored alike however they were built.
     @usableFromInline mutating func store(model: String, names: WorkflowNames) {
-        let boxed: WorkflowNames
-        (detailKind, detail, boxed) = Self.place(model: model, names: names)
+        let (kind, detail, boxed) = Self.place(model: model, names: names)
+        detailKind = kind
+        if detail != self.detail { labels = SpanLabels.make(name: name, service: service, detail: detail) }
         if (rare?.fields.workflowNames ?? WorkflowNames()) != boxed { updateRare { $0.workflowNames = boxed } }
     }
 
@@ -196,13 +208,12 @@ public struct SpanRecord: Sendable, Hashable {
         traceID: TraceID, spanID: SpanID, parentSpanID: SpanID = .none, name: String, service: String = "",
         startUnixNano: Int64, endUnixNano: Int64, isError: Bool = false, category: Category = .other,
         model: String = "", usage: TokenUsage = TokenUsage(), explicitCostMicros: Int64? = nil,
-        workflowNames: WorkflowNames = WorkflowNames(), resendCount: Int64 = 0, verdict: Verdict? = nil, taskID: String? = nil
+        workflowNames: WorkflowNames = WorkflowNames(), resendCount: Int64 = 0, verdict: Verdict? = nil, taskID: String? = nil,
+        labelCache: SpanLabelCache? = nil
     ) {
         self.traceID = traceID
         self.spanID = spanID
         self.parentSpanID = parentSpanID
-        self.name = name
-        self.service = service
         self.startUnixNano = startUnixNano
         self.endUnixNano = endUnixNano
         self.isError = isError
@@ -216,7 +227,9 @@ public struct SpanRecord: Sendable, Hashable {
             narrowUsage = .zero
             fields.wideUsage = usage
         }
+        let detail: String
         (detailKind, detail, fields.workflowNames) = Self.place(model: model, names: workflowNames)
+        labels = labelCache.map { $0.labels(name: name, service: service, detail: detail) } ?? SpanLabels.make(name: name, service: service, detail: detail)
         fields.explicitCostMicros = explicitCostMicros
         fields.resendCount = resendCount
         fields.verdict = verdict
@@ -231,7 +244,7 @@ public struct SpanRecord: Sendable, Hashable {
     /// From stored fields only (`detail` holds the model or the one inline name, the box
     /// any other names), so reading it in place copies no record.
     @inlinable public var approximateBytes: Int {
-        160 + name.utf8.count + detail.utf8.count + (rare?.fields.workflowNames.approximateBytes ?? 0)
+        120 + name.utf8.count + detail.utf8.count + (rare?.fields.workflowNames.approximateBytes ?? 0)
     }
 }
 

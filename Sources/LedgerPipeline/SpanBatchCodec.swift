@@ -125,6 +125,8 @@ public enum SpanBatchCodec {
         var out: [SpanRecord] = []
         out.reserveCapacity(Int(count))
         var previous: (trace: TraceID, start: Int64)?
+        // The table's strings are shared, so records with the same three share labels too.
+        let labelCache = SpanLabelCache()
         for _ in 0..<count {
             // Version 3 puts the flags first (they say whether a trace ID follows).
             var flags: UInt8 = 0, flags2: UInt8 = 0
@@ -160,7 +162,7 @@ public enum SpanBatchCodec {
                 traceID: trace, spanID: span, parentSpanID: parent, name: name, service: service, startUnixNano: start,
                 endUnixNano: start &+ duration, isError: flags & (1 << 2) != 0, category: SpanRecord.Category(rawValue: flags & 0x3) ?? .other,
                 model: model, usage: TokenUsage(input: numbers[0], cacheRead: numbers[1], cacheWrite: numbers[2], output: numbers[3], reasoning: numbers[4]),
-                explicitCostMicros: cost, workflowNames: names, resendCount: numbers[5], verdict: verdict)
+                explicitCostMicros: cost, workflowNames: names, resendCount: numbers[5], verdict: verdict, labelCache: labelCache)
             if flags2 & 2 != 0 { record.taskID = try string() }
             if flags2 & 1 != 0 {
                 let n = try r.varint()

@@ -21,8 +21,8 @@ public struct TraceGroups: Sendable {
     public init(_ spans: consuming [SpanRecord]) {
         spanCount = spans.count
         var seen: [TraceID: Int] = [:]
-        // A record whose strings are empty and without a box: what a moved-out slot holds
-        // until the batch is freed, which then has nothing to release.
+        // A record without labels and without a box (all its names empty): what a
+        // moved-out slot holds until the batch is freed, which then has nothing to release.
         let vacated = SpanRecord(traceID: TraceID(high: 0, low: 0), spanID: .none, name: "", startUnixNano: 0, endUnixNano: 0)
         spans.withUnsafeMutableBufferPointer { batch in
             var i = 0
@@ -35,8 +35,8 @@ public struct TraceGroups: Sendable {
                     moved.baseAddress!.moveInitialize(from: start, count: n)
                     count = n
                 }
-                // The vacated record holds no reference (empty strings are stored inline, and
-                // no box): its bytes fill the slots as they are, without a field-by-field copy.
+                // The vacated record holds no reference (no labels, no box): its bytes fill
+                // the slots as they are, without a field-by-field copy.
                 withUnsafeBytes(of: vacated) { v in
                     let slots = UnsafeMutableRawPointer(start)
                     for k in 0..<n { (slots + k * MemoryLayout<SpanRecord>.stride).copyMemory(from: v.baseAddress!, byteCount: v.count) }

@@ -22,6 +22,9 @@ final class SpanConventionReader {
     @exclusivity(unchecked) var verdict: Verdict?
     /// Repeating names (models, workflows, agents, kinds) share one String per decoder.
     let names = StringInterner()
+    /// Records with the same name, service and model (or workflow or agent name) share one
+    /// `SpanLabels` per decoder.
+    let labels = SpanLabelCache()
 
     init() {
         let n = Int(SL_KEY_COUNT.rawValue)
@@ -111,7 +114,8 @@ final class SpanConventionReader {
             workflowNames: WorkflowNames(
                 genAIWorkflow: string(SL_KEY_GEN_AI_WORKFLOW_NAME), traceloopWorkflow: string(SL_KEY_TRACELOOP_WORKFLOW_NAME),
                 agent: string(SL_KEY_GEN_AI_AGENT_NAME)),
-            resendCount: int(SL_KEY_HTTP_RESEND_COUNT) ?? 0, verdict: verdict, taskID: string(SL_KEY_OUTCOME_TASK_ID, SL_KEY_GEN_AI_CONVERSATION_ID))
+            resendCount: int(SL_KEY_HTTP_RESEND_COUNT) ?? 0, verdict: verdict, taskID: string(SL_KEY_OUTCOME_TASK_ID, SL_KEY_GEN_AI_CONVERSATION_ID),
+            labelCache: labels)
     }
 
     /// Classifies a span (Schemas/conventions.md "What a span is").

@@ -1,6 +1,6 @@
 import Attribution
 import Foundation
-import LedgerCore
+@testable import LedgerCore
 @testable import LedgerPipeline
 import LedgerStore
 import Logging
@@ -389,11 +389,56 @@ let window = RollupQuery(fromUnixNano: minute0 - 3_600_000_000_000, toUnixNano: 
     #expect(b.explicitCostMicros == nil && b.resendCount == 0 && c.explicitCostMicros == 7 && c.resendCount == 2)
 }
 
+/// Records keep their name, service and model in one shared `SpanLabels`: a decoder's cache
+/// hands the same object to spans with the same three (so a copy retains one reference),
+/// a record changed afterwards gets labels of its own, and a record with all three empty
+/// holds no reference at all (`TraceGroups` relies on that to vacate moved-out slots).
+@Test func spansWithTheSameNamesShareLabelsAndChangeThemApart() {
+    let cache = SpanLabelCache()
+    // Strings built at run time, as a decoder's interner makes them (not literals).
+    let chat = String(decoding: Array("chat gpt-4o-mini, the long way".utf8), as: UTF8.self)
+    let service = String(decoding: Array("agent-service-with-a-long-name".utf8), as: UTF8.self)
+    let model = String(decoding: Array("gpt-4o-mini-2024-07-18-preview".utf8), as: UTF8.self)
+    func span(_ id: UInt64, name: String, model m: String) -> SpanRecord {
+        SpanRecord(traceID: TraceID(high: 1, low: id), spanID: SpanID(id), name: name, service: service, startUnixNano: 0, endUnixNano: 1,
+                   category: .llm, model: m, labelCache: cache)
+    }
+    let a = span(1, name: chat, model: model), b = span(2, name: chat, model: model)
+    #expect(a.labels === b.labels, "the same three strings share one labels object")
+    let c = span(3, name: chat, model: "other")
+    #expect(c.labels !== a.labels && c.model == "other" && c.name == chat && c.service == service)
+    // Equal strings with other storage: a new object (or a cache miss), yet equal records.
+    let copied = String(decoding: Array(chat.utf8), as: UTF8.self)
+    let d = span(1, name: copied, model: model)
+    #expect(d == a && d.hashValue == a.hashValue)
+    // Uncached records equal cached ones.
+    let plain = SpanRecord(traceID: TraceID(high: 1, low: 1), spanID: SpanID(1), name: chat, service: service, startUnixNano: 0, endUnixNano: 1,
+                           category: .llm, model: model)
+    #expect(plain == a && plain.labels !== a.labels)
+    var e = b
+    e.name = "renamed"
+    e.model = "m2"
+    #expect(b.name == chat && b.model == model && b.labels === a.labels, "changing a copy leaves the shared labels alone")
+    #expect(e.name == "renamed" && e.model == "m2" && e.service == service && e.labels !== a.labels)
+    e.service = ""
+    e.name = ""
+    e.model = ""
+    #expect(e.labels == nil && e.name.isEmpty && e.service.isEmpty && e.model.isEmpty, "no names, no reference")
+    let empty = SpanRecord(traceID: TraceID(high: 0, low: 0), spanID: .none, name: "", startUnixNano: 0, endUnixNano: 0, labelCache: cache)
+    #expect(empty.labels == nil)
+    // A workflow root keeps its one workflow name in the detail slot of its labels.
+    var root = SpanRecord(traceID: TraceID(high: 1, low: 4), spanID: SpanID(4), name: "wf", service: service, startUnixNano: 0, endUnixNano: 1,
+                          workflowNames: WorkflowNames(genAIWorkflow: "support"), labelCache: cache)
+    #expect(root.workflowNames.genAIWorkflow == "support" && root.model.isEmpty && root.rare == nil)
+    root.model = "m"
+    #expect(root.model == "m" && root.workflowNames.genAIWorkflow == "support" && root.name == "wf")
+}
+
 /// A buffered span keeps token counts in 32 bits and one workflow or agent name inline
 /// (SpanRecord.swift): counts that do not fit, and spans with several names, must keep
 /// every value, compare equal however they were set, and survive the log's codec.
 @Test func aSpanRecordKeepsWideCountsAndSeveralNamesWhole() throws {
-    #expect(MemoryLayout<SpanRecord>.stride <= 128, "assembly holds hundreds of thousands of these")
+    #expect(MemoryLayout<SpanRecord>.stride <= 88, "assembly holds hundreds of thousands of these")
     let wide = TokenUsage(input: 5_000_000_000, cacheRead: 3, cacheWrite: 0, output: Int64(Int32.max) + 1, reasoning: -7)
     var a = SpanRecord(traceID: TraceID(high: 1, low: 2), spanID: SpanID(3), name: "chat", startUnixNano: 0, endUnixNano: 1, category: .llm,
                        model: "m", usage: wide)

@@ -1,4 +1,4 @@
-import LedgerCore
+@testable import LedgerCore
 import OTLPDecoding
 import OTLPFixtures
 import Testing
@@ -39,4 +39,31 @@ import Testing
         let name = try decoder.decode(request).spans.first?.name
         #expect(name == "a\u{FFFD}b" + String(repeating: "c", count: placeholder.count - bytes.count))
     }
+}
+
+/// Spans with the same name, service and model share one `SpanLabels` per decoder (the
+/// memory a buffered span holds depends on it), in one batch and across batches, and
+/// differing spans keep their own.
+@Test func decodedSpansWithTheSameNamesShareLabels() throws {
+    let decoder = OTLPProtobufDecoder()
+    func batch(_ first: UInt64) throws -> [SpanRecord] {
+        let spans = (first..<(first + 6)).map { i in
+            FixtureSpan(traceID: TraceID(high: 3, low: i), spanID: SpanID(i), name: i % 3 == 0 ? "execute_tool search" : "chat gpt-4o-mini",
+                        startUnixNano: 1, endUnixNano: 2,
+                        attributes: i % 3 == 0 ? [("gen_ai.operation.name", .string("execute_tool"))]
+                            : [("gen_ai.operation.name", .string("chat")), ("gen_ai.request.model", .string("gpt-4o-mini")), ("gen_ai.usage.input_tokens", .int(1))])
+        }
+        return try decoder.decode(OTLPFixtureEncoder.encode([("agent-service", spans)])).spans
+    }
+    let a = try batch(1), b = try batch(7)
+    let chats = (a + b).filter { $0.category == .llm }, tools = (a + b).filter { $0.category == .tool }
+    #expect(chats.count == 8 && tools.count == 4)
+    #expect(chats.allSatisfy { $0.labels === chats[0].labels && $0.name == "chat gpt-4o-mini" && $0.model == "gpt-4o-mini" && $0.service == "agent-service" })
+    #expect(tools.allSatisfy { $0.labels === tools[0].labels && $0.name == "execute_tool search" && $0.model.isEmpty })
+    #expect(chats[0].labels !== tools[0].labels)
+    let json = try OTLPJSONDecoder().decode(OTLPFixtureJSONEncoder.encode([("agent-service", [
+        FixtureSpan(traceID: TraceID(high: 4, low: 1), spanID: SpanID(1), name: "step", startUnixNano: 1, endUnixNano: 2),
+        FixtureSpan(traceID: TraceID(high: 4, low: 1), spanID: SpanID(2), name: "step", startUnixNano: 1, endUnixNano: 2),
+    ])])).spans
+    #expect(json.count == 2 && json[0].labels === json[1].labels)
 }
