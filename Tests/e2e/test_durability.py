@@ -524,7 +524,7 @@ FLOOD_ARGS = ["--max-pending-bytes", "8388608", "--max-pending-traces", "20000",
 FLOOD_SECONDS = 8.0
 FLOOD_THREADS = 3
 FLOOD_SPANS = 200          # spans per request, each of its own trace
-FLOOD_NAME = "orphan-" + "x" * 393  # ~560 approximate bytes per buffered span
+FLOOD_NAME = "orphan-" + "x" * 393  # ~520 approximate bytes per buffered span
 RSS_BOUND_MIB = 250
 EARLY_CHECK_SECONDS = 4.0
 
