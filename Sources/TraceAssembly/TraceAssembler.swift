@@ -111,6 +111,7 @@ public struct TraceAssembler: Sendable {
             open[traceID] = OpenTrace(spans: spans, firstSeen: now, lastSeen: now, bytes: bytes, firstSequence: sequence, hasRoot: hasRoot,
                                       late: late)
             ageQueue.append((traceID, now + limits.maxAgeNano))
+            compactAgeQueueIfStale()
         }
         quietQueue.append((traceID, now + limits.waitNano))
         bufferedBytes += bytes
@@ -189,6 +190,25 @@ public struct TraceAssembler: Sendable {
             if let t = open[id], t.firstSeen + limits.maxAgeNano == deadline { return now - min(now, t.firstSeen) }
         }
         return 0
+    }
+
+    /// Entries of the maximum-age queue, live or stale (for tests and metrics).
+    public var ageQueueCount: Int { ageQueue.count }
+
+    /// Drops the age queue's stale entries (traces released since) once they outnumber
+    /// the live ones by far. Only its front is trimmed otherwise, and a trace that waits
+    /// out its maximum age at the front (a root that never comes) would keep every later
+    /// trace's entry for that long: at 20,000 traces a second for 10 minutes, 288 MB.
+    /// Each pass removes more entries than it keeps, so the cost per trace stays constant.
+    mutating func compactAgeQueueIfStale() {
+        guard ageQueue.count > 2 * open.count + 1_024 else { return }
+        let maxAge = limits.maxAgeNano
+        var live: Deque<(TraceID, UInt64)> = []
+        live.reserveCapacity(open.count)
+        for (id, deadline) in ageQueue {
+            if let i = open.index(forKey: id), open.values[i].firstSeen + maxAge == deadline { live.append((id, deadline)) }
+        }
+        ageQueue = live
     }
 
     mutating func oldestOpen(excluding keep: TraceID) -> TraceID? {

@@ -123,3 +123,26 @@ func limits(wait: UInt64 = 5 * second, maxAge: UInt64 = 600 * second, maxTraces:
     _ = a.releaseDue(now: 3_500_000_000)
     #expect(a.releaseLag(now: 3_500_000_000) == 0)
 }
+
+/// A trace whose root never comes waits out its maximum age at the front of the age queue;
+/// the entries of the traces released behind it must not pile up meanwhile (they did: one
+/// per trace opened in those 10 minutes), and it must still be released at its age.
+@Test func anOrphanAtTheFrontDoesNotKeepEveryLaterTraceQueued() {
+    var a = TraceAssembler(limits: limits(wait: 1 * second, maxAge: 600 * second, maxTraces: 100_000))
+    let orphan = TraceID(high: 9, low: 9)
+    _ = a.ingest([span(0, 2, parent: 1)], of: orphan, late: false, now: 0)
+    var released = 0, peakQueue = 0
+    for i in 0..<50_000 {
+        let now = UInt64(i) * 1_000_000 + second / 10  // 1,000 traces a second for 50 s
+        _ = a.ingest([span(UInt64(i + 1), 1)], of: TraceID(high: 0, low: UInt64(i + 1)), late: false, now: now)
+        if i % 100 == 0 {
+            released += a.releaseDue(now: now).count
+            _ = a.releaseLag(now: now)
+            peakQueue = max(peakQueue, a.ageQueueCount)
+        }
+    }
+    #expect(released > 48_000 && a.isOpen(orphan))
+    #expect(peakQueue < 2 * 1_100 + 1_024 + 1, "age queue peaked at \(peakQueue) entries for at most ~1,100 open traces")
+    let end = a.releaseDue(now: 700 * second)
+    #expect(end.contains { $0.traceID == orphan && $0.reason == .maxAge } && a.openTraces == 0)
+}
