@@ -7,11 +7,15 @@ public final class SpanLabels: Sendable, Hashable {
     public let name: String
     public let service: String
     public let detail: String
+    /// UTF-8 bytes of the name and the detail, for `SpanRecord.approximateBytes`: read
+    /// without retaining either string.
+    public let textBytes: Int
 
     @usableFromInline init(name: String, service: String, detail: String) {
         self.name = name
         self.service = service
         self.detail = detail
+        textBytes = name.utf8.count + detail.utf8.count
     }
 
     /// The labels for the three, or nil when all are empty (a record without labels holds

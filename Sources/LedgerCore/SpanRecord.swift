@@ -241,10 +241,10 @@ public struct SpanRecord: Sendable, Hashable {
     @inlinable public var durationNano: Int64 { max(0, endUnixNano - startUnixNano) }
 
     /// Approximate memory a buffered span holds, for the assembly byte limit.
-    /// From stored fields only (`detail` holds the model or the one inline name, the box
-    /// any other names), so reading it in place copies no record.
+    /// From stored fields only (the labels' detail holds the model or the one inline name,
+    /// the box any other names), so reading it in place copies no record and retains no string.
     @inlinable public var approximateBytes: Int {
-        120 + name.utf8.count + detail.utf8.count + (rare?.fields.workflowNames.approximateBytes ?? 0)
+        120 + (labels?.textBytes ?? 0) + (rare?.fields.workflowNames.approximateBytes ?? 0)
     }
 }
 
