@@ -119,7 +119,9 @@ def _resident_less_heap(d) -> float:
 
 
 def test_free_heap_goes_back_to_the_system_once_buffered_traces_are_released(daemon_factory):
-    # 10,000 runs held in assembly take about 14 MB of heap; once released, that memory is
+    # 15,000 runs held in assembly take about 14 MB of heap (10,000 did while span records
+    # were 128 bytes; at 88 the gap it leaves came within a hair of the 4 MB asked below);
+    # once released, that memory is
     # free heap the allocator (tcmalloc) alone keeps resident for reuse. With a 1 MB slack
     # the trimmer gives it back within a second or two of the gap opening. The heap gauges
     # are there only while tcmalloc really serves malloc (the daemon checks).
@@ -128,8 +130,8 @@ def test_free_heap_goes_back_to_the_system_once_buffered_traces_are_released(dae
     off = daemon_factory.start("trim-off", args + ["--heap-trim-slack", "0"])  # 0 never trims
     time.sleep(1.1)  # the heap figures are cached for a second
     idle = _resident_less_heap(d)  # code, stacks: what is resident besides the heap
-    _hold_then_release(d, 10_000)
-    _hold_then_release(off, 10_000)
+    _hold_then_release(d, 15_000)
+    _hold_then_release(off, 15_000)
     ok, trimmed = support.wait_until(lambda: support.metric(d.api_url, "spanledger_heap_trimmed_bytes_total"),
                                      lambda b: b > 1_000_000, 15)
     assert ok, f"no trim released over 1 MB (released {trimmed} bytes)"
@@ -139,6 +141,7 @@ def test_free_heap_goes_back_to_the_system_once_buffered_traces_are_released(dae
     # Resident memory is back to live heap plus the idle baseline, give or take a few MB.
     trimmed_gap = _resident_less_heap(d)
     kept_gap = _resident_less_heap(off)
+    print(f"\n[trim] resident less heap: idle {idle / 1e6:.1f} MB, trimmed {trimmed_gap / 1e6:.1f} MB, untrimmed {kept_gap / 1e6:.1f} MB")
     assert trimmed_gap < idle + (8 << 20), (trimmed_gap, idle)
     assert kept_gap > trimmed_gap + (4 << 20), (kept_gap, trimmed_gap, idle)
     assert support.metric(off.api_url, "spanledger_heap_trims_total") == 0
