@@ -54,7 +54,7 @@ extension Ledger {
                     continue
                 }
                 try directory.commitMerged(merged)
-                locator.merge(sequences: batch, ids: merged.traceIDs, newestStartUnixNano: merged.newestStartUnixNano)
+                locator.merge(sequences: batch, ids: merged.traceIDs, taskKeys: merged.taskKeys, newestStartUnixNano: merged.newestStartUnixNano)
                 stats.runSegmentsMerged += Int64(batch.count)
                 stats.mergedRunSegmentsWritten += 1
                 logger.info("run trees and index entries of small flushes merged", metadata: [
@@ -90,7 +90,7 @@ extension Ledger {
         guard !removed.isEmpty else { return }
         locator.remove(sequences: Set(removed))
         stats.runSegmentsExpired += Int64(removed.count)
-        if flushesInProgress == 0 { index.evictOldest(keeping: configuration.maxIndexedRuns, startedBefore: cutoff) }
+        if flushesInProgress == 0 { evictOldRuns(startedBefore: cutoff) }
         logger.info("run trees and index entries past trace retention removed", metadata: [
             "flushes": "\(removed.count)", "started_before": "\(RFC3339.format(unixNano: cutoff))",
         ])

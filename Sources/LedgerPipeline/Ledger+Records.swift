@@ -57,10 +57,32 @@ extension Ledger {
 
     // MARK: Rework
 
+    /// The runs of a task: those listed in memory, and when some may have left memory,
+    /// those the flushes the trace locator names for the task's key hold (read once, then
+    /// kept for the next runs of the task while it stays among the recently asked).
+    func runs(ofTask task: String) -> [TaskRuns.Run] {
+        guard !task.isEmpty else { return [] }
+        var runs = tasks[task] ?? []
+        guard index.evictedCount > 0, tasks.mayHaveLeftMemory(task) else { return runs }
+        let onDisk: [TaskRuns.Run]
+        if let kept = tasks.runsReadFromDisk(task) {
+            onDisk = kept
+        } else {
+            let key = TraceLocator.taskKey(task)
+            let candidates = locator.mayContain(key) ? locator.candidates(key) : []
+            stats.taskDiskLookups += 1
+            stats.taskSegmentsRead += Int64(candidates.count)
+            onDisk = directory.taskRuns(task, candidates: candidates).map { TaskRuns.Run(traceID: $0.traceID, startUnixNano: $0.startUnixNano) }
+            tasks.keepRunsReadFromDisk(task, onDisk)
+        }
+        let listed = Set(runs.lazy.map(\.traceID))
+        runs += onDisk.lazy.filter { !listed.contains($0.traceID) }
+        return runs
+    }
+
     /// A run is rework when another run of its task started before it and was rejected or edited.
     func isRework(_ entry: TraceIndexEntry) -> Bool {
-        guard !entry.taskID.isEmpty, let runs = tasks[entry.taskID] else { return false }
-        return runs.contains { run in
+        runs(ofTask: entry.taskID).contains { run in
             guard run.traceID != entry.traceID, let other = runEntry(run.traceID) else { return false }
             return (other.startUnixNano, other.traceID.hex) < (entry.startUnixNano, entry.traceID.hex)
                 && (other.outcome == .rejected || other.outcome == .edited)
@@ -76,8 +98,7 @@ extension Ledger {
     /// After a run of a task is released or its outcome changes, the later runs of the
     /// task may become rework or stop being it: their records move accordingly.
     func reevaluateTask(of entry: TraceIndexEntry) {
-        guard !entry.taskID.isEmpty, let runs = tasks[entry.taskID] else { return }
-        for run in runs where run.traceID != entry.traceID {
+        for run in runs(ofTask: entry.taskID) where run.traceID != entry.traceID {
             let id = run.traceID
             guard var other = runEntry(id), other.startUnixNano >= entry.startUnixNano else { continue }
             let now = isRework(other)

@@ -44,11 +44,18 @@ public struct LedgerStats: Sendable {
     public var compactedRecordsDropped: Int64 = 0
     /// Flushes whose run trees and index entries passed trace retention and were removed.
     public var runSegmentsExpired: Int64 = 0
-    /// Runs listed under their task ID (for rework), and tasks with at least one of them.
+    /// Runs listed in memory under their task ID (for rework: the runs whose index entries
+    /// are in memory), and tasks with at least one of them.
     public var taskRuns = 0
     public var tasks = 0
     /// Runs dropped from their task's list by trace retention.
     public var taskRunsExpired: Int64 = 0
+    /// Tasks whose runs were looked up on disk (some had left memory), and the index
+    /// segments read for them.
+    public var taskDiskLookups: Int64 = 0
+    public var taskSegmentsRead: Int64 = 0
+    /// Bytes of the filter of tasks with runs that left memory.
+    public var taskFilterBytes: Int = 0
     /// Flushes whose index and run-tree files were merged into a bigger pair, the pairs
     /// written, and merges that failed (the files stay as they were).
     public var runSegmentsMerged: Int64 = 0
@@ -175,10 +182,19 @@ public actor Ledger: SpanConsumer {
         var tasks = TaskRuns()
         let retainedFrom = wallNow() - configuration.traceRetentionNano
         var segments: [(sequence: UInt64, entries: Int)] = []
+        // Task keys of each segment's runs within retention, until it is known which
+        // segments stay on disk: their keys go into the task lists' filter of runs that
+        // left memory (24 bytes a task-tagged run, for the duration of the start).
+        var segmentTasks: [[(key: TraceID, start: Int64)]] = []
         var damagedIndex = directory.forEachIndexSummary { seq, summaries in
-            locator.add(sequence: seq, ids: summaries.lazy.map(\.traceID), newestStartUnixNano: summaries.lazy.map(\.startUnixNano).max() ?? .min)
-            for s in summaries where s.startUnixNano >= retainedFrom { tasks.add(taskID: s.taskID, traceID: s.traceID, startUnixNano: s.startUnixNano) }
+            var taskKeys: [(key: TraceID, start: Int64)] = []
+            for s in summaries where !s.taskID.isEmpty && s.startUnixNano >= retainedFrom {
+                taskKeys.append((TraceLocator.taskKey(s.taskID), s.startUnixNano))
+            }
+            locator.add(sequence: seq, ids: summaries.lazy.map(\.traceID), taskKeys: Set(taskKeys.lazy.map(\.key)),
+                        newestStartUnixNano: summaries.lazy.map(\.startUnixNano).max() ?? .min)
             segments.append((seq, summaries.count))
+            segmentTasks.append(taskKeys)
         }
         var firstLoaded = segments.count, loadedEntries = 0
         while firstLoaded > 0 && loadedEntries < configuration.maxIndexedRuns {
@@ -186,13 +202,20 @@ public actor Ledger: SpanConsumer {
             loadedEntries += segments[firstLoaded].entries
         }
         index.countOnDiskOnly(segments[..<firstLoaded].reduce(0) { $0 + $1.entries })
+        for keys in segmentTasks[..<firstLoaded] {
+            for k in keys { tasks.onDiskOnly(key: k.key, startUnixNano: k.start) }
+        }
+        segmentTasks = []
         for (seq, _) in segments[firstLoaded...] {
             do {
                 for e in try directory.indexSegmentEntries(sequence: seq) { index.load(e) }
             } catch {
                 damagedIndex.append(error)
             }
-            index.evictOldest(keeping: configuration.maxIndexedRuns)
+            tasks.leftMemory(Self.evictOldest(&index, keeping: configuration.maxIndexedRuns))
+        }
+        index.forEach { e in
+            if e.startUnixNano >= retainedFrom { tasks.add(e) }
         }
         for e in damagedRollups + damagedIndex { logger.error("skipped damaged segment", metadata: ["error": "\(e)"]) }
         self.table = table
@@ -669,7 +692,7 @@ public actor Ledger: SpanConsumer {
     /// is copied once, about 2.5 MB).
     nonisolated static func locate(_ p: PendingFlush, in locator: TraceLocator) async -> TraceLocator {
         var located = locator
-        located.add(sequence: p.sequence, ids: traceIDs(of: p), newestStartUnixNano: newestStart(of: p))
+        located.add(sequence: p.sequence, ids: traceIDs(of: p), taskKeys: taskKeys(of: p), newestStartUnixNano: newestStart(of: p))
         return located
     }
 
@@ -688,6 +711,14 @@ public actor Ledger: SpanConsumer {
         return ids
     }
 
+    /// The task keys (`TraceLocator.taskKey`) of the runs with a task ID a flush writes
+    /// index entries of.
+    nonisolated static func taskKeys(of p: PendingFlush) -> Set<TraceID> {
+        var keys = Set<TraceID>()
+        for i in p.index.indices where !p.index[i].taskID.isEmpty { keys.insert(TraceLocator.taskKey(p.index[i].taskID)) }
+        return keys
+    }
+
     /// A flush's files are on disk and `located` has its traces (made from `base`): the
     /// locator takes them, and the index keeps only the newest runs in memory, once no
     /// other flush holds taken changes that could come back.
@@ -697,9 +728,24 @@ public actor Ledger: SpanConsumer {
             locator = located
         } else {
             // Another flush was added meanwhile (flushes overlapped): add this one's here.
-            locator.add(sequence: p.sequence, ids: Self.traceIDs(of: p), newestStartUnixNano: Self.newestStart(of: p))
+            locator.add(sequence: p.sequence, ids: Self.traceIDs(of: p), taskKeys: Self.taskKeys(of: p), newestStartUnixNano: Self.newestStart(of: p))
         }
-        if flushesInProgress == 0 { index.evictOldest(keeping: configuration.maxIndexedRuns) }
+        if flushesInProgress == 0 { evictOldRuns() }
+    }
+
+    /// Lets the oldest runs' index entries leave memory (`RunIndex.evictOldest`), and
+    /// their task lists with them.
+    func evictOldRuns(startedBefore cutoff: Int64 = .min) {
+        tasks.leftMemory(Self.evictOldest(&index, keeping: configuration.maxIndexedRuns, startedBefore: cutoff))
+    }
+
+    /// The task-tagged runs whose entries left memory.
+    static func evictOldest(_ index: inout RunIndex, keeping limit: Int, startedBefore cutoff: Int64 = .min) -> [(task: String, run: TaskRuns.Run)] {
+        var left: [(task: String, run: TaskRuns.Run)] = []
+        index.evictOldest(keeping: limit, startedBefore: cutoff) { e in
+            if !e.taskID.isEmpty { left.append((e.taskID, TaskRuns.Run(traceID: e.traceID, startUnixNano: e.startUnixNano))) }
+        }
+        return left
     }
 
     func restore(_ p: PendingFlush) {
@@ -867,6 +913,7 @@ public actor Ledger: SpanConsumer {
         s.runsOnDiskOnly = index.evictedCount
         s.tasks = tasks.taskCount
         s.taskRuns = tasks.runCount
+        s.taskFilterBytes = tasks.evictedFilterBytes
         s.locatorBytes = locator.byteCount
         return s
     }

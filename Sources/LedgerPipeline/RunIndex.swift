@@ -70,16 +70,20 @@ struct RunIndex: Sendable {
     /// while every run in the oldest chunk started before `startedBefore` (trace retention
     /// removed them from disk); never the chunk being filled nor one holding an entry
     /// changed since the last flush took the changes (it must reach the disk first).
-    /// Returns how many entries left.
+    /// Returns how many entries left; `leaving` sees each of them.
     @discardableResult
-    mutating func evictOldest(keeping limit: Int, startedBefore cutoff: Int64 = .min) -> Int {
+    mutating func evictOldest(keeping limit: Int, startedBefore cutoff: Int64 = .min,
+                              leaving: (borrowing TraceIndexEntry) -> Void = { _ in }) -> Int {
         var evicted = 0
         while firstResidentChunk < chunks.count - 1 {
             let base = firstResidentChunk << chunkShift
             let size = chunks[firstResidentChunk].count
             guard residentCount > limit || chunks[firstResidentChunk].allSatisfy({ $0.startUnixNano < cutoff }) else { break }
             if (base..<(base + size)).contains(where: isChanged) { break }
-            for e in chunks[firstResidentChunk] { positions[e.traceID] = nil }
+            for e in chunks[firstResidentChunk] {
+                positions[e.traceID] = nil
+                leaving(e)
+            }
             chunks[firstResidentChunk] = []
             firstResidentChunk += 1
             residentCount -= size

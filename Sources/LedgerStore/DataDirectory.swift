@@ -209,6 +209,20 @@ public struct DataDirectory: Sendable {
         return nil
     }
 
+    /// The runs of one task among the flushes `candidates` (as `TraceLocator.candidates`
+    /// lists them for the task's key): each trace once, read from the index summaries.
+    public func taskRuns(_ taskID: String, candidates: [UInt64]) -> [TraceIndexSummary] {
+        var seen = Set<TraceID>()
+        var out: [TraceIndexSummary] = []
+        for seq in candidates {
+            let p = file(.traceIndex, sequence: seq)
+            guard let bytes = try? readFile(p), let message = try? SegmentFrame.decode(bytes, expecting: .traceIndex, path: p),
+                  let summaries = try? TraceIndexCodec.decodeSummaries(message, path: p) else { continue }
+            for s in summaries where s.taskID == taskID && seen.insert(s.traceID).inserted { out.append(s) }
+        }
+        return out
+    }
+
     /// All stored spans of one trace, from every detail segment (newest first scan), or
     /// only from the flushes `candidates` names.
     public func loadDetail(_ traceID: TraceID, candidates: [UInt64]? = nil) -> [StoredSpan] {

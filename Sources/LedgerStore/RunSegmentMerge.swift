@@ -30,6 +30,8 @@ public struct MergedRunSegments: Sendable {
     public var key: UInt64 { sequences.last ?? 0 }
     /// Traces with an index entry or a run-tree record in them (for the trace locator).
     public var traceIDs: [TraceID]
+    /// Task keys (`TraceLocator.taskKey`) of the runs with a task ID in them.
+    public var taskKeys: [TraceID]
     public var newestStartUnixNano: Int64
     public var indexEntries: Int
     public var treeRecords: Int
@@ -54,6 +56,7 @@ extension DataDirectory {
         precondition(sequences.count >= 2 && sequences == sequences.sorted(), "a merge takes two or more flushes in order")
         let key = sequences[sequences.count - 1]
         var ids = Set<TraceID>()
+        var taskKeys = Set<TraceID>()
         var bytesBefore: Int64 = 0
         // Index: the latest entry per trace, in the order first seen.
         var position: [TraceID: Int] = [:]
@@ -65,6 +68,7 @@ extension DataDirectory {
             bytesBefore += size
             for e in try indexSegmentEntries(sequence: seq) {
                 ids.insert(e.traceID)
+                if !e.taskID.isEmpty { taskKeys.insert(TraceLocator.taskKey(e.taskID)) }
                 newest = max(newest, e.startUnixNano)
                 if let at = position[e.traceID] { entries[at] = e } else {
                     position[e.traceID] = entries.count
@@ -102,7 +106,7 @@ extension DataDirectory {
             bytesAfter += Int64(index.count)
         }
         try FileIO.writeAtomically(trees, to: lastTrees + Self.mergedSuffix)
-        return MergedRunSegments(sequences: sequences, traceIDs: Array(ids), newestStartUnixNano: newest, indexEntries: entries.count,
+        return MergedRunSegments(sequences: sequences, traceIDs: Array(ids), taskKeys: Array(taskKeys), newestStartUnixNano: newest, indexEntries: entries.count,
                                  treeRecords: records, treesLength: Int64(trees.count), treesCRC: SegmentFrame.headerCRC(trees),
                                  bytesBefore: bytesBefore, bytesAfter: bytesAfter)
     }

@@ -63,10 +63,15 @@ public struct TraceIDFilter: Sendable {
 /// so a new trace rarely costs a disk read), and one per flush inside a generation, probed
 /// only to find the segment (10 bits an ID). Together about 3.75 bytes a run, where the
 /// index entry itself is about 250.
+///
+/// The filters also hold the task key (`taskKey`) of every run with a task ID, so the
+/// flushes holding a task's runs are found the same way (rework, Schemas/conventions.md).
 public struct TraceLocator: Sendable {
     struct Segment: Sendable {
         var sequence: UInt64
         var filter: TraceIDFilter
+        /// Traces the flush holds (the filter holds their task keys too).
+        var runs: Int
         /// The latest start of a run the flush wrote (trace retention expires it by this).
         var newestStartUnixNano: Int64
     }
@@ -83,18 +88,44 @@ public struct TraceLocator: Sendable {
         self.generationCapacity = max(1, generationCapacity)
     }
 
+    /// The key a task ID is located by: 128 bits of two FNV-1a hashes of its UTF-8 bytes
+    /// (different offset bases), mixed. Another task or a trace with the same key only
+    /// costs a segment read: the reader compares the task IDs it finds.
+    public static func taskKey(_ task: String) -> TraceID {
+        var a: UInt64 = 0xCBF2_9CE4_8422_2325, b: UInt64 = 0x84222325_CBF29CE4
+        for byte in task.utf8 {
+            a = (a ^ UInt64(byte)) &* 0x0000_0100_0000_01B3
+            b = (b ^ UInt64(byte)) &* 0x0000_0100_0000_01B3
+        }
+        return TraceID(high: Self.mixKey(a ^ 0x7461_736B), low: Self.mixKey(b &+ UInt64(task.utf8.count)))
+    }
+
+    private static func mixKey(_ x: UInt64) -> UInt64 {
+        var z = x
+        z = (z ^ (z >> 33)) &* 0xFF51_AFD7_ED55_8CCD
+        z = (z ^ (z >> 33)) &* 0xC4CE_B9FE_1A85_EC53
+        return z ^ (z >> 33)
+    }
+
     /// Adds one flush's segments (`sequence`) holding entries or records of `ids`, runs
-    /// that started at `newestStartUnixNano` at the latest. Flushes are added in sequence order.
-    public mutating func add(sequence: UInt64, ids: some Collection<TraceID>, newestStartUnixNano: Int64) {
+    /// that started at `newestStartUnixNano` at the latest, and of runs with the tasks
+    /// `taskKeys`. Flushes are added in sequence order.
+    public mutating func add(sequence: UInt64, ids: some Collection<TraceID>, taskKeys: some Collection<TraceID> = [TraceID](),
+                             newestStartUnixNano: Int64) {
         guard !ids.isEmpty else { return }
         if generations.isEmpty || generations[generations.count - 1].filter.count >= generationCapacity {
             generations.append(Generation(filter: TraceIDFilter(capacity: generationCapacity, bitsPerID: 20)))
         }
-        var segment = Segment(sequence: sequence, filter: TraceIDFilter(capacity: ids.count, bitsPerID: 10), newestStartUnixNano: newestStartUnixNano)
+        var segment = Segment(sequence: sequence, filter: TraceIDFilter(capacity: ids.count + taskKeys.count, bitsPerID: 10),
+                              runs: ids.count, newestStartUnixNano: newestStartUnixNano)
         let g = generations.count - 1
         for id in ids {
             segment.filter.insert(id)
             generations[g].filter.insert(id)
+        }
+        for key in taskKeys {
+            segment.filter.insert(key)
+            generations[g].filter.insert(key)
         }
         generations[g].segments.append(segment)
     }
@@ -104,7 +135,7 @@ public struct TraceLocator: Sendable {
         generations.contains { $0.filter.mayContain(id) }
     }
 
-    /// Flushes that may hold the trace, newest first.
+    /// Flushes that may hold the trace (or a run of the task whose key it is), newest first.
     public func candidates(_ id: TraceID) -> [UInt64] {
         var out: [UInt64] = []
         for g in generations.reversed() where g.filter.mayContain(id) {
@@ -134,23 +165,30 @@ public struct TraceLocator: Sendable {
     /// Every flush with runs, ascending: its sequence, how many traces it holds, and the
     /// latest start among them (what a merge plan needs).
     public var segments: [RunSegmentMergePlan.Segment] {
-        generations.flatMap { $0.segments.map { RunSegmentMergePlan.Segment(sequence: $0.sequence, runs: $0.filter.count, newestStartUnixNano: $0.newestStartUnixNano) } }
+        generations.flatMap { $0.segments.map { RunSegmentMergePlan.Segment(sequence: $0.sequence, runs: $0.runs, newestStartUnixNano: $0.newestStartUnixNano) } }
             .sorted { $0.sequence < $1.sequence }
     }
 
-    /// Flushes `sequences` were merged into the files of the last of them, holding `ids`:
-    /// one filter stands for them, in the generation of that last flush (whose filter gets
-    /// every ID, in case the merged flushes spanned two generations).
-    public mutating func merge(sequences: [UInt64], ids: some Collection<TraceID>, newestStartUnixNano: Int64) {
+    /// Flushes `sequences` were merged into the files of the last of them, holding `ids`
+    /// and runs of the tasks `taskKeys`: one filter stands for them, in the generation of
+    /// that last flush (whose filter gets every key, in case the merged flushes spanned
+    /// two generations).
+    public mutating func merge(sequences: [UInt64], ids: some Collection<TraceID>, taskKeys: some Collection<TraceID> = [TraceID](),
+                               newestStartUnixNano: Int64) {
         guard let key = sequences.last else { return }
         let target = generations.lastIndex { $0.segments.contains { $0.sequence == key } } ?? generations.count - 1
         guard target >= 0 else { return }
         let gone = Set(sequences)
         for g in generations.indices { generations[g].segments.removeAll { gone.contains($0.sequence) } }
-        var segment = Segment(sequence: key, filter: TraceIDFilter(capacity: max(1, ids.count), bitsPerID: 10), newestStartUnixNano: newestStartUnixNano)
+        var segment = Segment(sequence: key, filter: TraceIDFilter(capacity: max(1, ids.count + taskKeys.count), bitsPerID: 10),
+                              runs: ids.count, newestStartUnixNano: newestStartUnixNano)
         for id in ids {
             segment.filter.insert(id)
             generations[target].filter.insert(id)
+        }
+        for taskKey in taskKeys {
+            segment.filter.insert(taskKey)
+            generations[target].filter.insert(taskKey)
         }
         let at = generations[target].segments.firstIndex { $0.sequence > key } ?? generations[target].segments.count
         generations[target].segments.insert(segment, at: at)

@@ -18,8 +18,9 @@ public struct AgentWorkload: Sendable {
     static let verdicts = ["accepted", "accepted", "accepted", "edited", "rejected", "escalated", ""]
 
     /// Builds `runs` runs packed into batches of about `batchSpans` spans, runs starting
-    /// around `startUnixNano`.
-    public static func make(runs: Int, batchSpans: Int = 512, startUnixNano: Int64, seed: UInt64 = 42) -> AgentWorkload {
+    /// around `startUnixNano`; with `conversations` above 0, run r's root carries
+    /// `gen_ai.conversation.id` conversation r mod `conversations` (a task, for rework).
+    public static func make(runs: Int, batchSpans: Int = 512, startUnixNano: Int64, seed: UInt64 = 42, conversations: Int = 0) -> AgentWorkload {
         var rng = SplitMix64(seed: seed)
         var batches: [[UInt8]] = []
         var jsonBatches: [[UInt8]] = []
@@ -39,6 +40,7 @@ public struct AgentWorkload: Sendable {
             var rootAttrs: [(String, FixtureValue)] = [("gen_ai.operation.name", .string("invoke_workflow")), ("gen_ai.workflow.name", .string(workflow))]
             if !verdict.isEmpty { rootAttrs.append(("outcome.verdict", .string(verdict))) }
             rootAttrs.append(("user.id", .string("user-\(rng.next() % 1000)")))
+            if conversations > 0 { rootAttrs.append(("gen_ai.conversation.id", .string("conv-\(r % conversations)"))) }
             let agentEnd = start + 3_400_000_000 + jitter(400_000_000)
             current.append(FixtureSpan(traceID: trace, spanID: root, name: workflow, startUnixNano: start, endUnixNano: agentEnd + jitter(5_000_000),
                                        attributes: rootAttrs))

@@ -30,6 +30,8 @@ struct BenchCommand: AsyncParsableCommand {
     @Option(name: .customLong("daemon-arg"), parsing: .singleValue,
             help: "An extra argument for each daemon started, repeatable (--daemon-arg=--max-indexed-runs=1000000).")
     var daemonArgs: [String] = []
+    @Option(help: "Tag runs with gen_ai.conversation.id, run i with conversation i mod N (0: no tags, the default; N at least --runs: every run a conversation of its own, the most rework's task lists hold).")
+    var conversations = 0
     @Option(name: .customLong("min-e2e-ratio"), help: "Exit non-zero if the best end-to-end ratio to the decode ceiling is below this.") var minRatio: Double?
     @Option(name: .customLong("gate-attempts"),
             help: "With --min-e2e-ratio: while the best ratio is below it, measure OTLP/HTTP fsync again, up to this many attempts in all (a noisy machine's slow minute fails one attempt; a regression fails them all).")
@@ -50,7 +52,8 @@ struct BenchCommand: AsyncParsableCommand {
         guard wanted.isSubset(of: known) else { throw ValidationError("unknown scenario(s) \(wanted.subtracting(known).sorted()); known: \(known.sorted())") }
         let binary = daemonPath ?? (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
         print("building workload: \(runs) runs …")
-        let workload = AgentWorkload.make(runs: runs, batchSpans: batchSpans, startUnixNano: WallClock.nowUnixNano() - 120_000_000_000)
+        let workload = AgentWorkload.make(runs: runs, batchSpans: batchSpans, startUnixNano: WallClock.nowUnixNano() - 120_000_000_000,
+                                          conversations: conversations)
         print("workload: \(workload.spanCount) spans in \(workload.batches.count) requests, \(workload.bytes / workload.batches.count) bytes/request, \(String(format: "%.0f", Double(workload.bytes) / Double(workload.spanCount))) bytes/span")
         print("")
         if let dir = workloadDirectory {

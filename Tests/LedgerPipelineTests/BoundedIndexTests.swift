@@ -153,7 +153,7 @@ final class WallClockBox: @unchecked Sendable {
     let data = DataDirectory(path: dir)
     #expect(data.sequences(.traceIndex) == [1, 2])
     var stats = await ledger.currentStats()
-    #expect(stats.tasks == 6 && stats.taskRuns == 50)
+    #expect(stats.taskRuns == stats.indexedRuns && stats.taskRuns < 50, "memory lists the resident runs' tasks only")
     // Past retention by the clock: gone at once, whether or not the files are yet.
     #expect(await ledger.explain(TraceID(high: 42, low: 1)) == nil)
 
@@ -161,7 +161,8 @@ final class WallClockBox: @unchecked Sendable {
     #expect(data.sequences(.traceIndex) == [2] && data.sequences(.traceDetail) == [2], "the first flush's runs all started over a day ago")
     stats = await ledger.currentStats()
     #expect(stats.runSegmentsExpired == 1)
-    #expect(stats.tasks == 1 && stats.taskRuns == 10 && stats.taskRunsExpired == 40, "the old tasks' runs are past retention")
+    // Memory lists the new task's runs still in memory (whole chunks of 16 left it).
+    #expect(stats.tasks == 1 && stats.taskRuns == stats.indexedRuns && stats.indexedRuns <= 10, "the old tasks' runs are past retention")
     #expect(await ledger.query(all) == before, "rollups keep counting expired runs")
     #expect(await ledger.explain(TraceID(high: 42, low: 1)) == nil)
     #expect(await ledger.explain(TraceID(high: 42, low: 45))?.spans.count == 2)
@@ -178,4 +179,101 @@ final class WallClockBox: @unchecked Sendable {
     await again.tick()
     try await again.flush()
     #expect(data.sequences(.traceDetail) == [2, 3])
+}
+
+/// Rework reads the runs of a task that left memory from disk, before and after a
+/// restart, while memory lists only the runs whose index entries it holds.
+@Test func reworkFindsTaskRunsThatLeftMemoryAndMemoryListsOnlyResidentOnes() async throws {
+    let clock = TestClock()
+    let dir = tempDataDir()
+    func task(_ spans: [FixtureSpan], _ id: String) -> [FixtureSpan] {
+        var s = spans
+        s[0].attributes.append(("outcome.task_id", .string(id)))
+        return s
+    }
+    func settle(_ ledger: Ledger) async throws {
+        clock.advance(seconds: 3)
+        await ledger.tick()
+        try await ledger.flush()
+    }
+    func reworkRuns(_ ledger: Ledger) async -> Int64 {
+        await ledger.query(window).reduce(0) { $0 + $1.measures.reworkRuns }
+    }
+    let ledger = try makeBoundedLedger(dir, clock: clock, maxIndexedRuns: 16)
+    // Run 1 of task "t" is rejected, run 2 of task "u" waits for its verdict; then 200
+    // runs, each of a task of its own (conversation IDs), push both out of memory.
+    try await ingest(ledger, task(run(1, workflow: "bounded", verdict: "rejected", calls: [("small", 1000, 100)]), "t"))
+    try await ingest(ledger, task(run(2, workflow: "bounded", verdict: nil, calls: [("small", 1000, 100)]), "u"))
+    try await settle(ledger)
+    for n in UInt64(3)...202 {
+        try await ingest(ledger, task(run(n, workflow: "bounded", verdict: "accepted", calls: [("small", 1000, 100)], startOffset: 1_000), "conversation-\(n)"))
+    }
+    try await settle(ledger)
+    var stats = await ledger.currentStats()
+    #expect(stats.runsOnDiskOnly >= 170 && stats.indexedRuns <= 32)
+    #expect(stats.taskRuns == stats.indexedRuns && stats.tasks == stats.taskRuns, "memory lists the resident runs only")
+    #expect(stats.taskFilterBytes > 0)
+    #expect(await reworkRuns(ledger) == 0)
+    let lookupsBefore = stats.taskDiskLookups
+
+    // Run 203 re-runs task "t": run 1, on disk only, was rejected.
+    try await ingest(ledger, task(run(203, workflow: "bounded", verdict: nil, calls: [("small", 1000, 100)], startOffset: 2_000), "t"))
+    try await settle(ledger)
+    #expect(await reworkRuns(ledger) == 1)
+    stats = await ledger.currentStats()
+    #expect(stats.taskDiskLookups > lookupsBefore && stats.taskSegmentsRead >= 1)
+
+    // Run 204 re-runs task "u" (pending: not rework yet); run 2's late rejection, for a
+    // run on disk only, makes it rework.
+    try await ingest(ledger, task(run(204, workflow: "bounded", verdict: nil, calls: [("small", 1000, 100)], startOffset: 3_000), "u"))
+    try await settle(ledger)
+    #expect(await reworkRuns(ledger) == 1)
+    let rejected = await ledger.applyOutcomes([OutcomeRecord(traceID: TraceID(high: 42, low: 2), outcome: .rejected, timeUnixNano: minute0 + 10, source: .api)], sequence: 0)
+    #expect(rejected == [.corrected] || rejected == [.applied])
+    #expect(await reworkRuns(ledger) == 2)
+    #expect(await ledger.explain(TraceID(high: 42, low: 204))?.entry.rework == true)
+    // A new conversation reads nothing from disk.
+    stats = await ledger.currentStats()
+    let segmentsRead = stats.taskSegmentsRead
+    try await ingest(ledger, task(run(205, workflow: "bounded", verdict: nil, calls: [("small", 1000, 100)], startOffset: 4_000), "fresh"))
+    try await settle(ledger)
+    #expect(await ledger.currentStats().taskSegmentsRead == segmentsRead)
+    let before = await ledger.query(window)
+
+    // After a restart, the runs of "t" and "u" are on disk only: a third run of "t" is rework.
+    let again = try makeBoundedLedger(dir, clock: clock, maxIndexedRuns: 16)
+    #expect(await again.query(window) == before)
+    stats = await again.currentStats()
+    #expect(stats.taskRuns == stats.indexedRuns && stats.taskRuns <= 32)
+    try await ingest(again, task(run(206, workflow: "bounded", verdict: nil, calls: [("small", 1000, 100)], startOffset: 5_000), "t"))
+    try await settle(again)
+    #expect(await reworkRuns(again) == 3)
+    #expect(await again.explain(TraceID(high: 42, low: 206))?.entry.rework == true)
+    // A run of a task none before had is not rework, however many tasks are on disk.
+    try await ingest(again, task(run(207, workflow: "bounded", verdict: nil, calls: [("small", 1000, 100)], startOffset: 6_000), "conversation-207"))
+    try await settle(again)
+    #expect(await reworkRuns(again) == 3)
+}
+
+@Test func taskKeysLocateTheFlushesHoldingATasksRuns() {
+    var locator = TraceLocator(generationCapacity: 250)
+    for seq in 1...UInt64(6) {
+        let keys = seq % 2 == 0 ? [TraceLocator.taskKey("even")] : [TraceLocator.taskKey("odd-\(seq)")]
+        locator.add(sequence: seq, ids: (0..<50).map { TraceID(high: seq, low: UInt64($0)) }, taskKeys: keys, newestStartUnixNano: Int64(seq))
+    }
+    #expect(locator.candidates(TraceLocator.taskKey("even")).filter { $0 % 2 == 0 } == [6, 4, 2])
+    #expect(locator.candidates(TraceLocator.taskKey("odd-3")).contains(3))
+    #expect(!locator.mayContain(TraceLocator.taskKey("never")))
+    #expect(TraceLocator.taskKey("a") != TraceLocator.taskKey("b") && TraceLocator.taskKey("ab") == TraceLocator.taskKey("ab"))
+    // The merge plan counts runs, not task keys.
+    #expect(locator.segments.allSatisfy { $0.runs == 50 })
+    locator.merge(sequences: [1, 2], ids: (0..<100).map { TraceID(high: 100, low: UInt64($0)) }, taskKeys: [TraceLocator.taskKey("even")], newestStartUnixNano: 2)
+    #expect(locator.candidates(TraceLocator.taskKey("even")).filter { $0 % 2 == 0 } == [6, 4, 2])
+    #expect(locator.segments.first?.runs == 100)
+
+    var filter = ExpiringKeyFilter(generationCapacity: 10)
+    for i in 0..<25 { filter.insert(TraceLocator.taskKey("k\(i)"), startUnixNano: Int64(i)) }
+    #expect(filter.generations.count == 3 && (0..<25).allSatisfy { filter.mayContain(TraceLocator.taskKey("k\($0)")) })
+    filter.expire(startedBefore: 10)
+    #expect(filter.generations.count == 2 && filter.mayContain(TraceLocator.taskKey("k10")))
 }
