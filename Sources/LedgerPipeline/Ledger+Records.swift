@@ -72,7 +72,7 @@ extension Ledger {
             let candidates = locator.mayContain(key) ? locator.candidates(key) : []
             stats.taskDiskLookups += 1
             stats.taskSegmentsRead += Int64(candidates.count)
-            onDisk = directory.taskRuns(task, candidates: candidates).map { TaskRuns.Run(traceID: $0.traceID, startUnixNano: $0.startUnixNano) }
+            onDisk = directory.taskRuns(task, candidates: candidates).map { TaskRuns.Run(traceID: $0.traceID, startUnixNano: $0.startUnixNano, outcome: $0.outcome) }
             tasks.keepRunsReadFromDisk(task, onDisk)
         }
         let listed = Set(runs.lazy.map(\.traceID))
@@ -80,12 +80,26 @@ extension Ledger {
         return runs
     }
 
-    /// A run is rework when another run of its task started before it and was rejected or edited.
+    /// A run is rework when another run of its task started before it and was rejected or
+    /// edited. Only runs that started no later are looked at, and the outcome of one not in
+    /// memory is the one its task list read from disk: a long task whose runs left memory
+    /// costs no disk read per run (each one decoded an index segment before).
     func isRework(_ entry: TraceIndexEntry) -> Bool {
-        runs(ofTask: entry.taskID).contains { run in
-            guard run.traceID != entry.traceID, let other = runEntry(run.traceID) else { return false }
-            return (other.startUnixNano, other.traceID.hex) < (entry.startUnixNano, entry.traceID.hex)
-                && (other.outcome == .rejected || other.outcome == .edited)
+        let retainedFrom = wallNow() - configuration.traceRetentionNano
+        return runs(ofTask: entry.taskID).contains { run in
+            guard run.traceID != entry.traceID, run.startUnixNano <= entry.startUnixNano else { return false }
+            let start: Int64, outcome: Outcome
+            if let e = index[run.traceID] {
+                (start, outcome) = (e.startUnixNano, e.outcome)
+            } else if let o = run.outcome {
+                (start, outcome) = (run.startUnixNano, o)
+            } else if let e = runEntry(run.traceID) {
+                (start, outcome) = (e.startUnixNano, e.outcome)
+            } else {
+                return false
+            }
+            return start >= retainedFrom && (start, run.traceID.hex) < (entry.startUnixNano, entry.traceID.hex)
+                && (outcome == .rejected || outcome == .edited)
         }
     }
 
@@ -98,7 +112,8 @@ extension Ledger {
     /// After a run of a task is released or its outcome changes, the later runs of the
     /// task may become rework or stop being it: their records move accordingly.
     func reevaluateTask(of entry: TraceIndexEntry) {
-        for run in runs(ofTask: entry.taskID) where run.traceID != entry.traceID {
+        // Runs that started earlier are left as they are (their start never changes).
+        for run in runs(ofTask: entry.taskID) where run.traceID != entry.traceID && run.startUnixNano >= entry.startUnixNano {
             let id = run.traceID
             guard var other = runEntry(id), other.startUnixNano >= entry.startUnixNano else { continue }
             let now = isRework(other)

@@ -743,7 +743,7 @@ public actor Ledger: SpanConsumer {
     static func evictOldest(_ index: inout RunIndex, keeping limit: Int, startedBefore cutoff: Int64 = .min) -> [(task: String, run: TaskRuns.Run)] {
         var left: [(task: String, run: TaskRuns.Run)] = []
         index.evictOldest(keeping: limit, startedBefore: cutoff) { e in
-            if !e.taskID.isEmpty { left.append((e.taskID, TaskRuns.Run(traceID: e.traceID, startUnixNano: e.startUnixNano))) }
+            if !e.taskID.isEmpty { left.append((e.taskID, TaskRuns.Run(traceID: e.traceID, startUnixNano: e.startUnixNano, outcome: e.outcome))) }
         }
         return left
     }

@@ -15,6 +15,10 @@ struct TaskRuns: Sendable {
     struct Run: Sendable, Equatable {
         var traceID: TraceID
         var startUnixNano: Int64
+        /// The outcome disk holds for a run not in memory (nil for runs listed in memory:
+        /// the index has theirs). A change of outcome brings the entry back into memory,
+        /// and its leaving memory again brings the new one here.
+        var outcome: Outcome? = nil
     }
 
     private var byTask: [String: [Run]] = [:]
@@ -64,16 +68,16 @@ struct TaskRuns: Sendable {
         diskRuns[task] = runs
     }
 
-    /// Runs whose index entries left memory (on disk since their flush) leave their
-    /// tasks' lists; a task list read from disk that is kept takes them.
+    /// Runs whose index entries left memory (on disk since their flush, with the outcome
+    /// they had) leave their tasks' lists; a task list read from disk that is kept takes them.
     mutating func leftMemory(_ runs: [(task: String, run: Run)]) {
         guard !runs.isEmpty else { return }
         var byLeavingTask: [String: Set<TraceID>] = [:]
         for (task, run) in runs {
             evicted.insert(TraceLocator.taskKey(task), startUnixNano: run.startUnixNano)
             byLeavingTask[task, default: []].insert(run.traceID)
-            if var kept = diskRuns[task], !kept.contains(where: { $0.traceID == run.traceID }) {
-                kept.append(run)
+            if var kept = diskRuns[task] {
+                if let at = kept.firstIndex(where: { $0.traceID == run.traceID }) { kept[at] = run } else { kept.append(run) }
                 diskRuns[task] = kept
             }
         }

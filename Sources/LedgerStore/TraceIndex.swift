@@ -58,16 +58,19 @@ public struct TraceIndexEntry: Sendable, Hashable {
 }
 
 /// What start-up needs of an index entry it does not keep in memory: the trace (for the
-/// trace locator), when the run started (trace retention) and its task (rework).
+/// trace locator), when the run started (trace retention), its task and its outcome
+/// (rework: whether an earlier run of the task was rejected or edited).
 public struct TraceIndexSummary: Sendable, Equatable {
     public var traceID: TraceID
     public var startUnixNano: Int64
     public var taskID: String
+    public var outcome: Outcome
 
-    public init(traceID: TraceID, startUnixNano: Int64, taskID: String) {
+    public init(traceID: TraceID, startUnixNano: Int64, taskID: String, outcome: Outcome = .pending) {
         self.traceID = traceID
         self.startUnixNano = startUnixNano
         self.taskID = taskID
+        self.outcome = outcome
     }
 }
 
@@ -206,6 +209,7 @@ public enum TraceIndexCodec {
                         guard let id = TraceID(bytes: Array(v.slice)) else { throw StoreError(path: path, message: "bad trace ID length") }
                         s.traceID = id
                     case 4: s.startUnixNano = v.int64
+                    case 6: s.outcome = Outcome(rawValue: Int(v.uint64)) ?? .pending
                     case 23: s.taskID = try strings.string(v.uint64, path: path)
                     default: break
                     }

@@ -220,8 +220,10 @@ final class WallClockBox: @unchecked Sendable {
     try await ingest(ledger, task(run(203, workflow: "bounded", verdict: nil, calls: [("small", 1000, 100)], startOffset: 2_000), "t"))
     try await settle(ledger)
     #expect(await reworkRuns(ledger) == 1)
+    let entryLookupsBefore = stats.diskLookups
     stats = await ledger.currentStats()
     #expect(stats.taskDiskLookups > lookupsBefore && stats.taskSegmentsRead >= 1)
+    #expect(stats.diskLookups == entryLookupsBefore, "run 1's outcome came with its task's list, not from its entry")
 
     // Run 204 re-runs task "u" (pending: not rework yet); run 2's late rejection, for a
     // run on disk only, makes it rework.

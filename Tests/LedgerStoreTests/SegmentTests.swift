@@ -145,7 +145,7 @@ func sampleTable() -> RollupTable {
     tasked.startUnixNano = -5
     let entries = [entry, bare, tasked]
     let summaries = try TraceIndexCodec.decodeSummaries(TraceIndexCodec.encode(entries, createdUnixMs: 0), path: "x")
-    #expect(summaries == entries.map { TraceIndexSummary(traceID: $0.traceID, startUnixNano: $0.startUnixNano, taskID: $0.taskID) })
+    #expect(summaries == entries.map { TraceIndexSummary(traceID: $0.traceID, startUnixNano: $0.startUnixNano, taskID: $0.taskID, outcome: $0.outcome) })
 }
 
 /// A flush compresses its run trees while copying them in (no uncompressed segment is
@@ -189,7 +189,7 @@ func sampleTable() -> RollupTable {
     #expect(try TraceIndexCodec.decode(message, path: "i", only: entries[123].traceID) == [entries[123]])
     #expect(try TraceIndexCodec.decode(message, path: "i", only: TraceID(high: 1, low: 1)).isEmpty)
     #expect(try TraceIndexCodec.decodeSummaries(message, path: "i")
-        == entries.map { TraceIndexSummary(traceID: $0.traceID, startUnixNano: $0.startUnixNano, taskID: $0.taskID) })
+        == entries.map { TraceIndexSummary(traceID: $0.traceID, startUnixNano: $0.startUnixNano, taskID: $0.taskID, outcome: $0.outcome) })
     // The stored part is in the file as it is (the trace IDs are there byte for byte).
     let ids = entries[0].traceID.bytes + []
     #expect((0...(file.count - 16)).contains { Array(file[$0..<($0 + 16)]) == ids })
@@ -210,7 +210,7 @@ func sampleTable() -> RollupTable {
     let old = try TraceIndexCodec.decode(w.bytes, path: "old")
     #expect(old.count == 1 && old[0].traceID == TraceID(high: 0xAA, low: 0xBB) && old[0].workflow == "old-flow")
     #expect(old[0].startUnixNano == 1_700_000_000_000_000_123 && old[0].durationNano == 4_567 && old[0].outcome == .rejected && old[0].costMicros == 250)
-    #expect(try TraceIndexCodec.decodeSummaries(w.bytes, path: "old") == [TraceIndexSummary(traceID: old[0].traceID, startUnixNano: old[0].startUnixNano, taskID: "")])
+    #expect(try TraceIndexCodec.decodeSummaries(w.bytes, path: "old") == [TraceIndexSummary(traceID: old[0].traceID, startUnixNano: old[0].startUnixNano, taskID: "", outcome: old[0].outcome)])
 
     // A stored part cut short, or longer than its entries.
     let two = TraceIndexCodec.encode(Array(entries.prefix(2)), createdUnixMs: 0)
