@@ -57,13 +57,13 @@ extension Ledger {
 
     // MARK: Rework
 
-    /// The runs of a task: those listed in memory, and when some may have left memory,
+    /// The runs of a task: those listed in memory, and when some may not be listed,
     /// those the flushes the trace locator names for the task's key hold (read once, then
-    /// kept for the next runs of the task while it stays among the recently asked).
+    /// kept for the next runs of the task while it stays among the recently read).
     func runs(ofTask task: String) -> [TaskRuns.Run] {
         guard !task.isEmpty else { return [] }
         var runs = tasks[task] ?? []
-        guard index.evictedCount > 0, tasks.mayHaveLeftMemory(task) else { return runs }
+        guard tasks.mayHaveUnlistedRuns(task) else { return runs }
         let onDisk: [TaskRuns.Run]
         if let kept = tasks.runsReadFromDisk(task) {
             onDisk = kept
@@ -81,9 +81,9 @@ extension Ledger {
     }
 
     /// A run is rework when another run of its task started before it and was rejected or
-    /// edited. Only runs that started no later are looked at, and the outcome of one not in
-    /// memory is the one its task list read from disk: a long task whose runs left memory
-    /// costs no disk read per run (each one decoded an index segment before).
+    /// edited. Only runs that started no later are looked at, and the outcome of one whose
+    /// entry is not in memory is the one its list holds: deciding costs no disk read per
+    /// run (each such run decoded an index segment before).
     func isRework(_ entry: TraceIndexEntry) -> Bool {
         let retainedFrom = wallNow() - configuration.traceRetentionNano
         return runs(ofTask: entry.taskID).contains { run in

@@ -44,18 +44,20 @@ public struct LedgerStats: Sendable {
     public var compactedRecordsDropped: Int64 = 0
     /// Flushes whose run trees and index entries passed trace retention and were removed.
     public var runSegmentsExpired: Int64 = 0
-    /// Runs listed in memory under their task ID (for rework: the runs whose index entries
-    /// are in memory), and tasks with at least one of them.
+    /// Runs listed in memory under their task ID (for rework, up to `maxTaskRuns`), and
+    /// tasks with at least one of them.
     public var taskRuns = 0
     public var tasks = 0
     /// Runs dropped from their task's list by trace retention.
     public var taskRunsExpired: Int64 = 0
-    /// Tasks whose runs were looked up on disk (some had left memory), and the index
+    /// Tasks whose runs were looked up on disk (some were not listed), and the index
     /// segments read for them.
     public var taskDiskLookups: Int64 = 0
     public var taskSegmentsRead: Int64 = 0
-    /// Bytes of the filter of tasks with runs that left memory.
+    /// Bytes of the filter of tasks with runs not listed, and runs dropped from the lists
+    /// past `maxTaskRuns`.
     public var taskFilterBytes: Int = 0
+    public var taskRunsDropped: Int64 = 0
     /// Flushes whose index and run-tree files were merged into a bigger pair, the pairs
     /// written, and merges that failed (the files stay as they were).
     public var runSegmentsMerged: Int64 = 0
@@ -139,7 +141,7 @@ public actor Ledger: SpanConsumer {
     var heldDirty = false
     /// Run trees of the flush being written, for corrections in the meantime.
     var flushingDetails: [PackedTree] = []
-    /// Runs per task ID, for rework (those within trace retention).
+    /// Runs per task ID, for rework (those within trace retention, up to `maxTaskRuns`).
     var tasks = TaskRuns()
     /// Traces released by the clock and being attributed off the actor, with the lowest
     /// log sequence of their spans; late spans of them wait in `lateWhileAttributing`.
@@ -179,12 +181,12 @@ public actor Ledger: SpanConsumer {
         // evicting all but the newest took 3.8 µs a run at start.)
         var index = RunIndex(chunkShift: RunIndex.chunkShift(forLimit: configuration.maxIndexedRuns))
         var locator = TraceLocator()
-        var tasks = TaskRuns()
+        var tasks = TaskRuns(maxRuns: configuration.maxTaskRuns)
         let retainedFrom = wallNow() - configuration.traceRetentionNano
         var segments: [(sequence: UInt64, entries: Int)] = []
         // Task keys of each segment's runs within retention, until it is known which
-        // segments stay on disk: their keys go into the task lists' filter of runs that
-        // left memory (24 bytes a task-tagged run, for the duration of the start).
+        // segments stay on disk: their keys go into the task lists' filter of runs not
+        // listed (24 bytes a task-tagged run, for the duration of the start).
         var segmentTasks: [[(key: TraceID, start: Int64)]] = []
         var damagedIndex = directory.forEachIndexSummary { seq, summaries in
             var taskKeys: [(key: TraceID, start: Int64)] = []
@@ -913,7 +915,8 @@ public actor Ledger: SpanConsumer {
         s.runsOnDiskOnly = index.evictedCount
         s.tasks = tasks.taskCount
         s.taskRuns = tasks.runCount
-        s.taskFilterBytes = tasks.evictedFilterBytes
+        s.taskFilterBytes = tasks.unlistedFilterBytes
+        s.taskRunsDropped = tasks.droppedRuns
         s.locatorBytes = locator.byteCount
         return s
     }

@@ -28,6 +28,10 @@ public struct LedgerConfiguration: Sendable {
     /// about 25 MB). Older runs are looked up on disk when a late span or verdict, a trace
     /// view or rework needs them, through Bloom filters of about 4 bytes a run.
     public var maxIndexedRuns: Int = 100_000
+    /// Task-tagged runs listed in memory for rework (`--max-task-runs`, default 250,000:
+    /// about 10 MB when tasks have several runs, up to about 40 MB with one conversation
+    /// ID a run); runs past it are read from disk when their task runs again.
+    public var maxTaskRuns: Int = 250_000
     /// Runs in one merged pair of index and run-tree files (`RunSegmentMergePlan`): a
     /// lookup of a run no longer in memory decodes one such file.
     public var maxRunsPerMergedSegment: Int = 50_000

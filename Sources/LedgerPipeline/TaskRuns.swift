@@ -4,38 +4,46 @@ import LedgerStore
 /// The runs of each task ID (conventions.md "Rework"), with their start times: a run is
 /// rework when an earlier run of its task was rejected or edited.
 ///
-/// Memory holds the task lists of the runs whose index entries are in memory (the newest
-/// `maxIndexedRuns`), so it is bounded by that count, not by trace retention: listing
-/// every task-tagged run of 30 days took about 170 bytes a run with unique conversation
-/// IDs (450 MB at one run a second). A run leaving memory leaves its task's list; its task
-/// key goes into `evicted`, a filter of a few bits a run, and the trace locator finds the
-/// flushes holding the task's runs (`TraceLocator.taskKey`). Lists read back from disk
-/// are kept for a few recently asked tasks (`diskRuns`).
+/// Memory lists up to `maxRuns` task-tagged runs. While a run's index entry is in memory
+/// the index has its outcome; when the entry leaves memory, its list keeps the outcome it
+/// left with (a later change of outcome brings the entry back first), so deciding rework
+/// reads nothing from disk. Past `maxRuns`, the runs that started first and whose entries
+/// left memory are dropped from their lists and their task keys go into `unlisted`, a
+/// filter of a few bits a run: a task it may hold reads its runs from the index segments
+/// the trace locator names for the task's key (`TraceLocator.taskKey`), and keeps the
+/// list read for the next runs of the task while it stays among the 1,024 last read.
+/// (Before, every task-tagged run of the whole trace retention stayed listed: about 170
+/// bytes a run with one conversation ID a run, 450 MB at a run a second for 30 days; and
+/// each earlier run whose entry had left memory decoded an index segment for every new
+/// run of its task.)
 struct TaskRuns: Sendable {
     struct Run: Sendable, Equatable {
         var traceID: TraceID
         var startUnixNano: Int64
-        /// The outcome disk holds for a run not in memory (nil for runs listed in memory:
-        /// the index has theirs). A change of outcome brings the entry back into memory,
-        /// and its leaving memory again brings the new one here.
+        /// The outcome the run's index entry left memory with, or read from disk; nil
+        /// while the entry is in memory (the index has it).
         var outcome: Outcome? = nil
     }
 
     private var byTask: [String: [Run]] = [:]
-    /// Runs listed in memory, over all tasks.
+    /// Runs listed, over all tasks.
     private(set) var runCount = 0
     var taskCount: Int { byTask.count }
-    /// Task keys of runs that left memory: "no" means every run of the task is in `byTask`.
-    private(set) var evicted = ExpiringKeyFilter()
+    let maxRuns: Int
+    /// Task keys of runs not listed (dropped past `maxRuns`, or on disk only at start).
+    private(set) var unlisted = ExpiringKeyFilter()
+    /// Runs dropped past `maxRuns`.
+    private(set) var droppedRuns: Int64 = 0
     /// Runs of tasks read from disk (whole lists: runs leaving memory later join them).
     private var diskRuns: [String: [Run]] = [:]
     let diskRunsCapacity: Int
 
-    init(diskRunsCapacity: Int = 1024) {
+    init(maxRuns: Int = 250_000, diskRunsCapacity: Int = 1024) {
+        self.maxRuns = max(1, maxRuns)
         self.diskRunsCapacity = diskRunsCapacity
     }
 
-    /// The runs of a task held in memory.
+    /// The runs of a task listed in memory.
     subscript(task: String) -> [Run]? { byTask[task] }
 
     /// Lists the run under its task, once (a run without a task ID is not listed).
@@ -49,14 +57,14 @@ struct TaskRuns: Sendable {
         runCount += 1
     }
 
-    /// A run of the task with this key is on disk and was never in memory (at start).
+    /// A run of the task with this key is on disk and not listed (at start).
     mutating func onDiskOnly(key: TraceID, startUnixNano: Int64) {
-        evicted.insert(key, startUnixNano: startUnixNano)
+        unlisted.insert(key, startUnixNano: startUnixNano)
     }
 
-    /// Whether some run of the task may have left memory (false: certainly none did).
-    func mayHaveLeftMemory(_ task: String) -> Bool {
-        !task.isEmpty && evicted.mayContain(TraceLocator.taskKey(task))
+    /// Whether some run of the task may be missing from its list (false: certainly none is).
+    func mayHaveUnlistedRuns(_ task: String) -> Bool {
+        !task.isEmpty && unlisted.mayContain(TraceLocator.taskKey(task))
     }
 
     /// The task's runs read from disk earlier, if still kept.
@@ -68,29 +76,70 @@ struct TaskRuns: Sendable {
         diskRuns[task] = runs
     }
 
-    /// Runs whose index entries left memory (on disk since their flush, with the outcome
-    /// they had) leave their tasks' lists; a task list read from disk that is kept takes them.
+    /// Runs whose index entries left memory, with the outcome they had: their lists keep
+    /// it (a run not listed goes into `unlisted`), as does a task list read from disk
+    /// that is kept. Then the lists are cut back to `maxRuns` if they passed it.
     mutating func leftMemory(_ runs: [(task: String, run: Run)]) {
         guard !runs.isEmpty else { return }
-        var byLeavingTask: [String: Set<TraceID>] = [:]
+        var byLeavingTask: [String: [TraceID: Run]] = [:]
         for (task, run) in runs {
-            evicted.insert(TraceLocator.taskKey(task), startUnixNano: run.startUnixNano)
-            byLeavingTask[task, default: []].insert(run.traceID)
+            byLeavingTask[task, default: [:]][run.traceID] = run
             if var kept = diskRuns[task] {
                 if let at = kept.firstIndex(where: { $0.traceID == run.traceID }) { kept[at] = run } else { kept.append(run) }
                 diskRuns[task] = kept
             }
         }
-        for (task, ids) in byLeavingTask {
-            guard let listed = byTask[task] else { continue }
-            let remaining = listed.filter { !ids.contains($0.traceID) }
-            runCount -= listed.count - remaining.count
-            byTask[task] = remaining.isEmpty ? nil : remaining
+        for (task, leaving) in byLeavingTask {
+            var found = 0
+            if var listed = byTask[task] {
+                for i in listed.indices {
+                    if let run = leaving[listed[i].traceID] {
+                        listed[i].outcome = run.outcome
+                        found += 1
+                    }
+                }
+                byTask[task] = listed
+            }
+            if found < leaving.count {
+                let key = TraceLocator.taskKey(task)
+                for run in leaving.values { unlisted.insert(key, startUnixNano: run.startUnixNano) }
+            }
         }
+        if runCount > maxRuns { dropOldest(keeping: maxRuns - maxRuns / 10) }
+    }
+
+    /// Drops the runs that started first among those whose entries left memory, until
+    /// `keeping` runs are listed (or only runs in memory are left); their task keys go
+    /// into `unlisted`.
+    mutating func dropOldest(keeping: Int) {
+        var starts: [Int64] = []
+        starts.reserveCapacity(runCount)
+        for runs in byTask.values { for r in runs where r.outcome != nil { starts.append(r.startUnixNano) } }
+        let excess = runCount - keeping
+        guard excess > 0, !starts.isEmpty else { return }
+        starts.sort()
+        let cutoff = starts[min(excess, starts.count) - 1]
+        var removed = 0
+        for task in Array(byTask.keys) {
+            guard let runs = byTask[task], runs.contains(where: { $0.outcome != nil && $0.startUnixNano <= cutoff }) else { continue }
+            let key = TraceLocator.taskKey(task)
+            var kept: [Run] = []
+            for r in runs {
+                if r.outcome != nil && r.startUnixNano <= cutoff {
+                    unlisted.insert(key, startUnixNano: r.startUnixNano)
+                    removed += 1
+                } else {
+                    kept.append(r)
+                }
+            }
+            byTask[task] = kept.isEmpty ? nil : kept
+        }
+        runCount -= removed
+        droppedRuns += Int64(removed)
     }
 
     /// Forgets the runs that started before `cutoff`, and the tasks left without runs.
-    /// Returns how many runs went from memory.
+    /// Returns how many runs went from the lists.
     mutating func prune(startedBefore cutoff: Int64) -> Int {
         var removed = 0
         for key in Array(byTask.keys) {
@@ -101,12 +150,12 @@ struct TaskRuns: Sendable {
         }
         runCount -= removed
         diskRuns.removeAll()
-        evicted.expire(startedBefore: cutoff)
+        unlisted.expire(startedBefore: cutoff)
         return removed
     }
 
-    /// Bytes of the filter of tasks with runs on disk.
-    var evictedFilterBytes: Int { evicted.byteCount }
+    /// Bytes of the filter of tasks with runs not listed.
+    var unlistedFilterBytes: Int { unlisted.byteCount }
 }
 
 /// A Bloom filter of keys that forgets them by age: keys go into generations of up to

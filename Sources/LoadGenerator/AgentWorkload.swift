@@ -34,7 +34,11 @@ public struct AgentWorkload: Sendable {
             func spanID() -> SpanID { SpanID(rng.next() | 1) }
             func jitter(_ upTo: Int64) -> Int64 { Int64(rng.next() % UInt64(upTo)) }
             let (root, agent) = (spanID(), spanID())
-            let start = startUnixNano + Int64(r % 600) * 100_000_000 + jitter(100_000_000)
+            // With conversations, a conversation's turns start in turn order (runs spread
+            // over a minute in run order), as one conversation's runs do; without, runs
+            // cycle through a minute every 600.
+            let slot = conversations > 0 ? Int64(r) * 60_000_000_000 / Int64(max(1, runs)) : Int64(r % 600) * 100_000_000
+            let start = startUnixNano + slot + jitter(100_000_000)
             let workflow = workflows[Int(rng.next() % UInt64(workflows.count))]
             let verdict = verdicts[Int(rng.next() % UInt64(verdicts.count))]
             var rootAttrs: [(String, FixtureValue)] = [("gen_ai.operation.name", .string("invoke_workflow")), ("gen_ai.workflow.name", .string(workflow))]

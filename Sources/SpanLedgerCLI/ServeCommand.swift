@@ -64,6 +64,7 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(name: .customLong("trace-retention"), help: "Run trees and index entries of runs older than this are removed at compaction; at least the correction window (default 30d).") var traceRetention: String?
     @Option(name: .customLong("heap-trim-slack"), help: "Resident bytes past live heap (beyond the idle baseline) kept before free heap is given back to the system; 0 never trims (default 33554432).") var heapTrimSlack: Int?
     @Option(name: .customLong("max-indexed-runs"), help: "Runs whose index entry stays in memory; older ones are looked up on disk (default 100000).") var maxIndexedRuns: Int?
+    @Option(name: .customLong("max-task-runs"), help: "Task-tagged runs listed in memory for rework; runs past it are read from disk when their task runs again (default 250000).") var maxTaskRuns: Int?
     @Option(help: "Alert rules file (YAML, Schemas/alerts.md): token spikes, budgets, acceptance, retries, unpriced models, and their hooks.") var alerts: String?
 
     func settings() throws -> ServeSettings {
@@ -104,6 +105,7 @@ struct ServeCommand: AsyncParsableCommand {
         if let compactionInterval { s.compactionInterval = compactionInterval }
         if let maxHeldVerdicts { s.maxHeldVerdicts = maxHeldVerdicts }
         if let maxIndexedRuns { s.maxIndexedRuns = maxIndexedRuns }
+        if let maxTaskRuns { s.maxTaskRuns = maxTaskRuns }
         if let traceRetention { s.traceRetention = traceRetention }
         if let heapTrimSlack { s.heapTrimSlack = heapTrimSlack }
         return s
@@ -150,6 +152,7 @@ struct ServeCommand: AsyncParsableCommand {
         ledgerConfig.correctionWindowNano = try ServeSettings.duration(s.correctionWindow, "correction window")
         ledgerConfig.maxHeldVerdicts = s.maxHeldVerdicts
         ledgerConfig.maxIndexedRuns = s.maxIndexedRuns
+        ledgerConfig.maxTaskRuns = s.maxTaskRuns
         ledgerConfig.traceRetentionNano = try ServeSettings.duration(s.traceRetention, "trace retention")
         guard ledgerConfig.correctionWindowNano <= ledgerConfig.traceRetentionNano else {
             throw ValidationError("need correction-window <= trace-retention: a run's outcome can change only while its run tree is kept")
@@ -165,7 +168,7 @@ struct ServeCommand: AsyncParsableCommand {
         ledgerConfig.compactionIntervalNano = UInt64(try ServeSettings.duration(s.compactionInterval, "compaction interval"))
         guard s.maxHeldVerdicts > 0 else { throw ValidationError("max held verdicts must be positive") }
         guard s.maxPendingTraces > 0, s.maxPendingBytes > 0, s.maxBodySize > 0, s.maxSpansPerTrace > 0, s.maxTraceBytes > 0, s.maxUnflushedSpans > 0,
-              s.maxIndexedRuns > 0 else { throw ValidationError("limits must be positive") }
+              s.maxIndexedRuns > 0, s.maxTaskRuns > 0 else { throw ValidationError("limits must be positive") }
 
         let priceTable: PriceTable
         do { priceTable = try PriceTable.load(userFile: s.prices) } catch { throw ValidationError("\(error)") }

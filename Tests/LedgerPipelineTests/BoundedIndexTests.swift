@@ -10,13 +10,15 @@ import Testing
 /// The run index keeps only the newest runs in memory (`maxIndexedRuns`); runs that left
 /// it are found on disk for everything that needs them, before and after a restart.
 
-func makeBoundedLedger(_ dir: String, clock: TestClock, maxIndexedRuns: Int, maxRunsPerMergedSegment: Int = 50_000) throws -> Ledger {
+func makeBoundedLedger(_ dir: String, clock: TestClock, maxIndexedRuns: Int, maxRunsPerMergedSegment: Int = 50_000,
+                       maxTaskRuns: Int = 250_000) throws -> Ledger {
     var config = LedgerConfiguration()
     config.dataDirectory = dir
     config.assembly.waitNano = 2_000_000_000
     config.maxIndexedRuns = maxIndexedRuns
     config.recentTreeCapacity = 4
     config.maxRunsPerMergedSegment = maxRunsPerMergedSegment
+    config.maxTaskRuns = maxTaskRuns
     return try Ledger(configuration: config, prices: prices, logger: Logger(label: "test"), monotonicNow: { clock.now }, wallNow: { minute0 })
 }
 
@@ -153,7 +155,7 @@ final class WallClockBox: @unchecked Sendable {
     let data = DataDirectory(path: dir)
     #expect(data.sequences(.traceIndex) == [1, 2])
     var stats = await ledger.currentStats()
-    #expect(stats.taskRuns == stats.indexedRuns && stats.taskRuns < 50, "memory lists the resident runs' tasks only")
+    #expect(stats.tasks == 6 && stats.taskRuns == 50)
     // Past retention by the clock: gone at once, whether or not the files are yet.
     #expect(await ledger.explain(TraceID(high: 42, low: 1)) == nil)
 
@@ -161,8 +163,7 @@ final class WallClockBox: @unchecked Sendable {
     #expect(data.sequences(.traceIndex) == [2] && data.sequences(.traceDetail) == [2], "the first flush's runs all started over a day ago")
     stats = await ledger.currentStats()
     #expect(stats.runSegmentsExpired == 1)
-    // Memory lists the new task's runs still in memory (whole chunks of 16 left it).
-    #expect(stats.tasks == 1 && stats.taskRuns == stats.indexedRuns && stats.indexedRuns <= 10, "the old tasks' runs are past retention")
+    #expect(stats.tasks == 1 && stats.taskRuns == 10 && stats.taskRunsExpired == 40, "the old tasks' runs are past retention")
     #expect(await ledger.query(all) == before, "rollups keep counting expired runs")
     #expect(await ledger.explain(TraceID(high: 42, low: 1)) == nil)
     #expect(await ledger.explain(TraceID(high: 42, low: 45))?.spans.count == 2)
@@ -181,9 +182,9 @@ final class WallClockBox: @unchecked Sendable {
     #expect(data.sequences(.traceDetail) == [2, 3])
 }
 
-/// Rework reads the runs of a task that left memory from disk, before and after a
-/// restart, while memory lists only the runs whose index entries it holds.
-@Test func reworkFindsTaskRunsThatLeftMemoryAndMemoryListsOnlyResidentOnes() async throws {
+/// Memory lists at most `maxTaskRuns` task-tagged runs; rework reads the runs of a task
+/// dropped from the lists from disk, before and after a restart.
+@Test func reworkFindsTaskRunsNotListedInMemoryOnDisk() async throws {
     let clock = TestClock()
     let dir = tempDataDir()
     func task(_ spans: [FixtureSpan], _ id: String) -> [FixtureSpan] {
@@ -199,9 +200,10 @@ final class WallClockBox: @unchecked Sendable {
     func reworkRuns(_ ledger: Ledger) async -> Int64 {
         await ledger.query(window).reduce(0) { $0 + $1.measures.reworkRuns }
     }
-    let ledger = try makeBoundedLedger(dir, clock: clock, maxIndexedRuns: 16)
+    let ledger = try makeBoundedLedger(dir, clock: clock, maxIndexedRuns: 16, maxTaskRuns: 40)
     // Run 1 of task "t" is rejected, run 2 of task "u" waits for its verdict; then 200
-    // runs, each of a task of its own (conversation IDs), push both out of memory.
+    // runs, each of a task of its own (conversation IDs), push both out of memory and
+    // out of the task lists.
     try await ingest(ledger, task(run(1, workflow: "bounded", verdict: "rejected", calls: [("small", 1000, 100)]), "t"))
     try await ingest(ledger, task(run(2, workflow: "bounded", verdict: nil, calls: [("small", 1000, 100)]), "u"))
     try await settle(ledger)
@@ -211,7 +213,7 @@ final class WallClockBox: @unchecked Sendable {
     try await settle(ledger)
     var stats = await ledger.currentStats()
     #expect(stats.runsOnDiskOnly >= 170 && stats.indexedRuns <= 32)
-    #expect(stats.taskRuns == stats.indexedRuns && stats.tasks == stats.taskRuns, "memory lists the resident runs only")
+    #expect(stats.taskRuns <= 40 && stats.tasks == stats.taskRuns && stats.taskRunsDropped >= 162, "at most 40 runs listed")
     #expect(stats.taskFilterBytes > 0)
     #expect(await reworkRuns(ledger) == 0)
     let lookupsBefore = stats.taskDiskLookups
@@ -243,10 +245,10 @@ final class WallClockBox: @unchecked Sendable {
     let before = await ledger.query(window)
 
     // After a restart, the runs of "t" and "u" are on disk only: a third run of "t" is rework.
-    let again = try makeBoundedLedger(dir, clock: clock, maxIndexedRuns: 16)
+    let again = try makeBoundedLedger(dir, clock: clock, maxIndexedRuns: 16, maxTaskRuns: 40)
     #expect(await again.query(window) == before)
     stats = await again.currentStats()
-    #expect(stats.taskRuns == stats.indexedRuns && stats.taskRuns <= 32)
+    #expect(stats.taskRuns == stats.indexedRuns && stats.taskRuns <= 32, "at start, the runs loaded into memory are listed")
     try await ingest(again, task(run(206, workflow: "bounded", verdict: nil, calls: [("small", 1000, 100)], startOffset: 5_000), "t"))
     try await settle(again)
     #expect(await reworkRuns(again) == 3)
@@ -278,4 +280,32 @@ final class WallClockBox: @unchecked Sendable {
     #expect(filter.generations.count == 3 && (0..<25).allSatisfy { filter.mayContain(TraceLocator.taskKey("k\($0)")) })
     filter.expire(startedBefore: 10)
     #expect(filter.generations.count == 2 && filter.mayContain(TraceLocator.taskKey("k10")))
+}
+
+/// The lists keep the outcome a run's entry left memory with, so rework over runs no
+/// longer in memory reads nothing from disk while they stay listed.
+@Test func taskListsKeepTheOutcomeOfRunsThatLeftMemory() async throws {
+    let clock = TestClock()
+    let ledger = try makeBoundedLedger(tempDataDir(), clock: clock, maxIndexedRuns: 16)
+    func task(_ spans: [FixtureSpan], _ id: String) -> [FixtureSpan] {
+        var s = spans
+        s[0].attributes.append(("outcome.task_id", .string(id)))
+        return s
+    }
+    try await ingest(ledger, task(run(1, workflow: "bounded", verdict: "edited", calls: [("small", 1000, 100)]), "t"))
+    for n in UInt64(2)...120 {
+        try await ingest(ledger, task(run(n, workflow: "bounded", verdict: "accepted", calls: [("small", 1000, 100)], startOffset: 1_000), "c-\(n)"))
+    }
+    clock.advance(seconds: 3)
+    await ledger.tick()
+    try await ledger.flush()
+    var stats = await ledger.currentStats()
+    #expect(stats.runsOnDiskOnly >= 88 && stats.taskRuns == 120 && stats.taskRunsDropped == 0)
+    let lookups = stats.diskLookups
+    try await ingest(ledger, task(run(121, workflow: "bounded", verdict: nil, calls: [("small", 1000, 100)], startOffset: 2_000), "t"))
+    clock.advance(seconds: 3)
+    await ledger.tick()
+    #expect(await ledger.query(window).reduce(0) { $0 + $1.measures.reworkRuns } == 1, "run 1 was edited")
+    stats = await ledger.currentStats()
+    #expect(stats.diskLookups == lookups && stats.taskDiskLookups == 0, "nothing read from disk")
 }
