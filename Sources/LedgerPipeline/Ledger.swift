@@ -184,30 +184,26 @@ public actor Ledger: SpanConsumer {
         var tasks = TaskRuns(maxRuns: configuration.maxTaskRuns)
         let retainedFrom = wallNow() - configuration.traceRetentionNano
         var segments: [(sequence: UInt64, entries: Int)] = []
-        // Task keys of each segment's runs within retention, until it is known which
-        // segments stay on disk: their keys go into the task lists' filter of runs not
-        // listed (24 bytes a task-tagged run, for the duration of the start).
-        var segmentTasks: [[(key: TraceID, start: Int64)]] = []
+        // Every task-tagged run within retention is listed for rework with the outcome its
+        // latest summary holds, as a run whose entry left memory (up to `maxTaskRuns`:
+        // the earliest go as the lists pass it).
         var damagedIndex = directory.forEachIndexSummary { seq, summaries in
-            var taskKeys: [(key: TraceID, start: Int64)] = []
+            var taskKeys = Set<TraceID>()
             for s in summaries where !s.taskID.isEmpty && s.startUnixNano >= retainedFrom {
-                taskKeys.append((TraceLocator.taskKey(s.taskID), s.startUnixNano))
+                taskKeys.insert(TraceLocator.taskKey(s.taskID))
+                tasks.listFromDisk(s)
             }
-            locator.add(sequence: seq, ids: summaries.lazy.map(\.traceID), taskKeys: Set(taskKeys.lazy.map(\.key)),
+            locator.add(sequence: seq, ids: summaries.lazy.map(\.traceID), taskKeys: taskKeys,
                         newestStartUnixNano: summaries.lazy.map(\.startUnixNano).max() ?? .min)
             segments.append((seq, summaries.count))
-            segmentTasks.append(taskKeys)
         }
+        tasks.cutToLimit()
         var firstLoaded = segments.count, loadedEntries = 0
         while firstLoaded > 0 && loadedEntries < configuration.maxIndexedRuns {
             firstLoaded -= 1
             loadedEntries += segments[firstLoaded].entries
         }
         index.countOnDiskOnly(segments[..<firstLoaded].reduce(0) { $0 + $1.entries })
-        for keys in segmentTasks[..<firstLoaded] {
-            for k in keys { tasks.onDiskOnly(key: k.key, startUnixNano: k.start) }
-        }
-        segmentTasks = []
         for (seq, _) in segments[firstLoaded...] {
             do {
                 for e in try directory.indexSegmentEntries(sequence: seq) { index.load(e) }
@@ -215,9 +211,6 @@ public actor Ledger: SpanConsumer {
                 damagedIndex.append(error)
             }
             tasks.leftMemory(Self.evictOldest(&index, keeping: configuration.maxIndexedRuns))
-        }
-        index.forEach { e in
-            if e.startUnixNano >= retainedFrom { tasks.add(e) }
         }
         for e in damagedRollups + damagedIndex { logger.error("skipped damaged segment", metadata: ["error": "\(e)"]) }
         self.table = table

@@ -30,7 +30,7 @@ struct TaskRuns: Sendable {
     private(set) var runCount = 0
     var taskCount: Int { byTask.count }
     let maxRuns: Int
-    /// Task keys of runs not listed (dropped past `maxRuns`, or on disk only at start).
+    /// Task keys of runs not listed (dropped past `maxRuns`).
     private(set) var unlisted = ExpiringKeyFilter()
     /// Runs dropped past `maxRuns`.
     private(set) var droppedRuns: Int64 = 0
@@ -57,9 +57,22 @@ struct TaskRuns: Sendable {
         runCount += 1
     }
 
-    /// A run of the task with this key is on disk and not listed (at start).
-    mutating func onDiskOnly(key: TraceID, startUnixNano: Int64) {
-        unlisted.insert(key, startUnixNano: startUnixNano)
+    /// Lists a run read from an index summary at start, with its outcome (a later
+    /// summary of the same run replaces it). Past half again `maxRuns` the earliest go.
+    mutating func listFromDisk(_ s: TraceIndexSummary) {
+        let run = Run(traceID: s.traceID, startUnixNano: s.startUnixNano, outcome: s.outcome)
+        if let at = byTask[s.taskID]?.firstIndex(where: { $0.traceID == s.traceID }) {
+            byTask[s.taskID]![at] = run
+        } else {
+            byTask[s.taskID, default: []].append(run)
+            runCount += 1
+        }
+        if runCount > maxRuns + maxRuns / 2 { dropOldest(keeping: maxRuns) }
+    }
+
+    /// Cuts the lists back to `maxRuns` if they passed it.
+    mutating func cutToLimit() {
+        if runCount > maxRuns { dropOldest(keeping: maxRuns) }
     }
 
     /// Whether some run of the task may be missing from its list (false: certainly none is).
