@@ -68,8 +68,7 @@ extension Ledger {
         if let kept = tasks.runsReadFromDisk(task) {
             onDisk = kept
         } else {
-            let key = TraceLocator.taskKey(task)
-            let candidates = locator.mayContain(key) ? locator.candidates(key) : []
+            let candidates = locator.candidates(TraceLocator.taskKey(task))
             stats.taskDiskLookups += 1
             stats.taskSegmentsRead += Int64(candidates.count)
             onDisk = directory.taskRuns(task, candidates: candidates).map { TaskRuns.Run(traceID: $0.traceID, startUnixNano: $0.startUnixNano, outcome: $0.outcome) }

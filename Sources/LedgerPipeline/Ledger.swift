@@ -174,7 +174,7 @@ public actor Ledger: SpanConsumer {
         let removed = try directory.prepare()
         for name in removed { logger.warning("removed a temporary file or a file of an unfinished flush", metadata: ["file": "\(name)"]) }
         let (table, damagedRollups) = directory.loadRollups()
-        // Segment by segment, summaries only (trace, start, task): every flush goes into
+        // Segment by segment, summaries only (trace, start, task, outcome): every flush goes into
         // the locator and rework's task lists. Then the newest segments holding
         // `maxIndexedRuns` entries are read whole into memory; the runs of older ones stay
         // on disk, found through the locator as if evicted. (Reading every entry whole and

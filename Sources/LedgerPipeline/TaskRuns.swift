@@ -132,38 +132,37 @@ struct TaskRuns: Sendable {
         guard excess > 0, !starts.isEmpty else { return }
         starts.sort()
         let cutoff = starts[min(excess, starts.count) - 1]
-        var removed = 0
-        for task in Array(byTask.keys) {
-            guard let runs = byTask[task], runs.contains(where: { $0.outcome != nil && $0.startUnixNano <= cutoff }) else { continue }
-            let key = TraceLocator.taskKey(task)
-            var kept: [Run] = []
-            for r in runs {
-                if r.outcome != nil && r.startUnixNano <= cutoff {
-                    unlisted.insert(key, startUnixNano: r.startUnixNano)
-                    removed += 1
-                } else {
-                    kept.append(r)
-                }
-            }
-            byTask[task] = kept.isEmpty ? nil : kept
-        }
-        runCount -= removed
-        droppedRuns += Int64(removed)
+        var dropped: [(task: String, start: Int64)] = []
+        removeRuns(where: { $0.outcome != nil && $0.startUnixNano <= cutoff }) { dropped.append(($0, $1.startUnixNano)) }
+        for d in dropped { unlisted.insert(TraceLocator.taskKey(d.task), startUnixNano: d.start) }
+        droppedRuns += Int64(dropped.count)
     }
 
     /// Forgets the runs that started before `cutoff`, and the tasks left without runs.
     /// Returns how many runs went from the lists.
     mutating func prune(startedBefore cutoff: Int64) -> Int {
-        var removed = 0
-        for key in Array(byTask.keys) {
-            guard let runs = byTask[key], runs.contains(where: { $0.startUnixNano < cutoff }) else { continue }
-            let kept = runs.filter { $0.startUnixNano >= cutoff }
-            removed += runs.count - kept.count
-            byTask[key] = kept.isEmpty ? nil : kept
-        }
-        runCount -= removed
+        let removed = removeRuns(where: { $0.startUnixNano < cutoff })
         diskRuns.removeAll()
         unlisted.expire(startedBefore: cutoff)
+        return removed
+    }
+
+    /// Removes the runs `drop` holds for from their lists (telling `removing` of each),
+    /// and the tasks left without runs; returns how many went. Lists without such a run
+    /// are left untouched.
+    @discardableResult
+    private mutating func removeRuns(where drop: (Run) -> Bool, removing: (String, Run) -> Void = { _, _ in }) -> Int {
+        var removed = 0
+        for task in Array(byTask.keys) {
+            guard let runs = byTask[task], runs.contains(where: drop) else { continue }
+            var kept: [Run] = []
+            for r in runs {
+                if drop(r) { removing(task, r) } else { kept.append(r) }
+            }
+            removed += runs.count - kept.count
+            byTask[task] = kept.isEmpty ? nil : kept
+        }
+        runCount -= removed
         return removed
     }
 
@@ -205,6 +204,5 @@ struct ExpiringKeyFilter: Sendable {
         generations.removeAll { $0.newestStartUnixNano < cutoff }
     }
 
-    var count: Int { generations.reduce(0) { $0 + $1.filter.count } }
     var byteCount: Int { generations.reduce(0) { $0 + $1.filter.byteCount } }
 }

@@ -176,9 +176,9 @@ public struct DataDirectory: Sendable {
         var damaged: [StoreError] = []
         let committed = Set(sequences(.traceDetail))
         for seq in sequences(.traceIndex) where committed.contains(seq) {
-            let p = file(.traceIndex, sequence: seq)
             do {
-                body(seq, try decode(try SegmentFrame.decode(try readFile(p), expecting: .traceIndex, path: p), p))
+                let (message, p) = try indexMessage(sequence: seq)
+                body(seq, try decode(message, p))
             } catch {
                 damaged.append(error)
             }
@@ -186,10 +186,16 @@ public struct DataDirectory: Sendable {
         return damaged
     }
 
+    /// One flush's index file read and unframed (inflated), with its path.
+    private func indexMessage(sequence: UInt64) throws(StoreError) -> (message: [UInt8], path: String) {
+        let p = file(.traceIndex, sequence: sequence)
+        return (try SegmentFrame.decode(try readFile(p), expecting: .traceIndex, path: p), p)
+    }
+
     /// One flush's index entries, or the error that made them unreadable.
     public func indexSegmentEntries(sequence: UInt64) throws(StoreError) -> [TraceIndexEntry] {
-        let p = file(.traceIndex, sequence: sequence)
-        return try TraceIndexCodec.decode(try SegmentFrame.decode(try readFile(p), expecting: .traceIndex, path: p), path: p)
+        let (message, p) = try indexMessage(sequence: sequence)
+        return try TraceIndexCodec.decode(message, path: p)
     }
 
     /// One flush's index entries ([] when it has none or its file is unreadable).
@@ -201,8 +207,7 @@ public struct DataDirectory: Sendable {
     /// as `TraceLocator.candidates` lists them): the first one holding it wins.
     public func loadEntry(_ traceID: TraceID, candidates: [UInt64]) -> TraceIndexEntry? {
         for seq in candidates {
-            let p = file(.traceIndex, sequence: seq)
-            guard let bytes = try? readFile(p), let message = try? SegmentFrame.decode(bytes, expecting: .traceIndex, path: p),
+            guard let (message, p) = try? indexMessage(sequence: seq),
                   let found = try? TraceIndexCodec.decode(message, path: p, only: traceID).last else { continue }
             return found
         }
@@ -215,8 +220,7 @@ public struct DataDirectory: Sendable {
         var seen = Set<TraceID>()
         var out: [TraceIndexSummary] = []
         for seq in candidates {
-            let p = file(.traceIndex, sequence: seq)
-            guard let bytes = try? readFile(p), let message = try? SegmentFrame.decode(bytes, expecting: .traceIndex, path: p),
+            guard let (message, p) = try? indexMessage(sequence: seq),
                   let summaries = try? TraceIndexCodec.decodeSummaries(message, path: p) else { continue }
             for s in summaries where s.taskID == taskID && seen.insert(s.traceID).inserted { out.append(s) }
         }

@@ -19,7 +19,7 @@ public struct TraceIDFilter: Sendable {
     }
 
     @inline(__always)
-    private static func mix(_ x: UInt64) -> UInt64 {
+    static func mix(_ x: UInt64) -> UInt64 {
         // splitmix64's finaliser
         var z = x &+ 0x9E37_79B9_7F4A_7C15
         z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
@@ -97,14 +97,23 @@ public struct TraceLocator: Sendable {
             a = (a ^ UInt64(byte)) &* 0x0000_0100_0000_01B3
             b = (b ^ UInt64(byte)) &* 0x0000_0100_0000_01B3
         }
-        return TraceID(high: Self.mixKey(a ^ 0x7461_736B), low: Self.mixKey(b &+ UInt64(task.utf8.count)))
+        return TraceID(high: TraceIDFilter.mix(a ^ 0x7461_736B), low: TraceIDFilter.mix(b &+ UInt64(task.utf8.count)))
     }
 
-    private static func mixKey(_ x: UInt64) -> UInt64 {
-        var z = x
-        z = (z ^ (z >> 33)) &* 0xFF51_AFD7_ED55_8CCD
-        z = (z ^ (z >> 33)) &* 0xC4CE_B9FE_1A85_EC53
-        return z ^ (z >> 33)
+    /// A flush's filter, holding `ids` and `taskKeys`, whose keys also go into generation `g`'s.
+    private mutating func segment(_ sequence: UInt64, ids: some Collection<TraceID>, taskKeys: some Collection<TraceID>,
+                                  newestStartUnixNano: Int64, generation g: Int) -> Segment {
+        var segment = Segment(sequence: sequence, filter: TraceIDFilter(capacity: max(1, ids.count + taskKeys.count), bitsPerID: 10),
+                              runs: ids.count, newestStartUnixNano: newestStartUnixNano)
+        for id in ids {
+            segment.filter.insert(id)
+            generations[g].filter.insert(id)
+        }
+        for key in taskKeys {
+            segment.filter.insert(key)
+            generations[g].filter.insert(key)
+        }
+        return segment
     }
 
     /// Adds one flush's segments (`sequence`) holding entries or records of `ids`, runs
@@ -116,18 +125,9 @@ public struct TraceLocator: Sendable {
         if generations.isEmpty || generations[generations.count - 1].filter.count >= generationCapacity {
             generations.append(Generation(filter: TraceIDFilter(capacity: generationCapacity, bitsPerID: 20)))
         }
-        var segment = Segment(sequence: sequence, filter: TraceIDFilter(capacity: ids.count + taskKeys.count, bitsPerID: 10),
-                              runs: ids.count, newestStartUnixNano: newestStartUnixNano)
         let g = generations.count - 1
-        for id in ids {
-            segment.filter.insert(id)
-            generations[g].filter.insert(id)
-        }
-        for key in taskKeys {
-            segment.filter.insert(key)
-            generations[g].filter.insert(key)
-        }
-        generations[g].segments.append(segment)
+        let added = segment(sequence, ids: ids, taskKeys: taskKeys, newestStartUnixNano: newestStartUnixNano, generation: g)
+        generations[g].segments.append(added)
     }
 
     /// Whether some flush may hold the trace (false: certainly none does).
@@ -180,18 +180,9 @@ public struct TraceLocator: Sendable {
         guard target >= 0 else { return }
         let gone = Set(sequences)
         for g in generations.indices { generations[g].segments.removeAll { gone.contains($0.sequence) } }
-        var segment = Segment(sequence: key, filter: TraceIDFilter(capacity: max(1, ids.count + taskKeys.count), bitsPerID: 10),
-                              runs: ids.count, newestStartUnixNano: newestStartUnixNano)
-        for id in ids {
-            segment.filter.insert(id)
-            generations[target].filter.insert(id)
-        }
-        for taskKey in taskKeys {
-            segment.filter.insert(taskKey)
-            generations[target].filter.insert(taskKey)
-        }
+        let merged = segment(key, ids: ids, taskKeys: taskKeys, newestStartUnixNano: newestStartUnixNano, generation: target)
         let at = generations[target].segments.firstIndex { $0.sequence > key } ?? generations[target].segments.count
-        generations[target].segments.insert(segment, at: at)
+        generations[target].segments.insert(merged, at: at)
         let last = generations.count - 1
         generations = generations.enumerated().filter { $0.offset == last || !$0.element.segments.isEmpty }.map(\.element)
     }
