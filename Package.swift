@@ -116,7 +116,7 @@ let package = Package(
         .testTarget(name: "AttributionTests", dependencies: ["Attribution", "LedgerCore"]),
         .testTarget(name: "RollupsTests", dependencies: ["Rollups", "LedgerCore"]),
         .testTarget(name: "WriteAheadLogTests", dependencies: ["WriteAheadLog"]),
-        .testTarget(name: "LedgerStoreTests", dependencies: ["LedgerStore", "Rollups", "LedgerCore", "ProtoWire"]),
+        .testTarget(name: "LedgerStoreTests", dependencies: ["LedgerStore", "Rollups", "LedgerCore", "ProtoWire", "DurableFiles"]),
         .testTarget(name: "LedgerPipelineTests", dependencies: ["LedgerPipeline", "OTLPDecoding", "OTLPFixtures", "Attribution", "Rollups", "LedgerStore", "LedgerCore", "WriteAheadLog", "ProtoWire", "TraceAssembly"]),
     ],
     swiftLanguageModes: [.v6]

@@ -117,6 +117,23 @@ public enum FileIO {
         guard systemRename(from, to) == 0 else { throw .last("rename", to) }
     }
 
+    /// Which file a path names now, and its size and last change: equal identities mean
+    /// the same unchanged contents (a file replaced by rename gets another inode).
+    public struct Identity: Hashable, Sendable {
+        public var device: UInt64
+        public var inode: UInt64
+        public var size: Int64
+        public var changedNano: Int64
+    }
+
+    /// nil when the path cannot be stat'ed (missing).
+    public static func identity(_ path: String) -> Identity? {
+        var st = stat()
+        guard stat(path, &st) == 0 else { return nil }
+        return Identity(device: UInt64(st.st_dev), inode: UInt64(st.st_ino), size: Int64(st.st_size),
+                        changedNano: Int64(st.st_mtim.tv_sec) * 1_000_000_000 + Int64(st.st_mtim.tv_nsec))
+    }
+
     public static func fileSize(_ path: String) -> Int64 {
         var st = stat()
         return stat(path, &st) == 0 ? Int64(st.st_size) : 0

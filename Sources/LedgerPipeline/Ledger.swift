@@ -71,6 +71,13 @@ public struct LedgerStats: Sendable {
     /// Lookups of runs not in memory that read the disk, and those that found the run.
     public var diskLookups: Int64 = 0
     public var diskLookupHits: Int64 = 0
+    /// Point lookups served by inflated files kept in memory, those that read a file, and
+    /// the bytes kept (`lookupCacheBytes`).
+    /// Flushes read once for a whole batch of verdicts (`withRunsOf`).
+    public var batchSegmentsRead: Int64 = 0
+    public var lookupCacheHits: Int64 = 0
+    public var lookupCacheMisses: Int64 = 0
+    public var lookupCacheBytes = 0
     /// Bytes of the trace locator's filters.
     public var locatorBytes: Int = 0
     /// Seconds the query-cache warm-up after start took; nil until it finished.
@@ -141,6 +148,12 @@ public actor Ledger: SpanConsumer {
     var heldDirty = false
     /// Run trees of the flush being written, for corrections in the meantime.
     var flushingDetails: [PackedTree] = []
+    /// Index entries and trees of runs on disk, read for the batch of verdicts being
+    /// checked or applied (`withRunsOf`), and the traces looked for: one read of each
+    /// flush's files for the whole batch. Empty between batches.
+    var batchEntries: [TraceID: TraceIndexEntry] = [:]
+    var batchTrees: [TraceID: [StoredSpan]] = [:]
+    var batchLookedUp: Set<TraceID> = []
     /// Runs per task ID, for rework (those within trace retention, up to `maxTaskRuns`).
     var tasks = TaskRuns()
     /// Traces released by the clock and being attributed off the actor, with the lowest
@@ -164,7 +177,8 @@ public actor Ledger: SpanConsumer {
                 wallNow: @escaping @Sendable () -> Int64 = WallClock.nowUnixNano) throws {
         self.wal = wal
         self.configuration = configuration
-        self.directory = DataDirectory(path: configuration.dataDirectory)
+        self.directory = DataDirectory(path: configuration.dataDirectory,
+                                       lookupCache: configuration.lookupCacheBytes > 0 ? SegmentCache(capacityBytes: configuration.lookupCacheBytes) : nil)
         self.attributor = RunAttributor(prices: prices)
         self.logger = logger
         self.monotonicNow = monotonicNow
@@ -363,6 +377,7 @@ public actor Ledger: SpanConsumer {
     /// index segments that may hold it.
     func entryOnDisk(_ id: TraceID) -> TraceIndexEntry? {
         guard index.evictedCount > 0, locator.mayContain(id) else { return nil }
+        if batchLookedUp.contains(id) { return batchEntries[id] }
         stats.diskLookups += 1
         guard let e = directory.loadEntry(id, candidates: locator.candidates(id)) else { return nil }
         stats.diskLookupHits += 1
@@ -770,6 +785,8 @@ public actor Ledger: SpanConsumer {
     /// files are encoded, compressed and written on CPU time nothing else wants
     /// (`BlockingThread`), for a flush that can wait while requests are served.
     public func flush(idle: Bool = false) async throws {
+        // On the flush interval, busy or not: a burst of lookups' files goes when it is over.
+        directory.lookupCache?.expire()
         guard let pending = takeUnflushed() else { return }
         let directory = self.directory
         let now = wallNow() / 1_000_000
@@ -911,6 +928,9 @@ public actor Ledger: SpanConsumer {
         s.taskFilterBytes = tasks.unlistedFilterBytes
         s.taskRunsDropped = tasks.droppedRuns
         s.locatorBytes = locator.byteCount
+        if let c = directory.lookupCache?.stats {
+            (s.lookupCacheHits, s.lookupCacheMisses, s.lookupCacheBytes) = (c.hits, c.misses, c.bytes)
+        }
         return s
     }
 

@@ -17,9 +17,13 @@ public struct SpanKey: Hashable, Sendable {
 /// N increasing. Files are written atomically; leftover `*.tmp` files are removed at open.
 public struct DataDirectory: Sendable {
     public let path: String
+    /// Keeps the messages point lookups inflate (`loadEntry`, `taskRuns`, `loadDetail`);
+    /// none: each lookup reads its files again.
+    public let lookupCache: SegmentCache?
 
-    public init(path: String) {
+    public init(path: String, lookupCache: SegmentCache? = nil) {
         self.path = path
+        self.lookupCache = lookupCache
     }
 
     public func directory(_ kind: SegmentKind) -> String { path + "/" + kind.directory }
@@ -192,6 +196,15 @@ public struct DataDirectory: Sendable {
         return (try SegmentFrame.decode(try readFile(p), expecting: .traceIndex, path: p), p)
     }
 
+    /// One flush's file of `kind` read and unframed for a point lookup: through the lookup
+    /// cache when there is one.
+    private func lookupMessage(_ kind: SegmentKind, sequence: UInt64) throws(StoreError) -> (message: [UInt8], path: String) {
+        let p = file(kind, sequence: sequence)
+        let read = { () throws(StoreError) -> [UInt8] in try SegmentFrame.decode(try readFile(p), expecting: kind, path: p) }
+        guard let lookupCache else { return (try read(), p) }
+        return (try lookupCache.message(path: p, read: read), p)
+    }
+
     /// One flush's index entries, or the error that made them unreadable.
     public func indexSegmentEntries(sequence: UInt64) throws(StoreError) -> [TraceIndexEntry] {
         let (message, p) = try indexMessage(sequence: sequence)
@@ -207,11 +220,29 @@ public struct DataDirectory: Sendable {
     /// as `TraceLocator.candidates` lists them): the first one holding it wins.
     public func loadEntry(_ traceID: TraceID, candidates: [UInt64]) -> TraceIndexEntry? {
         for seq in candidates {
-            guard let (message, p) = try? indexMessage(sequence: seq),
+            guard let (message, p) = try? lookupMessage(.traceIndex, sequence: seq),
                   let found = try? TraceIndexCodec.decode(message, path: p, only: traceID).last else { continue }
             return found
         }
         return nil
+    }
+
+    /// The latest index entries and all stored spans of many traces, each flush file read
+    /// once: `candidates` names, per flush, the traces that may be in it (from
+    /// `TraceLocator.candidates`, newest flush first per trace). For a batch of lookups,
+    /// where one by one each trace reads its flush's files again.
+    public func loadRuns(candidates: [UInt64: Set<TraceID>], trees: Bool) -> (entries: [TraceID: TraceIndexEntry], spans: [TraceID: [StoredSpan]]) {
+        var entries: [TraceID: (sequence: UInt64, entry: TraceIndexEntry)] = [:]
+        var spans: [TraceID: [(sequence: UInt64, spans: [StoredSpan])]] = [:]
+        for (seq, ids) in candidates {
+            if let (message, p) = try? lookupMessage(.traceIndex, sequence: seq), let found = try? TraceIndexCodec.decode(message, path: p) {
+                for e in found where ids.contains(e.traceID) && seq >= (entries[e.traceID]?.sequence ?? 0) { entries[e.traceID] = (seq, e) }
+            }
+            if trees, let (message, p) = try? lookupMessage(.traceDetail, sequence: seq), let details = try? TraceDetailCodec.decode(message, path: p, among: ids) {
+                for d in details { spans[d.traceID, default: []].append((seq, d.spans)) }
+            }
+        }
+        return (entries.mapValues(\.entry), spans.mapValues { $0.sorted { $0.sequence < $1.sequence }.flatMap(\.spans) })
     }
 
     /// The runs of one task among the flushes `candidates` (as `TraceLocator.candidates`
@@ -220,7 +251,7 @@ public struct DataDirectory: Sendable {
         var seen = Set<TraceID>()
         var out: [TraceIndexSummary] = []
         for seq in candidates {
-            guard let (message, p) = try? indexMessage(sequence: seq),
+            guard let (message, p) = try? lookupMessage(.traceIndex, sequence: seq),
                   let summaries = try? TraceIndexCodec.decodeSummaries(message, path: p) else { continue }
             for s in summaries where s.taskID == taskID && seen.insert(s.traceID).inserted { out.append(s) }
         }
@@ -232,8 +263,7 @@ public struct DataDirectory: Sendable {
     public func loadDetail(_ traceID: TraceID, candidates: [UInt64]? = nil) -> [StoredSpan] {
         var spans: [StoredSpan] = []
         for seq in candidates ?? Array(sequences(.traceDetail).reversed()) {
-            let p = file(.traceDetail, sequence: seq)
-            guard let bytes = try? readFile(p), let message = try? SegmentFrame.decode(bytes, expecting: .traceDetail, path: p),
+            guard let (message, p) = try? lookupMessage(.traceDetail, sequence: seq),
                   let details = try? TraceDetailCodec.decode(message, path: p, only: traceID) else { continue }
             for d in details.reversed() { spans = d.spans + spans }
         }

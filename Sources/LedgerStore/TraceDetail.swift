@@ -392,6 +392,35 @@ public enum TraceDetailCodec {
         return out
     }
 
+    /// The trees of the traces in `ids` (each trace's records in segment order): one pass
+    /// over the segment for many lookups, where `decode(only:)` makes one pass per trace.
+    public static func decode(_ bytes: [UInt8], path: String, among ids: Set<TraceID>) throws(StoreError) -> [TraceDetail] {
+        var shapes: [ArraySlice<UInt8>] = [], stored: [ArraySlice<UInt8>] = []
+        var legacy = false
+        try StoreError.decoding(path) {
+            var r = ProtoReader(bytes)
+            while let (field, value) = try r.next() {
+                switch field {
+                case 3, 4: legacy = true
+                case 6: shapes.append(value.slice)
+                case 7: stored.append(value.slice)
+                default: break
+                }
+            }
+        }
+        // Segments of the older layouts are rare: decoded whole, then filtered.
+        if legacy { return try decode(bytes, path: path).filter { ids.contains($0.traceID) } }
+        guard shapes.count == stored.count else { throw StoreError(path: path, message: "\(shapes.count) tree shapes but \(stored.count) stored parts") }
+        var out: [TraceDetail] = []
+        try StoreError.decoding(path) {
+            for i in shapes.indices where stored[i].count >= 16 {
+                guard let id = TraceID(bytes: Array(stored[i].prefix(16))), ids.contains(id) else { continue }
+                if let detail = try decodeTree(shape: shapes[i], stored: stored[i], path: path, only: nil) { out.append(detail) }
+            }
+        }
+        return out
+    }
+
     /// One tree from its TraceShape and stored part; nil when `only` (a trace ID's bytes)
     /// is set and it is another trace's. Every count and position is checked against what
     /// the bytes hold: a damaged tree is an error, never a crash or a huge allocation.

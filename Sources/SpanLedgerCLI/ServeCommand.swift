@@ -65,6 +65,7 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(name: .customLong("heap-trim-slack"), help: "Resident bytes past live heap (beyond the idle baseline) kept before free heap is given back to the system; 0 never trims (default 33554432).") var heapTrimSlack: Int?
     @Option(name: .customLong("max-indexed-runs"), help: "Runs whose index entry stays in memory; older ones are looked up on disk (default 100000).") var maxIndexedRuns: Int?
     @Option(name: .customLong("max-task-runs"), help: "Task-tagged runs listed in memory for rework; runs past it are read from disk when their task runs again (default 250000).") var maxTaskRuns: Int?
+    @Option(name: .customLong("lookup-cache-bytes"), help: "Bytes of inflated index and run-tree files kept (30 s after last use) for lookups of runs no longer in memory: late verdicts, trace views, rework; 0 keeps none (default 33554432).") var lookupCacheBytes: Int?
     @Option(help: "Alert rules file (YAML, Schemas/alerts.md): token spikes, budgets, acceptance, retries, unpriced models, and their hooks.") var alerts: String?
 
     func settings() throws -> ServeSettings {
@@ -106,6 +107,7 @@ struct ServeCommand: AsyncParsableCommand {
         if let maxHeldVerdicts { s.maxHeldVerdicts = maxHeldVerdicts }
         if let maxIndexedRuns { s.maxIndexedRuns = maxIndexedRuns }
         if let maxTaskRuns { s.maxTaskRuns = maxTaskRuns }
+        if let lookupCacheBytes { s.lookupCacheBytes = lookupCacheBytes }
         if let traceRetention { s.traceRetention = traceRetention }
         if let heapTrimSlack { s.heapTrimSlack = heapTrimSlack }
         return s
@@ -153,6 +155,8 @@ struct ServeCommand: AsyncParsableCommand {
         ledgerConfig.maxHeldVerdicts = s.maxHeldVerdicts
         ledgerConfig.maxIndexedRuns = s.maxIndexedRuns
         ledgerConfig.maxTaskRuns = s.maxTaskRuns
+        guard s.lookupCacheBytes >= 0 else { throw ValidationError("lookup cache bytes must not be negative") }
+        ledgerConfig.lookupCacheBytes = s.lookupCacheBytes
         ledgerConfig.traceRetentionNano = try ServeSettings.duration(s.traceRetention, "trace retention")
         guard ledgerConfig.correctionWindowNano <= ledgerConfig.traceRetentionNano else {
             throw ValidationError("need correction-window <= trace-retention: a run's outcome can change only while its run tree is kept")

@@ -78,6 +78,8 @@ struct ServeSettings: Sendable, Equatable {
     var maxIndexedRuns = 100_000
     /// `--max-task-runs` / `max_task_runs`: task-tagged runs listed in memory for rework.
     var maxTaskRuns = 250_000
+    /// `--lookup-cache-bytes` / `lookup_cache_bytes`: inflated segment files kept for lookups of runs on disk.
+    var lookupCacheBytes = 32 << 20
     /// `--trace-retention` / `trace_retention`: run trees and index entries older than this are removed.
     var traceRetention = "30d"
     /// `--heap-trim-slack` / `heap_trim_slack`: resident bytes past live heap (beyond the
@@ -85,7 +87,7 @@ struct ServeSettings: Sendable, Equatable {
     var heapTrimSlack = 32 << 20
 
     static let keys: Set<String> = ["data", "otlp_http", "otlp_grpc", "api", "trace_wait", "trace_max_age", "max_pending_traces", "max_pending_bytes",
-                                    "flush_interval", "max_unflushed_spans", "max_indexed_runs", "max_task_runs", "trace_retention", "max_release_lag", "prices", "max_body_size", "idle_timeout", "log_level", "durability",
+                                    "flush_interval", "max_unflushed_spans", "max_indexed_runs", "max_task_runs", "lookup_cache_bytes", "trace_retention", "max_release_lag", "prices", "max_body_size", "idle_timeout", "log_level", "durability",
                                     "durability_interval", "max_inflight_bytes", "read_timeout", "max_attribute_depth", "max_span_attributes",
                                     "max_attribute_bytes", "max_spans_per_request", "max_spans_per_trace", "max_trace_bytes", "alerts",
                                     "correction_window", "max_held_verdicts", "registry", "max_metric_series",
@@ -151,6 +153,7 @@ struct ServeSettings: Sendable, Equatable {
         if let v = try int("max_held_verdicts") { maxHeldVerdicts = v }
         if let v = try int("max_indexed_runs") { maxIndexedRuns = v }
         if let v = try int("max_task_runs") { maxTaskRuns = v }
+        if let v = try int("lookup_cache_bytes") { lookupCacheBytes = v }
         if let v = try str("trace_retention") { traceRetention = v }
         if let v = try int("heap_trim_slack") { heapTrimSlack = v }
     }

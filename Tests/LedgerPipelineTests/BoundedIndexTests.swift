@@ -322,3 +322,60 @@ final class WallClockBox: @unchecked Sendable {
     stats = await again.currentStats()
     #expect(stats.diskLookups == 0 && stats.taskDiskLookups == 0, "nothing read from disk")
 }
+
+/// A batch of verdicts for runs on disk reads each flush's files once for the whole batch
+/// (`withRunsOf`) and ends exactly where the same verdicts one at a time end.
+@Test func aBatchOfVerdictsForRunsOnDiskReadsEachFlushOnceAndMatchesOneByOne() async throws {
+    func loaded(_ dir: String, _ clock: TestClock) async throws -> Ledger {
+        let ledger = try makeBoundedLedger(dir, clock: clock, maxIndexedRuns: 16)
+        // Four flushes of 30 runs: most runs' entries and trees are on disk only.
+        for part in 0..<4 {
+            let first = UInt64(part * 30 + 1)
+            for spans in oneCallRuns(first...(first + 29)) { try await ingest(ledger, spans) }
+            clock.advance(seconds: 3)
+            await ledger.tick()
+            try await ledger.flush()
+        }
+        return ledger
+    }
+    let clockA = TestClock(), clockB = TestClock()
+    let batched = try await loaded(tempDataDir(), clockA)
+    let single = try await loaded(tempDataDir(), clockB)
+    // Runs spread over every flush, one named twice (the later verdict wins), a run still
+    // in memory and a trace never seen.
+    var verdicts = stride(from: UInt64(2), through: 110, by: 9).map {
+        OutcomeRecord(traceID: TraceID(high: 42, low: $0), outcome: $0 % 2 == 0 ? .rejected : .accepted, timeUnixNano: minute0 + 10, source: .api)
+    }
+    verdicts.append(OutcomeRecord(traceID: TraceID(high: 42, low: 2), outcome: .edited, timeUnixNano: minute0 + 20, source: .api))
+    verdicts.append(OutcomeRecord(traceID: TraceID(high: 42, low: 120), outcome: .accepted, timeUnixNano: minute0 + 10, source: .api))
+    verdicts.append(OutcomeRecord(traceID: TraceID(high: 77, low: 1), outcome: .accepted, timeUnixNano: minute0, source: .api))
+    #expect(await batched.currentStats().runsOnDiskOnly >= 100)
+
+    let before = await batched.currentStats()
+    #expect(await batched.verdictProblems(verdicts).isEmpty)
+    let results = await batched.applyOutcomes(verdicts, sequence: 0)
+    let after = await batched.currentStats()
+    // Each of the four flushes at most once per pass (entries to check, then entries and
+    // trees to apply), and no lookup one run at a time.
+    #expect(after.batchSegmentsRead - before.batchSegmentsRead >= 4 && after.batchSegmentsRead - before.batchSegmentsRead <= 8)
+    #expect(after.diskLookups == before.diskLookups)
+
+    var oneByOne: [OutcomeResult] = []
+    for v in verdicts {
+        #expect(await single.verdictProblems([v]).isEmpty)
+        oneByOne += await single.applyOutcomes([v], sequence: 0)
+    }
+    #expect(await single.currentStats().diskLookups - before.diskLookups >= 10, "one at a time, the runs on disk are looked up one by one")
+    #expect(results == oneByOne)
+    #expect(results.filter { $0 == .applied }.count == 14 && results.last == .held && results[13] == .corrected)
+
+    var byOutcome = window
+    byOutcome.groupBy = [.workflow, .outcome]
+    let got = await batched.query(byOutcome)
+    #expect(got == (await single.query(byOutcome)))
+    #expect(got.first { $0.outcome == .edited }?.runs == 1 && got.reduce(0) { $0 + $1.runs } == 120)
+    // Each corrected run's whole cost moved with it (its tree was read, not left empty).
+    #expect(got.reduce(0) { $0 + $1.measures.costMicros } == 120 * 1400)
+    #expect(got.filter { $0.outcome != .pending }.reduce(0) { $0 + $1.measures.costMicros } == 14 * 1400)
+    #expect(await batched.explain(TraceID(high: 42, low: 2))?.entry.outcome == .edited)
+}
