@@ -205,6 +205,14 @@ public struct DataDirectory: Sendable {
         return (try lookupCache.message(path: p, read: read), p)
     }
 
+    /// The trees of `ids` in one flush's run-tree file: the blocks holding them, or the
+    /// whole file when it has no block table (written before blocks).
+    func treeDetails(sequence: UInt64, among ids: Set<TraceID>) throws(StoreError) -> [TraceDetail] {
+        if let found = try BlockedTrees.details(at: file(.traceDetail, sequence: sequence), among: ids) { return found }
+        let (message, p) = try lookupMessage(.traceDetail, sequence: sequence)
+        return try TraceDetailCodec.decode(message, path: p, among: ids)
+    }
+
     /// One flush's index entries, or the error that made them unreadable.
     public func indexSegmentEntries(sequence: UInt64) throws(StoreError) -> [TraceIndexEntry] {
         let (message, p) = try indexMessage(sequence: sequence)
@@ -238,7 +246,7 @@ public struct DataDirectory: Sendable {
             if let (message, p) = try? lookupMessage(.traceIndex, sequence: seq), let found = try? TraceIndexCodec.decode(message, path: p) {
                 for e in found where ids.contains(e.traceID) && seq >= (entries[e.traceID]?.sequence ?? 0) { entries[e.traceID] = (seq, e) }
             }
-            if trees, let (message, p) = try? lookupMessage(.traceDetail, sequence: seq), let details = try? TraceDetailCodec.decode(message, path: p, among: ids) {
+            if trees, let details = try? treeDetails(sequence: seq, among: ids) {
                 for d in details { spans[d.traceID, default: []].append((seq, d.spans)) }
             }
         }
@@ -263,8 +271,7 @@ public struct DataDirectory: Sendable {
     public func loadDetail(_ traceID: TraceID, candidates: [UInt64]? = nil) -> [StoredSpan] {
         var spans: [StoredSpan] = []
         for seq in candidates ?? Array(sequences(.traceDetail).reversed()) {
-            guard let (message, p) = try? lookupMessage(.traceDetail, sequence: seq),
-                  let details = try? TraceDetailCodec.decode(message, path: p, only: traceID) else { continue }
+            guard let details = try? treeDetails(sequence: seq, among: [traceID]) else { continue }
             for d in details.reversed() { spans = d.spans + spans }
         }
         return spans

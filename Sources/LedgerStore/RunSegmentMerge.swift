@@ -87,18 +87,15 @@ extension DataDirectory {
         let lastTrees = file(.traceDetail, sequence: key)
         let lastMessage = try treesMessage(key)
         var records = 0
-        let trees = try SegmentFrame.encode(kind: .traceDetail) { deflater in
-            try TraceDetailCodec.writeHeader(createdUnixMs: nowUnixMs, walSequenceMax: TraceDetailCodec.walSequenceMax(lastMessage)) {
-                try deflater.write($0, compressing: $1)
-            }
-            for seq in sequences {
-                let p = file(.traceDetail, sequence: seq)
-                let details = try TraceDetailCodec.decode(seq == key ? lastMessage : try treesMessage(seq), path: p)
-                for d in details { ids.insert(d.traceID) }
-                records += details.count
-                try TraceDetailCodec.writeTrees(details.map(PackedTree.init)) { try deflater.write($0, compressing: $1) }
-            }
+        let writer = try BlockedTrees.Writer(createdUnixMs: nowUnixMs, walSequenceMax: TraceDetailCodec.walSequenceMax(lastMessage))
+        for seq in sequences {
+            let p = file(.traceDetail, sequence: seq)
+            let details = try TraceDetailCodec.decode(seq == key ? lastMessage : try treesMessage(seq), path: p)
+            for d in details { ids.insert(d.traceID) }
+            records += details.count
+            try writer.add(details.map(PackedTree.init))
         }
+        let trees = try writer.finish()
         var bytesAfter = Int64(trees.count)
         if !entries.isEmpty {
             let index = try TraceIndexCodec.segment(entries, createdUnixMs: nowUnixMs)

@@ -69,6 +69,8 @@ func readFile(_ path: String) throws(StoreError) -> [UInt8] {
 public enum SegmentFrame {
     static let magic: [UInt8] = Array("SLSG".utf8)
     static let version: UInt8 = 1
+    /// Run-tree files with a block table after the stream (`BlockedTrees`).
+    static let blockedVersion: UInt8 = 2
     public static let headerSize = 24
     /// Largest payload a segment may inflate to (guards against corrupt lengths).
     public static let maxUncompressed = 1 << 30
@@ -90,14 +92,20 @@ public enum SegmentFrame {
         let deflater = try Deflater(level: compressionLevel(kind))
         try body(deflater)
         let payload = try deflater.finish()
-        var out: [UInt8] = []
+        var out = header(kind: kind, version: version, rawLength: deflater.totalIn, payload: payload)
         out.reserveCapacity(headerSize + payload.count)
+        out += payload
+        return out
+    }
+
+    /// The 24-byte header of a segment whose compressed stream is `payload`.
+    static func header(kind: SegmentKind, version: UInt8, rawLength: Int, payload: [UInt8]) -> [UInt8] {
+        var out: [UInt8] = []
         out += magic
         out += [version, kind.rawValue, 0, 0]
-        out += le(UInt64(deflater.totalIn), 8)
+        out += le(UInt64(rawLength), 8)
         out += le(UInt64(payload.count), 4)
         out += le(UInt64(Zlib.crc32(payload)), 4)
-        out += payload
         return out
     }
 
@@ -108,15 +116,24 @@ public enum SegmentFrame {
 
     public static func decode(_ bytes: [UInt8], expecting kind: SegmentKind, path: String) throws(StoreError) -> [UInt8] {
         guard bytes.count >= headerSize, Array(bytes[0..<4]) == magic else { throw StoreError(path: path, message: "not a SpanLedger segment (bad magic)") }
-        guard bytes[4] == version else { throw StoreError(path: path, message: "unsupported segment version \(bytes[4])") }
+        let blocked = bytes[4] == blockedVersion && kind == .traceDetail
+        guard bytes[4] == version || blocked else { throw StoreError(path: path, message: "unsupported segment version \(bytes[4])") }
         guard bytes[5] == kind.rawValue else { throw StoreError(path: path, message: "segment kind \(bytes[5]), expected \(kind.rawValue)") }
         let rawLength = readLE(bytes, 8, 8)
         let compressedLength = Int(readLE(bytes, 16, 4))
         let crc = headerCRC(bytes)
-        guard bytes.count - headerSize == compressedLength else {
-            throw StoreError(path: path, message: "payload is \(bytes.count - headerSize) bytes, header says \(compressedLength) (torn write?)")
+        // A blocked run-tree file has its block table and footer after the stream.
+        var trailer = 0
+        if blocked {
+            guard bytes.count >= headerSize + BlockedTrees.footerSize, Array(bytes[(bytes.count - 4)...]) == BlockedTrees.footerMagic else {
+                throw StoreError(path: path, message: "blocked run-tree file without its footer (torn write?)")
+            }
+            trailer = Int(readLE(bytes, bytes.count - BlockedTrees.footerSize, 4)) + BlockedTrees.footerSize
         }
-        let payload = Array(bytes[headerSize...])
+        guard bytes.count - headerSize - trailer == compressedLength else {
+            throw StoreError(path: path, message: "payload is \(bytes.count - headerSize - trailer) bytes, header says \(compressedLength) (torn write?)")
+        }
+        let payload = Array(bytes[headerSize..<(headerSize + compressedLength)])
         guard Zlib.crc32(payload) == crc else { throw StoreError(path: path, message: "CRC mismatch: the segment is corrupt") }
         guard rawLength <= UInt64(maxUncompressed) else { throw StoreError(path: path, message: "uncompressed length \(rawLength) too large") }
         do {

@@ -307,9 +307,9 @@ public enum TraceDetailCodec {
 
     /// The segment file as a flush writes it: shapes deflated, stored parts stored.
     public static func segment(_ trees: [PackedTree], createdUnixMs: Int64, walSequenceMax: UInt64) throws -> [UInt8] {
-        try SegmentFrame.encode(kind: .traceDetail) { deflater in
-            try write(trees, createdUnixMs: createdUnixMs, walSequenceMax: walSequenceMax) { try deflater.write($0, compressing: $1) }
-        }
+        let writer = try BlockedTrees.Writer(createdUnixMs: createdUnixMs, walSequenceMax: walSequenceMax)
+        try writer.add(trees)
+        return try writer.finish()
     }
 
     /// The segment in pieces, to `sink` (bytes, whether they are worth compressing): the

@@ -124,7 +124,48 @@ public enum Zlib {
         }
     }
 
+    /// Inflates a piece of a deflate stream that starts at a full-flush point and ends at
+    /// one (`Deflater.fullFlush`): raw deflate, no zlib header or checksum (the caller
+    /// checks its own CRC of the piece). Producing more than `limit` bytes, a corrupt
+    /// piece or one that does not end at a flush point is an error.
+    public static func inflateRaw(_ input: UnsafeRawBufferPointer, limit: Int) throws(ZlibError) -> [UInt8] {
+        var stream = z_stream()
+        guard CZlib_inflateInit2(&stream, -15) == Z_OK else { throw ZlibError(code: .internalError, message: "inflateInit2 failed") }
+        defer { inflateEnd(&stream) }
+        stream.next_in = UnsafeMutablePointer(mutating: input.bindMemory(to: Bytef.self).baseAddress)
+        stream.avail_in = uInt(input.count)
+        var output: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: min(max(input.count * 4, 16 << 10), 1 << 20))
+        while true {
+            let (status, produced): (Int32, Int) = chunk.withUnsafeMutableBufferPointer { out in
+                stream.next_out = out.baseAddress
+                stream.avail_out = uInt(out.count)
+                let s = CZlib.inflate(&stream, Z_SYNC_FLUSH)
+                return (s, out.count - Int(stream.avail_out))
+            }
+            guard output.count + produced <= limit else {
+                throw ZlibError(code: .outputLimitExceeded, message: "decompressed size exceeds the limit of \(limit) bytes")
+            }
+            output.append(contentsOf: chunk[0..<produced])
+            switch status {
+            case Z_OK, Z_BUF_ERROR, Z_STREAM_END:
+                // Done once the input is used up and inflate left output room (nothing held back).
+                if stream.avail_in == 0 && stream.avail_out > 0 { return output }
+                if status == Z_STREAM_END { return output }
+                if status == Z_BUF_ERROR && produced == 0 { throw ZlibError(code: .truncated, message: "compressed piece is truncated") }
+            case Z_DATA_ERROR:
+                throw ZlibError(code: .corrupt, message: "compressed piece is corrupt")
+            default:
+                throw ZlibError(code: .corrupt, message: "inflate failed (\(status))")
+            }
+        }
+    }
+
     /// CRC-32 (IEEE) as zlib computes it, for segment framing.
+    public static func crc32(_ bytes: UnsafeRawBufferPointer) -> UInt32 {
+        UInt32(CZlib.crc32(0, bytes.bindMemory(to: Bytef.self).baseAddress, uInt(bytes.count)))
+    }
+
     public static func crc32(_ bytes: [UInt8]) -> UInt32 {
         bytes.withUnsafeBufferPointer { p in
             UInt32(CZlib.crc32(0, p.baseAddress, uInt(p.count)))
@@ -214,6 +255,19 @@ public final class Deflater {
             if status == Z_OK { return }
             guard status == Z_BUF_ERROR, produced > 0 else { throw ZlibError(code: .internalError, message: "deflateParams failed (\(status))") }
         }
+    }
+
+    /// Compressed bytes produced so far.
+    public var compressedCount: Int { output.count }
+
+    /// Flushes everything written so far and resets the compressor's history (Z_FULL_FLUSH):
+    /// inflation can start at the returned offset (compressed bytes so far) with a raw
+    /// inflater (`Zlib.inflateRaw`), so a reader can inflate one block of a stream
+    /// without the blocks before it.
+    public func fullFlush() throws(ZlibError) -> Int {
+        try drainStaging()
+        try run(UnsafeRawBufferPointer(start: nil, count: 0), flush: Z_FULL_FLUSH)
+        return output.count
     }
 
     /// Ends the stream and returns it; the deflater takes no more input.

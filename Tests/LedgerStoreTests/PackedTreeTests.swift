@@ -175,7 +175,13 @@ import Testing
         }
         let file = try TraceDetailCodec.segment(trees, createdUnixMs: 9, walSequenceMax: 4)
         let message = try SegmentFrame.decode(file, expecting: .traceDetail, path: "t")
-        #expect(message == TraceDetailCodec.encode(trees, createdUnixMs: 9, walSequenceMax: 4))
+        // The message of the old layout, block by block (`BlockedTrees.treesPerBlock` trees each).
+        var blocks = ProtoWriter()
+        TraceDetailCodec.writeHeader(createdUnixMs: 9, walSequenceMax: 4) { piece, _ in blocks.raw(Array(piece)) }
+        for start in stride(from: 0, to: trees.count, by: BlockedTrees.treesPerBlock) {
+            TraceDetailCodec.writeTrees(Array(trees[start..<min(start + BlockedTrees.treesPerBlock, trees.count)])) { piece, _ in blocks.raw(Array(piece)) }
+        }
+        #expect(message == blocks.bytes)
         let decoded = try TraceDetailCodec.decode(message, path: "t")
         #expect(decoded == trees.map { TraceDetail(traceID: $0.traceID, spans: $0.unpack()) })
         #expect(try TraceDetailCodec.decode(message, path: "t", only: trees[321].traceID) == [decoded[321]])
