@@ -557,9 +557,29 @@ def decoded_segments(directory: Path, pattern: str, message: str):
     for path in sorted(directory.glob(pattern)):
         raw = path.read_bytes()
         assert raw[:4] == b"SLSG", path
+        compressed = int.from_bytes(raw[16:20], "little")
         m = cls()
-        m.ParseFromString(zlib.decompress(raw[24:]))
+        # Exactly the stream the header names (a blocked run-tree file has its block table after it).
+        m.ParseFromString(zlib.decompress(raw[24:24 + compressed]))
         yield raw, m
+
+
+def block_table(raw: bytes):
+    """The block table of a blocked run-tree file (header version 2; README "Data
+    directory"): (block starts relative to the stream, block CRC-32s, [(trace ID high
+    half, block)])."""
+    assert raw[4] == 2 and raw[-4:] == b"SLTB"
+    stream = 24 + int.from_bytes(raw[16:20], "little")
+    table_len = int.from_bytes(raw[-8:-4], "little")
+    assert stream + table_len + 8 == len(raw)
+    t = raw[stream:stream + table_len]
+    u32 = lambda at: int.from_bytes(t[at:at + 4], "little")
+    blocks = u32(0)
+    starts = [u32(4 + 4 * i) for i in range(blocks + 1)]
+    crcs = [u32(4 + 4 * (blocks + 1) + 4 * i) for i in range(blocks)]
+    at = 4 + 4 * (blocks + 1) + 4 * blocks
+    trees = [(int.from_bytes(t[at + 4 + 12 * k:at + 12 + 12 * k], "little"), u32(at + 12 + 12 * k)) for k in range(u32(at))]
+    return starts, crcs, trees
 
 
 def varint(data: bytes, pos: int) -> Tuple[int, int]:

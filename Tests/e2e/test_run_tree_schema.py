@@ -33,6 +33,18 @@ def test_run_trees_on_disk_match_the_documented_schema(daemon_factory):
     raw, shape, stored = found[0]
     assert bytes(stored) in raw, "the stored part is kept as it is, not deflated"
 
+    # Blocked: the block table names the run's block, which inflates on its own (raw
+    # deflate from a full-flush point) and holds its tree, checked by its CRC.
+    import zlib
+    starts, crcs, trees = support.block_table(raw)
+    high = run.trace_id >> 64
+    blocks = [b for h, b in trees if h == high]
+    assert len(blocks) == 1 and [h for h, _ in trees] == sorted(h for h, _ in trees)
+    piece = raw[24 + starts[blocks[0]]:24 + starts[blocks[0] + 1]]
+    assert zlib.crc32(piece) == crcs[blocks[0]]
+    block = zlib.decompressobj(-15).decompress(piece)
+    assert bytes(stored) in block and block.index(bytes(stored)) > 0
+
     n = shape.span_count
     sent = {s.span_id: s for s in run.spans}
     assert n == len(sent) and shape.outside_parents == 1
