@@ -117,12 +117,10 @@ public enum BlockedTrees {
             let range = layout.range(of: b)
             let bytes = try read(SegmentFrame.headerSize + range.lowerBound, range.count)
             guard bytes.withUnsafeBytes({ Zlib.crc32($0) }) == layout.crcs[b] else { throw StoreError(path: path, message: "CRC mismatch in block \(b): the segment is corrupt") }
-            let inflated = bytes.withUnsafeBytes { p in Result { () throws(ZlibError) in try Zlib.inflateRaw(p, limit: SegmentFrame.maxUncompressed) } }
-            guard case .success(let raw) = inflated else {
-                if case .failure(let e) = inflated { throw StoreError(path: path, message: "block \(b) does not inflate: \(e.message)") }
-                return nil
+            switch bytes.withUnsafeBytes({ p in Result { () throws(ZlibError) in try Zlib.inflateRaw(p, limit: SegmentFrame.maxUncompressed) } }) {
+            case .success(let raw): out += try TraceDetailCodec.decode(raw, path: path, among: ids)
+            case .failure(let e): throw StoreError(path: path, message: "block \(b) does not inflate: \(e.message)")
             }
-            out += try TraceDetailCodec.decode(raw, path: path, among: ids)
         }
         return out
     }

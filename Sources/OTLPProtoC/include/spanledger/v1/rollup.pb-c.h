@@ -404,6 +404,10 @@ struct  Spanledger__V1__TraceDetailSegment
    * Writers put the shapes first and the stored parts after them, deflating the shapes
    * and keeping the stored parts in stored (uncompressed) deflate blocks: random IDs
    * and nanosecond times do not compress. A merge of flushes may repeat that pattern.
+   * Blocked files (segment header version 2, since 2026-12-06) repeat it every 128
+   * trees, fully flushing the deflate stream after each group so that it inflates on
+   * its own; a block table after the zlib stream (outside this message) locates each
+   * group and each trace's group (README "Data directory").
    */
   size_t n_shapes;
   Spanledger__V1__TraceShape **shapes;
