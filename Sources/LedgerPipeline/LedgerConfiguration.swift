@@ -32,10 +32,11 @@ public struct LedgerConfiguration: Sendable {
     /// about 10 MB when tasks have several runs, up to about 40 MB with one conversation
     /// ID a run); runs past it are read from disk when their task runs again.
     public var maxTaskRuns: Int = 250_000
-    /// Bytes of inflated index and run-tree files kept for lookups of runs no longer in
-    /// memory (`--lookup-cache-bytes`, default 32 MiB: two big flushes' trees and their
-    /// index files), dropped after 30 s unused; 0 keeps none.
-    public var lookupCacheBytes: Int = 32 << 20
+    /// Bytes of index files (parsed for lookup by trace ID, about 4.4 MB for a flush of
+    /// 27,000 runs) and of run-tree files written before blocks kept for lookups of runs
+    /// no longer in memory (`--lookup-cache-bytes`, default 64 MiB), dropped after 30 s
+    /// unused; 0 keeps none.
+    public var lookupCacheBytes: Int = 64 << 20
     /// Runs in one merged pair of index and run-tree files (`RunSegmentMergePlan`): a
     /// lookup of a run no longer in memory decodes one such file.
     public var maxRunsPerMergedSegment: Int = 50_000

@@ -205,6 +205,17 @@ public struct DataDirectory: Sendable {
         return (try lookupCache.message(path: p, read: read), p)
     }
 
+    /// One flush's index file for lookups by trace ID (parsed once and kept in the lookup
+    /// cache when there is one).
+    private func lookupIndex(sequence: UInt64) throws(StoreError) -> (lookup: TraceIndexCodec.Lookup, path: String) {
+        let p = file(.traceIndex, sequence: sequence)
+        let load = { () throws(StoreError) -> TraceIndexCodec.Lookup in
+            try TraceIndexCodec.Lookup(try SegmentFrame.decode(try readFile(p), expecting: .traceIndex, path: p), path: p)
+        }
+        guard let lookupCache else { return (try load(), p) }
+        return (try lookupCache.value(path: p, tag: "index lookup", bytes: \.byteCount, load: load), p)
+    }
+
     /// The trees of `ids` in one flush's run-tree file: the blocks holding them, or the
     /// whole file when it has no block table (written before blocks).
     func treeDetails(sequence: UInt64, among ids: Set<TraceID>) throws(StoreError) -> [TraceDetail] {
@@ -228,8 +239,7 @@ public struct DataDirectory: Sendable {
     /// as `TraceLocator.candidates` lists them): the first one holding it wins.
     public func loadEntry(_ traceID: TraceID, candidates: [UInt64]) -> TraceIndexEntry? {
         for seq in candidates {
-            guard let (message, p) = try? lookupMessage(.traceIndex, sequence: seq),
-                  let found = try? TraceIndexCodec.decode(message, path: p, only: traceID).last else { continue }
+            guard let (lookup, p) = try? lookupIndex(sequence: seq), let found = try? lookup.entries(of: traceID, path: p).last else { continue }
             return found
         }
         return nil
@@ -243,8 +253,11 @@ public struct DataDirectory: Sendable {
         var entries: [TraceID: (sequence: UInt64, entry: TraceIndexEntry)] = [:]
         var spans: [TraceID: [(sequence: UInt64, spans: [StoredSpan])]] = [:]
         for (seq, ids) in candidates {
-            if let (message, p) = try? lookupMessage(.traceIndex, sequence: seq), let found = try? TraceIndexCodec.decode(message, path: p) {
-                for e in found where ids.contains(e.traceID) && seq >= (entries[e.traceID]?.sequence ?? 0) { entries[e.traceID] = (seq, e) }
+            if let (lookup, p) = try? lookupIndex(sequence: seq) {
+                for id in ids {
+                    guard let e = try? lookup.entries(of: id, path: p).last, seq >= (entries[id]?.sequence ?? 0) else { continue }
+                    entries[id] = (seq, e)
+                }
             }
             if trees, let details = try? treeDetails(sequence: seq, among: ids) {
                 for d in details { spans[d.traceID, default: []].append((seq, d.spans)) }
@@ -259,8 +272,8 @@ public struct DataDirectory: Sendable {
         var seen = Set<TraceID>()
         var out: [TraceIndexSummary] = []
         for seq in candidates {
-            guard let (message, p) = try? lookupMessage(.traceIndex, sequence: seq),
-                  let summaries = try? TraceIndexCodec.decodeSummaries(message, path: p) else { continue }
+            guard let (lookup, p) = try? lookupIndex(sequence: seq),
+                  let summaries = try? TraceIndexCodec.decodeSummaries(lookup.bytes, path: p) else { continue }
             for s in summaries where s.taskID == taskID && seen.insert(s.traceID).inserted { out.append(s) }
         }
         return out

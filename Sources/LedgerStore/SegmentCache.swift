@@ -22,14 +22,20 @@ public final class SegmentCache: Sendable {
         public var messages = 0
     }
 
+    private struct Key: Hashable {
+        var path: String
+        var tag: String
+    }
+
     private struct Kept {
-        var message: [UInt8]
+        var value: any Sendable
+        var bytes: Int
         var identity: FileIO.Identity
         var lastUseNano: UInt64
     }
 
     private struct State {
-        var kept: [String: Kept] = [:]
+        var kept: [Key: Kept] = [:]
         var stats = Stats()
     }
 
@@ -49,31 +55,40 @@ public final class SegmentCache: Sendable {
     /// The message of the segment at `path`, from memory when the file is the one it was
     /// read from, else from `read` (then kept, if it fits).
     func message(path: String, read: () throws(StoreError) -> [UInt8]) throws(StoreError) -> [UInt8] {
+        try value(path: path, tag: "message", bytes: \.count, load: read)
+    }
+
+    /// What `load` makes of the file at `path` (`tag` names what it is: a message, an
+    /// index lookup), kept the same way as messages and weighed by `bytes`.
+    func value<T: Sendable>(path: String, tag: String, bytes: (T) -> Int, load: () throws(StoreError) -> T) throws(StoreError) -> T {
         let t = now()
-        guard let identity = FileIO.identity(path) else { return try read() }
-        let hit: [UInt8]? = state.withLock { s in
+        guard let identity = FileIO.identity(path) else { return try load() }
+        let key = Key(path: path, tag: tag)
+        let hit: T? = state.withLock { s in
             Self.dropIdle(&s, now: t, idleNano: idleNano)
-            guard var k = s.kept[path], k.identity == identity else { return nil }
+            guard var k = s.kept[key], k.identity == identity, let v = k.value as? T else { return nil }
             k.lastUseNano = t
-            s.kept[path] = k
+            s.kept[key] = k
             s.stats.hits += 1
-            return k.message
+            return v
         }
         if let hit { return hit }
-        let message = try read()
+        let loaded = try load()
+        let size = bytes(loaded)
         state.withLock { s in
             s.stats.misses += 1
-            if let old = s.kept.removeValue(forKey: path) { s.stats.bytes -= old.message.count }
-            guard message.count <= capacityBytes else { return }
-            while s.stats.bytes + message.count > capacityBytes, let oldest = s.kept.min(by: { $0.value.lastUseNano < $1.value.lastUseNano }) {
-                s.kept[oldest.key] = nil
-                s.stats.bytes -= oldest.value.message.count
+            if let old = s.kept.removeValue(forKey: key) { s.stats.bytes -= old.bytes }
+            if size <= capacityBytes {
+                while s.stats.bytes + size > capacityBytes, let oldest = s.kept.min(by: { $0.value.lastUseNano < $1.value.lastUseNano }) {
+                    s.kept[oldest.key] = nil
+                    s.stats.bytes -= oldest.value.bytes
+                }
+                s.kept[key] = Kept(value: loaded, bytes: size, identity: identity, lastUseNano: t)
+                s.stats.bytes += size
             }
-            s.kept[path] = Kept(message: message, identity: identity, lastUseNano: t)
-            s.stats.bytes += message.count
             s.stats.messages = s.kept.count
         }
-        return message
+        return loaded
     }
 
     /// Drops the messages unused for `idleNano` (the ledger calls it on its clock).
@@ -84,9 +99,9 @@ public final class SegmentCache: Sendable {
 
     private static func dropIdle(_ s: inout State, now: UInt64, idleNano: UInt64) {
         guard !s.kept.isEmpty else { return }
-        for (path, k) in s.kept where now &- k.lastUseNano > idleNano {
-            s.kept[path] = nil
-            s.stats.bytes -= k.message.count
+        for (key, k) in s.kept where now &- k.lastUseNano > idleNano {
+            s.kept[key] = nil
+            s.stats.bytes -= k.bytes
         }
         s.stats.messages = s.kept.count
     }

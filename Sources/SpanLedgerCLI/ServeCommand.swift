@@ -65,7 +65,7 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(name: .customLong("heap-trim-slack"), help: "Resident bytes past live heap (beyond the idle baseline) kept before free heap is given back to the system; 0 never trims (default 33554432).") var heapTrimSlack: Int?
     @Option(name: .customLong("max-indexed-runs"), help: "Runs whose index entry stays in memory; older ones are looked up on disk (default 100000).") var maxIndexedRuns: Int?
     @Option(name: .customLong("max-task-runs"), help: "Task-tagged runs listed in memory for rework; runs past it are read from disk when their task runs again (default 250000).") var maxTaskRuns: Int?
-    @Option(name: .customLong("lookup-cache-bytes"), help: "Bytes of inflated index and run-tree files kept (30 s after last use) for lookups of runs no longer in memory: late verdicts, trace views, rework; 0 keeps none (default 33554432).") var lookupCacheBytes: Int?
+    @Option(name: .customLong("lookup-cache-bytes"), help: "Bytes of inflated index and run-tree files kept (30 s after last use) for lookups of runs no longer in memory: late verdicts, trace views, rework; 0 keeps none (default 67108864).") var lookupCacheBytes: Int?
     @Option(help: "Alert rules file (YAML, Schemas/alerts.md): token spikes, budgets, acceptance, retries, unpriced models, and their hooks.") var alerts: String?
 
     func settings() throws -> ServeSettings {

@@ -79,7 +79,7 @@ struct ServeSettings: Sendable, Equatable {
     /// `--max-task-runs` / `max_task_runs`: task-tagged runs listed in memory for rework.
     var maxTaskRuns = 250_000
     /// `--lookup-cache-bytes` / `lookup_cache_bytes`: inflated segment files kept for lookups of runs on disk.
-    var lookupCacheBytes = 32 << 20
+    var lookupCacheBytes = 64 << 20
     /// `--trace-retention` / `trace_retention`: run trees and index entries older than this are removed.
     var traceRetention = "30d"
     /// `--heap-trim-slack` / `heap_trim_slack`: resident bytes past live heap (beyond the

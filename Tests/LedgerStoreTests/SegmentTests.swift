@@ -190,6 +190,19 @@ func sampleTable() -> RollupTable {
     #expect(try TraceIndexCodec.decode(message, path: "i") == entries)
     #expect(try TraceIndexCodec.decode(message, path: "i", only: entries[123].traceID) == [entries[123]])
     #expect(try TraceIndexCodec.decode(message, path: "i", only: TraceID(high: 1, low: 1)).isEmpty)
+    // Looked up by trace ID through the parsed segment: the same entries, a trace with
+    // two entries (a correction flushed with its run) in segment order, none for others.
+    var withCorrection = entries
+    var corrected = entries[7]
+    corrected.outcome = .rejected
+    corrected.corrections = 1
+    withCorrection.append(corrected)
+    let lookup = try TraceIndexCodec.Lookup(try SegmentFrame.decode(try TraceIndexCodec.segment(withCorrection, createdUnixMs: 3), expecting: .traceIndex, path: "i"),
+                                            path: "i")
+    for e in entries.dropFirst(8).prefix(50) { #expect(try lookup.entries(of: e.traceID, path: "i") == [e]) }
+    #expect(try lookup.entries(of: entries[7].traceID, path: "i") == [entries[7], corrected])
+    #expect(try lookup.entries(of: TraceID(high: 1, low: 1), path: "i").isEmpty)
+    #expect(lookup.byteCount > message.count)
     #expect(try TraceIndexCodec.decodeSummaries(message, path: "i")
         == entries.map { TraceIndexSummary(traceID: $0.traceID, startUnixNano: $0.startUnixNano, taskID: $0.taskID, outcome: $0.outcome) })
     // The stored part is in the file as it is (the trace IDs are there byte for byte).
@@ -213,6 +226,8 @@ func sampleTable() -> RollupTable {
     #expect(old.count == 1 && old[0].traceID == TraceID(high: 0xAA, low: 0xBB) && old[0].workflow == "old-flow")
     #expect(old[0].startUnixNano == 1_700_000_000_000_000_123 && old[0].durationNano == 4_567 && old[0].outcome == .rejected && old[0].costMicros == 250)
     #expect(try TraceIndexCodec.decodeSummaries(w.bytes, path: "old") == [TraceIndexSummary(traceID: old[0].traceID, startUnixNano: old[0].startUnixNano, taskID: "", outcome: old[0].outcome)])
+    // Without a stored part the lookup walks the entries, as decoding did.
+    #expect(try TraceIndexCodec.Lookup(w.bytes, path: "old").entries(of: old[0].traceID, path: "old") == old)
 
     // A stored part cut short, or longer than its entries.
     let two = TraceIndexCodec.encode(Array(entries.prefix(2)), createdUnixMs: 0)
