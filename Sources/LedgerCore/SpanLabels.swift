@@ -36,10 +36,10 @@ public final class SpanLabels: Sendable, Hashable {
 }
 
 /// Hands out one `SpanLabels` per distinct (name, service, detail) among recent spans.
-/// Direct-mapped and bounded like the decoder's string interner: the decoder's strings for
+/// Two-way set-associative and bounded: the decoder's strings for
 /// repeating names share storage, so a triple is recognised by the bits of its three
 /// strings (equal bits are the same live strings, as the slot keeps its own alive) without
-/// comparing characters; a colliding or unique triple replaces the slot.
+/// comparing characters; a triple whose two slots are taken replaces the second.
 /// Not thread-safe: one per decoder.
 public final class SpanLabelCache {
     private static let slotCount = 256
@@ -61,11 +61,17 @@ public final class SpanLabelCache {
         h = (h ^ d1 ^ (h >> 29)) &* 0x94D0_49BB_1331_11EB
         let i = Int(truncatingIfNeeded: h >> 40) & (Self.slotCount - 1)
         return slots.withUnsafeMutableBufferPointer { table in
-            if let l = table[i], Self.bits(l.name) == (n0, n1), Self.bits(l.service) == (s0, s1), Self.bits(l.detail) == (d0, d1) {
-                return l
+            // Two ways (slots i and i ^ 1): two label sets that land on one slot (their
+            // strings' addresses decide it, about once in 256 pairs) then both stay shared,
+            // where one slot made spans alternating between them each build their own.
+            func matches(_ l: SpanLabels?) -> Bool {
+                guard let l else { return false }
+                return Self.bits(l.name) == (n0, n1) && Self.bits(l.service) == (s0, s1) && Self.bits(l.detail) == (d0, d1)
             }
+            if matches(table[i]) { return table[i] }
+            if matches(table[i ^ 1]) { return table[i ^ 1] }
             let l = SpanLabels.make(name: name, service: service, detail: detail)
-            if l != nil { table[i] = l }
+            if l != nil { table[table[i] == nil ? i : i ^ 1] = l }
             return l
         }
     }
