@@ -71,10 +71,10 @@ public struct LedgerStats: Sendable {
     /// Lookups of runs not in memory that read the disk, and those that found the run.
     public var diskLookups: Int64 = 0
     public var diskLookupHits: Int64 = 0
-    /// Point lookups served by inflated files kept in memory, those that read a file, and
-    /// the bytes kept (`lookupCacheBytes`).
     /// Flushes read once for a whole batch of verdicts (`withRunsOf`).
     public var batchSegmentsRead: Int64 = 0
+    /// Point lookups served by what the lookup cache keeps, those that read a file, and
+    /// the bytes kept (`lookupCacheBytes`).
     public var lookupCacheHits: Int64 = 0
     public var lookupCacheMisses: Int64 = 0
     public var lookupCacheBytes = 0

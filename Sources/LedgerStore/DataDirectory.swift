@@ -17,8 +17,9 @@ public struct SpanKey: Hashable, Sendable {
 /// N increasing. Files are written atomically; leftover `*.tmp` files are removed at open.
 public struct DataDirectory: Sendable {
     public let path: String
-    /// Keeps the messages point lookups inflate (`loadEntry`, `taskRuns`, `loadDetail`);
-    /// none: each lookup reads its files again.
+    /// Keeps what point lookups load: index files parsed for lookup by trace ID
+    /// (`loadEntry`, `loadRuns`, `taskRuns`) and run-tree files written before blocks
+    /// (`loadDetail`); none: each lookup reads its files again.
     public let lookupCache: SegmentCache?
 
     public init(path: String, lookupCache: SegmentCache? = nil) {
@@ -209,9 +210,7 @@ public struct DataDirectory: Sendable {
     /// cache when there is one).
     private func lookupIndex(sequence: UInt64) throws(StoreError) -> (lookup: TraceIndexCodec.Lookup, path: String) {
         let p = file(.traceIndex, sequence: sequence)
-        let load = { () throws(StoreError) -> TraceIndexCodec.Lookup in
-            try TraceIndexCodec.Lookup(try SegmentFrame.decode(try readFile(p), expecting: .traceIndex, path: p), path: p)
-        }
+        let load = { () throws(StoreError) -> TraceIndexCodec.Lookup in try TraceIndexCodec.Lookup(try indexMessage(sequence: sequence).message, path: p) }
         guard let lookupCache else { return (try load(), p) }
         return (try lookupCache.value(path: p, tag: "index lookup", bytes: \.byteCount, load: load), p)
     }

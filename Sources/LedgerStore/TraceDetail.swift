@@ -99,7 +99,7 @@ public struct PackedTree: Sendable, Hashable {
     /// The spans, as packed.
     public func unpack() -> [StoredSpan] {
         do {
-            return try TraceDetailCodec.decodeTree(shape: shape, stored: stored, path: "packed tree", only: nil)?.spans ?? []
+            return try TraceDetailCodec.decodeTree(shape: shape, stored: stored, path: "packed tree", keeping: nil)?.spans ?? []
         } catch {
             // `init` wrote these bytes: they decode unless the codec itself is wrong.
             preconditionFailure("a packed run tree does not decode: \(error)")
@@ -363,6 +363,18 @@ public enum TraceDetailCodec {
     /// (field 3 of the TraceDetail) or, before trees were packed per run, the segment's
     /// table (field 3 of the segment).
     public static func decode(_ bytes: [UInt8], path: String, only: TraceID? = nil) throws(StoreError) -> [TraceDetail] {
+        let wanted = only?.bytes
+        return try decode(bytes, path: path, keeping: wanted.map { w in { $0.elementsEqual(w) } })
+    }
+
+    /// The trees of the traces in `ids` (each trace's records in segment order): one pass
+    /// over the segment for many lookups, where `decode(only:)` makes one pass per trace.
+    public static func decode(_ bytes: [UInt8], path: String, among ids: Set<TraceID>) throws(StoreError) -> [TraceDetail] {
+        try decode(bytes, path: path) { id in id.withUnsafeBytes { TraceID(bytes: $0) }.map(ids.contains) ?? false }
+    }
+
+    /// `keeping`, given a record's trace ID bytes, says whether to decode it (nil: all).
+    private static func decode(_ bytes: [UInt8], path: String, keeping keep: ((ArraySlice<UInt8>) -> Bool)?) throws(StoreError) -> [TraceDetail] {
         var strings = StringTable()
         var raw: [ArraySlice<UInt8>] = []
         var shapes: [ArraySlice<UInt8>] = [], stored: [ArraySlice<UInt8>] = []
@@ -381,52 +393,23 @@ public enum TraceDetailCodec {
             guard shapes.count == stored.count else {
                 throw StoreError(path: path, message: "\(shapes.count) tree shapes but \(stored.count) stored parts")
             }
-            let wanted = only?.bytes
             for slice in raw {
-                if let detail = try decodeTrace(slice, segmentStrings: strings, path: path, only: wanted) { out.append(detail) }
+                if let detail = try decodeTrace(slice, segmentStrings: strings, path: path, keeping: keep) { out.append(detail) }
             }
             for i in shapes.indices {
-                if let detail = try decodeTree(shape: shapes[i], stored: stored[i], path: path, only: wanted) { out.append(detail) }
+                if let detail = try decodeTree(shape: shapes[i], stored: stored[i], path: path, keeping: keep) { out.append(detail) }
             }
         }
         return out
     }
 
-    /// The trees of the traces in `ids` (each trace's records in segment order): one pass
-    /// over the segment for many lookups, where `decode(only:)` makes one pass per trace.
-    public static func decode(_ bytes: [UInt8], path: String, among ids: Set<TraceID>) throws(StoreError) -> [TraceDetail] {
-        var shapes: [ArraySlice<UInt8>] = [], stored: [ArraySlice<UInt8>] = []
-        var legacy = false
-        try StoreError.decoding(path) {
-            var r = ProtoReader(bytes)
-            while let (field, value) = try r.next() {
-                switch field {
-                case 3, 4: legacy = true
-                case 6: shapes.append(value.slice)
-                case 7: stored.append(value.slice)
-                default: break
-                }
-            }
-        }
-        // Segments of the older layouts are rare: decoded whole, then filtered.
-        if legacy { return try decode(bytes, path: path).filter { ids.contains($0.traceID) } }
-        guard shapes.count == stored.count else { throw StoreError(path: path, message: "\(shapes.count) tree shapes but \(stored.count) stored parts") }
-        var out: [TraceDetail] = []
-        try StoreError.decoding(path) {
-            for i in shapes.indices where stored[i].count >= 16 {
-                guard let id = TraceID(bytes: Array(stored[i].prefix(16))), ids.contains(id) else { continue }
-                if let detail = try decodeTree(shape: shapes[i], stored: stored[i], path: path, only: nil) { out.append(detail) }
-            }
-        }
-        return out
-    }
-
-    /// One tree from its TraceShape and stored part; nil when `only` (a trace ID's bytes)
-    /// is set and it is another trace's. Every count and position is checked against what
+    /// One tree from its TraceShape and stored part; nil when `keep` is set and refuses
+    /// its trace ID's bytes. Every count and position is checked against what
     /// the bytes hold: a damaged tree is an error, never a crash or a huge allocation.
-    static func decodeTree(shape: ArraySlice<UInt8>, stored: ArraySlice<UInt8>, path: String, only: [UInt8]?) throws -> TraceDetail? {
+    static func decodeTree(shape: ArraySlice<UInt8>, stored: ArraySlice<UInt8>, path: String,
+                           keeping keep: ((ArraySlice<UInt8>) -> Bool)?) throws -> TraceDetail? {
         guard stored.count >= 16 else { throw StoreError(path: path, message: "stored part of a tree shorter than a trace ID") }
-        if let only, !stored.prefix(16).elementsEqual(only) { return nil }
+        if let keep, !keep(stored.prefix(16)) { return nil }
         var count: UInt64 = 0, outsideCount: UInt64 = 0
         var fields: ArraySlice<UInt8> = [], parentRefs: ArraySlice<UInt8> = []
         var names = StringTable(strings: [""])
@@ -500,8 +483,9 @@ public enum TraceDetailCodec {
         return detail
     }
 
-    /// One TraceDetail message; nil when `only` (a trace ID's bytes) is set and it is another trace's.
-    static func decodeTrace(_ slice: ArraySlice<UInt8>, segmentStrings: StringTable, path: String, only: [UInt8]?) throws -> TraceDetail? {
+    /// One TraceDetail message; nil when `keep` is set and refuses its trace ID's bytes.
+    static func decodeTrace(_ slice: ArraySlice<UInt8>, segmentStrings: StringTable, path: String,
+                            keeping keep: ((ArraySlice<UInt8>) -> Bool)?) throws -> TraceDetail? {
         var detail = TraceDetail(traceID: TraceID(high: 0, low: 0), spans: [])
         var spans: [ArraySlice<UInt8>] = []
         var own = StringTable(strings: [""])
@@ -509,7 +493,7 @@ public enum TraceDetailCodec {
         while let (f, v) = try r.next() {
             switch f {
             case 1:
-                if let only, !v.slice.elementsEqual(only) { return nil }
+                if let keep, !keep(v.slice) { return nil }
                 guard let id = TraceID(bytes: Array(v.slice)) else { throw StoreError(path: path, message: "bad trace ID length") }
                 detail.traceID = id
             case 2: spans.append(v.slice)

@@ -167,9 +167,7 @@ public enum Zlib {
     }
 
     public static func crc32(_ bytes: [UInt8]) -> UInt32 {
-        bytes.withUnsafeBufferPointer { p in
-            UInt32(CZlib.crc32(0, p.baseAddress, uInt(p.count)))
-        }
+        bytes.withUnsafeBytes { crc32($0) }
     }
 }
 
@@ -256,9 +254,6 @@ public final class Deflater {
             guard status == Z_BUF_ERROR, produced > 0 else { throw ZlibError(code: .internalError, message: "deflateParams failed (\(status))") }
         }
     }
-
-    /// Compressed bytes produced so far.
-    public var compressedCount: Int { output.count }
 
     /// Flushes everything written so far and resets the compressor's history (Z_FULL_FLUSH):
     /// inflation can start at the returned offset (compressed bytes so far) with a raw
