@@ -55,7 +55,9 @@ public struct OutcomeRejection: Error, Sendable, CustomStringConvertible {
 extension DurableIngest: OutcomeConsumer {
     public func record(_ outcomes: [OutcomeRecord]) async throws -> [OutcomeResult] {
         guard !outcomes.isEmpty else { return [] }
-        let problems = await ledger.verdictProblems(outcomes)
+        // Runs on disk are read off the ledger first, so requests are not held meanwhile.
+        let reads = await ledger.readRuns(of: outcomes)
+        let problems = await ledger.verdictProblems(outcomes, reads: reads)
         guard problems.isEmpty else { throw OutcomeRejection(problems: problems) }
         let floor = wal.upcomingSequence
         ledger.inflight.begin(floor: floor)
@@ -68,6 +70,6 @@ extension DurableIngest: OutcomeConsumer {
         } catch {
             throw IngestRefusal(message: "write-ahead log append failed: \(error)", retryAfterSeconds: 5)
         }
-        return await ledger.applyOutcomes(outcomes, sequence: sequence)
+        return await ledger.applyOutcomes(outcomes, sequence: sequence, reads: reads)
     }
 }

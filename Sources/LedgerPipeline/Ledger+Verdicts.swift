@@ -25,10 +25,55 @@ public enum OutcomeResult: String, Sendable {
 /// outcome's bucket to the new one's, in the run's start minute: totals over all
 /// outcomes never change, and nothing is counted twice.
 extension Ledger {
+    /// The entries and trees of the runs on disk that a batch of verdicts names, read off
+    /// the ledger (`readRuns(of:)`), with the state of the trace locator they were read
+    /// under: used while the locator has not changed since (no flush, merge or expiry, so
+    /// they are what a lookup would read now), else read again on the actor.
+    public struct VerdictReads: Sendable {
+        let locatorChanges: UInt64
+        let segments: [UInt64: Set<TraceID>]
+        var entries: [TraceID: TraceIndexEntry] = [:]
+        var trees: [TraceID: [StoredSpan]] = [:]
+        /// The traces looked for, found or not.
+        var lookedUp: Set<TraceID> { Set(segments.values.joined()) }
+    }
+
+    /// Reads what `records`' runs on disk need (index entries and trees, each flush's
+    /// files once) on a thread of its own; nil when none of them is on disk. Only deciding
+    /// which flushes to read takes the actor: a cold batch of 500 verdicts over 11 flushes
+    /// read them for about 160 ms on it, and every request waited that long.
+    public nonisolated func readRuns(of records: [OutcomeRecord]) async -> VerdictReads? {
+        guard var reads = await planReads(records) else { return nil }
+        let directory = self.directory
+        let found = await BlockingThread.run(name: "spanledger-verdict-reads") { [segments = reads.segments] in
+            directory.loadRuns(candidates: segments, trees: true)
+        }
+        (reads.entries, reads.trees) = (found.entries, found.spans)
+        return reads
+    }
+
+    /// The flushes that may hold the runs `records` name whose entries or trees are not in
+    /// memory, and the traces looked for in each.
+    func planReads(_ records: [OutcomeRecord], trees: Bool = true) -> VerdictReads? {
+        var bySegment: [UInt64: Set<TraceID>] = [:]
+        var looked: Set<TraceID> = []
+        for o in records where looked.insert(o.traceID).inserted {
+            let id = o.traceID
+            let entryOnDisk = index[id] == nil && index.evictedCount > 0
+            let treeOnDisk = trees && recentTrees[id] == nil
+            guard entryOnDisk || treeOnDisk, locator.mayContain(id) else { continue }
+            for seq in locator.candidates(id) { bySegment[seq, default: []].insert(id) }
+        }
+        guard !bySegment.isEmpty else { return nil }
+        stats.batchSegmentsRead += Int64(bySegment.count)
+        return VerdictReads(locatorChanges: locator.changes, segments: bySegment)
+    }
+
     /// Runs that started before the correction window, among those `records` name:
-    /// their verdicts are refused before anything is logged.
-    public func verdictProblems(_ records: [OutcomeRecord]) -> [String] {
-        withRunsOf(records, trees: false) { verdictProblemsOfBatch(records) }
+    /// their verdicts are refused before anything is logged. `reads`: their runs on disk,
+    /// read off the actor (`readRuns(of:)`).
+    public func verdictProblems(_ records: [OutcomeRecord], reads: VerdictReads? = nil) -> [String] {
+        withRunsOf(records, trees: false, reads: reads) { verdictProblemsOfBatch(records) }
     }
 
     private func verdictProblemsOfBatch(_ records: [OutcomeRecord]) -> [String] {
@@ -44,31 +89,29 @@ extension Ledger {
     }
 
     /// Applies verdicts logged at `sequence` (0 when not logged), in order.
-    public func applyOutcomes(_ records: [OutcomeRecord], sequence: UInt64) -> [OutcomeResult] {
+    public func applyOutcomes(_ records: [OutcomeRecord], sequence: UInt64, reads: VerdictReads? = nil) -> [OutcomeResult] {
         lastConsumedSequence = max(lastConsumedSequence, sequence)
-        return withRunsOf(records, trees: true) { records.map { apply($0) } }
+        return withRunsOf(records, trees: true, reads: reads) { records.map { apply($0) } }
     }
 
     /// Runs `body` with the entries (and with `trees`, the trees) of the batch's runs that
-    /// are on disk read first, each flush's files once for the whole batch. One by one, a
+    /// are on disk read first, each flush's files once for the whole batch: from `reads`
+    /// while the trace locator is as it was when they were read, else here. One by one, a
     /// batch of 500 verdicts for runs flushed earlier read a flush's index and tree files
     /// (2 MB and 11 MB inflated) per verdict: 18 s holding the ledger.
-    func withRunsOf<T>(_ records: [OutcomeRecord], trees: Bool, _ body: () -> T) -> T {
-        var bySegment: [UInt64: Set<TraceID>] = [:]
-        var looked: Set<TraceID> = []
-        for o in records where looked.insert(o.traceID).inserted {
-            let id = o.traceID
-            let entryOnDisk = index[id] == nil && index.evictedCount > 0
-            let treeOnDisk = trees && recentTrees[id] == nil
-            guard entryOnDisk || treeOnDisk, locator.mayContain(id) else { continue }
-            for seq in locator.candidates(id) { bySegment[seq, default: []].insert(id) }
+    func withRunsOf<T>(_ records: [OutcomeRecord], trees: Bool, reads: VerdictReads? = nil, _ body: () -> T) -> T {
+        let memo: VerdictReads
+        if let reads, reads.locatorChanges == locator.changes {
+            memo = reads
+        } else {
+            if reads != nil { stats.verdictReadsDiscarded += 1 }
+            // One run reads its files as before; the batch path pays off from two.
+            guard Set(records.lazy.map(\.traceID)).count > 1, var planned = planReads(records, trees: trees) else { return body() }
+            (planned.entries, planned.trees) = directory.loadRuns(candidates: planned.segments, trees: trees)
+            memo = planned
         }
-        // One run reads its files as before; the batch path pays off from two.
-        guard looked.count > 1, !bySegment.isEmpty else { return body() }
-        let found = directory.loadRuns(candidates: bySegment, trees: trees)
-        stats.batchSegmentsRead += Int64(bySegment.count)
-        batchLookedUp = Set(bySegment.values.joined())
-        (batchEntries, batchTrees) = (found.entries, trees ? found.spans : [:])
+        batchLookedUp = memo.lookedUp
+        (batchEntries, batchTrees) = (memo.entries, trees ? memo.trees : [:])
         defer { (batchLookedUp, batchEntries, batchTrees) = ([], [:], [:]) }
         return body()
     }

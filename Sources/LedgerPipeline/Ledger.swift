@@ -71,8 +71,11 @@ public struct LedgerStats: Sendable {
     /// Lookups of runs not in memory that read the disk, and those that found the run.
     public var diskLookups: Int64 = 0
     public var diskLookupHits: Int64 = 0
-    /// Flushes read once for a whole batch of verdicts (`withRunsOf`).
+    /// Flushes read once for a batch of verdicts (`planReads`), off the actor or on it.
     public var batchSegmentsRead: Int64 = 0
+    /// Runs read off the actor for a batch of verdicts and read again on it, because a
+    /// flush, merge or expiry changed the data directory meanwhile.
+    public var verdictReadsDiscarded: Int64 = 0
     /// Point lookups served by what the lookup cache keeps, those that read a file, and
     /// the bytes kept (`lookupCacheBytes`).
     public var lookupCacheHits: Int64 = 0
@@ -367,6 +370,9 @@ public actor Ledger: SpanConsumer {
 
     /// A recorded run's index entry, from memory or else from disk; none once the run is
     /// past trace retention, whether or not its entry has left memory yet.
+    /// Whether the run's index entry is in memory (not on disk only).
+    func entryInMemory(_ id: TraceID) -> Bool { index[id] != nil }
+
     func runEntry(_ id: TraceID) -> TraceIndexEntry? {
         guard let e = index[id] ?? entryOnDisk(id), e.startUnixNano >= wallNow() - configuration.traceRetentionNano else { return nil }
         return e
@@ -734,10 +740,10 @@ public actor Ledger: SpanConsumer {
     /// other flush holds taken changes that could come back.
     func committedToDisk(_ p: PendingFlush, located: TraceLocator, from base: TraceLocator) {
         flushesInProgress -= 1
-        if locator.segmentCount == base.segmentCount {
+        if locator.changes == base.changes {
             locator = located
         } else {
-            // Another flush was added meanwhile (flushes overlapped): add this one's here.
+            // The locator changed meanwhile (flushes overlapped, a merge or retention): add this one's here.
             locator.add(sequence: p.sequence, ids: Self.traceIDs(of: p), taskKeys: Self.taskKeys(of: p), newestStartUnixNano: Self.newestStart(of: p))
         }
         if flushesInProgress == 0 { evictOldRuns() }

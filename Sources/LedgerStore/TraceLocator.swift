@@ -83,6 +83,9 @@ public struct TraceLocator: Sendable {
 
     private var generations: [Generation] = []
     public let generationCapacity: Int
+    /// Counts every change (a flush added, flushes merged or removed): files read while it
+    /// stays the same are the files lookups would read now.
+    public private(set) var changes: UInt64 = 0
 
     public init(generationCapacity: Int = 1_000_000) {
         self.generationCapacity = max(1, generationCapacity)
@@ -122,6 +125,7 @@ public struct TraceLocator: Sendable {
     public mutating func add(sequence: UInt64, ids: some Collection<TraceID>, taskKeys: some Collection<TraceID> = [TraceID](),
                              newestStartUnixNano: Int64) {
         guard !ids.isEmpty else { return }
+        changes += 1
         if generations.isEmpty || generations[generations.count - 1].filter.count >= generationCapacity {
             generations.append(Generation(filter: TraceIDFilter(capacity: generationCapacity, bitsPerID: 20)))
         }
@@ -157,6 +161,7 @@ public struct TraceLocator: Sendable {
     /// (A generation's filter still says "maybe" for their traces: the lookup then finds
     /// no flush to read.)
     public mutating func remove(sequences: Set<UInt64>) {
+        changes += 1
         for g in generations.indices { generations[g].segments.removeAll { sequences.contains($0.sequence) } }
         let last = generations.count - 1
         generations = generations.enumerated().filter { $0.offset == last || !$0.element.segments.isEmpty }.map(\.element)
@@ -178,6 +183,7 @@ public struct TraceLocator: Sendable {
         guard let key = sequences.last else { return }
         let target = generations.lastIndex { $0.segments.contains { $0.sequence == key } } ?? generations.count - 1
         guard target >= 0 else { return }
+        changes += 1
         let gone = Set(sequences)
         for g in generations.indices { generations[g].segments.removeAll { gone.contains($0.sequence) } }
         let merged = segment(key, ids: ids, taskKeys: taskKeys, newestStartUnixNano: newestStartUnixNano, generation: target)

@@ -379,3 +379,53 @@ final class WallClockBox: @unchecked Sendable {
     #expect(got.filter { $0.outcome != .pending }.reduce(0) { $0 + $1.measures.costMicros } == 14 * 1400)
     #expect(await batched.explain(TraceID(high: 42, low: 2))?.entry.outcome == .edited)
 }
+
+/// Runs on disk read off the ledger for a batch of verdicts (`readRuns(of:)`) stand in for
+/// the ledger's own reads only while no flush, merge or expiry changed the data directory
+/// since: a verdict applied and flushed meanwhile is not undone by an entry read before it.
+@Test func verdictReadsOffTheLedgerAreUsedOnlyWhileTheDataDirectoryIsUnchanged() async throws {
+    let clock = TestClock()
+    let ledger = try makeBoundedLedger(tempDataDir(), clock: clock, maxIndexedRuns: 16)
+    func flushRuns(_ range: ClosedRange<UInt64>) async throws {
+        for spans in oneCallRuns(range) { try await ingest(ledger, spans) }
+        clock.advance(seconds: 3)
+        await ledger.tick()
+        try await ledger.flush()
+    }
+    try await flushRuns(1...30)
+    try await flushRuns(31...60)
+    func verdict(_ n: UInt64, _ outcome: Outcome, at t: Int64) -> OutcomeRecord {
+        OutcomeRecord(traceID: TraceID(high: 42, low: n), outcome: outcome, timeUnixNano: minute0 + t, source: .api)
+    }
+    let inMemory = (await ledger.entryInMemory(TraceID(high: 42, low: 1)), await ledger.entryInMemory(TraceID(high: 42, low: 31)))
+    #expect(inMemory == (false, false), "runs 1 and 31 are on disk only")
+
+    // Unchanged meanwhile: the reads stand in for the ledger's, which reads nothing more.
+    let first = [verdict(1, .rejected, at: 20), verdict(31, .accepted, at: 20)]
+    let reads = try #require(await ledger.readRuns(of: first))
+    let before = await ledger.currentStats()
+    #expect(await ledger.verdictProblems(first, reads: reads).isEmpty)
+    #expect(await ledger.applyOutcomes(first, sequence: 0, reads: reads) == [.applied, .applied])
+    var stats = await ledger.currentStats()
+    #expect(stats.batchSegmentsRead == before.batchSegmentsRead && stats.diskLookups == before.diskLookups)
+    #expect(stats.verdictReadsDiscarded == 0 && stats.lookupCacheMisses == before.lookupCacheMisses)
+
+    // Run 2 is edited after the next reads were made, flushed, and leaves memory: the
+    // reads still hold it pending, and must not be used.
+    let second = [verdict(2, .accepted, at: 30), verdict(32, .accepted, at: 30)]
+    let stale = try #require(await ledger.readRuns(of: second))
+    #expect(await ledger.applyOutcomes([verdict(2, .edited, at: 25)], sequence: 0) == [.applied])
+    try await flushRuns(61...90)
+    #expect(await ledger.entryInMemory(TraceID(high: 42, low: 2)) == false, "run 2's edited entry is on disk only")
+    #expect(await ledger.applyOutcomes(second, sequence: 0, reads: stale) == [.corrected, .applied])
+    stats = await ledger.currentStats()
+    #expect(stats.verdictReadsDiscarded == 1)
+
+    var byOutcome = window
+    byOutcome.groupBy = [.workflow, .outcome]
+    let got = await ledger.query(byOutcome)
+    func runs(_ o: Outcome) -> Int64 { got.first { $0.outcome == o }?.runs ?? 0 }
+    #expect(runs(.accepted) == 3 && runs(.rejected) == 1 && runs(.edited) == 0 && runs(.pending) == 86)
+    #expect(got.reduce(0) { $0 + $1.measures.costMicros } == 90 * 1400)
+    #expect(await ledger.explain(TraceID(high: 42, low: 2))?.entry.corrections == 1)
+}
