@@ -25,11 +25,11 @@ public enum OutcomeResult: String, Sendable {
 /// outcome's bucket to the new one's, in the run's start minute: totals over all
 /// outcomes never change, and nothing is counted twice.
 extension Ledger {
-    /// The entries and trees of the runs on disk that a batch of verdicts names, read off
-    /// the ledger (`readRuns(of:)`), with the state of the trace locator they were read
-    /// under: used while the locator has not changed since (no flush, merge or expiry, so
-    /// they are what a lookup would read now), else read again on the actor.
-    public struct VerdictReads: Sendable {
+    /// The entries and trees of runs on disk that verdicts or a trace view need, read off
+    /// the ledger (`readRuns`), with the state of the trace locator they were read under:
+    /// used while the locator has not changed since (no flush, merge or expiry, so they are
+    /// what a lookup would read now), else read again on the actor.
+    public struct RunReads: Sendable {
         let locatorChanges: UInt64
         let segments: [UInt64: Set<TraceID>]
         var entries: [TraceID: TraceIndexEntry] = [:]
@@ -38,42 +38,46 @@ extension Ledger {
         var lookedUp: Set<TraceID> { Set(segments.values.joined()) }
     }
 
-    /// Reads what `records`' runs on disk need (index entries and trees, each flush's
-    /// files once) on a thread of its own; nil when none of them is on disk. Only deciding
-    /// which flushes to read takes the actor: a cold batch of 500 verdicts over 11 flushes
-    /// read them for about 160 ms on it, and every request waited that long.
-    public nonisolated func readRuns(of records: [OutcomeRecord]) async -> VerdictReads? {
-        guard var reads = await planReads(records) else { return nil }
+    /// Reads what the runs `records` name need from disk (index entries and trees, each
+    /// flush's files once) on a thread of its own; nil when none of them is on disk. Only
+    /// deciding which flushes to read takes the actor: a cold batch of 500 verdicts over 11
+    /// flushes read them for about 160 ms on it, and every request waited that long.
+    public nonisolated func readRuns(of records: [OutcomeRecord]) async -> RunReads? {
+        await readRuns(records.map(\.traceID), verdicts: true)
+    }
+
+    nonisolated func readRuns(_ ids: [TraceID], verdicts: Bool) async -> RunReads? {
+        guard var reads = await planReads(ids, trees: true, verdicts: verdicts) else { return nil }
         let directory = self.directory
-        let found = await BlockingThread.run(name: "spanledger-verdict-reads") { [segments = reads.segments] in
+        let found = await BlockingThread.run(name: "spanledger-run-reads") { [segments = reads.segments] in
             directory.loadRuns(candidates: segments, trees: true)
         }
         (reads.entries, reads.trees) = (found.entries, found.spans)
         return reads
     }
 
-    /// The flushes that may hold the runs `records` name whose entries or trees are not in
-    /// memory, and the traces looked for in each.
-    func planReads(_ records: [OutcomeRecord], trees: Bool = true) -> VerdictReads? {
+    /// The flushes that may hold the runs `ids` name whose entries or trees are not in
+    /// memory, and the traces looked for in each (counted as read for verdicts when
+    /// `verdicts`).
+    func planReads(_ ids: some Sequence<TraceID>, trees: Bool, verdicts: Bool) -> RunReads? {
         var bySegment: [UInt64: Set<TraceID>] = [:]
         var looked: Set<TraceID> = []
-        for o in records where looked.insert(o.traceID).inserted {
-            let id = o.traceID
+        for id in ids where looked.insert(id).inserted {
             let entryOnDisk = index[id] == nil && index.evictedCount > 0
             let treeOnDisk = trees && recentTrees[id] == nil
             guard entryOnDisk || treeOnDisk, locator.mayContain(id) else { continue }
             for seq in locator.candidates(id) { bySegment[seq, default: []].insert(id) }
         }
         guard !bySegment.isEmpty else { return nil }
-        stats.batchSegmentsRead += Int64(bySegment.count)
-        return VerdictReads(locatorChanges: locator.changes, segments: bySegment)
+        if verdicts { stats.batchSegmentsRead += Int64(bySegment.count) }
+        return RunReads(locatorChanges: locator.changes, segments: bySegment)
     }
 
     /// Runs that started before the correction window, among those `records` name:
     /// their verdicts are refused before anything is logged. `reads`: their runs on disk,
     /// read off the actor (`readRuns(of:)`).
-    public func verdictProblems(_ records: [OutcomeRecord], reads: VerdictReads? = nil) -> [String] {
-        withRunsOf(records, trees: false, reads: reads) { verdictProblemsOfBatch(records) }
+    public func verdictProblems(_ records: [OutcomeRecord], reads: RunReads? = nil) -> [String] {
+        withRunsOf(records.map(\.traceID), trees: false, reads: reads, verdicts: true) { verdictProblemsOfBatch(records) }
     }
 
     private func verdictProblemsOfBatch(_ records: [OutcomeRecord]) -> [String] {
@@ -89,24 +93,24 @@ extension Ledger {
     }
 
     /// Applies verdicts logged at `sequence` (0 when not logged), in order.
-    public func applyOutcomes(_ records: [OutcomeRecord], sequence: UInt64, reads: VerdictReads? = nil) -> [OutcomeResult] {
+    public func applyOutcomes(_ records: [OutcomeRecord], sequence: UInt64, reads: RunReads? = nil) -> [OutcomeResult] {
         lastConsumedSequence = max(lastConsumedSequence, sequence)
-        return withRunsOf(records, trees: true, reads: reads) { records.map { apply($0) } }
+        return withRunsOf(records.map(\.traceID), trees: true, reads: reads, verdicts: true) { records.map { apply($0) } }
     }
 
-    /// Runs `body` with the entries (and with `trees`, the trees) of the batch's runs that
-    /// are on disk read first, each flush's files once for the whole batch: from `reads`
-    /// while the trace locator is as it was when they were read, else here. One by one, a
-    /// batch of 500 verdicts for runs flushed earlier read a flush's index and tree files
-    /// (2 MB and 11 MB inflated) per verdict: 18 s holding the ledger.
-    func withRunsOf<T>(_ records: [OutcomeRecord], trees: Bool, reads: VerdictReads? = nil, _ body: () -> T) -> T {
-        let memo: VerdictReads
+    /// Runs `body` with the entries (and with `trees`, the trees) of the runs `ids` that
+    /// are on disk read first, each flush's files once for them all: from `reads` while the
+    /// trace locator is as it was when they were read, else here. One by one, a batch of
+    /// 500 verdicts for runs flushed earlier read a flush's index and tree files (2 MB and
+    /// 11 MB inflated) per verdict: 18 s holding the ledger.
+    func withRunsOf<T>(_ ids: [TraceID], trees: Bool, reads: RunReads?, verdicts: Bool, _ body: () -> T) -> T {
+        let memo: RunReads
         if let reads, reads.locatorChanges == locator.changes {
             memo = reads
         } else {
-            if reads != nil { stats.verdictReadsDiscarded += 1 }
+            if reads != nil { stats.runReadsDiscarded += 1 }
             // One run reads its files as before; the batch path pays off from two.
-            guard Set(records.lazy.map(\.traceID)).count > 1, var planned = planReads(records, trees: trees) else { return body() }
+            guard Set(ids).count > 1, var planned = planReads(ids, trees: trees, verdicts: verdicts) else { return body() }
             (planned.entries, planned.trees) = directory.loadRuns(candidates: planned.segments, trees: trees)
             memo = planned
         }

@@ -71,11 +71,11 @@ public struct LedgerStats: Sendable {
     /// Lookups of runs not in memory that read the disk, and those that found the run.
     public var diskLookups: Int64 = 0
     public var diskLookupHits: Int64 = 0
-    /// Flushes read once for a batch of verdicts (`planReads`), off the actor or on it.
+    /// Flushes read for verdicts (`planReads`), once per request, off the actor or on it.
     public var batchSegmentsRead: Int64 = 0
-    /// Runs read off the actor for a batch of verdicts and read again on it, because a
-    /// flush, merge or expiry changed the data directory meanwhile.
-    public var verdictReadsDiscarded: Int64 = 0
+    /// Runs read off the actor (for verdicts or a trace view) and read again on it,
+    /// because a flush, merge or expiry changed the data directory meanwhile.
+    public var runReadsDiscarded: Int64 = 0
     /// Point lookups served by what the lookup cache keeps, those that read a file, and
     /// the bytes kept (`lookupCacheBytes`).
     public var lookupCacheHits: Int64 = 0
@@ -916,9 +916,17 @@ public actor Ledger: SpanConsumer {
         await q.run(over: table, ways: 2, cache: cache)
     }
 
-    public func explain(_ traceID: TraceID) -> RunExplanation? {
-        guard let entry = runEntry(traceID) else { return nil }
-        return RunExplanation(entry: entry, spans: tree(of: traceID))
+    /// A run's entry and tree (the trace view); a run on disk is read off the actor first.
+    public nonisolated func explain(_ traceID: TraceID) async -> RunExplanation? {
+        let reads = await readRuns([traceID], verdicts: false)
+        return await explain(traceID, reads: reads)
+    }
+
+    func explain(_ traceID: TraceID, reads: RunReads?) -> RunExplanation? {
+        withRunsOf([traceID], trees: true, reads: reads, verdicts: false) {
+            guard let entry = runEntry(traceID) else { return nil }
+            return RunExplanation(entry: entry, spans: tree(of: traceID))
+        }
     }
 
     public func currentStats() -> LedgerStats {

@@ -106,7 +106,7 @@ final class SelfMetrics: Sendable {
         metric("spanledger_task_segments_read_total", "counter", "Index segments read to list the runs of tasks (rework).", s.taskSegmentsRead)
         metric("spanledger_task_filter_bytes", "gauge", "Bytes of the filter of tasks with runs not listed in memory.", Int64(s.taskFilterBytes))
         metric("spanledger_verdict_batch_segments_read_total", "counter", "Flushes whose index and run-tree files were read for verdicts (once per request, for all the verdicts it carries).", s.batchSegmentsRead)
-        metric("spanledger_verdict_reads_discarded_total", "counter", "Batches of verdicts whose runs, read off the ledger, were read again because a flush, merge or expiry changed the data directory meanwhile.", s.verdictReadsDiscarded)
+        metric("spanledger_run_reads_discarded_total", "counter", "Runs on disk read off the ledger for verdicts or a trace view, and read again because a flush, merge or expiry changed the data directory meanwhile.", s.runReadsDiscarded)
         metric("spanledger_lookup_cache_hits_total", "counter", "Lookups of runs on disk (entries, trees, task runs) served by inflated files kept in memory.", s.lookupCacheHits)
         metric("spanledger_lookup_cache_misses_total", "counter", "Lookups of runs on disk that read and inflated a file.", s.lookupCacheMisses)
         metric("spanledger_lookup_cache_bytes", "gauge", "Bytes of inflated index and run-tree files kept for lookups (--lookup-cache-bytes).", Int64(s.lookupCacheBytes))

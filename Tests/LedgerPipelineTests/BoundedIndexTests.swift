@@ -383,7 +383,7 @@ final class WallClockBox: @unchecked Sendable {
 /// Runs on disk read off the ledger for a batch of verdicts (`readRuns(of:)`) stand in for
 /// the ledger's own reads only while no flush, merge or expiry changed the data directory
 /// since: a verdict applied and flushed meanwhile is not undone by an entry read before it.
-@Test func verdictReadsOffTheLedgerAreUsedOnlyWhileTheDataDirectoryIsUnchanged() async throws {
+@Test func runReadsOffTheLedgerAreUsedOnlyWhileTheDataDirectoryIsUnchanged() async throws {
     let clock = TestClock()
     let ledger = try makeBoundedLedger(tempDataDir(), clock: clock, maxIndexedRuns: 16)
     func flushRuns(_ range: ClosedRange<UInt64>) async throws {
@@ -402,13 +402,13 @@ final class WallClockBox: @unchecked Sendable {
 
     // Unchanged meanwhile: the reads stand in for the ledger's, which reads nothing more.
     let first = [verdict(1, .rejected, at: 20), verdict(31, .accepted, at: 20)]
-    let reads = try #require(await ledger.readRuns(of: first))
+    let firstReads = try #require(await ledger.readRuns(of: first))
     let before = await ledger.currentStats()
-    #expect(await ledger.verdictProblems(first, reads: reads).isEmpty)
-    #expect(await ledger.applyOutcomes(first, sequence: 0, reads: reads) == [.applied, .applied])
+    #expect(await ledger.verdictProblems(first, reads: firstReads).isEmpty)
+    #expect(await ledger.applyOutcomes(first, sequence: 0, reads: firstReads) == [.applied, .applied])
     var stats = await ledger.currentStats()
     #expect(stats.batchSegmentsRead == before.batchSegmentsRead && stats.diskLookups == before.diskLookups)
-    #expect(stats.verdictReadsDiscarded == 0 && stats.lookupCacheMisses == before.lookupCacheMisses)
+    #expect(stats.runReadsDiscarded == 0 && stats.lookupCacheMisses == before.lookupCacheMisses)
 
     // Run 2 is edited after the next reads were made, flushed, and leaves memory: the
     // reads still hold it pending, and must not be used.
@@ -419,7 +419,7 @@ final class WallClockBox: @unchecked Sendable {
     #expect(await ledger.entryInMemory(TraceID(high: 42, low: 2)) == false, "run 2's edited entry is on disk only")
     #expect(await ledger.applyOutcomes(second, sequence: 0, reads: stale) == [.corrected, .applied])
     stats = await ledger.currentStats()
-    #expect(stats.verdictReadsDiscarded == 1)
+    #expect(stats.runReadsDiscarded == 1)
 
     var byOutcome = window
     byOutcome.groupBy = [.workflow, .outcome]
@@ -428,4 +428,19 @@ final class WallClockBox: @unchecked Sendable {
     #expect(runs(.accepted) == 3 && runs(.rejected) == 1 && runs(.edited) == 0 && runs(.pending) == 86)
     #expect(got.reduce(0) { $0 + $1.measures.costMicros } == 90 * 1400)
     #expect(await ledger.explain(TraceID(high: 42, low: 2))?.entry.corrections == 1)
+
+    // A trace view reads its run off the ledger the same way: used when nothing changed,
+    // read again when a verdict was flushed meanwhile.
+    let lookups = await ledger.currentStats().diskLookups
+    let view = await ledger.explain(TraceID(high: 42, low: 40))
+    #expect(view?.entry.outcome == .pending && view?.spans.count == 2)
+    #expect(await ledger.currentStats().diskLookups == lookups)
+    let three = TraceID(high: 42, low: 3)
+    let reads = try #require(await ledger.readRuns([three], verdicts: false))
+    #expect(await ledger.applyOutcomes([verdict(3, .rejected, at: 40)], sequence: 0) == [.applied])
+    try await flushRuns(91...120)
+    #expect(await ledger.entryInMemory(three) == false)
+    let seen = await ledger.explain(three, reads: reads)
+    #expect(seen?.entry.outcome == .rejected && seen?.spans.count == 2)
+    #expect(await ledger.currentStats().runReadsDiscarded == 2)
 }
