@@ -142,10 +142,14 @@ public final class OTLPJSONDecoder {
             isError = try integer(d, d.member(status, "code"), "status.code", enumField: true) == 2
         }
         let name = try string(d, d.member(span, "name"), "span.name").map { d.string($0) } ?? ""
-        var record = reader.finish(
-            traceID: traceID, spanID: spanID, parent: parent, name: name, service: service,
-            start: try integer(d, d.member(span, "startTimeUnixNano"), "span.startTimeUnixNano") ?? 0,
-            end: try integer(d, d.member(span, "endTimeUnixNano"), "span.endTimeUnixNano") ?? 0, isError: isError)
+        let start = try integer(d, d.member(span, "startTimeUnixNano"), "span.startTimeUnixNano") ?? 0
+        let end = try integer(d, d.member(span, "endTimeUnixNano"), "span.endTimeUnixNano") ?? 0
+        // Both times are required (OTLP), as in the protobuf decoder.
+        guard start != 0, end != 0 else {
+            batch.reject("span without startTimeUnixNano or endTimeUnixNano (both are required)")
+            return nil
+        }
+        var record = reader.finish(traceID: traceID, spanID: spanID, parent: parent, name: name, service: service, start: start, end: end, isError: isError)
         // A feedback span: its verdict is about the traces it links to.
         if record.verdict != nil { record.feedbackFor = linked }
         return record

@@ -203,6 +203,12 @@ public final class OTLPProtobufDecoder {
             batch.reject("span with an invalid parent_span_id (must be empty or 8 bytes)")
             return nil
         }
+        // Both times are required (OTLP): a run is charged to the minute it started, and one
+        // placed at 1970 would drop out of every window, its cost with it.
+        guard s.start_time_unix_nano != 0, s.end_time_unix_nano != 0 else {
+            batch.reject("span without start_time_unix_nano or end_time_unix_nano (both are required)")
+            return nil
+        }
         guard s.n_attributes <= limits.maxAttributesPerSpan else {
             batch.reject("span with \(s.n_attributes) attributes; the limit is \(limits.maxAttributesPerSpan)")
             return nil

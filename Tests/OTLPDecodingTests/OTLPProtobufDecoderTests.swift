@@ -93,6 +93,29 @@ func decode(_ spans: [FixtureSpan], service: String = "svc") throws -> DecodedBa
     #expect(batch.rejectionMessage?.contains("trace_id") == true)
 }
 
+/// A span without a start or end time (both required by OTLP) would place its run, and
+/// its cost, at 1970, outside every window: it is rejected alone, the reason named, in
+/// both encodings.
+@Test func spansWithoutStartOrEndTimeAreRejectedAloneAsPartialSuccess() throws {
+    let batch = try decode([
+        FixtureSpan(traceID: trace1, spanID: SpanID(5), name: "no start", startUnixNano: 0, endUnixNano: 2),
+        FixtureSpan(traceID: trace1, spanID: SpanID(6), name: "no end", startUnixNano: 1, endUnixNano: 0),
+        FixtureSpan(traceID: trace1, spanID: root1, name: "ok", startUnixNano: 1, endUnixNano: 2),
+    ])
+    #expect(batch.spans.map(\.name) == ["ok"] && batch.rejectedSpans == 2)
+    #expect(batch.rejectionMessage == "span without start_time_unix_nano or end_time_unix_nano (both are required)")
+
+    func span(_ id: String, _ times: String) -> String {
+        #"{"traceId":"0102030405060708090a0b0c0d0e0f10","spanId":"\#(id)","name":"s"\#(times)}"#
+    }
+    let json = try decodeJSON(request(spans: [
+        span("00000000000000a1", #","endTimeUnixNano":"2""#), span("00000000000000a2", #","startTimeUnixNano":"1","endTimeUnixNano":0"#),
+        span("00000000000000a3", #","startTimeUnixNano":"1","endTimeUnixNano":"2""#),
+    ].joined(separator: ",")))
+    #expect(json.spans.map(\.spanID) == [SpanID(0xa3)] && json.rejectedSpans == 2)
+    #expect(json.rejectionMessage == "span without startTimeUnixNano or endTimeUnixNano (both are required)")
+}
+
 @Test func garbageIsADecodeError() {
     #expect(throws: OTLPDecodeError.self) { try OTLPProtobufDecoder().decode([0x0a, 0xff, 0xff, 0xff, 0x0f, 0x01]) }
     #expect(throws: OTLPDecodeError.self) { try OTLPProtobufDecoder().decode(Array("hello, not protobuf".utf8)) }

@@ -90,6 +90,21 @@ def bad_ids_run(workflow: str) -> Tuple[ExportTraceServiceRequest, List[RunSpec]
     return req, [run], len(BAD_IDS)
 
 
+def missing_times_run(workflow: str) -> Tuple[ExportTraceServiceRequest, List[RunSpec], int]:
+    """A good run plus LLM-call spans of it without a start time, an end time or either
+    (both are required; taken, each would add a call, tokens and cost at 1970)."""
+    run = support.simple_run(workflow, [ts.GOOD_CALL])
+    req = support.export_request([(run, run.spans)])
+    spans = req.resource_spans[0].scope_spans[0].spans
+    template = spans[1]
+    for start, end in [(0, template.end_time_unix_nano), (template.start_time_unix_nano, 0), (0, 0)]:
+        s = spans.add()
+        s.CopyFrom(template)
+        s.span_id = support.new_span_id().to_bytes(8, "big")
+        s.start_time_unix_nano, s.end_time_unix_nano = start, end
+    return req, [run], 3
+
+
 def empty_containers(_: str) -> Tuple[ExportTraceServiceRequest, List[RunSpec], int]:
     req = ExportTraceServiceRequest(resource_spans=[ResourceSpans(), ResourceSpans(scope_spans=[ScopeSpans()])])
     return req, [], 0
@@ -157,6 +172,7 @@ HTTP_CASES = [
     HttpCase("bad_ids_partial_success", 200, body=from_request(bad_ids_run)),
     HttpCase("bad_ids_partial_success_gzip", 200, body=gz(from_request(bad_ids_run)),
              headers={"Content-Encoding": "gzip"}),
+    HttpCase("missing_times_partial_success", 200, body=from_request(missing_times_run)),
     HttpCase("undecodable", 400, body=raw(MALFORMED_PROTO, MALFORMED_JSON), status_code=code_pb2.INVALID_ARGUMENT),
     HttpCase("gzip_of_undecodable", 400, body=gz(raw(MALFORMED_PROTO, MALFORMED_JSON)),
              headers={"Content-Encoding": "gzip"}, status_code=code_pb2.INVALID_ARGUMENT),
@@ -291,6 +307,7 @@ GRPC_CASES = [
     GrpcCase("empty_containers", grpc.StatusCode.OK, g_from_request(empty_containers)),
     GrpcCase("bad_ids_partial_success", grpc.StatusCode.OK, g_from_request(bad_ids_run)),
     GrpcCase("bad_ids_partial_success_gzip", grpc.StatusCode.OK, g_from_request(bad_ids_run), grpc.Compression.Gzip),
+    GrpcCase("missing_times_partial_success", grpc.StatusCode.OK, g_from_request(missing_times_run)),
     GrpcCase("undecodable", grpc.StatusCode.INVALID_ARGUMENT, lambda wf: (MALFORMED_PROTO, [], 0)),
     GrpcCase("undecodable_bad_wire_type", grpc.StatusCode.INVALID_ARGUMENT, lambda wf: (b"\x0f\x01\x02", [], 0)),
     GrpcCase("undecodable_gzip", grpc.StatusCode.INVALID_ARGUMENT, lambda wf: (MALFORMED_PROTO, [], 0),
