@@ -210,7 +210,7 @@ public actor Ledger: SpanConsumer {
                 taskKeys.insert(TraceLocator.taskKey(s.taskID))
                 tasks.listFromDisk(s)
             }
-            locator.add(sequence: seq, ids: summaries.lazy.map(\.traceID), taskKeys: taskKeys,
+            locator.add(sequence: seq, ids: summaries.map(\.traceID), taskKeys: Array(taskKeys),
                         newestStartUnixNano: summaries.lazy.map(\.startUnixNano).max() ?? .min)
             segments.append((seq, summaries.count))
         }
@@ -708,7 +708,7 @@ public actor Ledger: SpanConsumer {
     /// is copied once, about 2.5 MB).
     nonisolated static func locate(_ p: PendingFlush, in locator: TraceLocator) async -> TraceLocator {
         var located = locator
-        located.add(sequence: p.sequence, ids: traceIDs(of: p), taskKeys: taskKeys(of: p), newestStartUnixNano: newestStart(of: p))
+        located.add(sequence: p.sequence, ids: Array(traceIDs(of: p)), taskKeys: Array(taskKeys(of: p)), newestStartUnixNano: newestStart(of: p))
         return located
     }
 
@@ -744,7 +744,7 @@ public actor Ledger: SpanConsumer {
             locator = located
         } else {
             // The locator changed meanwhile (flushes overlapped, a merge or retention): add this one's here.
-            locator.add(sequence: p.sequence, ids: Self.traceIDs(of: p), taskKeys: Self.taskKeys(of: p), newestStartUnixNano: Self.newestStart(of: p))
+            locator.add(sequence: p.sequence, ids: Array(Self.traceIDs(of: p)), taskKeys: Array(Self.taskKeys(of: p)), newestStartUnixNano: Self.newestStart(of: p))
         }
         if flushesInProgress == 0 { evictOldRuns() }
     }

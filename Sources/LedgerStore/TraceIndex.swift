@@ -192,33 +192,57 @@ public enum TraceIndexCodec {
     }
 
     /// The segment's entries as summaries: no names, lists or counts are built, so a start
-    /// reads the segments whose runs stay on disk several times faster.
+    /// reads the segments whose runs stay on disk several times faster. Read in place
+    /// (`RawFieldScanner`): through `ProtoReader`, which makes a slice and a value of every
+    /// field, this was 42% of a start on 3 million runs.
     public static func decodeSummaries(_ bytes: [UInt8], path: String) throws(StoreError) -> [TraceIndexSummary] {
-        var out: [TraceIndexSummary] = []
         try StoreError.decoding(path) {
-            let (strings, raw, cursor) = try parts(bytes)
-            var stored = cursor
-            out.reserveCapacity(raw.count)
-            for slice in raw {
-                var s = TraceIndexSummary(traceID: TraceID(high: 0, low: 0), startUnixNano: 0, taskID: "")
-                if stored != nil { (s.traceID, s.startUnixNano, _) = try stored!.next() }
-                var rr = ProtoReader(slice)
-                while let (f, v) = try rr.next() {
-                    switch f {
-                    case 1:
-                        guard let id = TraceID(bytes: Array(v.slice)) else { throw StoreError(path: path, message: "bad trace ID length") }
-                        s.traceID = id
-                    case 4: s.startUnixNano = v.int64
-                    case 6: s.outcome = Outcome(rawValue: Int(v.uint64)) ?? .pending
-                    case 23: s.taskID = try strings.string(v.uint64, path: path)
-                    default: break
+            try bytes.withUnsafeBytes { buffer in
+                var strings = StringTable()
+                var rows: [Range<Int>] = []
+                var stored: UnsafeRawBufferPointer?
+                var r = RawFieldScanner(buffer)
+                while let field = try r.nextField() {
+                    switch field {
+                    case 3: strings.strings.append(String(decoding: try r.bytes(), as: UTF8.self))
+                    case 4:
+                        let row = try r.bytes()
+                        let start = row.baseAddress.map { $0 - buffer.baseAddress! } ?? 0
+                        rows.append(start..<(start + row.count))
+                    case 6: stored = try r.bytes()
+                    default: try r.skip()
                     }
                 }
-                out.append(s)
+                var out: [TraceIndexSummary] = []
+                out.reserveCapacity(rows.count)
+                var cursor = stored.map(RawFieldScanner.init)
+                var previousStart: Int64 = 0
+                for range in rows {
+                    var s = TraceIndexSummary(traceID: TraceID(high: 0, low: 0), startUnixNano: 0, taskID: "")
+                    if cursor != nil {
+                        s.traceID = TraceID(high: try cursor!.bigEndian64(), low: try cursor!.bigEndian64())
+                        previousStart = previousStart &+ ProtoWriter.unzigzag(try cursor!.varint())
+                        s.startUnixNano = previousStart
+                        _ = try cursor!.varint() // duration
+                    }
+                    var row = RawFieldScanner(UnsafeRawBufferPointer(rebasing: buffer[range]))
+                    while let f = try row.nextField() {
+                        switch (f, row.wireType) {
+                        case (1, 2):
+                            guard let id = TraceID(bytes: try row.bytes()) else { throw StoreError(path: path, message: "bad trace ID length") }
+                            s.traceID = id
+                        case (4, 0): s.startUnixNano = Int64(bitPattern: try row.varint())
+                        case (6, 0): s.outcome = Outcome(rawValue: Int(truncatingIfNeeded: try row.varint())) ?? .pending
+                        case (23, 0): s.taskID = try strings.string(try row.varint(), path: path)
+                        default: try row.skip()
+                        }
+                    }
+                    out.append(s)
+                }
+                if let c = cursor, !c.isAtEnd { throw StoreError(path: path, message: "index stored part longer than its entries") }
+                return out
             }
-            try stored?.finish(path: path)
         }
-        return out
     }
 
     /// Decodes the segment; with `only`, just that trace's entry (the others are skipped

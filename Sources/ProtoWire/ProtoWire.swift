@@ -242,6 +242,75 @@ public struct ProtoDecodeError: Error, Sendable, CustomStringConvertible {
     public var description: String { "protobuf decode error: \(message)" }
 }
 
+/// Walks the fields of one serialized message in place, through a raw buffer the caller
+/// keeps alive: no slice or value is made for a field it skips, so a pass that wants a
+/// few fields of many rows (a start reading index summaries) costs only their bytes.
+@frozen public struct RawFieldScanner {
+    @usableFromInline let buffer: UnsafeRawBufferPointer
+    @usableFromInline var position = 0
+    /// The wire type of the field `nextField` returned last.
+    @usableFromInline var type: UInt64 = 0
+    @inlinable public var wireType: UInt64 { type }
+
+    @inlinable public init(_ buffer: UnsafeRawBufferPointer) { self.buffer = buffer }
+
+    @inlinable public var isAtEnd: Bool { position >= buffer.count }
+
+    /// The next field's number; its payload must be read (`varint`, `bytes`) or `skip`ped.
+    @inlinable public mutating func nextField() throws(ProtoDecodeError) -> Int? {
+        guard position < buffer.count else { return nil }
+        let key = try varint()
+        guard key >> 3 > 0 else { throw ProtoDecodeError("field number 0 at offset \(position)") }
+        type = key & 7
+        return Int(truncatingIfNeeded: key >> 3)
+    }
+
+    @inlinable public mutating func varint() throws(ProtoDecodeError) -> UInt64 {
+        var result: UInt64 = 0, shift: UInt64 = 0
+        while position < buffer.count {
+            let b = buffer[position]
+            position += 1
+            result |= UInt64(b & 0x7F) << shift
+            if b < 0x80 { return result }
+            shift += 7
+            if shift > 63 { throw ProtoDecodeError("varint too long") }
+        }
+        throw ProtoDecodeError("truncated varint")
+    }
+
+    /// A length-delimited payload, in place.
+    @inlinable public mutating func bytes() throws(ProtoDecodeError) -> UnsafeRawBufferPointer {
+        guard wireType == 2 else { throw ProtoDecodeError("wire type \(wireType) where length-delimited bytes were expected") }
+        let len = try varint()
+        guard len <= UInt64(buffer.count - position) else { throw ProtoDecodeError("length \(len) past end of message") }
+        defer { position += Int(len) }
+        return UnsafeRawBufferPointer(rebasing: buffer[position..<(position + Int(len))])
+    }
+
+    /// The next 8 bytes as a big-endian word (an ID in wire order), in a payload read as
+    /// a plain sequence.
+    @inlinable public mutating func bigEndian64() throws(ProtoDecodeError) -> UInt64 {
+        guard buffer.count - position >= 8 else { throw ProtoDecodeError("truncated 8-byte word") }
+        var v: UInt64 = 0
+        for i in 0..<8 { v = v << 8 | UInt64(buffer[position + i]) }
+        position += 8
+        return v
+    }
+
+    /// Skips the payload of the field `nextField` returned.
+    @inlinable public mutating func skip() throws(ProtoDecodeError) {
+        switch wireType {
+        case 0: _ = try varint()
+        case 1, 5:
+            let n = wireType == 1 ? 8 : 4
+            guard buffer.count - position >= n else { throw ProtoDecodeError("truncated fixed\(n * 8)") }
+            position += n
+        case 2: _ = try bytes()
+        default: throw ProtoDecodeError("unsupported wire type \(wireType)")
+        }
+    }
+}
+
 /// Iterates the fields of one serialized message.
 public struct ProtoReader {
     public enum Value {
