@@ -981,6 +981,15 @@ public actor Ledger: SpanConsumer {
         return Array(found.prefix(limit))
     }
 
+    /// The rollup records whose buckets start in the query's window, unaggregated (latency
+    /// sketches and all): what another node's query merges with its own
+    /// (`GET /api/v1/rollups/records`, `spanledger query --merge-server`).
+    public func rollupRecords(_ q: RollupQuery) -> RollupTable {
+        var out = RollupTable()
+        for (key, measures) in table.records(inBucketRange: q.windowStartUnix..<q.windowEndUnix) { out.add(key, measures) }
+        return out
+    }
+
     public func workflows() -> [String] {
         Array(Set(table.days.values.flatMap { $0.keys.map(\.workflow) })).sorted()
     }

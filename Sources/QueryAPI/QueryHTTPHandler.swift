@@ -1,6 +1,7 @@
 import HTTPServing
 import LedgerCore
 import LedgerPipeline
+import LedgerStore
 import NIOCore
 import NIOHTTP1
 import OutcomeRegistry
@@ -42,6 +43,19 @@ public struct QueryHTTPHandler: HTTPHandler {
                 query.functionOf = { registry.function(of: $0) ?? Scorecard.undeclaredFunction }
                 let groups = await ledger.query(query)
                 return Self.json(RollupJSON.render(groups, query: query))
+            } catch {
+                return Self.error(.badRequest, error.message)
+            }
+        case "/api/v1/rollups/records":
+            // The window's records as a spanledger.v1.RollupSegment (Schemas/spanledger/v1/rollup.proto),
+            // for a query that merges several nodes' rollups.
+            let q = request.queryItems
+            do {
+                let query = try QueryParameters.rollupQuery(since: q["since"], until: q["until"], groupBy: nil, workflow: nil, model: nil,
+                                                            service: nil, now: WallClock.nowUnixNano())
+                let records = await ledger.rollupRecords(query)
+                return HTTPResponse(status: .ok, headers: ["Content-Type": "application/x-protobuf"],
+                                    body: RollupSegmentCodec.encode(records, createdUnixMs: WallClock.nowUnixNano() / 1_000_000))
             } catch {
                 return Self.error(.badRequest, error.message)
             }

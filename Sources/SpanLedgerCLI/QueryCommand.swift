@@ -17,10 +17,19 @@ struct QueryCommand: AsyncParsableCommand {
     @Option(help: "Only this model.") var model: String?
     @Option(help: "Only this service.") var service: String?
     @Option(help: "table, json or csv.") var format: OutputFormat = .table
+    @Option(name: .customLong("merge-server"), parsing: .singleValue,
+            help: "Also ask this node's query API and merge its rollups with --server's, repeatable (nodes behind a load balancer that routes by trace ID).")
+    var mergeServers: [String] = []
+
+    func validate() throws {
+        if !mergeServers.isEmpty && source.data != nil { throw ValidationError("--merge-server merges servers' rollups; not with --data") }
+    }
 
     func run() async throws {
         let json: Data
-        if let dir = source.data {
+        if !mergeServers.isEmpty {
+            json = Data(try await merged().utf8)
+        } else if let dir = source.data {
             let query: RollupQuery
             do {
                 query = try QueryParameters.rollupQuery(since: since, until: until, groupBy: groupBy, workflow: workflow, model: model,
@@ -36,6 +45,31 @@ struct QueryCommand: AsyncParsableCommand {
             ]))
         }
         print(try Self.format(json, as: format, groupBy: (try? GroupDimension.parseList(groupBy ?? "")) ?? []), terminator: "")
+    }
+
+    /// The window's rollup records from every server, merged (each run is on one node: a
+    /// sum), then queried here as one node would answer: the window is fixed once, so
+    /// every server returns the same buckets.
+    func merged() async throws -> String {
+        let query: RollupQuery
+        do {
+            query = try QueryParameters.rollupQuery(since: since, until: until, groupBy: groupBy, workflow: workflow, model: model,
+                                                    service: service, now: WallClock.nowUnixNano())
+        } catch { throw ValidationError(error.message) }
+        let window = APIClient.queryString([("since", RFC3339.format(unixNano: query.fromUnixNano)), ("until", RFC3339.format(unixNano: query.toUnixNano))])
+        var table = RollupTable()
+        for server in [source.baseURL] + mergeServers.map({ APIClient.baseURL($0) }) {
+            let body = try await APIClient.get(server, "/api/v1/rollups/records" + window)
+            let part: RollupTable
+            do {
+                part = try RollupSegmentCodec.decode([UInt8](body), path: server)
+            } catch {
+                throw ClientError(description: "\(server) answered rollup records that cannot be read: \(error)")
+            }
+            for (key, measures) in part.records { table.add(key, measures) }
+        }
+        let groups = query.run(over: table.records.lazy.map { (key: $0.key, value: $0.value) })
+        return RollupJSON.render(groups, query: query)
     }
 
     static let measureColumns: [(key: String, title: String)] = [

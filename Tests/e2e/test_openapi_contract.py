@@ -58,7 +58,7 @@ HTTP_METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "tra
 # The paths each listener serves (the reverse direction: all must be in the spec, and the
 # spec must have no other). test_served_paths_match_the_handler_source keeps this list
 # honest against Sources/QueryAPI/QueryHTTPHandler.swift.
-SERVED_QUERY_PATHS = {"/api/v1/rollups", "/api/v1/series", "/api/v1/top", "/api/v1/traces/{id}", "/api/v1/workflows", "/api/v1/runs",
+SERVED_QUERY_PATHS = {"/api/v1/rollups", "/api/v1/rollups/records", "/api/v1/series", "/api/v1/top", "/api/v1/traces/{id}", "/api/v1/workflows", "/api/v1/runs",
                       "/api/v1/scorecard", "/api/v1/routes", "/api/v1/alerts", "/healthz", "/metrics", "/", "/index.html"}
 SERVED_OTLP_PATHS = {"/v1/traces", "/v1/outcomes"}
 # How literal paths or prefixes in the handler's source map to the spec's templates.
@@ -292,6 +292,10 @@ QUERY_OK: List[Case] = [
     C("/api/v1/rollups", {"group_by": "workflow", "model": "{model}"}),
     C("/api/v1/rollups", {"group_by": "workflow", "service": "support-api"}),
     C("/api/v1/rollups", {"workflow": "no-such-workflow"}),
+    # rollup records (for merging nodes)
+    C("/api/v1/rollups/records"),
+    C("/api/v1/rollups/records", {"since": "{since_rfc3339}", "until": "now"}),
+    C("/api/v1/rollups/records", {"since": "1h", "until": "30m"}),
     # series
     C("/api/v1/series"),
     C("/api/v1/series", {"since": "1h", "step": "5m"}),
@@ -340,6 +344,8 @@ QUERY_ERRORS: List[Case] = [
     C("/api/v1/rollups", {"since": "1h", "until": "2h"}, 400, expect="since must be before until"),
     C("/api/v1/rollups", {"group_by": "colour"}, 400, expect="unknown group-by dimension"),
     C("/api/v1/rollups", {"group_by": "agent,model"}, 400, expect="not both"),
+    C("/api/v1/rollups/records", {"since": "yesterday"}, 400, expect="invalid since"),
+    C("/api/v1/rollups/records", {"since": "1h", "until": "2h"}, 400, expect="since must be before until"),
     C("/api/v1/series", {"step": "30s"}, 400, expect="whole number of minutes"),
     C("/api/v1/series", {"step": "abc"}, 400, expect="whole number of minutes"),
     C("/api/v1/series", {"since": "400d", "step": "1m"}, 400, expect="points"),
