@@ -23,6 +23,10 @@ struct QueryCommand: AsyncParsableCommand {
 
     func validate() throws {
         if !mergeServers.isEmpty && source.data != nil { throw ValidationError("--merge-server merges servers' rollups; not with --data") }
+        var asked: Set<String> = [source.baseURL]
+        for server in mergeServers where !asked.insert(APIClient.baseURL(server)).inserted {
+            throw ValidationError("\(server) is named twice (--server or --merge-server): its runs would be counted twice")
+        }
     }
 
     func run() async throws {

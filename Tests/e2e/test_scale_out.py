@@ -89,6 +89,10 @@ def test_rollup_records_are_a_rollup_segment_of_the_window(daemon_factory):
     assert empty.status_code == 200 and len(seg.records) == 0
     bad = requests.get(d.api_url + "/api/v1/rollups/records", params={"since": "yesterday"}, timeout=30)
     assert bad.status_code == 400 and "invalid since" in bad.json()["error"]["message"], bad.text
+    # A node named twice would count its runs twice: refused.
+    twice = subprocess.run([str(support.spanledger_bin()), "query", "--server", d.api_url, "--merge-server", d.api_url + "/"],
+                           capture_output=True, timeout=60)
+    assert twice.returncode != 0 and b"named twice" in twice.stderr, twice
     # The CLI says which server failed.
     p = subprocess.run([str(support.spanledger_bin()), "query", "--server", d.api_url, "--merge-server", "http://127.0.0.1:9"],
                        capture_output=True, timeout=60)
