@@ -93,4 +93,63 @@ import Testing
         w.removeAll()
         #expect(w.bytes.isEmpty && w.count == 0)
     }
+
+    /// The in-place scanner start-up reads index summaries with: the fields it reads equal
+    /// what `ProtoReader` reads, every wire type it skips is skipped whole, and a cut or
+    /// malformed message is an error, never a read past the end.
+    @Test func theRawFieldScannerReadsAndSkipsEveryWireTypeInPlace() throws {
+        // One field a writer, so the message's field boundaries are known.
+        let fields: [(inout ProtoWriter) -> Void] = [
+            { $0.uint(1, 300) }, { $0.fixed64(2, 0x0102_0304_0506_0708) }, { $0.tag(3, 5); $0.raw([9, 8, 7, 6]) },
+            { $0.bytesField(4, [0xAA, 0xBB, 0xCC], always: true) }, { $0.bigEndianWords(5, 0x1122_3344_5566_7788, 7) }, { $0.uint(6, 1 << 40) },
+        ]
+        var bytes: [UInt8] = []
+        var boundaries: Set<Int> = [0]
+        for write in fields {
+            var w = ProtoWriter()
+            write(&w)
+            bytes += w.bytes
+            boundaries.insert(bytes.count)
+        }
+        var seen: [(Int, UInt64)] = []
+        try bytes.withUnsafeBytes { raw in
+            var r = RawFieldScanner(raw)
+            while let field = try r.nextField() {
+                switch field {
+                case 1, 6: seen.append((field, try r.varint()))
+                case 4: seen.append((field, UInt64(Array(try r.bytes()).reduce(0) { $0 << 8 | Int($1) })))
+                case 5:
+                    var words = RawFieldScanner(try r.bytes())
+                    seen.append((field, try words.bigEndian64()))
+                    seen.append((field, try words.bigEndian64()))
+                    #expect(words.isAtEnd)
+                default: try r.skip() // fixed64 and fixed32
+                }
+            }
+            #expect(r.isAtEnd)
+        }
+        #expect(seen.map(\.0) == [1, 4, 5, 5, 6])
+        #expect(seen.map(\.1) == [300, 0xAABBCC, 0x1122_3344_5566_7788, 7, 1 << 40])
+
+        func scanAll(_ b: [UInt8]) throws {
+            try b.withUnsafeBytes { raw in
+                var r = RawFieldScanner(raw)
+                while try r.nextField() != nil { try r.skip() }
+            }
+        }
+        try scanAll(bytes)
+        // Every cut inside a field fails cleanly; a cut between fields is a shorter message.
+        for cut in 1..<bytes.count {
+            let whole = (try? scanAll(Array(bytes.prefix(cut)))) != nil
+            #expect(whole == boundaries.contains(cut), "a cut at \(cut) of \(bytes.count)")
+        }
+        #expect(throws: ProtoDecodeError.self) { try scanAll([0x00]) }                  // field number 0
+        #expect(throws: ProtoDecodeError.self) { try scanAll([0x0B]) }                  // wire type 3
+        #expect(throws: ProtoDecodeError.self) { try scanAll([0x08] + [UInt8](repeating: 0xFF, count: 10) + [0x01]) } // varint too long
+        try [UInt8]([0x08, 0x01]).withUnsafeBytes { raw in
+            var wrongType = RawFieldScanner(raw)
+            _ = try wrongType.nextField()
+            #expect(throws: ProtoDecodeError.self) { _ = try wrongType.bytes() }
+        }
+    }
 }
