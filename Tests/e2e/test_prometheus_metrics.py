@@ -119,8 +119,9 @@ def _resident_less_heap(d) -> float:
 
 
 def test_free_heap_goes_back_to_the_system_once_buffered_traces_are_released(daemon_factory):
-    # 15,000 runs held in assembly take about 14 MB of heap (10,000 did while span records
-    # were 128 bytes; at 88 the gap it leaves came within a hair of the 4 MB asked below);
+    # 25,000 runs held in assembly take about 23 MB of heap (10,000 did while span records
+    # were 128 bytes; at 88, 15,000 left the untrimmed daemon's gap 6-8 MB over the trimmed
+    # one here, and once in CI only 4.07 MB, a hair over the 4 MB asked below);
     # once released, that memory is
     # free heap the allocator (tcmalloc) alone keeps resident for reuse. With a 1 MB slack
     # the trimmer gives it back within a second or two of the gap opening. The heap gauges
@@ -130,19 +131,27 @@ def test_free_heap_goes_back_to_the_system_once_buffered_traces_are_released(dae
     off = daemon_factory.start("trim-off", args + ["--heap-trim-slack", "0"])  # 0 never trims
     time.sleep(1.1)  # the heap figures are cached for a second
     idle = _resident_less_heap(d)  # code, stacks: what is resident besides the heap
-    _hold_then_release(d, 15_000)
-    _hold_then_release(off, 15_000)
+    _hold_then_release(d, 25_000)
+    _hold_then_release(off, 25_000)
     ok, trimmed = support.wait_until(lambda: support.metric(d.api_url, "spanledger_heap_trimmed_bytes_total"),
                                      lambda b: b > 1_000_000, 15)
     assert ok, f"no trim released over 1 MB (released {trimmed} bytes)"
     fams = families(d.api_url)
     assert fams["spanledger_heap_trims"].type == "counter" and fams["spanledger_heap_trims"].samples[0].value >= 1
-    time.sleep(2.5)  # two more trimmer rounds, and fresh heap figures
-    # Resident memory is back to live heap plus the idle baseline, give or take a few MB.
-    trimmed_gap = _resident_less_heap(d)
-    kept_gap = _resident_less_heap(off)
+    # Resident memory is back to live heap plus the idle baseline, give or take what
+    # ingest itself leaves resident outside the heap (code and stacks first touched, 5-9 MB
+    # here), while the untrimmed daemon keeps its free heap: looked at each second (the
+    # trimmer's round and the heap figures' cache) for up to 10 s, as a slow VM's trims lag.
+    def gaps():
+        return _resident_less_heap(d), _resident_less_heap(off)
+
+    def settled(g):
+        return g[0] < idle + (12 << 20) and g[1] > g[0] + (4 << 20)
+
+    time.sleep(1.1)
+    ok, (trimmed_gap, kept_gap) = support.wait_until(gaps, settled, 10, interval=1.0)
     print(f"\n[trim] resident less heap: idle {idle / 1e6:.1f} MB, trimmed {trimmed_gap / 1e6:.1f} MB, untrimmed {kept_gap / 1e6:.1f} MB")
-    assert trimmed_gap < idle + (8 << 20), (trimmed_gap, idle)
+    assert trimmed_gap < idle + (12 << 20), (trimmed_gap, idle)
     assert kept_gap > trimmed_gap + (4 << 20), (kept_gap, trimmed_gap, idle)
     assert support.metric(off.api_url, "spanledger_heap_trims_total") == 0
     assert support.metric(off.api_url, "spanledger_heap_trimmed_bytes_total") == 0
