@@ -98,11 +98,9 @@ public enum BlockedTrees {
             return bytes
         }
         let size = Int(FileIO.fileSize(path))
-        let header = try read(0, SegmentFrame.headerSize)
-        guard Array(header[0..<4]) == SegmentFrame.magic else { throw StoreError(path: path, message: "not a SpanLedger segment (bad magic)") }
-        guard header[4] == SegmentFrame.blockedVersion else { return nil }
-        guard header[5] == SegmentKind.traceDetail.rawValue else { throw StoreError(path: path, message: "segment kind \(header[5]), expected \(SegmentKind.traceDetail.rawValue)") }
-        let streamLength = Int(SegmentFrame.readLE(header, 16, 4))
+        let header = try SegmentFrame.Header(try read(0, SegmentFrame.headerSize), expecting: .traceDetail, path: path)
+        guard header.blocked else { return nil }
+        let streamLength = header.compressedLength
         let footer = try read(size - footerSize, footerSize)
         let tableLength = Int(SegmentFrame.readLE(footer, 0, 4))
         guard Array(footer[4..<8]) == footerMagic, SegmentFrame.headerSize + streamLength + tableLength + footerSize == size else {
@@ -116,11 +114,14 @@ public enum BlockedTrees {
         for b in blocks.sorted() {
             let range = layout.range(of: b)
             let bytes = try read(SegmentFrame.headerSize + range.lowerBound, range.count)
-            guard bytes.withUnsafeBytes({ Zlib.crc32($0) }) == layout.crcs[b] else { throw StoreError(path: path, message: "CRC mismatch in block \(b): the segment is corrupt") }
-            switch bytes.withUnsafeBytes({ p in Result { () throws(ZlibError) in try Zlib.inflateRaw(p, limit: SegmentFrame.maxUncompressed) } }) {
-            case .success(let raw): out += try TraceDetailCodec.decode(raw, path: path, among: ids)
-            case .failure(let e): throw StoreError(path: path, message: "block \(b) does not inflate: \(e.message)")
+            guard Zlib.crc32(bytes) == layout.crcs[b] else { throw StoreError(path: path, message: "CRC mismatch in block \(b): the segment is corrupt") }
+            let raw: [UInt8]
+            do {
+                raw = try Zlib.decompress(bytes, format: .raw, limit: SegmentFrame.maxUncompressed)
+            } catch {
+                throw StoreError(path: path, message: "block \(b) does not inflate: \(error.message)")
             }
+            out += try TraceDetailCodec.decode(raw, path: path, among: ids)
         }
         return out
     }

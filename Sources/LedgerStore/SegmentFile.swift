@@ -114,14 +114,29 @@ public enum SegmentFrame {
         segment.count >= headerSize ? UInt32(readLE(segment, 20, 4)) : 0
     }
 
+    /// What a segment's header says, checked: magic, a version this build reads (blocked
+    /// only for run trees), the kind expected.
+    struct Header {
+        var version: UInt8
+        var rawLength: UInt64
+        var compressedLength: Int
+        var crc: UInt32
+        var blocked: Bool { version == SegmentFrame.blockedVersion }
+
+        /// From the file's first `headerSize` bytes (or more).
+        init(_ bytes: [UInt8], expecting kind: SegmentKind, path: String) throws(StoreError) {
+            guard bytes.count >= headerSize, Array(bytes[0..<4]) == magic else { throw StoreError(path: path, message: "not a SpanLedger segment (bad magic)") }
+            guard bytes[4] == SegmentFrame.version || (bytes[4] == blockedVersion && kind == .traceDetail) else {
+                throw StoreError(path: path, message: "unsupported segment version \(bytes[4])")
+            }
+            guard bytes[5] == kind.rawValue else { throw StoreError(path: path, message: "segment kind \(bytes[5]), expected \(kind.rawValue)") }
+            (version, rawLength, compressedLength, crc) = (bytes[4], readLE(bytes, 8, 8), Int(readLE(bytes, 16, 4)), headerCRC(bytes))
+        }
+    }
+
     public static func decode(_ bytes: [UInt8], expecting kind: SegmentKind, path: String) throws(StoreError) -> [UInt8] {
-        guard bytes.count >= headerSize, Array(bytes[0..<4]) == magic else { throw StoreError(path: path, message: "not a SpanLedger segment (bad magic)") }
-        let blocked = bytes[4] == blockedVersion && kind == .traceDetail
-        guard bytes[4] == version || blocked else { throw StoreError(path: path, message: "unsupported segment version \(bytes[4])") }
-        guard bytes[5] == kind.rawValue else { throw StoreError(path: path, message: "segment kind \(bytes[5]), expected \(kind.rawValue)") }
-        let rawLength = readLE(bytes, 8, 8)
-        let compressedLength = Int(readLE(bytes, 16, 4))
-        let crc = headerCRC(bytes)
+        let header = try Header(bytes, expecting: kind, path: path)
+        let (blocked, rawLength, compressedLength, crc) = (header.blocked, header.rawLength, header.compressedLength, header.crc)
         // A blocked run-tree file has its block table and footer after the stream.
         var trailer = 0
         if blocked {

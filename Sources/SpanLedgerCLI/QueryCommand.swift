@@ -34,15 +34,10 @@ struct QueryCommand: AsyncParsableCommand {
         if !mergeServers.isEmpty {
             json = Data(try await merged().utf8)
         } else if let dir = source.data {
-            let query: RollupQuery
-            do {
-                query = try QueryParameters.rollupQuery(since: since, until: until, groupBy: groupBy, workflow: workflow, model: model,
-                                                        service: service, now: WallClock.nowUnixNano())
-            } catch { throw ValidationError(error.message) }
+            let query = try rollupQuery()
             let (table, damaged) = DataDirectory(path: dir).loadRollups()
             for d in damaged { FileHandle.standardError.write(Data("warning: skipped damaged segment \(d)\n".utf8)) }
-            let groups = query.run(over: table.records.lazy.map { (key: $0.key, value: $0.value) })
-            json = Data(RollupJSON.render(groups, query: query).utf8)
+            json = Data(Self.answer(query, over: table).utf8)
         } else {
             json = try await APIClient.get(source.baseURL, "/api/v1/rollups" + APIClient.queryString([
                 ("since", since), ("until", until), ("group_by", groupBy), ("workflow", workflow), ("model", model), ("service", service),
@@ -51,29 +46,36 @@ struct QueryCommand: AsyncParsableCommand {
         print(try Self.format(json, as: format, groupBy: (try? GroupDimension.parseList(groupBy ?? "")) ?? []), terminator: "")
     }
 
+    /// The options as a query, its window fixed now.
+    func rollupQuery() throws -> RollupQuery {
+        do {
+            return try QueryParameters.rollupQuery(since: since, until: until, groupBy: groupBy, workflow: workflow, model: model,
+                                                   service: service, now: WallClock.nowUnixNano())
+        } catch { throw ValidationError(error.message) }
+    }
+
+    /// The query answered here, over rollups read from disk or fetched from servers, as
+    /// `/api/v1/rollups` would answer it.
+    static func answer(_ query: RollupQuery, over table: RollupTable) -> String {
+        RollupJSON.render(query.run(over: table.records.lazy.map { (key: $0.key, value: $0.value) }), query: query)
+    }
+
     /// The window's rollup records from every server, merged (each run is on one node: a
     /// sum), then queried here as one node would answer: the window is fixed once, so
     /// every server returns the same buckets.
     func merged() async throws -> String {
-        let query: RollupQuery
-        do {
-            query = try QueryParameters.rollupQuery(since: since, until: until, groupBy: groupBy, workflow: workflow, model: model,
-                                                    service: service, now: WallClock.nowUnixNano())
-        } catch { throw ValidationError(error.message) }
+        let query = try rollupQuery()
         let window = APIClient.queryString([("since", RFC3339.format(unixNano: query.fromUnixNano)), ("until", RFC3339.format(unixNano: query.toUnixNano))])
         var table = RollupTable()
         for server in [source.baseURL] + mergeServers.map({ APIClient.baseURL($0) }) {
             let body = try await APIClient.get(server, "/api/v1/rollups/records" + window)
-            let part: RollupTable
             do {
-                part = try RollupSegmentCodec.decode([UInt8](body), path: server)
+                table.merge(try RollupSegmentCodec.decode([UInt8](body), path: server))
             } catch {
                 throw ClientError(description: "\(server) answered rollup records that cannot be read: \(error)")
             }
-            for (key, measures) in part.records { table.add(key, measures) }
         }
-        let groups = query.run(over: table.records.lazy.map { (key: $0.key, value: $0.value) })
-        return RollupJSON.render(groups, query: query)
+        return Self.answer(query, over: table)
     }
 
     static let measureColumns: [(key: String, title: String)] = [

@@ -25,8 +25,19 @@ public enum Zlib {
         case zlib
         /// RFC 1952 gzip member (Content-Encoding: gzip).
         case gzip
+        /// A piece of a raw deflate stream (RFC 1951: no header, no checksum) that starts
+        /// and ends at full-flush points (`Deflater.fullFlush`): one block of a blocked
+        /// run-tree file. It ends where its input ends, without a stream end; the caller
+        /// checks its own CRC of the piece.
+        case raw
 
-        var windowBits: Int32 { self == .zlib ? 15 : 15 + 16 }
+        var windowBits: Int32 {
+            switch self {
+            case .zlib: 15
+            case .gzip: 15 + 16
+            case .raw: -15
+            }
+        }
     }
 
     public static func compress(_ input: [UInt8], format: Format = .zlib, level: Int32 = 6) throws(ZlibError) -> [UInt8] {
@@ -36,7 +47,8 @@ public enum Zlib {
     }
 
     /// Inflates a whole stream, refusing to produce more than `limit` bytes, and succeeding
-    /// only when the stream ends (a truncated stream is an error, not a short result).
+    /// only when the stream ends (a truncated stream is an error, not a short result); a
+    /// `.raw` piece succeeds once its input is used up with nothing held back.
     ///
     /// The output is first inflated straight into an array of the size the stream declares
     /// (gzip's trailer, ISIZE, or `expectedSize`), so a request body is written once
@@ -77,9 +89,11 @@ public enum Zlib {
                 }
                 return output
             case Z_OK:
-                break
+                // A raw piece is done when inflate used up its input and left output room.
+                if format == .raw && stream.avail_in == 0 && stream.avail_out > 0 { return output }
             case Z_BUF_ERROR:
                 if stream.avail_in == 0 {
+                    if format == .raw { return output }
                     throw ZlibError(code: .truncated, message: "compressed stream is truncated")
                 }
             case Z_DATA_ERROR:
@@ -121,43 +135,6 @@ public enum Zlib {
             throw e
         } catch {
             throw ZlibError(code: .internalError, message: "\(error)")
-        }
-    }
-
-    /// Inflates a piece of a deflate stream that starts at a full-flush point and ends at
-    /// one (`Deflater.fullFlush`): raw deflate, no zlib header or checksum (the caller
-    /// checks its own CRC of the piece). Producing more than `limit` bytes, a corrupt
-    /// piece or one that does not end at a flush point is an error.
-    public static func inflateRaw(_ input: UnsafeRawBufferPointer, limit: Int) throws(ZlibError) -> [UInt8] {
-        var stream = z_stream()
-        guard CZlib_inflateInit2(&stream, -15) == Z_OK else { throw ZlibError(code: .internalError, message: "inflateInit2 failed") }
-        defer { inflateEnd(&stream) }
-        stream.next_in = UnsafeMutablePointer(mutating: input.bindMemory(to: Bytef.self).baseAddress)
-        stream.avail_in = uInt(input.count)
-        var output: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: min(max(input.count * 4, 16 << 10), 1 << 20))
-        while true {
-            let (status, produced): (Int32, Int) = chunk.withUnsafeMutableBufferPointer { out in
-                stream.next_out = out.baseAddress
-                stream.avail_out = uInt(out.count)
-                let s = CZlib.inflate(&stream, Z_SYNC_FLUSH)
-                return (s, out.count - Int(stream.avail_out))
-            }
-            guard output.count + produced <= limit else {
-                throw ZlibError(code: .outputLimitExceeded, message: "decompressed size exceeds the limit of \(limit) bytes")
-            }
-            output.append(contentsOf: chunk[0..<produced])
-            switch status {
-            case Z_OK, Z_BUF_ERROR, Z_STREAM_END:
-                // Done once the input is used up and inflate left output room (nothing held back).
-                if stream.avail_in == 0 && stream.avail_out > 0 { return output }
-                if status == Z_STREAM_END { return output }
-                if status == Z_BUF_ERROR && produced == 0 { throw ZlibError(code: .truncated, message: "compressed piece is truncated") }
-            case Z_DATA_ERROR:
-                throw ZlibError(code: .corrupt, message: "compressed piece is corrupt")
-            default:
-                throw ZlibError(code: .corrupt, message: "inflate failed (\(status))")
-            }
         }
     }
 
@@ -257,7 +234,7 @@ public final class Deflater {
 
     /// Flushes everything written so far and resets the compressor's history (Z_FULL_FLUSH):
     /// inflation can start at the returned offset (compressed bytes so far) with a raw
-    /// inflater (`Zlib.inflateRaw`), so a reader can inflate one block of a stream
+    /// inflater (`Zlib.decompress` with `.raw`), so a reader can inflate one block of a stream
     /// without the blocks before it.
     public func fullFlush() throws(ZlibError) -> Int {
         try drainStaging()
