@@ -368,11 +368,11 @@ public actor Ledger: SpanConsumer {
     /// attributed off the actor. Its further spans are late spans of that run.
     func hasRun(_ id: TraceID) -> Bool { attributing[id] != nil || runEntry(id) != nil }
 
-    /// A recorded run's index entry, from memory or else from disk; none once the run is
-    /// past trace retention, whether or not its entry has left memory yet.
     /// Whether the run's index entry is in memory (not on disk only).
     func entryInMemory(_ id: TraceID) -> Bool { index[id] != nil }
 
+    /// A recorded run's index entry, from memory or else from disk; none once the run is
+    /// past trace retention, whether or not its entry has left memory yet.
     func runEntry(_ id: TraceID) -> TraceIndexEntry? {
         guard let e = index[id] ?? entryOnDisk(id), e.startUnixNano >= wallNow() - configuration.traceRetentionNano else { return nil }
         return e
@@ -708,8 +708,13 @@ public actor Ledger: SpanConsumer {
     /// is copied once, about 2.5 MB).
     nonisolated static func locate(_ p: PendingFlush, in locator: TraceLocator) async -> TraceLocator {
         var located = locator
-        located.add(sequence: p.sequence, ids: Array(traceIDs(of: p)), taskKeys: Array(taskKeys(of: p)), newestStartUnixNano: newestStart(of: p))
+        add(p, to: &located)
         return located
+    }
+
+    /// Adds a written flush's traces, task keys and latest start to `locator`.
+    nonisolated static func add(_ p: PendingFlush, to locator: inout TraceLocator) {
+        locator.add(sequence: p.sequence, ids: Array(traceIDs(of: p)), taskKeys: Array(taskKeys(of: p)), newestStartUnixNano: newestStart(of: p))
     }
 
     /// The latest start of a run a flush writes (every run tree it writes has an index entry in it).
@@ -744,7 +749,7 @@ public actor Ledger: SpanConsumer {
             locator = located
         } else {
             // The locator changed meanwhile (flushes overlapped, a merge or retention): add this one's here.
-            locator.add(sequence: p.sequence, ids: Array(Self.traceIDs(of: p)), taskKeys: Array(Self.taskKeys(of: p)), newestStartUnixNano: Self.newestStart(of: p))
+            Self.add(p, to: &locator)
         }
         if flushesInProgress == 0 { evictOldRuns() }
     }
