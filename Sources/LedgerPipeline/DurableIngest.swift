@@ -41,9 +41,11 @@ public struct DurableIngest: SpanConsumer {
 }
 
 /// Verdicts that arrive on their own (`POST /v1/outcomes`), refused as a whole when one
-/// names a run older than the correction window, else logged and applied.
+/// names a run older than the correction window, else logged and applied. With
+/// `unknownRuns` `.refuse`, verdicts for runs this node does not have are answered
+/// `.notFound` and neither logged nor held.
 public protocol OutcomeConsumer: Sendable {
-    func record(_ outcomes: [OutcomeRecord]) async throws -> [OutcomeResult]
+    func record(_ outcomes: [OutcomeRecord], unknownRuns: UnknownRuns) async throws -> [OutcomeResult]
 }
 
 /// A batch of verdicts refused before anything was logged.
@@ -53,23 +55,35 @@ public struct OutcomeRejection: Error, Sendable, CustomStringConvertible {
 }
 
 extension DurableIngest: OutcomeConsumer {
-    public func record(_ outcomes: [OutcomeRecord]) async throws -> [OutcomeResult] {
+    public func record(_ outcomes: [OutcomeRecord], unknownRuns: UnknownRuns = .hold) async throws -> [OutcomeResult] {
         guard !outcomes.isEmpty else { return [] }
         // Runs on disk are read off the ledger first, so requests are not held meanwhile.
         let reads = await ledger.readRuns(of: outcomes)
-        let problems = await ledger.verdictProblems(outcomes, reads: reads)
+        // Only verdicts for runs known here are logged: a replay must not hold what was refused.
+        var here: [Bool]?
+        var kept = outcomes
+        if unknownRuns == .refuse {
+            let known = await ledger.knownRuns(outcomes.map(\.traceID), reads: reads)
+            here = outcomes.map { known.contains($0.traceID) }
+            kept = outcomes.filter { known.contains($0.traceID) }
+            if kept.isEmpty { return outcomes.map { _ in .notFound } }
+        }
+        let problems = await ledger.verdictProblems(kept, reads: reads)
         guard problems.isEmpty else { throw OutcomeRejection(problems: problems) }
         let floor = wal.upcomingSequence
         ledger.inflight.begin(floor: floor)
         defer { ledger.inflight.end(floor: floor) }
         let sequence: UInt64
         do {
-            sequence = try await wal.append(OutcomeBatchCodec.encode(outcomes))
+            sequence = try await wal.append(OutcomeBatchCodec.encode(kept))
         } catch let e as WALError where e.code == .diskFull {
             throw IngestRefusal(message: "the data disk is full; verdicts are not accepted until space is freed (\(e.message))", retryAfterSeconds: 10)
         } catch {
             throw IngestRefusal(message: "write-ahead log append failed: \(error)", retryAfterSeconds: 5)
         }
-        return await ledger.applyOutcomes(outcomes, sequence: sequence, reads: reads)
+        let applied = await ledger.applyOutcomes(kept, sequence: sequence, reads: reads)
+        guard let here else { return applied }
+        var next = applied.makeIterator()
+        return here.map { $0 ? next.next()! : .notFound }
     }
 }

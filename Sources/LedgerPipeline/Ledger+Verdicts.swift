@@ -17,6 +17,18 @@ public enum OutcomeResult: String, Sendable {
     case superseded
     /// The run started before the correction window.
     case tooOld = "too_old"
+    /// Asked to refuse verdicts for runs it does not know (`UnknownRuns.refuse`): this node
+    /// has no such run, released or pending; the verdict was neither logged nor held.
+    case notFound = "not_found"
+}
+
+/// What a node does with a verdict for a run it has not seen: hold it until the run is
+/// released (one node, the default), or refuse it so that a client of several nodes can
+/// try the next (`POST /v1/outcomes?unknown_runs=refuse`, `spanledger outcome --server`
+/// given more than once): held on a node that never gets the run, it would only take
+/// room among the held verdicts until dropped as the oldest.
+public enum UnknownRuns: String, Sendable {
+    case hold, refuse
 }
 
 /// Verdicts that arrive on their own (../shared/DESIGN.md; Schemas/conventions.md
@@ -78,6 +90,13 @@ extension Ledger {
     /// read off the actor (`readRuns(of:)`).
     public func verdictProblems(_ records: [OutcomeRecord], reads: RunReads? = nil) -> [String] {
         withRunsOf(records.map(\.traceID), trees: false, reads: reads, verdicts: true) { verdictProblemsOfBatch(records) }
+    }
+
+    /// The traces among `ids` this node has: pending in assembly, being attributed, or a
+    /// recorded run (in memory or on disk, within trace retention). `reads`: their runs on
+    /// disk, read off the actor (`readRuns(of:)`).
+    public func knownRuns(_ ids: [TraceID], reads: RunReads? = nil) -> Set<TraceID> {
+        withRunsOf(ids, trees: false, reads: reads, verdicts: true) { Set(ids.filter { assembler.isOpen($0) || hasRun($0) }) }
     }
 
     private func verdictProblemsOfBatch(_ records: [OutcomeRecord]) -> [String] {

@@ -8,6 +8,8 @@ import NIOHTTP1
 /// `POST /v1/outcomes` on the OTLP/HTTP listener: verdicts that arrive after the spans
 /// (Schemas/outcomes-api.md). One verdict or `{"outcomes": [...]}`; a batch is checked
 /// whole before anything is logged, so it is applied entirely or not at all.
+/// `?unknown_runs=refuse` answers `not_found` for verdicts whose run this node does not
+/// have, instead of holding them (a client of several nodes then tries the next).
 struct OutcomesEndpoint: Sendable {
     static let path = "/v1/outcomes"
     static let maxBatch = 10_000
@@ -24,6 +26,16 @@ struct OutcomesEndpoint: Sendable {
         guard media == "application/json" else {
             return Self.error(.unsupportedMediaType, "unsupported Content-Type '\(media)'; \(Self.path) accepts application/json")
         }
+        let unknownRuns: UnknownRuns
+        switch request.queryItems["unknown_runs"] {
+        case nil: unknownRuns = .hold
+        case let value?:
+            guard let u = UnknownRuns(rawValue: value) else {
+                return Self.error(.badRequest, "unknown_runs: '\(value)' is not hold (keep verdicts for runs not seen yet, the default) or refuse "
+                                  + "(answer not_found for them, for clients of several nodes)")
+            }
+            unknownRuns = u
+        }
         var body = request.body
         let bytes = body.readBytes(length: body.readableBytes) ?? []
         let records: [OutcomeRecord]
@@ -34,7 +46,7 @@ struct OutcomesEndpoint: Sendable {
         }
         let results: [OutcomeResult]
         do {
-            results = try await consumer.record(records)
+            results = try await consumer.record(records, unknownRuns: unknownRuns)
         } catch let e as OutcomeRejection {
             return Self.error(.unprocessableEntity, "nothing recorded: " + e.description)
         } catch let e as IngestRefusal {

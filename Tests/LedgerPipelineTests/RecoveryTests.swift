@@ -99,3 +99,43 @@ var everything: RollupQuery {
     try await ingest(ledger, [llm(TraceID(high: 1, low: 100), 5, model: "small", input: 1, output: 1, start: minute0)])
     #expect(await ledger.currentStats().tracesEvicted == 1)
 }
+
+/// `unknown_runs=refuse` (clients of several nodes): a verdict for a run this node has —
+/// released or still pending in assembly — is recorded as usual; one for a run it does
+/// not have is answered `.notFound`, neither held nor logged, so a replay does not hold
+/// it either.
+@Test func verdictsForRunsNotHereAreRefusedUnloggedWhenAskedTo() async throws {
+    let dir = tempDataDir()
+    let clock = TestClock()
+    let (ledger, wal, ingest) = try await durableLedger(dir, clock: clock)
+    try await send(ingest, run(1, workflow: "w", verdict: nil, calls: [("small", 100, 10)]))
+    clock.advance(seconds: 3)
+    await ledger.tick() // run 1 released
+    try await send(ingest, run(2, workflow: "w", verdict: nil, calls: [("small", 100, 10)])) // run 2 pending in assembly
+    func verdict(_ n: UInt64, _ outcome: Outcome) -> OutcomeRecord {
+        OutcomeRecord(traceID: TraceID(high: 42, low: n), outcome: outcome, timeUnixNano: minute0 + 10, source: .api)
+    }
+    // A batch mixing the released run, one elsewhere and the pending one: results in order.
+    let results = try await ingest.record([verdict(1, .accepted), verdict(9, .rejected), verdict(2, .rejected)], unknownRuns: .refuse)
+    #expect(results == [.applied, .notFound, .held])
+    #expect(await ledger.heldVerdictCount() == 1, "the pending run's verdict is held; the unknown one is not")
+    // Only unknown runs: nothing logged at all.
+    #expect(try await ingest.record([verdict(8, .accepted)], unknownRuns: .refuse) == [.notFound])
+    // The default still holds a verdict for a run not seen yet.
+    #expect(try await ingest.record([verdict(7, .accepted)]) == [.held])
+    #expect(await ledger.heldVerdictCount() == 2)
+    // The log holds what was recorded and nothing refused: after a replay and release,
+    // only 7's verdict is still held (8 and 9 would be too, had they been logged).
+    wal.close()
+    let (again, _, _) = try await durableLedger(dir, clock: clock)
+    #expect(await again.knownRuns([TraceID(high: 42, low: 1), TraceID(high: 42, low: 2), TraceID(high: 42, low: 9)]) ==
+            [TraceID(high: 42, low: 1), TraceID(high: 42, low: 2)])
+    clock.advance(seconds: 3)
+    await again.tick()
+    #expect(await again.heldVerdictCount() == 1)
+    let groups = await again.query(everything)
+    func runs(_ o: Outcome) -> Int64 { groups.filter { $0.outcome == o }.reduce(0) { $0 + $1.runs } }
+    #expect(runs(.accepted) == 1)
+    #expect(runs(.rejected) == 1, "run 2 got its held verdict when released")
+    #expect(runs(.pending) == 0)
+}

@@ -391,6 +391,10 @@ OTLP_CASES: List[Case] = [
     P("/v1/outcomes", {"outcomes": [{"trace_id": "{pending_b}", "outcome": "thumbs_down"},
                                     {"trace_id": "{pending_b}", "outcome": "Edited", "reviewer_kind": "code"}]}),
     P("/v1/outcomes", {"outcomes": []}),
+    # Clients of several nodes: a run this node does not have is not_found, not held.
+    P("/v1/outcomes", {"trace_id": "{absent}", "outcome": "accepted"}, query={"unknown_runs": "refuse"}),
+    P("/v1/outcomes", {"trace_id": "{held}", "outcome": "accepted"}, query={"unknown_runs": "hold"}),
+    P("/v1/outcomes", {"trace_id": "{held}", "outcome": "accepted"}, 400, query={"unknown_runs": "drop"}, expect="unknown_runs"),
     P("/v1/outcomes", {"trace_id": "{showcase_upper}", "outcome": "escalated"}, content_type="application/json; charset=utf-8"),
     P("/v1/outcomes", b"not json", 400, expect="not valid JSON"),
     P("/v1/outcomes", [], 400, expect="expected a JSON object"),

@@ -108,3 +108,50 @@ def test_the_shipped_gateway_config_routes_whole_traces_to_the_nodes_grpc_listen
     hosts = lb["resolver"]["static"]["hostnames"]
     assert len(hosts) >= 2 and all(h.endswith(":4317") for h in hosts), hosts  # --otlp-grpc's default port
     assert cfg["service"]["pipelines"]["traces"] == {"receivers": ["otlp"], "exporters": ["loadbalancing"]}
+
+
+def test_outcome_over_several_nodes_goes_to_the_node_that_has_the_run_and_holds_nothing_elsewhere(daemon_factory):
+    a, b = daemon_factory.start("verdict-a"), daemon_factory.start("verdict-b")
+    run = support.simple_run("refund-agent", [{"gen_ai.operation.name": "chat", "gen_ai.request.model": "gpt-4o-mini",
+                                               "gen_ai.usage.input_tokens": 1000, "gen_ai.usage.output_tokens": 100}], verdict=None)
+    assert support.post_otlp(b.otlp_url, support.export_bytes([(run, run.spans)])).status_code == 200
+    support.wait_for_runs(b.api_url, 1)
+    trace = f"{run.trace_id:032x}"
+
+    def held(d):
+        return support.metrics(d.api_url)["spanledger_verdicts_held"]
+
+    def outcome(*servers, trace_id=trace):
+        args = [str(support.spanledger_bin()), "outcome", trace_id, "accepted"]
+        for s in servers:
+            args += ["--server", s]
+        return subprocess.run(args, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60)
+
+    # A node that does not have the run, asked first, answers not_found and holds nothing.
+    p = outcome(a.otlp_url, b.otlp_url)
+    assert p.returncode == 0 and p.stdout.startswith(f"{trace}: applied on {b.otlp_url}"), (p.stdout, p.stderr)
+    assert held(a) == 0 and held(b) == 0
+    assert support.rollups(b.api_url, ["outcome"])["groups"][0]["outcome"] == "accepted"
+    assert support.rollups(a.api_url, ["outcome"])["groups"] == []
+    # A node that cannot be reached is named and skipped.
+    p = outcome("http://127.0.0.1:9", b.otlp_url)
+    assert p.returncode == 0 and "unchanged on" in p.stdout and "127.0.0.1:9" in p.stderr, (p.stdout, p.stderr)
+    # A run no node has: an error, and still nothing held anywhere.
+    missing = "0123456789abcdef0123456789abcdef"
+    p = outcome(a.otlp_url, b.otlp_url, trace_id=missing)
+    assert p.returncode != 0 and "none of the 2 nodes has run " + missing in p.stderr, (p.stdout, p.stderr)
+    assert held(a) == 0 and held(b) == 0
+    # One server keeps the one-node meaning: a verdict for a run not seen yet is held.
+    p = outcome(a.otlp_url, trace_id=missing)
+    assert p.returncode == 0 and f"{missing}: held" in p.stdout, (p.stdout, p.stderr)
+    assert held(a) == 1
+    # A node named twice is refused before anything is sent.
+    p = outcome(a.otlp_url, a.otlp_url + "/")
+    assert p.returncode != 0 and "named twice" in p.stderr, p.stderr
+    # The endpoint itself: not_found per verdict, the rest of a batch recorded; a bad value is a 400.
+    body = {"outcomes": [{"trace_id": missing, "outcome": "rejected"}, {"trace_id": trace, "outcome": "edited"}]}
+    r = requests.post(b.otlp_url + "/v1/outcomes?unknown_runs=refuse", json=body, timeout=30)
+    assert r.status_code == 200 and [x["result"] for x in r.json()["results"]] == ["not_found", "corrected"], r.text
+    assert held(b) == 0
+    r = requests.post(b.otlp_url + "/v1/outcomes?unknown_runs=drop", json=body, timeout=30)
+    assert r.status_code == 400 and "unknown_runs" in r.json()["error"]["message"], r.text
