@@ -11,6 +11,7 @@ from typing import List
 import requests
 
 import support
+import transport_support
 
 
 def test_the_daemon_serves_as_an_unprivileged_user():
@@ -52,9 +53,12 @@ def test_the_daemon_serves_as_an_unprivileged_user():
         api, otlp = f"http://{listening['api']}", f"http://{listening['otlp_http']}"
         run = support.simple_run("unprivileged", [{"gen_ai.operation.name": "chat", "gen_ai.request.model": "gpt-4o-mini",
                                                    "gen_ai.usage.input_tokens": 10, "gen_ai.usage.output_tokens": 5}])
+        by_grpc = support.simple_run("unprivileged", [{"gen_ai.operation.name": "chat", "gen_ai.request.model": "gpt-4o-mini",
+                                                       "gen_ai.usage.input_tokens": 20, "gen_ai.usage.output_tokens": 5}])
         assert requests.get(api + "/healthz", timeout=10).status_code == 200
         assert support.post_otlp(otlp, support.export_bytes([(run, run.spans)])).status_code == 200
-        support.wait_for_runs(api, 1)
+        assert transport_support.grpc_export(listening["otlp_grpc"], support.export_bytes([(by_grpc, by_grpc.spans)])).code.name == "OK"
+        support.wait_for_runs(api, 2)
         assert proc.poll() is None, "the daemon stopped serving:\n" + log_path.read_text()[-2000:]
         if prefix:
             assert all(p.stat().st_uid == 10001 for p in data.rglob("*")), "files written as another user"
