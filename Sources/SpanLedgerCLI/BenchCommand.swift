@@ -22,6 +22,9 @@ struct BenchCommand: AsyncParsableCommand {
     @Option(help: "Comma list of scenarios: decode, http, paced, gzip, grpc, json, query. paced sends at half the best HTTP fsync rate of the run (measuring one if http is not listed) and reports latency at that load.")
     var scenarios = "decode,http,paced,gzip,grpc,json,query"
     @Option(help: "Repetitions of the decode measurement (median reported).") var repeats = 5
+    @Option(name: .customLong("e2e-repeats"),
+            help: "Runs of each end-to-end scenario (a daemon each); the table shows the run with the median rolled-up ratio to its ceiling, and every run's ratio is listed below it.")
+    var e2eRepeats = 1
     @Option(name: .customLong("daemon"), help: "spanledger binary to benchmark (default: this executable).") var daemonPath: String?
     @Option(name: .customLong("write-workload"), help: "Write the pre-encoded OTLP/protobuf requests to this directory (NNNNN.pb and workload.json) and exit, for other tools to replay (scripts/compare-phoenix).")
     var workloadDirectory: String?
@@ -49,6 +52,7 @@ struct BenchCommand: AsyncParsableCommand {
     func run() async throws {
         let wanted = Set(scenarios.split(separator: ",").map { String($0).trimmingWhitespace() })
         let known: Set<String> = ["decode", "http", "paced", "gzip", "grpc", "json", "query"]
+        guard e2eRepeats >= 1 else { throw ValidationError("--e2e-repeats must be at least 1") }
         guard wanted.isSubset(of: known) else { throw ValidationError("unknown scenario(s) \(wanted.subtracting(known).sorted()); known: \(known.sorted())") }
         let binary = daemonPath ?? (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
         print("building workload: \(runs) runs …")
@@ -77,11 +81,11 @@ struct BenchCommand: AsyncParsableCommand {
         if wanted.contains("http") || wanted.contains("query") {
             let counts = connectionCounts
             for c in counts {
-                results.append(try await bracketed(workload, ceiling != nil) { try await self.endToEnd(workload, binary: binary, connections: c, transport: .http, durability: "fsync",
+                results.append(try await repeated(workload, ceiling != nil) { try await self.endToEnd(workload, binary: binary, connections: c, transport: .http, durability: "fsync",
                                                   measureQueries: wanted.contains("query") && c == counts.last) })
             }
             if let most = counts.max() {
-                results.append(try await bracketed(workload, ceiling != nil) { try await self.endToEnd(workload, binary: binary, connections: most, transport: .http, durability: "none", measureQueries: false) })
+                results.append(try await repeated(workload, ceiling != nil) { try await self.endToEnd(workload, binary: binary, connections: most, transport: .http, durability: "none", measureQueries: false) })
             }
         }
         if wanted.contains("paced") {
@@ -90,26 +94,26 @@ struct BenchCommand: AsyncParsableCommand {
             let most = connectionCounts.max() ?? 4
             var fsync = results.filter { $0.name.hasPrefix("http ×") && $0.name.hasSuffix("fsync") }
             if fsync.isEmpty {
-                fsync.append(try await bracketed(workload, ceiling != nil) { try await self.endToEnd(workload, binary: binary, connections: most, transport: .http, durability: "fsync", measureQueries: false) })
+                fsync.append(try await repeated(workload, ceiling != nil) { try await self.endToEnd(workload, binary: binary, connections: most, transport: .http, durability: "fsync", measureQueries: false) })
                 results += fsync
             }
             let best = fsync.map(\.spansPerSecond).max() ?? 0
-            results.append(try await bracketed(workload, ceiling != nil) { try await self.endToEnd(workload, binary: binary, connections: most, transport: .http, durability: "fsync", measureQueries: false,
+            results.append(try await repeated(workload, ceiling != nil) { try await self.endToEnd(workload, binary: binary, connections: most, transport: .http, durability: "fsync", measureQueries: false,
                                               pacedSpansPerSecond: best / 2) })
         }
         if wanted.contains("gzip") {
             for c in severalConnections {
-                results.append(try await bracketed(workload, ceiling != nil) { try await self.endToEnd(workload, binary: binary, connections: c, transport: .gzip, durability: "fsync", measureQueries: false) })
+                results.append(try await repeated(workload, ceiling != nil) { try await self.endToEnd(workload, binary: binary, connections: c, transport: .gzip, durability: "fsync", measureQueries: false) })
             }
         }
         if wanted.contains("grpc") {
             for c in severalConnections {
-                results.append(try await bracketed(workload, ceiling != nil) { try await self.endToEnd(workload, binary: binary, connections: c, transport: .grpc, durability: "fsync", measureQueries: false) })
+                results.append(try await repeated(workload, ceiling != nil) { try await self.endToEnd(workload, binary: binary, connections: c, transport: .grpc, durability: "fsync", measureQueries: false) })
             }
         }
         if wanted.contains("json") {
             for c in severalConnections {
-                results.append(try await bracketed(workload, ceiling != nil) { try await self.endToEnd(workload, binary: binary, connections: c, transport: .json, durability: "fsync", measureQueries: false) })
+                results.append(try await repeated(workload, ceiling != nil) { try await self.endToEnd(workload, binary: binary, connections: c, transport: .json, durability: "fsync", measureQueries: false) })
             }
         }
         if !results.isEmpty {
@@ -117,6 +121,12 @@ struct BenchCommand: AsyncParsableCommand {
             if ceiling != nil {
                 print("OF CEILING: against the decode ceiling measured just before and just after each scenario (mean of the two), so a")
                 print("machine that speeds up or slows down during the run moves both sides of the ratio alike.")
+            }
+            if e2eRepeats > 1 {
+                print("Each scenario ran \(e2eRepeats) times; the table shows the median run. Rolled-up ratio to the ceiling (or rolled-up spans/s) of every run, ascending:")
+                for r in results where r.spread.count > 1 {
+                    print("  \(r.name): " + r.spread.map { r.ceiling != nil ? String(format: "%.1f%%", 100 * $0) : String(format: "%.0f", $0) }.joined(separator: ", "))
+                }
             }
             for r in results { if let q = r.queryLatency { print(String(format: "query latency (%@): p50 %.2f ms, p99 %.2f ms over %d requests", r.name, q.p50, q.p99, q.count)) } }
         }
@@ -163,6 +173,20 @@ struct BenchCommand: AsyncParsableCommand {
         var r = try await scenario()
         r.ceiling = (before + ceilingPass(w)) / 2
         return r
+    }
+
+    /// Runs a bracketed scenario `--e2e-repeats` times (a fresh daemon each) and keeps the
+    /// run with the median rolled-up ratio to its own ceiling (the lower of the middle two
+    /// for an even count), with every run's ratio in `spread`: on a machine whose speed
+    /// wanders, one run says little.
+    func repeated(_ w: AgentWorkload, _ measureCeiling: Bool, _ scenario: () async throws -> ScenarioResult) async throws -> ScenarioResult {
+        var runs: [ScenarioResult] = []
+        for _ in 0..<max(1, e2eRepeats) { runs.append(try await bracketed(w, measureCeiling, scenario)) }
+        func rank(_ r: ScenarioResult) -> Double { r.ceiling.map { r.rolledUpPerSecond / $0 } ?? r.rolledUpPerSecond }
+        runs.sort { rank($0) < rank($1) }
+        var median = runs[(runs.count - 1) / 2]
+        median.spread = runs.map(rank)
+        return median
     }
 
     /// The faster of two passes: the first also warms the decoder's arena and the caches,
@@ -419,6 +443,9 @@ struct ScenarioResult {
     var queryLatency: (p50: Double, p99: Double, count: Int)?
     /// The decode ceiling measured around this scenario (`BenchCommand.bracketed`).
     var ceiling: Double?
+    /// With `--e2e-repeats`: every run's rolled-up ratio to its ceiling (rolled-up spans/s
+    /// without one), ascending; this result is the median run.
+    var spread: [Double] = []
 
     /// Spans acknowledged per second.
     var spansPerSecond: Double { Double(spans) / seconds }

@@ -33,3 +33,18 @@ def test_a_reachable_floor_passes_on_the_first_attempt():
     assert p.returncode == 0, p.stdout + p.stderr
     assert "attempt 2" not in p.stdout, p.stdout
     assert re.search(r"ok: best end-to-end ratio [\d.]+ ≥ 0\.000 \(1 attempt\)", p.stdout), p.stdout
+
+
+def test_repeated_scenarios_report_the_median_run_and_every_runs_ratio():
+    p = bench("--e2e-repeats", "3")
+    assert p.returncode == 0, p.stdout + p.stderr
+    # One row per scenario (the median run), and the three runs' ratios ascending below.
+    rows = re.findall(r"^http ×1 fsync\s+\d+\s+[\d.]+%\s+\d+\s+([\d.]+)%", p.stdout, re.M)
+    assert len(rows) == 1, p.stdout
+    spread = re.search(r"^  http ×1 fsync: ([\d.]+)%, ([\d.]+)%, ([\d.]+)%$", p.stdout, re.M)
+    assert spread, p.stdout
+    ratios = [float(x) for x in spread.groups()]
+    assert ratios == sorted(ratios) and float(rows[0]) == ratios[1], (rows, ratios)
+    assert p.stdout.count("Each scenario ran 3 times") == 1
+    bad = bench("--e2e-repeats", "0")
+    assert bad.returncode != 0 and "at least 1" in bad.stderr, bad.stderr
