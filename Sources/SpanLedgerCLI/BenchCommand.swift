@@ -123,9 +123,11 @@ struct BenchCommand: AsyncParsableCommand {
                 print("machine that speeds up or slows down during the run moves both sides of the ratio alike.")
             }
             if e2eRepeats > 1 {
-                print("Each scenario ran \(e2eRepeats) times; the table shows the median run. Rolled-up ratio to the ceiling (or rolled-up spans/s) of every run, ascending:")
+                print("Each scenario ran \(e2eRepeats) times; the table shows the median run. Every run's rolled-up ratio to the ceiling (rolled-up spans/s")
+                print("without one; p99 acknowledgement latency for paced runs), ascending:")
                 for r in results where r.spread.count > 1 {
-                    print("  \(r.name): " + r.spread.map { r.ceiling != nil ? String(format: "%.1f%%", 100 * $0) : String(format: "%.0f", $0) }.joined(separator: ", "))
+                    let format = r.paced ? "%.2f ms" : r.ceiling != nil ? "%.1f%%" : "%.0f"
+                    print("  \(r.name): " + r.spread.map { String(format: format, r.paced || r.ceiling == nil ? $0 : 100 * $0) }.joined(separator: ", "))
                 }
             }
             for r in results { if let q = r.queryLatency { print(String(format: "query latency (%@): p50 %.2f ms, p99 %.2f ms over %d requests", r.name, q.p50, q.p99, q.count)) } }
@@ -176,16 +178,16 @@ struct BenchCommand: AsyncParsableCommand {
     }
 
     /// Runs a bracketed scenario `--e2e-repeats` times (a fresh daemon each) and keeps the
-    /// run with the median rolled-up ratio to its own ceiling (the lower of the middle two
-    /// for an even count), with every run's ratio in `spread`: on a machine whose speed
-    /// wanders, one run says little.
+    /// median run (the lower of the middle two for an even count), with every run's figure
+    /// in `spread`: on a machine whose speed wanders, one run says little. Runs rank by
+    /// their rolled-up ratio to their own ceiling, paced runs (a fixed rate) by their p99
+    /// acknowledgement latency, the figure their target is about.
     func repeated(_ w: AgentWorkload, _ measureCeiling: Bool, _ scenario: () async throws -> ScenarioResult) async throws -> ScenarioResult {
         var runs: [ScenarioResult] = []
         for _ in 0..<max(1, e2eRepeats) { runs.append(try await bracketed(w, measureCeiling, scenario)) }
-        func rank(_ r: ScenarioResult) -> Double { r.ceiling.map { r.rolledUpPerSecond / $0 } ?? r.rolledUpPerSecond }
-        runs.sort { rank($0) < rank($1) }
+        runs.sort { $0.rank < $1.rank }
         var median = runs[(runs.count - 1) / 2]
-        median.spread = runs.map(rank)
+        median.spread = runs.map(\.rank)
         return median
     }
 
@@ -443,9 +445,13 @@ struct ScenarioResult {
     var queryLatency: (p50: Double, p99: Double, count: Int)?
     /// The decode ceiling measured around this scenario (`BenchCommand.bracketed`).
     var ceiling: Double?
-    /// With `--e2e-repeats`: every run's rolled-up ratio to its ceiling (rolled-up spans/s
-    /// without one), ascending; this result is the median run.
+    /// With `--e2e-repeats`: every run's `rank`, ascending; this result is the median run.
     var spread: [Double] = []
+    /// Sent at a fixed rate (the paced scenario).
+    var paced: Bool { name.contains(" @") }
+    /// What repeated runs are ordered by: p99 latency for a paced run, else the rolled-up
+    /// ratio to the ceiling (rolled-up spans/s without one).
+    var rank: Double { paced ? p99 : ceiling.map { rolledUpPerSecond / $0 } ?? rolledUpPerSecond }
 
     /// Spans acknowledged per second.
     var spansPerSecond: Double { Double(spans) / seconds }
