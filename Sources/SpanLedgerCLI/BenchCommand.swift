@@ -23,7 +23,7 @@ struct BenchCommand: AsyncParsableCommand {
     var scenarios = "decode,http,paced,gzip,grpc,json,query"
     @Option(help: "Repetitions of the decode measurement (median reported).") var repeats = 5
     @Option(name: .customLong("e2e-repeats"),
-            help: "Runs of each end-to-end scenario (a daemon each); the table shows the run with the median rolled-up ratio to its ceiling, and every run's ratio is listed below it.")
+            help: "Runs of each end-to-end scenario (a daemon each); the table shows the median run (by rolled-up ratio to its ceiling; paced runs by p99 latency), and every run's figure is listed below it.")
     var e2eRepeats = 1
     @Option(name: .customLong("daemon"), help: "spanledger binary to benchmark (default: this executable).") var daemonPath: String?
     @Option(name: .customLong("write-workload"), help: "Write the pre-encoded OTLP/protobuf requests to this directory (NNNNN.pb and workload.json) and exit, for other tools to replay (scripts/compare-phoenix).")
