@@ -186,6 +186,15 @@ def test_the_image_runs_serve_on_its_volume_listening_on_the_ports_it_exposes():
     for lib in ("libprotobuf-c1", "zlib1g", "libtcmalloc-minimal4", "libcurl4"):
         assert lib in packages, lib
     assert "--static-swift-stdlib" in text
+    # The build stage copies every folder a target of Package.swift lives in: a package with
+    # a target folder missing does not load, even to build one product.
+    build_stage = text.split("FROM ${SWIFT_IMAGE} AS build", 1)[1].split("\nFROM ", 1)[0]
+    copied = {src.rstrip("/") for line in re.findall(r"^COPY (?!--from)(.+)$", build_stage, re.M) for src in line.split()[:-1]}
+    described = subprocess.run(["swift", "package", "--package-path", str(support.REPO_ROOT), "describe", "--type", "json"],
+                               capture_output=True, text=True, timeout=300)
+    assert described.returncode == 0, described.stderr[-2000:]
+    folders = {t["path"].split("/")[0] for t in json.loads(described.stdout)["targets"]}
+    assert folders and folders | {"Package.swift"} <= copied, (sorted(folders), sorted(copied))
 
 
 # --------------------------------------------------------------------------------------
