@@ -1,8 +1,9 @@
-"""deploy/kubernetes and deploy/Containerfile: the manifests are valid Kubernetes objects
-(the API's own JSON schemas, strict), they agree with each other and with the image, and
-the daemon accepts the config the pods get and answers the probes and the scrape the
-manifests point at. (scripts/check-container-runtime runs the image's runtime stage
-itself; it needs root and Debian's mirror, so it is not part of this suite.)"""
+"""deploy/kubernetes, deploy/Containerfile and the systemd unit. The manifests are valid
+Kubernetes objects (the API's own JSON schemas, strict); they agree with each other and
+with the image; the daemon accepts the config the pods get and answers the probes and the
+scrape the manifests point at; systemd-analyze finds nothing wrong with the unit.
+(scripts/check-container-runtime runs the image's runtime stage itself; it needs root and
+Debian's mirror, so it is not part of this suite.)"""
 
 from __future__ import annotations
 
@@ -220,3 +221,24 @@ def test_the_daemon_accepts_the_pods_config_and_answers_the_probes_and_the_scrap
                         "--otlp-http", "127.0.0.1:0", "--api", "127.0.0.1:0", "--otlp-grpc", "127.0.0.1:0"],
                        stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=30)
     assert p.returncode != 0 and "otlp_grcp" in p.stderr, (p.returncode, p.stderr[-500:])
+
+
+def test_the_systemd_unit_verifies_cleanly():
+    """deploy/spanledger.service as systemd reads it (`systemd-analyze verify`: unknown keys,
+    bad values, a missing command), with ExecStart pointed at this build's binary."""
+    import shutil
+    import tempfile
+    analyze = shutil.which("systemd-analyze")
+    assert analyze, "systemd-analyze (Debian package systemd, scripts/install-deps) is needed"
+    unit = (DEPLOY / "spanledger.service").read_text()
+    assert "ExecStart=/usr/local/bin/spanledger serve " in unit
+    with tempfile.TemporaryDirectory() as d:
+        def verify(text: str) -> subprocess.CompletedProcess:
+            path = Path(d) / "spanledger.service"
+            path.write_text(text.replace("/usr/local/bin/spanledger", str(support.spanledger_bin())))
+            return subprocess.run([analyze, "verify", "--man=no", str(path)], capture_output=True, text=True, timeout=60)
+        ok = verify(unit)
+        assert ok.returncode == 0 and ok.stderr.strip() == "", ok.stderr
+        # What it reports is what fails here: a misspelt key.
+        bad = verify(unit.replace("KillSignal=SIGTERM", "KillSignal=SIGTERM\nTimeoutStopSecs=60"))
+        assert "TimeoutStopSecs" in bad.stderr, bad.stderr
