@@ -151,15 +151,13 @@ public enum TraceIndexCodec {
     }
 
     /// Reads the stored part (field 6) alongside the entries: each entry's trace ID, start
-    /// and duration by position. Nil for segments whose entries carry their own.
-    struct StoredCursor {
-        private var reader: ProtoReader
+    /// and duration by position. Over a `ProtoReader` (a decode that keeps slices) or, for
+    /// start-up summaries read in place, a `RawFieldScanner`.
+    struct StoredCursor<Reader: PlainSequenceReader> {
+        private var reader: Reader
         private var previousStart: Int64 = 0
 
-        init?(_ stored: ArraySlice<UInt8>?) {
-            guard let stored else { return nil }
-            reader = ProtoReader(stored)
-        }
+        init(_ reader: Reader) { self.reader = reader }
 
         mutating func next() throws(ProtoDecodeError) -> (TraceID, start: Int64, duration: Int64) {
             let id = TraceID(high: try reader.nextBigEndian64(), low: try reader.nextBigEndian64())
@@ -175,7 +173,7 @@ public enum TraceIndexCodec {
 
     /// A segment message's string table (field 3), entries (field 4) and, in segments
     /// from 2026-12-06, a cursor on its stored part (field 6).
-    private static func parts(_ bytes: [UInt8]) throws(ProtoDecodeError) -> (StringTable, [ArraySlice<UInt8>], StoredCursor?) {
+    private static func parts(_ bytes: [UInt8]) throws(ProtoDecodeError) -> (StringTable, [ArraySlice<UInt8>], StoredCursor<ProtoReader>?) {
         var strings = StringTable()
         var entries: [ArraySlice<UInt8>] = []
         var stored: ArraySlice<UInt8>?
@@ -188,7 +186,7 @@ public enum TraceIndexCodec {
             default: break
             }
         }
-        return (strings, entries, StoredCursor(stored))
+        return (strings, entries, stored.map { StoredCursor(ProtoReader($0)) })
     }
 
     /// The segment's entries as summaries: no names, lists or counts are built, so a start
@@ -215,16 +213,10 @@ public enum TraceIndexCodec {
                 }
                 var out: [TraceIndexSummary] = []
                 out.reserveCapacity(rows.count)
-                var cursor = stored.map(RawFieldScanner.init)
-                var previousStart: Int64 = 0
+                var cursor = stored.map { StoredCursor(RawFieldScanner($0)) }
                 for range in rows {
                     var s = TraceIndexSummary(traceID: TraceID(high: 0, low: 0), startUnixNano: 0, taskID: "")
-                    if cursor != nil {
-                        s.traceID = TraceID(high: try cursor!.bigEndian64(), low: try cursor!.bigEndian64())
-                        previousStart = previousStart &+ ProtoWriter.unzigzag(try cursor!.varint())
-                        s.startUnixNano = previousStart
-                        _ = try cursor!.varint() // duration
-                    }
+                    if cursor != nil { (s.traceID, s.startUnixNano, _) = try cursor!.next() }
                     var row = RawFieldScanner(UnsafeRawBufferPointer(rebasing: buffer[range]))
                     while let f = try row.nextField() {
                         switch (f, row.wireType) {
@@ -239,7 +231,7 @@ public enum TraceIndexCodec {
                     }
                     out.append(s)
                 }
-                if let c = cursor, !c.isAtEnd { throw StoreError(path: path, message: "index stored part longer than its entries") }
+                try cursor?.finish(path: path)
                 return out
             }
         }

@@ -242,6 +242,47 @@ public struct ProtoDecodeError: Error, Sendable, CustomStringConvertible {
     public var description: String { "protobuf decode error: \(message)" }
 }
 
+/// The byte-level reads `ProtoReader` and `RawFieldScanner` share, over any bytes indexed
+/// by Int (an array slice, a raw buffer): inlined and specialized at each use, so neither
+/// reader pays for the other's storage.
+@usableFromInline enum WireBytes {
+    /// A varint at `position`, which it advances.
+    @inlinable static func varint<Bytes: RandomAccessCollection>(_ bytes: Bytes, at position: inout Int) throws(ProtoDecodeError) -> UInt64
+    where Bytes.Element == UInt8, Bytes.Index == Int {
+        var result: UInt64 = 0, shift: UInt64 = 0
+        while position < bytes.endIndex {
+            let b = bytes[position]
+            position += 1
+            result |= UInt64(b & 0x7F) << shift
+            if b < 0x80 { return result }
+            shift += 7
+            if shift > 63 { throw ProtoDecodeError("varint too long") }
+        }
+        throw ProtoDecodeError("truncated varint")
+    }
+
+    /// The 8 bytes at `position` as a big-endian word (an ID in wire order); advances it.
+    @inlinable static func bigEndian64<Bytes: RandomAccessCollection>(_ bytes: Bytes, at position: inout Int) throws(ProtoDecodeError) -> UInt64
+    where Bytes.Element == UInt8, Bytes.Index == Int {
+        guard bytes.endIndex - position >= 8 else { throw ProtoDecodeError("truncated 8-byte word") }
+        var v: UInt64 = 0
+        for i in 0..<8 { v = v << 8 | UInt64(bytes[position + i]) }
+        position += 8
+        return v
+    }
+}
+
+/// A payload read as a plain sequence (a packed field's values, or bytes SpanLedger lays
+/// out itself), not as tagged fields: what readers of such layouts need, whichever reader
+/// holds the bytes.
+public protocol PlainSequenceReader {
+    mutating func nextVarint() throws(ProtoDecodeError) -> UInt64
+    /// The next 8 bytes as a big-endian word (an ID in wire order).
+    mutating func nextBigEndian64() throws(ProtoDecodeError) -> UInt64
+    /// Whether every byte has been read.
+    var isAtEnd: Bool { get }
+}
+
 /// Walks the fields of one serialized message in place, through a raw buffer the caller
 /// keeps alive: no slice or value is made for a field it skips, so a pass that wants a
 /// few fields of many rows (a start reading index summaries) costs only their bytes.
@@ -266,16 +307,7 @@ public struct ProtoDecodeError: Error, Sendable, CustomStringConvertible {
     }
 
     @inlinable public mutating func varint() throws(ProtoDecodeError) -> UInt64 {
-        var result: UInt64 = 0, shift: UInt64 = 0
-        while position < buffer.count {
-            let b = buffer[position]
-            position += 1
-            result |= UInt64(b & 0x7F) << shift
-            if b < 0x80 { return result }
-            shift += 7
-            if shift > 63 { throw ProtoDecodeError("varint too long") }
-        }
-        throw ProtoDecodeError("truncated varint")
+        try WireBytes.varint(buffer, at: &position)
     }
 
     /// A length-delimited payload, in place.
@@ -289,12 +321,8 @@ public struct ProtoDecodeError: Error, Sendable, CustomStringConvertible {
 
     /// The next 8 bytes as a big-endian word (an ID in wire order), in a payload read as
     /// a plain sequence.
-    @inlinable public mutating func bigEndian64() throws(ProtoDecodeError) -> UInt64 {
-        guard buffer.count - position >= 8 else { throw ProtoDecodeError("truncated 8-byte word") }
-        var v: UInt64 = 0
-        for i in 0..<8 { v = v << 8 | UInt64(buffer[position + i]) }
-        position += 8
-        return v
+    @inlinable public mutating func nextBigEndian64() throws(ProtoDecodeError) -> UInt64 {
+        try WireBytes.bigEndian64(buffer, at: &position)
     }
 
     /// Skips the payload of the field `nextField` returned.
@@ -311,8 +339,12 @@ public struct ProtoDecodeError: Error, Sendable, CustomStringConvertible {
     }
 }
 
+extension RawFieldScanner: PlainSequenceReader {
+    @inlinable public mutating func nextVarint() throws(ProtoDecodeError) -> UInt64 { try varint() }
+}
+
 /// Iterates the fields of one serialized message.
-public struct ProtoReader {
+public struct ProtoReader: PlainSequenceReader {
     public enum Value {
         case varint(UInt64)
         case fixed64(UInt64)
@@ -361,17 +393,7 @@ public struct ProtoReader {
     }
 
     mutating func readVarint() throws(ProtoDecodeError) -> UInt64 {
-        var result: UInt64 = 0
-        var shift: UInt64 = 0
-        while position < data.endIndex {
-            let b = data[position]
-            position += 1
-            result |= UInt64(b & 0x7F) << shift
-            if b < 0x80 { return result }
-            shift += 7
-            if shift > 63 { throw ProtoDecodeError("varint too long") }
-        }
-        throw ProtoDecodeError("truncated varint")
+        try WireBytes.varint(data, at: &position)
     }
 
     /// Whether every byte has been read.
@@ -383,11 +405,7 @@ public struct ProtoReader {
 
     /// The next 8 bytes as a big-endian word (an ID in wire order).
     public mutating func nextBigEndian64() throws(ProtoDecodeError) -> UInt64 {
-        guard data.endIndex - position >= 8 else { throw ProtoDecodeError("truncated 8-byte word") }
-        var v: UInt64 = 0
-        for i in 0..<8 { v = v << 8 | UInt64(data[position + i]) }
-        position += 8
-        return v
+        try WireBytes.bigEndian64(data, at: &position)
     }
 
     /// Decodes a packed repeated varint field's payload.

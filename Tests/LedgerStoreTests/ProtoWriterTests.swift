@@ -120,8 +120,8 @@ import Testing
                 case 4: seen.append((field, UInt64(Array(try r.bytes()).reduce(0) { $0 << 8 | Int($1) })))
                 case 5:
                     var words = RawFieldScanner(try r.bytes())
-                    seen.append((field, try words.bigEndian64()))
-                    seen.append((field, try words.bigEndian64()))
+                    seen.append((field, try words.nextBigEndian64()))
+                    seen.append((field, try words.nextBigEndian64()))
                     #expect(words.isAtEnd)
                 default: try r.skip() // fixed64 and fixed32
                 }
