@@ -32,22 +32,34 @@ enum APIClient {
         return s
     }
 
+    /// A server that could not be reached at all, as opposed to one that answered an error.
+    struct Unreachable: Error, CustomStringConvertible {
+        var description: String
+    }
+
     /// GETs `path` (with query string) and returns the body; non-2xx responses become errors
     /// carrying the API's message.
     static func get(_ base: String, _ pathAndQuery: String) async throws -> Data {
         guard let url = URL(string: base + pathAndQuery) else { throw ClientError(description: "invalid URL \(base + pathAndQuery)") }
+        return try await send(URLRequest(url: url), to: base)
+    }
+
+    /// Sends `request` to the server at `base` and returns the body. A transport failure is
+    /// `Unreachable` (ending with `hint`); a non-2xx answer is a `ClientError` naming the
+    /// server and carrying the API's message.
+    static func send(_ request: URLRequest, to base: String, hint: String = "use --server or --data") async throws -> Data {
         let data: Data
         let response: URLResponse
         do {
-            (data, response) = try await URLSession.shared.data(from: url)
+            (data, response) = try await URLSession.shared.data(for: request)
         } catch {
-            throw ClientError(description: "cannot reach \(base): \(error.localizedDescription) (is `spanledger serve` running? use --server or --data)")
+            throw Unreachable(description: "cannot reach \(base): \(error.localizedDescription) (is `spanledger serve` running? \(hint))")
         }
         let status = (response as? HTTPURLResponse)?.statusCode ?? 0
         guard (200..<300).contains(status) else {
             let message = (try? JSONSerialization.jsonObject(with: data) as? [String: Any])
                 .flatMap { ($0["error"] as? [String: Any])?["message"] as? String } ?? String(decoding: data, as: UTF8.self)
-            throw ClientError(description: "server answered \(status): \(message)")
+            throw ClientError(description: "\(base) answered \(status): \(message)")
         }
         return data
     }

@@ -61,7 +61,7 @@ struct OutcomeCommand: AsyncParsableCommand {
             let result: String
             do {
                 result = try await Self.post(payload, to: base, refuseUnknown: true)
-            } catch let e as Unreachable {
+            } catch let e as APIClient.Unreachable {
                 FileHandle.standardError.write(Data("warning: \(e.description)\n".utf8))
                 unreachable.append(base)
                 continue
@@ -78,10 +78,6 @@ struct OutcomeCommand: AsyncParsableCommand {
                           + "which the gateway routes with the trace")
     }
 
-    struct Unreachable: Error, CustomStringConvertible {
-        var description: String
-    }
-
     /// POSTs one verdict and returns its result; errors carry the server's message.
     static func post(_ payload: Data, to base: String, refuseUnknown: Bool) async throws -> String {
         guard let url = URL(string: base + "/v1/outcomes" + (refuseUnknown ? "?unknown_runs=refuse" : "")) else {
@@ -91,18 +87,10 @@ struct OutcomeCommand: AsyncParsableCommand {
         request.httpMethod = "POST"
         request.setValue("application/json", forHTTPHeaderField: "Content-Type")
         request.httpBody = payload
-        let data: Data
-        let response: URLResponse
-        do {
-            (data, response) = try await URLSession.shared.data(for: request)
-        } catch {
-            throw Unreachable(description: "cannot reach \(base): \(error.localizedDescription) (is `spanledger serve` running? use --server)")
-        }
-        let status = (response as? HTTPURLResponse)?.statusCode ?? 0
-        let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any]
-        guard status == 200, let results = object?["results"] as? [[String: Any]], let first = results.first else {
-            let message = (object?["error"] as? [String: Any])?["message"] as? String ?? String(decoding: data, as: UTF8.self)
-            throw ClientError(description: "\(base) answered \(status): \(message)")
+        let data = try await APIClient.send(request, to: base, hint: "use --server")
+        guard let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
+              let results = object["results"] as? [[String: Any]], let first = results.first else {
+            throw ClientError(description: "\(base) answered without a result: \(String(decoding: data, as: UTF8.self))")
         }
         return first["result"] as? String ?? "?"
     }
