@@ -61,6 +61,7 @@ class Daemon:
         self.binary, self.data_dir, self.prices, self.log_path = binary, data_dir, prices, log_path
         self.extra_args = list(extra_args)
         self.env: Optional[Dict[str, str]] = None  # extra environment variables for the next start
+        self.prefix: List[str] = []  # a command the daemon runs under (setpriv to drop root)
         self.proc: Optional[subprocess.Popen] = None
         self.otlp_url = ""
         self.api_url = ""
@@ -71,7 +72,7 @@ class Daemon:
         return self.data_dir / "listening.json"
 
     def command(self) -> List[str]:
-        return [str(self.binary), "serve", "--data", str(self.data_dir),
+        return [*self.prefix, str(self.binary), "serve", "--data", str(self.data_dir),
                 "--otlp-http", "127.0.0.1:0", "--api", "127.0.0.1:0", *optional_listener_flags(self.binary),
                 "--trace-wait", "300ms", "--flush-interval", "1s",
                 "--prices", str(self.prices), *self.extra_args]

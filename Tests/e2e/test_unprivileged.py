@@ -3,8 +3,6 @@
 
 from __future__ import annotations
 
-import json
-import subprocess
 from pathlib import Path
 from typing import List
 
@@ -12,6 +10,7 @@ import requests
 
 import support
 import transport_support
+import workload
 
 
 def test_the_daemon_serves_as_an_unprivileged_user():
@@ -20,9 +19,7 @@ def test_the_daemon_serves_as_an_unprivileged_user():
     may: as anyone else the first connection failed and took the daemon down."""
     import os
     import shutil
-    import signal
     import tempfile
-    import time
     # A directory of its own that user 10001 can reach (pytest's is root's alone), with a
     # copy of the binary (the checkout may be under a directory only root can enter).
     home = Path(tempfile.mkdtemp(prefix="spanledger-unprivileged-"))
@@ -36,36 +33,24 @@ def test_the_daemon_serves_as_an_unprivileged_user():
         for p in (home, data):
             os.chown(p, 10001, 10001)
         os.chmod(home, 0o755)
-    log_path = home / "daemon.log"
-    proc = subprocess.Popen(prefix + [str(binary), "serve", "--data", str(data), "--otlp-http", "127.0.0.1:0",
-                                      "--api", "127.0.0.1:0", "--otlp-grpc", "127.0.0.1:0", "--trace-wait", "200ms"],
-                            stdin=subprocess.DEVNULL, stdout=open(log_path, "wb"), stderr=subprocess.STDOUT, start_new_session=True)
+    prices = home / "prices.json"
+    prices.write_text(workload.price_file_json())
+    d = support.Daemon(binary, data, prices, home / "daemon.log", ["--trace-wait", "200ms"])
+    d.prefix = prefix
     try:
-        listening = None
-        for _ in range(300):
-            assert proc.poll() is None, log_path.read_text()[-2000:]
-            try:
-                listening = json.loads((data / "listening.json").read_text())
-                break
-            except (FileNotFoundError, json.JSONDecodeError):
-                time.sleep(0.05)
-        assert listening, "no listening.json"
-        api, otlp = f"http://{listening['api']}", f"http://{listening['otlp_http']}"
+        d.start()
         run = support.simple_run("unprivileged", [{"gen_ai.operation.name": "chat", "gen_ai.request.model": "gpt-4o-mini",
                                                    "gen_ai.usage.input_tokens": 10, "gen_ai.usage.output_tokens": 5}])
         by_grpc = support.simple_run("unprivileged", [{"gen_ai.operation.name": "chat", "gen_ai.request.model": "gpt-4o-mini",
                                                        "gen_ai.usage.input_tokens": 20, "gen_ai.usage.output_tokens": 5}])
-        assert requests.get(api + "/healthz", timeout=10).status_code == 200
-        assert support.post_otlp(otlp, support.export_bytes([(run, run.spans)])).status_code == 200
-        assert transport_support.grpc_export(listening["otlp_grpc"], support.export_bytes([(by_grpc, by_grpc.spans)])).code.name == "OK"
-        support.wait_for_runs(api, 2)
-        assert proc.poll() is None, "the daemon stopped serving:\n" + log_path.read_text()[-2000:]
+        assert requests.get(d.api_url + "/healthz", timeout=10).status_code == 200
+        assert support.post_otlp(d.otlp_url, support.export_bytes([(run, run.spans)])).status_code == 200
+        assert transport_support.grpc_export(d.listening["otlp_grpc"], support.export_bytes([(by_grpc, by_grpc.spans)])).code.name == "OK"
+        support.wait_for_runs(d.api_url, 2)
+        assert d.running, "the daemon stopped serving:\n" + d.log_tail()
         if prefix:
             assert all(p.stat().st_uid == 10001 for p in data.rglob("*")), "files written as another user"
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=30) == 0, log_path.read_text()[-2000:]
+        assert d.stop() == 0, d.log_tail()
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(timeout=10)
+        d.kill()
         shutil.rmtree(home, ignore_errors=True)
