@@ -115,7 +115,7 @@ let package = Package(
         .testTarget(name: "TraceAssemblyTests", dependencies: ["TraceAssembly", "LedgerCore"]),
         .testTarget(name: "AttributionTests", dependencies: ["Attribution", "LedgerCore"]),
         .testTarget(name: "RollupsTests", dependencies: ["Rollups", "LedgerCore"]),
-        .testTarget(name: "WriteAheadLogTests", dependencies: ["WriteAheadLog"]),
+        .testTarget(name: "WriteAheadLogTests", dependencies: ["WriteAheadLog", "DurableFiles"]),
         .testTarget(name: "LedgerStoreTests", dependencies: ["LedgerStore", "Rollups", "LedgerCore", "ProtoWire", "DurableFiles"]),
         .testTarget(name: "LedgerPipelineTests", dependencies: ["LedgerPipeline", "OTLPDecoding", "OTLPFixtures", "Attribution", "Rollups", "LedgerStore", "LedgerCore", "WriteAheadLog", "ProtoWire", "TraceAssembly"]),
     ],

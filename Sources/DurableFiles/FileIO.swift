@@ -151,6 +151,26 @@ public enum FileIO {
         return out
     }
 
+    /// Whether the directory is on a file system held in memory (tmpfs, ramfs), where a
+    /// sync costs nothing and zeros written ahead would only take memory: the file system
+    /// of the longest mount point in /proc/self/mounts that holds the directory.
+    public static func isMemoryBacked(_ dir: String) -> Bool {
+        guard let resolved = realpath(dir, nil) else { return false }
+        let path = String(cString: resolved)
+        free(resolved)
+        guard let mounts = try? readAll("/proc/self/mounts") else { return false }
+        var best = (length: -1, type: "")
+        for line in String(decoding: mounts, as: UTF8.self).split(separator: "\n") {
+            let fields = line.split(separator: " ")
+            guard fields.count >= 3 else { continue }
+            // Spaces and other odd bytes in mount points are written as octal escapes.
+            let point = String(fields[1]).replacingOctalEscapes()
+            let holds = point == "/" || path == point || path.hasPrefix(point + "/")
+            if holds && point.count > best.length { best = (point.count, String(fields[2])) }
+        }
+        return best.type == "tmpfs" || best.type == "ramfs"
+    }
+
     public static func fileSize(_ path: String) -> Int64 {
         var st = stat()
         return stat(path, &st) == 0 ? Int64(st.st_size) : 0
@@ -167,5 +187,24 @@ public enum FileIO {
     static func parent(of path: String) -> String {
         guard let slash = path.lastIndex(of: "/") else { return "." }
         return slash == path.startIndex ? "/" : String(path[..<slash])
+    }
+}
+
+extension String {
+    /// "\040" and the like (how /proc/self/mounts writes a space) as the bytes they name.
+    func replacingOctalEscapes() -> String {
+        guard contains("\\") else { return self }
+        var bytes: [UInt8] = []
+        var u = Array(utf8)[...]
+        while let c = u.first {
+            if c == UInt8(ascii: "\\"), u.count >= 4, let v = UInt8(String(decoding: u.dropFirst().prefix(3), as: UTF8.self), radix: 8) {
+                bytes.append(v)
+                u = u.dropFirst(4)
+            } else {
+                bytes.append(c)
+                u = u.dropFirst()
+            }
+        }
+        return String(decoding: bytes, as: UTF8.self)
     }
 }

@@ -126,7 +126,9 @@ final class SelfMetrics: Sendable {
         metric("spanledger_wal_records_total", "counter", "Records appended to the write-ahead log.", w.recordsWritten)
         metric("spanledger_wal_append_failures_total", "counter", "Records whose append failed (answered 503).", w.appendFailures)
         metric("spanledger_wal_disk_full_total", "counter", "Records refused because the disk was full.", w.diskFullFailures)
-        metric("spanledger_wal_segment_bytes", "gauge", "Size of the current log segment.", w.segmentBytes)
+        metric("spanledger_wal_segment_bytes", "gauge", "Bytes of records in the current log segment.", w.segmentBytes)
+        metric("spanledger_wal_preallocated_segments_total", "counter", "Log segments started in a zero-filled file.", w.preallocatedSegments)
+        metric("spanledger_wal_preallocation_failures_total", "counter", "Zero-fills of the next log segment that failed (retried after 10 s).", w.preallocationFailures)
         let memory = ProcessMetrics.residentMemory(pid: getpid())
         if let rss = memory.current {
             metric("spanledger_process_resident_bytes", "gauge", "Resident memory of the daemon (VmRSS).", Int64(rss))

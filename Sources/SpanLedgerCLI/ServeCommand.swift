@@ -190,6 +190,7 @@ struct ServeCommand: AsyncParsableCommand {
         }
         var walConfig = WriteAheadLog.Configuration(directory: s.data + "/wal")
         walConfig.durability = durabilityMode
+        walConfig.preallocate = true
         let (wal, walReport) = try WriteAheadLog.open(walConfig)
         let ledger = try Ledger(configuration: ledgerConfig, prices: priceTable, logger: logger, wal: wal)
         try await ledger.recover(report: walReport)

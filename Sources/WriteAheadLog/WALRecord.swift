@@ -32,9 +32,13 @@ public enum WALRecordFrame {
         case badHeader
         /// Fewer bytes than a full record remain (a torn write at the end).
         case truncated
+        /// Zeros where the next header would be: the unwritten rest of a preallocated
+        /// segment (a header always starts with the magic, so zeros are never a record).
+        case end
     }
 
     public static func parse(_ bytes: [UInt8], at offset: Int) -> Parse {
+        if bytes[offset..<min(bytes.count, offset + headerSize)].allSatisfy({ $0 == 0 }) { return .end }
         guard bytes.count - offset >= headerSize else { return .truncated }
         let header = Array(bytes[offset..<(offset + 18)])
         guard read(bytes, offset, 2) == UInt64(magic), UInt32(read(bytes, offset + 18, 4)) == Zlib.crc32(header) else { return .badHeader }

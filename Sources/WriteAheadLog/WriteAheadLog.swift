@@ -61,6 +61,10 @@ public struct WALMetrics: Sendable {
     public var appendFailures: Int64 = 0
     public var diskFullFailures: Int64 = 0
     public var segmentBytes: Int64 = 0
+    /// Segments started in a preallocated (zero-filled) file.
+    public var preallocatedSegments: Int64 = 0
+    /// Zero-fills of a spare segment that failed (disk full, I/O error).
+    public var preallocationFailures: Int64 = 0
     public static let fsyncBuckets: [Double] = [0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1]
 }
 
@@ -72,8 +76,21 @@ public final class WriteAheadLog: @unchecked Sendable {
         public var durability: Durability = .fsync
         /// A segment is closed and a new one started past this size (default 64 MiB).
         public var segmentBytes: Int = 64 << 20
+        /// Write segments into files zero-filled ahead of time. Appending to a file
+        /// changes its size, so every sync of the log wrote the inode as well as the data:
+        /// two device writes per commit. Overwriting zeros already on disk changes no
+        /// metadata the data needs, and `fdatasync` then writes the data alone (on this
+        /// project's VM a commit of a 20 KB batch took 410-480 µs and 165 µs of CPU
+        /// appended, 185-205 µs and 70 µs into zeros). A thread zero-fills the next
+        /// segment (`wal-spare`) while the current one fills, and the log moves into it as
+        /// soon as it is ready, so a fresh log is preallocated too. The zeros after the
+        /// last record read as the segment's end (`WALRecordFrame.Parse.end`). Off on tmpfs
+        /// and ramfs, where a sync costs nothing and the zeros would take memory.
+        public var preallocate = false
         public init(directory: String) { self.directory = directory }
     }
+
+    static let spareName = "wal-spare"
 
     public let configuration: Configuration
     let lock = NSCondition()
@@ -90,7 +107,18 @@ public final class WriteAheadLog: @unchecked Sendable {
     var fd: Int32 = -1
     var segmentPath = ""
     var segmentSize = 0
+    /// Bytes of the current file zero-filled ahead (its size when preallocated); records
+    /// end at `segmentSize`, and a file not preallocated has no room past it.
+    var segmentCapacity = 0
     var nextSequence: UInt64
+    /// The last segment's end of records as `open` found it (zeros may follow).
+    let resumeAt: (name: String, end: Int)?
+    /// Whether segments are preallocated here (configured, and not on tmpfs).
+    let preallocating: Bool
+    /// Guarded by `lock`: the spare segment's state, and when a failed zero-fill may be
+    /// tried again.
+    var spare = SpareState.none
+    var spareRetryAfter: UInt64 = 0
     var lastSync: UInt64 = 0
     var dirty = false
     let checkpointLock = NSLock()
@@ -110,12 +138,16 @@ public final class WriteAheadLog: @unchecked Sendable {
             unlink(dir + "/" + name)
             report.removedTemporaryFiles += 1
         }
+        // A spare left by a stop or crash may be only partly zero-filled: made again.
+        unlink(dir + "/" + spareName)
         let segments = segmentList(dir)
         report.segments = segments.count
         var next = report.checkpoint.walSequence
+        var resumeAt: (name: String, end: Int)?
         for (i, seg) in segments.enumerated() {
             let path = dir + "/" + seg.name
             let bytes = try walIO { () throws(FileError) in try FileIO.readAll(path) }
+            let last = i == segments.count - 1
             var offset = 0
             scan: while offset < bytes.count {
                 switch WALRecordFrame.parse(bytes, at: offset) {
@@ -124,11 +156,20 @@ public final class WriteAheadLog: @unchecked Sendable {
                     if seq >= report.checkpoint.walSequence { report.recordsAfterCheckpoint += 1 }
                     offset += size
                 case .corruptPayload(let seq, let size):
+                    if last, offset + size >= bytes.count || !isRecord(WALRecordFrame.parse(bytes, at: offset + size)) {
+                        // The log's last record, damaged: a write torn by a crash (in a
+                        // preallocated file its extent is there, partly zeros). It was never
+                        // acknowledged; clear it so the next record goes in its place.
+                        report.tornBytesTruncated += try clearTail(path, at: offset, extent: min(size, bytes.count - offset), fileSize: bytes.count)
+                        break scan
+                    }
                     next = max(next, seq + 1)
                     report.corruptRecords += 1
                     offset += size
+                case .end:
+                    break scan
                 case .badHeader, .truncated:
-                    if i == segments.count - 1 {
+                    if last {
                         // A torn write at the end of the log: cut it off.
                         report.tornBytesTruncated += bytes.count - offset
                         guard truncate(path, off_t(offset)) == 0 else { throw .errno("truncate", path) }
@@ -138,6 +179,7 @@ public final class WriteAheadLog: @unchecked Sendable {
                     break scan
                 }
             }
+            if last { resumeAt = (seg.name, offset) }
         }
         // The marker names the record a replay was processing when the process died, and
         // how many replays in a row died on it. One death may be an outside kill; a record
@@ -148,7 +190,7 @@ public final class WriteAheadLog: @unchecked Sendable {
             let parts = String(decoding: text, as: UTF8.self).split(whereSeparator: { $0 == " " || $0 == "\n" })
             if let seq = parts.first.flatMap({ UInt64($0) }) { suspect = (seq, parts.count > 1 ? Int(parts[1]) ?? 1 : 1) }
         }
-        let log = WriteAheadLog(configuration: configuration, nextSequence: next)
+        let log = WriteAheadLog(configuration: configuration, nextSequence: next, resumeAt: resumeAt)
         if let s = suspect, s.attempts >= 2 {
             report.quarantined = s.sequence
             try log.quarantine(s.sequence)
@@ -159,9 +201,32 @@ public final class WriteAheadLog: @unchecked Sendable {
         return (log, report)
     }
 
-    init(configuration: Configuration, nextSequence: UInt64) {
+    init(configuration: Configuration, nextSequence: UInt64, resumeAt: (name: String, end: Int)? = nil) {
         self.configuration = configuration
         self.nextSequence = nextSequence
+        self.resumeAt = resumeAt
+        preallocating = configuration.preallocate && !FileIO.isMemoryBacked(configuration.directory)
+    }
+
+    static func isRecord(_ p: WALRecordFrame.Parse) -> Bool {
+        if case .record = p { return true }
+        return false
+    }
+
+    /// Removes a torn last record: cut off when it ends the file, else overwritten with
+    /// zeros (the rest of a preallocated segment stays preallocated). Returns the bytes.
+    static func clearTail(_ path: String, at offset: Int, extent: Int, fileSize: Int) throws(WALError) -> Int {
+        if offset + extent >= fileSize {
+            guard truncate(path, off_t(offset)) == 0 else { throw .errno("truncate", path) }
+            return fileSize - offset
+        }
+        let fd = Glibc.open(path, O_WRONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw .errno("open", path) }
+        defer { Glibc.close(fd) }
+        let zeros = [UInt8](repeating: 0, count: extent)
+        let n = zeros.withUnsafeBytes { pwrite(fd, $0.baseAddress, extent, off_t(offset)) }
+        guard n == extent, fdatasync(fd) == 0 else { throw .errno("clear torn record in", path) }
+        return extent
     }
 
     /// Starts the writer thread (after replay).
@@ -177,6 +242,9 @@ public final class WriteAheadLog: @unchecked Sendable {
     public var upcomingSequence: UInt64 { lock.withLock { nextSequence } }
 
     public var metrics: WALMetrics { lock.withLock { metricsValue } }
+
+    /// Whether a zero-filled spare segment is ready for the log to move into.
+    public var spareReady: Bool { lock.withLock { spare == .ready } }
 
     /// Appends one record; returns its sequence number once it is as durable as the
     /// configured durability promises. Throws `WALError` (disk full is `.diskFull`).
@@ -243,7 +311,7 @@ public final class WriteAheadLog: @unchecked Sendable {
                     try body(seq, payload)
                 case .corruptPayload(_, let size):
                     offset += size
-                case .badHeader, .truncated:
+                case .badHeader, .truncated, .end:
                     break scan
                 }
             }
@@ -256,7 +324,9 @@ public final class WriteAheadLog: @unchecked Sendable {
         closed = true
         lock.signal()
         lock.unlock()
-        while lock.withLock({ thread != nil }) { usleep(1000) }
+        // The spare's zero-fill stops at its next chunk when it sees `closed`.
+        while lock.withLock({ thread != nil || spare == .preparing }) { usleep(1000) }
+        unlink(configuration.directory + "/" + Self.spareName)
     }
 
     // MARK: Writer thread
@@ -295,6 +365,15 @@ public final class WriteAheadLog: @unchecked Sendable {
         buffer.reserveCapacity(batch.reduce(0) { $0 + $1.payload.count + WALRecordFrame.headerSize })
         let first = nextSequence
         for (i, item) in batch.enumerated() { WALRecordFrame.encode(sequence: first + UInt64(i), payload: item.payload, into: &buffer) }
+        if fd >= 0 {
+            let preallocated = segmentCapacity > segmentSize
+            if preallocated ? segmentSize > 0 && segmentSize + buffer.count > segmentCapacity : lock.withLock({ spare == .ready }) {
+                // Records stay inside the zeros of a preallocated segment; a log writing
+                // into a file it grows moves to a preallocated one once there is one (an
+                // empty one is replaced: the new segment takes the same name).
+                rollSegment()
+            }
+        }
         let before = segmentSize
         do throws(WALError) {
             if fd < 0 { try openSegment() }
@@ -310,8 +389,13 @@ public final class WriteAheadLog: @unchecked Sendable {
                 break
             }
         } catch {
-            // Undo a partial write so the log stays a sequence of whole records.
-            if fd >= 0 { _ = ftruncate(fd, off_t(before)) }
+            // Undo a partial write so the log stays a sequence of whole records (the file
+            // is then no longer preallocated past that point).
+            if fd >= 0 {
+                _ = ftruncate(fd, off_t(before))
+                _ = lseek(fd, off_t(before), SEEK_SET)
+                segmentCapacity = min(segmentCapacity, before)
+            }
             segmentSize = before
             lock.withLock {
                 metricsValue.appendFailures += Int64(batch.count)
@@ -327,30 +411,34 @@ public final class WriteAheadLog: @unchecked Sendable {
             metricsValue.segmentBytes = Int64(segmentSize)
         }
         for (i, item) in batch.enumerated() { item.continuation.resume(returning: first + UInt64(i)) }
-        if segmentSize >= configuration.segmentBytes {
-            // The full segment is synced and closed on a thread of its own (durability
-            // none or batch leave it unsynced): on the append path, syncing 64 MiB held
-            // every request waiting for the log 110-140 ms. (As before, a failure of this
-            // sync is not reported: none promises nothing past the OS, and batch's promise
-            // is the next interval's sync of the live segment.)
-            let (full, unsynced) = (fd, dirty)
-            fd = -1
-            dirty = false
-            try? openSegment()
-            let t = Thread {
-                if unsynced { _ = fsync(full) }
-                Glibc.close(full)
-            }
-            t.name = "spanledger-wal-close"
-            t.start()
-        }
+        if segmentSize >= configuration.segmentBytes { rollSegment() } else { prepareSpareIfNeeded() }
     }
 
+    /// Closes the current segment and starts the next. The full segment is synced and
+    /// closed on a thread of its own (durability none or batch leave it unsynced): on the
+    /// append path, syncing 64 MiB held every request waiting for the log 110-140 ms. (As
+    /// before, a failure of this sync is not reported: none promises nothing past the OS,
+    /// and batch's promise is the next interval's sync of the live segment.)
+    func rollSegment() {
+        let (full, unsynced) = (fd, dirty)
+        fd = -1
+        dirty = false
+        try? openSegment()
+        let t = Thread {
+            if unsynced { _ = fdatasync(full) }
+            Glibc.close(full)
+        }
+        t.name = "spanledger-wal-close"
+        t.start()
+    }
+
+    /// Makes the written records durable. `fdatasync`: a preallocated segment's size does
+    /// not change, so no inode write joins the data's (a growing one's size still goes).
     @discardableResult
     func sync() throws(WALError) -> Bool {
         guard fd >= 0 else { return false }
         let t0 = WallNano.now()
-        guard fsync(fd) == 0 else { throw .errno("fsync", segmentPath) }
+        guard fdatasync(fd) == 0 else { throw .errno("fdatasync", segmentPath) }
         let t1 = WallNano.now()
         lastSync = t1
         dirty = false
@@ -367,25 +455,87 @@ public final class WriteAheadLog: @unchecked Sendable {
     func openSegment() throws(WALError) {
         let dir = configuration.directory
         let seq = lock.withLock { nextSequence }
-        // Continue the last segment if it is not full; otherwise start one named by the next sequence.
-        if let last = Self.segmentList(dir).last {
+        defer { prepareSpareIfNeeded() }
+        // At start, continue the last segment after its last record if it is not full;
+        // otherwise start one named by the next sequence.
+        if fd < 0 && segmentPath.isEmpty, let last = Self.segmentList(dir).last {
             let path = dir + "/" + last.name
             var st = stat()
-            if stat(path, &st) == 0 && Int(st.st_size) < configuration.segmentBytes && fd < 0 && segmentPath.isEmpty {
-                fd = Glibc.open(path, O_WRONLY | O_APPEND | O_CLOEXEC)
+            let end = resumeAt?.name == last.name ? resumeAt!.end : nil
+            if stat(path, &st) == 0, let end, end < configuration.segmentBytes {
+                fd = Glibc.open(path, O_WRONLY | O_CLOEXEC)
                 guard fd >= 0 else { throw .errno("open", path) }
+                guard lseek(fd, off_t(end), SEEK_SET) == off_t(end) else { throw .errno("seek", path) }
                 lock.withLock { segmentPath = path }
-                segmentSize = Int(st.st_size)
+                segmentSize = end
+                segmentCapacity = Int(st.st_size)
                 return
             }
         }
         let digits = String(seq)
         let path = dir + "/wal-" + String(repeating: "0", count: max(0, 20 - digits.count)) + digits + ".log"
-        fd = Glibc.open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o644)
+        let spare = dir + "/" + Self.spareName
+        let fromSpare = lock.withLock { () -> Bool in
+            guard self.spare == .ready, rename(spare, path) == 0 else { return false }
+            self.spare = .none
+            metricsValue.preallocatedSegments += 1
+            return true
+        }
+        fd = Glibc.open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0o644)
         guard fd >= 0 else { throw .errno("create", path) }
         lock.withLock { segmentPath = path }
         segmentSize = 0
+        segmentCapacity = fromSpare ? configuration.segmentBytes : 0
         try walIO { () throws(FileError) in try FileIO.syncDirectory(dir) }
+    }
+
+    enum SpareState { case none, preparing, ready }
+
+    /// Starts zero-filling the next segment on a thread of its own, unless one is ready or
+    /// under way (or a failed fill is waiting out its pause).
+    func prepareSpareIfNeeded() {
+        guard preallocating else { return }
+        let start = lock.withLock { () -> Bool in
+            guard spare == .none, !closed, WallNano.now() >= spareRetryAfter else { return false }
+            spare = .preparing
+            return true
+        }
+        guard start else { return }
+        let t = Thread { [self] in
+            let ok = fillSpare()
+            lock.withLock {
+                spare = ok ? .ready : .none
+                if !ok {
+                    metricsValue.preallocationFailures += 1
+                    spareRetryAfter = WallNano.now() + 10_000_000_000
+                }
+            }
+        }
+        t.name = "spanledger-wal-spare"
+        t.start()
+    }
+
+    /// Writes the spare segment: `segmentBytes` of zeros, synced a few MiB at a time so the
+    /// log's own commits do not queue behind one large write-back. False (and no file) when
+    /// it failed or the log closed meanwhile.
+    func fillSpare() -> Bool {
+        let path = configuration.directory + "/" + Self.spareName
+        let fd = Glibc.open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { return false }
+        let chunk = [UInt8](repeating: 0, count: 1 << 20)
+        var written = 0
+        var ok = true
+        while ok && written < configuration.segmentBytes {
+            if lock.withLock({ closed }) { ok = false; break }
+            let n = chunk.withUnsafeBytes { Glibc.write(fd, $0.baseAddress, min($0.count, configuration.segmentBytes - written)) }
+            if n <= 0 { ok = false; break }
+            written += n
+            if written % (4 << 20) == 0 && fdatasync(fd) != 0 { ok = false }
+        }
+        if ok && fdatasync(fd) != 0 { ok = false }
+        Glibc.close(fd)
+        if !ok { unlink(path) }
+        return ok
     }
 
     /// Bytes freed per step when a segment is removed.

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 import WriteAheadLog
+import DurableFiles
 
 func walDir() -> String { NSTemporaryDirectory() + "spanledger-wal-" + UUID().uuidString }
 
@@ -221,4 +222,133 @@ func tenRecordsInSmallSegments() async throws -> (WriteAheadLog, WriteAheadLog.C
     #expect(report.removedTemporaryFiles == 1 && report.corruptRecords == 0 && report.tornBytesTruncated == 0)
     #expect(!FileManager.default.fileExists(atPath: first + ".tmp"))
     #expect(try replayed(again).map(\.0).last == 9)
+}
+
+// MARK: Preallocated segments
+
+func preallocatedConfig(_ dir: String, segmentBytes: Int = 64 << 10) -> WriteAheadLog.Configuration {
+    var config = WriteAheadLog.Configuration(directory: dir)
+    config.preallocate = true
+    config.segmentBytes = segmentBytes
+    return config
+}
+
+func fileSize(_ path: String) -> Int { (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? -1 }
+
+/// Waits (bounded) until the log has a zero-filled spare to move into.
+func waitForSpare(_ log: WriteAheadLog) async throws {
+    for _ in 0..<500 where !log.spareReady { try await Task.sleep(for: .milliseconds(10)) }
+    #expect(log.spareReady, "no spare segment within 5 s")
+}
+
+/// A directory on a file system on disk: preallocation is off on tmpfs, which TMPDIR may be.
+func diskWALDir() -> String {
+    let dir = walDir()
+    try? FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+    if FileIO.isMemoryBacked(dir) { return FileManager.default.currentDirectoryPath + "/.build/test-wal-" + UUID().uuidString }
+    return dir
+}
+
+@Test func recordsGoIntoZeroFilledSegmentsWhoseZerosReadAsTheEnd() async throws {
+    let dir = diskWALDir()
+    defer { try? FileManager.default.removeItem(atPath: dir) }
+    let config = preallocatedConfig(dir)
+    let (log, _) = try WriteAheadLog.open(config)
+    try log.start()
+    #expect(try await log.append(payload(0)) == 0)
+    try await waitForSpare(log)
+    // The next append moves the log into the spare; 1.1 KB records fill 64 KiB segments.
+    let big = { (i: Int) in payload(i) + [UInt8](repeating: 3, count: 1000) }
+    for i in 1..<150 { #expect(try await log.append(big(i)) == UInt64(i)) }
+    let m = log.metrics
+    #expect(m.preallocatedSegments >= 2 && m.preallocationFailures == 0)
+    let segments = segmentFiles(dir)
+    // Every segment but the first (the log's start, before a spare was ready) is the
+    // preallocated size: no record ran past the zeros.
+    #expect(segments.count >= 3)
+    for name in segments.dropFirst() { #expect(fileSize(dir + "/" + name) == config.segmentBytes, "\(name)") }
+    #expect(FileManager.default.fileExists(atPath: dir + "/wal-spare"))
+    log.close()
+    #expect(!FileManager.default.fileExists(atPath: dir + "/wal-spare"), "close removes the unused spare")
+
+    let (again, report) = try WriteAheadLog.open(config)
+    #expect(report.corruptRecords == 0 && report.tornBytesTruncated == 0 && report.removedTemporaryFiles == 0)
+    let expected = [payload(0)] + (1..<150).map(big)
+    #expect(try replayed(again).map(\.1) == expected)
+    // Appends continue after the last record, inside the last segment's zeros.
+    let last = dir + "/" + segments.last!
+    try again.start()
+    #expect(try await again.append(payload(500)) == 150)
+    again.close()
+    #expect(fileSize(last) == config.segmentBytes && segmentFiles(dir) == segments)
+    let (third, r3) = try WriteAheadLog.open(config)
+    #expect(r3.corruptRecords == 0 && r3.tornBytesTruncated == 0)
+    #expect(try replayed(third).map(\.1) == expected + [payload(500)])
+}
+
+@Test func aTornRecordInAPreallocatedSegmentIsClearedAndItsPlaceReused() async throws {
+    let dir = diskWALDir()
+    defer { try? FileManager.default.removeItem(atPath: dir) }
+    let config = preallocatedConfig(dir)
+    let (log, _) = try WriteAheadLog.open(config)
+    try log.start()
+    try await waitForSpare(log)
+    for i in 0..<4 { _ = try await log.append(payload(i)) }
+    #expect(log.metrics.preallocatedSegments == 1)
+    log.close()
+    let path = dir + "/" + segmentFiles(dir).last!
+    // A crash mid-write: the last record's header and the first part of its payload
+    // reached the disk, the rest of its extent is still zeros.
+    let extents = (0..<4).map { WALRecordFrame.headerSize + payload($0).count }
+    let lastStart = extents.dropLast().reduce(0, +)
+    let handle = FileHandle(forWritingAtPath: path)!
+    try handle.seek(toOffset: UInt64(lastStart + WALRecordFrame.headerSize + 20))
+    try handle.write(contentsOf: [UInt8](repeating: 0, count: extents[3] - WALRecordFrame.headerSize - 20))
+    try handle.close()
+
+    let (again, report) = try WriteAheadLog.open(config)
+    #expect(report.tornBytesTruncated == extents[3] && report.corruptRecords == 0)
+    #expect(fileSize(path) == config.segmentBytes, "the segment stays preallocated")
+    #expect(try replayed(again).map(\.0) == [0, 1, 2])
+    try again.start()
+    // The torn record was never acknowledged: its sequence and its place are reused.
+    #expect(try await again.append(payload(77)) == 3)
+    again.close()
+    let (third, r3) = try WriteAheadLog.open(config)
+    #expect(r3.tornBytesTruncated == 0 && r3.corruptRecords == 0)
+    #expect(try replayed(third).map(\.1) == [payload(0), payload(1), payload(2), payload(77)])
+}
+
+@Test func aDamagedRecordBeforeOthersIsStillSkippedAndCountedInAPreallocatedSegment() async throws {
+    let dir = diskWALDir()
+    defer { try? FileManager.default.removeItem(atPath: dir) }
+    let config = preallocatedConfig(dir)
+    let (log, _) = try WriteAheadLog.open(config)
+    try log.start()
+    try await waitForSpare(log)
+    for i in 0..<4 { _ = try await log.append(payload(i)) }
+    log.close()
+    let path = dir + "/" + segmentFiles(dir).last!
+    let handle = FileHandle(forUpdatingAtPath: path)!
+    let at = UInt64(WALRecordFrame.headerSize + payload(0).count + WALRecordFrame.headerSize + 5)
+    try handle.seek(toOffset: at)
+    let byte = try handle.read(upToCount: 1)![0]
+    try handle.seek(toOffset: at)
+    try handle.write(contentsOf: [byte ^ 0x40])
+    try handle.close()
+    let (again, report) = try WriteAheadLog.open(config)
+    #expect(report.corruptRecords == 1 && report.tornBytesTruncated == 0)
+    #expect(try replayed(again).map(\.0) == [0, 2, 3])
+}
+
+@Test func zerosWhereAHeaderWouldBeEndTheSegment() {
+    var bytes: [UInt8] = []
+    WALRecordFrame.encode(sequence: 4, payload: payload(1), into: &bytes)
+    let size = bytes.count
+    bytes += [UInt8](repeating: 0, count: 100)
+    guard case .record(4, _, size) = WALRecordFrame.parse(bytes, at: 0) else { Issue.record("first record not read"); return }
+    guard case .end = WALRecordFrame.parse(bytes, at: size) else { Issue.record("zeros not read as the end"); return }
+    // Fewer zeros than a header, at the end of a file, are the end too; other short tails are not.
+    guard case .end = WALRecordFrame.parse(bytes, at: bytes.count - 5) else { Issue.record("short zeros"); return }
+    guard case .truncated = WALRecordFrame.parse(Array(bytes[0..<10]), at: 0) else { Issue.record("a cut header is not truncated"); return }
 }
