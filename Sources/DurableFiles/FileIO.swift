@@ -61,11 +61,16 @@ public enum FileIO {
     /// Writes `bytes` to `path` atomically and durably: a reader sees the old file or the
     /// whole new one, and the new one survives a crash once this returns.
     public static func writeAtomically(_ bytes: [UInt8], to path: String) throws(FileError) {
+        try writeAtomically(parts: [bytes], to: path)
+    }
+
+    /// The file is the pieces one after the other (written in turn, never joined).
+    public static func writeAtomically(parts: [[UInt8]], to path: String) throws(FileError) {
         let tmp = path + ".tmp"
         let fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
         guard fd >= 0 else { throw .last("create", tmp) }
         do throws(FileError) {
-            try writeAll(fd, bytes, path: tmp)
+            for bytes in parts { try writeAll(fd, bytes, path: tmp) }
             guard fsync(fd) == 0 else { throw .last("fsync", tmp) }
         } catch {
             close(fd)

@@ -43,6 +43,8 @@ public enum BlockedTrees {
         }
 
         public func add(_ batch: [PackedTree]) throws {
+            // Trees come to about 28 bytes a span on SDK-like runs; room for 32.
+            deflater.reserveOutput(batch.reduce(0) { $0 + $1.spanCount } * 32 + 64)
             var i = 0
             while i < batch.count {
                 let block = Array(batch[i..<min(i + treesPerBlock, batch.count)])
@@ -54,14 +56,23 @@ public enum BlockedTrees {
             }
         }
 
-        /// The whole file: frame header, stream, block table, footer.
-        public func finish() throws -> [UInt8] {
+        /// The whole file in the order it is written: frame header, stream, then the block
+        /// table and footer (pieces, so the stream is not copied once more to join them).
+        /// The stream's CRC in the header is put together from its blocks' CRCs.
+        public func finish() throws -> [[UInt8]] {
             let stream = try deflater.finish()
-            for b in 0..<(starts.count - 1) {
-                crcs.append(stream.withUnsafeBufferPointer { p in
-                    Zlib.crc32(UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer(p)[Int(starts[b])..<Int(starts[b + 1])]))
-                })
+            func crc(_ range: Range<Int>) -> UInt32 {
+                stream.withUnsafeBytes { Zlib.crc32(UnsafeRawBufferPointer(rebasing: $0[range])) }
             }
+            var whole = crc(0..<Int(starts[0]))
+            for b in 0..<(starts.count - 1) {
+                let range = Int(starts[b])..<Int(starts[b + 1])
+                let c = crc(range)
+                crcs.append(c)
+                whole = Zlib.crc32Combine(whole, c, secondLength: range.count)
+            }
+            let tail = Int(starts[starts.count - 1])..<stream.count
+            whole = Zlib.crc32Combine(whole, crc(tail), secondLength: tail.count)
             trees.sort { ($0.id, $0.block) < ($1.id, $1.block) }
             var table: [UInt8] = []
             table.reserveCapacity(8 + starts.count * 8 + trees.count * 12)
@@ -74,13 +85,11 @@ public enum BlockedTrees {
                 put(t.id, 8)
                 put(UInt64(t.block), 4)
             }
-            var out = SegmentFrame.header(kind: .traceDetail, version: SegmentFrame.blockedVersion, rawLength: deflater.totalIn, payload: stream)
-            out.reserveCapacity(out.count + stream.count + table.count + footerSize)
-            out += stream
-            out += table
-            out += SegmentFrame.le(UInt64(table.count), 4)
-            out += footerMagic
-            return out
+            let header = SegmentFrame.header(kind: .traceDetail, version: SegmentFrame.blockedVersion, rawLength: deflater.totalIn,
+                                             payloadLength: stream.count, payloadCRC: whole)
+            table += SegmentFrame.le(UInt64(table.count), 4)
+            table += footerMagic
+            return [header, stream, table]
         }
     }
 

@@ -303,8 +303,8 @@ public struct DataDirectory: Sendable {
                                        to: file(.traceIndex, sequence: sequence))
         }
         // Compressed as the trees are copied in: the uncompressed segment is never built.
-        let trees = try TraceDetailCodec.segment(details, createdUnixMs: nowUnixMs, walSequenceMax: walSequenceMax)
-        try FileIO.writeAtomically(trees, to: file(.traceDetail, sequence: sequence))
+        let trees = try TraceDetailCodec.segmentParts(details, createdUnixMs: nowUnixMs, walSequenceMax: walSequenceMax)
+        try FileIO.writeAtomically(parts: trees, to: file(.traceDetail, sequence: sequence))
     }
 
     /// Bytes on disk per segment kind.

@@ -96,15 +96,16 @@ extension DataDirectory {
             try writer.add(details.map(PackedTree.init))
         }
         let trees = try writer.finish()
-        var bytesAfter = Int64(trees.count)
+        let treesLength = trees.reduce(0) { $0 + $1.count }
+        var bytesAfter = Int64(treesLength)
         if !entries.isEmpty {
             let index = try TraceIndexCodec.segment(entries, createdUnixMs: nowUnixMs)
             try FileIO.writeAtomically(index, to: file(.traceIndex, sequence: key) + Self.mergedSuffix)
             bytesAfter += Int64(index.count)
         }
-        try FileIO.writeAtomically(trees, to: lastTrees + Self.mergedSuffix)
+        try FileIO.writeAtomically(parts: trees, to: lastTrees + Self.mergedSuffix)
         return MergedRunSegments(sequences: sequences, traceIDs: Array(ids), taskKeys: Array(taskKeys), newestStartUnixNano: newest, indexEntries: entries.count,
-                                 treeRecords: records, treesLength: Int64(trees.count), treesCRC: SegmentFrame.headerCRC(trees),
+                                 treeRecords: records, treesLength: Int64(treesLength), treesCRC: SegmentFrame.headerCRC(trees[0]),
                                  bytesBefore: bytesBefore, bytesAfter: bytesAfter)
     }
 

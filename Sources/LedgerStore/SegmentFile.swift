@@ -100,12 +100,16 @@ public enum SegmentFrame {
 
     /// The 24-byte header of a segment whose compressed stream is `payload`.
     static func header(kind: SegmentKind, version: UInt8, rawLength: Int, payload: [UInt8]) -> [UInt8] {
+        header(kind: kind, version: version, rawLength: rawLength, payloadLength: payload.count, payloadCRC: Zlib.crc32(payload))
+    }
+
+    static func header(kind: SegmentKind, version: UInt8, rawLength: Int, payloadLength: Int, payloadCRC: UInt32) -> [UInt8] {
         var out: [UInt8] = []
         out += magic
         out += [version, kind.rawValue, 0, 0]
         out += le(UInt64(rawLength), 8)
-        out += le(UInt64(payload.count), 4)
-        out += le(UInt64(Zlib.crc32(payload)), 4)
+        out += le(UInt64(payloadLength), 4)
+        out += le(UInt64(payloadCRC), 4)
         return out
     }
 

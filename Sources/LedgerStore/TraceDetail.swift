@@ -307,6 +307,11 @@ public enum TraceDetailCodec {
 
     /// The segment file as a flush writes it: shapes deflated, stored parts stored.
     public static func segment(_ trees: [PackedTree], createdUnixMs: Int64, walSequenceMax: UInt64) throws -> [UInt8] {
+        Array(try segmentParts(trees, createdUnixMs: createdUnixMs, walSequenceMax: walSequenceMax).joined())
+    }
+
+    /// The segment as the pieces `BlockedTrees.Writer.finish` gives, for writing in turn.
+    public static func segmentParts(_ trees: [PackedTree], createdUnixMs: Int64, walSequenceMax: UInt64) throws -> [[UInt8]] {
         let writer = try BlockedTrees.Writer(createdUnixMs: createdUnixMs, walSequenceMax: walSequenceMax)
         try writer.add(trees)
         return try writer.finish()

@@ -515,7 +515,7 @@ public final class WriteAheadLog: @unchecked Sendable {
         t.start()
     }
 
-    /// Writes the spare segment: `segmentBytes` of zeros, synced a few MiB at a time so the
+    /// Writes the spare segment: `segmentBytes` of zeros, synced a MiB at a time so the
     /// log's own commits do not queue behind one large write-back. False (and no file) when
     /// it failed or the log closed meanwhile.
     func fillSpare() -> Bool {
@@ -530,9 +530,9 @@ public final class WriteAheadLog: @unchecked Sendable {
             let n = chunk.withUnsafeBytes { Glibc.write(fd, $0.baseAddress, min($0.count, configuration.segmentBytes - written)) }
             if n <= 0 { ok = false; break }
             written += n
-            if written % (4 << 20) == 0 && fdatasync(fd) != 0 { ok = false }
+            // Each MiB synced alone: a commit of the log waits behind at most that much.
+            if fdatasync(fd) != 0 { ok = false }
         }
-        if ok && fdatasync(fd) != 0 { ok = false }
         Glibc.close(fd)
         if !ok { unlink(path) }
         return ok

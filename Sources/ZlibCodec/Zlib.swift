@@ -146,6 +146,12 @@ public enum Zlib {
     public static func crc32(_ bytes: [UInt8]) -> UInt32 {
         bytes.withUnsafeBytes { crc32($0) }
     }
+
+    /// The CRC-32 of two pieces one after the other, from each piece's CRC and the second's
+    /// length (no pass over the bytes again).
+    public static func crc32Combine(_ first: UInt32, _ second: UInt32, secondLength: Int) -> UInt32 {
+        UInt32(CZlib.crc32_combine(uLong(first), uLong(second), .init(secondLength)))
+    }
 }
 
 /// One deflate stream written in pieces: a segment is compressed straight from the
@@ -161,6 +167,8 @@ public final class Deflater {
     private var finished = false
     /// Bytes written so far (the uncompressed length).
     public private(set) var totalIn = 0
+    /// Compressed bytes so far.
+    public var totalOut: Int { output.count }
     static let stagingSize = 128 << 10
     private let level: Int32
     /// False while writes are kept as they are (level 0, stored blocks).
@@ -240,6 +248,15 @@ public final class Deflater {
         try drainStaging()
         try run(UnsafeRawBufferPointer(start: nil, count: 0), flush: Z_FULL_FLUSH)
         return output.count
+    }
+
+    /// Room for `additional` more compressed bytes, when the caller can tell: a flush's
+    /// run trees (tens of MB) otherwise grew the output by doubling, each step a copy
+    /// into freshly faulted pages. At least doubles when it grows, so repeated calls stay
+    /// linear.
+    public func reserveOutput(_ additional: Int) {
+        let needed = output.count + additional
+        if output.capacity < needed { output.reserveCapacity(max(needed, output.capacity * 2)) }
     }
 
     /// Ends the stream and returns it; the deflater takes no more input.

@@ -36,7 +36,7 @@ import ZlibCodec
     let writer = try BlockedTrees.Writer(createdUnixMs: 1, walSequenceMax: 9)
     try writer.add(first)
     try writer.add(second)
-    let bytes = try writer.finish()
+    let bytes = Array(try writer.finish().joined())
     let directory = DataDirectory(path: dir)
     try directory.prepare()
     let path = directory.file(.traceDetail, sequence: 1)
