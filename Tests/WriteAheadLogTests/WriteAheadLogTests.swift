@@ -286,17 +286,22 @@ func diskWALDir() -> String {
     #expect(try replayed(third).map(\.1) == expected + [payload(500)])
 }
 
-@Test func aTornRecordInAPreallocatedSegmentIsClearedAndItsPlaceReused() async throws {
-    let dir = diskWALDir()
-    defer { try? FileManager.default.removeItem(atPath: dir) }
-    let config = preallocatedConfig(dir)
+/// Records 0-3 written into a preallocated segment (the log closed); the segment's path.
+func fourRecordsInAPreallocatedSegment(_ config: WriteAheadLog.Configuration) async throws -> String {
     let (log, _) = try WriteAheadLog.open(config)
     try log.start()
     try await waitForSpare(log)
     for i in 0..<4 { _ = try await log.append(payload(i)) }
     #expect(log.metrics.preallocatedSegments == 1)
     log.close()
-    let path = dir + "/" + segmentFiles(dir).last!
+    return config.directory + "/" + segmentFiles(config.directory).last!
+}
+
+@Test func aTornRecordInAPreallocatedSegmentIsClearedAndItsPlaceReused() async throws {
+    let dir = diskWALDir()
+    defer { try? FileManager.default.removeItem(atPath: dir) }
+    let config = preallocatedConfig(dir)
+    let path = try await fourRecordsInAPreallocatedSegment(config)
     // A crash mid-write: the last record's header and the first part of its payload
     // reached the disk, the rest of its extent is still zeros.
     let extents = (0..<4).map { WALRecordFrame.headerSize + payload($0).count }
@@ -323,12 +328,7 @@ func diskWALDir() -> String {
     let dir = diskWALDir()
     defer { try? FileManager.default.removeItem(atPath: dir) }
     let config = preallocatedConfig(dir)
-    let (log, _) = try WriteAheadLog.open(config)
-    try log.start()
-    try await waitForSpare(log)
-    for i in 0..<4 { _ = try await log.append(payload(i)) }
-    log.close()
-    let path = dir + "/" + segmentFiles(dir).last!
+    let path = try await fourRecordsInAPreallocatedSegment(config)
     let handle = FileHandle(forUpdatingAtPath: path)!
     let at = UInt64(WALRecordFrame.headerSize + payload(0).count + WALRecordFrame.headerSize + 5)
     try handle.seek(toOffset: at)
