@@ -40,16 +40,21 @@ public enum WALRecordFrame {
     public static func parse(_ bytes: [UInt8], at offset: Int) -> Parse {
         if bytes[offset..<min(bytes.count, offset + headerSize)].allSatisfy({ $0 == 0 }) { return .end }
         guard bytes.count - offset >= headerSize else { return .truncated }
-        let header = Array(bytes[offset..<(offset + 18)])
-        guard read(bytes, offset, 2) == UInt64(magic), UInt32(read(bytes, offset + 18, 4)) == Zlib.crc32(header) else { return .badHeader }
-        let length = Int(read(bytes, offset + 2, 4))
-        guard length <= maxPayload else { return .badHeader }
+        guard let length = payloadLength(bytes, at: offset) else { return .badHeader }
         let sequence = read(bytes, offset + 6, 8)
         let size = headerSize + length
         guard bytes.count - offset >= size else { return .truncated }
         let payload = bytes[(offset + headerSize)..<(offset + size)]
         guard UInt32(read(bytes, offset + 14, 4)) == Zlib.crc32(Array(payload)) else { return .corruptPayload(sequence: sequence, size: size) }
         return .record(sequence: sequence, payload: payload, size: size)
+    }
+
+    /// The payload length a sound header at `offset` gives (nil for a damaged one).
+    static func payloadLength(_ bytes: [UInt8], at offset: Int) -> Int? {
+        guard bytes.count - offset >= headerSize, read(bytes, offset, 2) == UInt64(magic),
+              UInt32(read(bytes, offset + 18, 4)) == Zlib.crc32(Array(bytes[offset..<(offset + 18)])) else { return nil }
+        let length = Int(read(bytes, offset + 2, 4))
+        return length <= maxPayload ? length : nil
     }
 
     static func put(_ out: inout [UInt8], _ v: UInt64, _ n: Int) {

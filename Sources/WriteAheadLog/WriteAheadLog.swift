@@ -146,7 +146,7 @@ public final class WriteAheadLog: @unchecked Sendable {
         var resumeAt: (name: String, end: Int)?
         for (i, seg) in segments.enumerated() {
             let path = dir + "/" + seg.name
-            let bytes = try walIO { () throws(FileError) in try FileIO.readAll(path) }
+            let bytes = try walIO { () throws(FileError) in try readRecords(path) }
             let last = i == segments.count - 1
             var offset = 0
             scan: while offset < bytes.count {
@@ -295,7 +295,7 @@ public final class WriteAheadLog: @unchecked Sendable {
         let segments = Self.segmentList(dir)
         for (i, seg) in segments.enumerated() {
             if i + 1 < segments.count && segments[i + 1].first <= from { continue }
-            let bytes = try FileIO.readAll(dir + "/" + seg.name)
+            let bytes = try Self.readRecords(dir + "/" + seg.name)
             var offset = 0
             scan: while offset < bytes.count {
                 switch WALRecordFrame.parse(bytes, at: offset) {
@@ -579,13 +579,40 @@ public final class WriteAheadLog: @unchecked Sendable {
 
     func replayRaw(_ seq: UInt64, _ body: (ArraySlice<UInt8>) -> Void) throws {
         for seg in Self.segmentList(configuration.directory) {
-            let bytes = try FileIO.readAll(configuration.directory + "/" + seg.name)
+            let bytes = try Self.readRecords(configuration.directory + "/" + seg.name)
             var offset = 0
             while offset < bytes.count, case .record(let s, let payload, let size) = WALRecordFrame.parse(bytes, at: offset) {
                 if s == seq { body(payload); return }
                 offset += size
             }
         }
+    }
+
+    /// A segment's bytes up to its records' end: a preallocated segment's zeros are not
+    /// read past the first whole MiB of them (reading all 64 MiB, twice at each start, made
+    /// a start 0.20-0.24 s instead of 0.07). Records are long runs of anything but zeros,
+    /// so a MiB of zeros inside one is not expected; if the records' headers say one runs
+    /// on past what was read, the file is read whole after all.
+    static func readRecords(_ path: String) throws(FileError) -> [UInt8] {
+        let fd = Glibc.open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw FileError(path: path, operation: "open", errno: Glibc.errno) }
+        defer { Glibc.close(fd) }
+        let chunk = 1 << 20
+        var bytes: [UInt8] = []
+        while true {
+            let piece = try FileIO.read(fd, offset: bytes.count, count: chunk, path: path)
+            bytes += piece
+            if piece.count < chunk { return bytes }
+            if piece.allSatisfy({ $0 == 0 }) { break }
+        }
+        // Walk the headers (lengths only): a record running past what was read needs the rest.
+        var offset = 0
+        while bytes.count - offset >= WALRecordFrame.headerSize {
+            if bytes[offset..<(offset + WALRecordFrame.headerSize)].allSatisfy({ $0 == 0 }) { return bytes }
+            guard let length = WALRecordFrame.payloadLength(bytes, at: offset) else { return bytes }
+            offset += WALRecordFrame.headerSize + length
+        }
+        return offset <= bytes.count ? bytes : try FileIO.readAll(path)
     }
 
     static func segmentList(_ dir: String) -> [(name: String, first: UInt64)] {

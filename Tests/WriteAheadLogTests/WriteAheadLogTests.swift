@@ -352,3 +352,23 @@ func fourRecordsInAPreallocatedSegment(_ config: WriteAheadLog.Configuration) as
     guard case .end = WALRecordFrame.parse(bytes, at: bytes.count - 5) else { Issue.record("short zeros"); return }
     guard case .truncated = WALRecordFrame.parse(Array(bytes[0..<10]), at: 0) else { Issue.record("a cut header is not truncated"); return }
 }
+
+@Test func aRecordHoldingMiBsOfZerosStillReadsWholeFromAPreallocatedSegment() async throws {
+    // Opening reads a preallocated segment only up to its first whole MiB of zeros; a
+    // record with that many zeros inside must not be taken for the end (nor cut as torn).
+    let dir = diskWALDir()
+    defer { try? FileManager.default.removeItem(atPath: dir) }
+    let config = preallocatedConfig(dir, segmentBytes: 8 << 20)
+    let (log, _) = try WriteAheadLog.open(config)
+    try log.start()
+    try await waitForSpare(log)
+    let zeros = payload(1) + [UInt8](repeating: 0, count: 3 << 20) + payload(2)
+    let records = [payload(0), zeros, payload(3)]
+    for r in records { _ = try await log.append(r) }
+    log.close()
+    #expect(fileSize(dir + "/" + segmentFiles(dir).last!) == config.segmentBytes)
+    let (again, report) = try WriteAheadLog.open(config)
+    #expect(report.tornBytesTruncated == 0 && report.corruptRecords == 0)
+    #expect(try replayed(again).map(\.1) == records)
+    #expect(again.upcomingSequence == 3)
+}
