@@ -492,9 +492,11 @@ public final class WriteAheadLog: @unchecked Sendable {
     enum SpareState { case none, preparing, ready }
 
     /// Starts zero-filling the next segment on a thread of its own, unless one is ready or
-    /// under way (or a failed fill is waiting out its pause).
+    /// under way (or a failed fill is waiting out its pause). Not before the current
+    /// segment is half full, unless the log writes into a file it grows: the fill's 64
+    /// syncs then share the disk with commits only once per segment, in its second half.
     func prepareSpareIfNeeded() {
-        guard preallocating else { return }
+        guard preallocating, segmentCapacity <= segmentSize || segmentSize >= configuration.segmentBytes / 2 else { return }
         let start = lock.withLock { () -> Bool in
             guard spare == .none, !closed, WallNano.now() >= spareRetryAfter else { return false }
             spare = .preparing

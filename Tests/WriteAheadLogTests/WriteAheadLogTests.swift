@@ -259,7 +259,20 @@ func diskWALDir() -> String {
     try await waitForSpare(log)
     // The next append moves the log into the spare; 1.1 KB records fill 64 KiB segments.
     let big = { (i: Int) in payload(i) + [UInt8](repeating: 3, count: 1000) }
-    for i in 1..<150 { #expect(try await log.append(big(i)) == UInt64(i)) }
+    #expect(try await log.append(big(1)) == 1)
+    #expect(log.metrics.preallocatedSegments == 1)
+    #expect(!FileManager.default.fileExists(atPath: dir + "/wal-spare"), "the next spare is not filled before the segment is half full")
+    // Past half a segment the next spare is filled; the test waits for it there, so every
+    // move finds one ready. It stops with the last segment past half and room left.
+    var expected = [payload(0), big(1)]
+    func fill() -> Int64 { log.metrics.segmentBytes }
+    let half = Int64(config.segmentBytes / 2)
+    while expected.count < 150 || fill() < half || fill() > Int64(config.segmentBytes - 4096) {
+        if fill() >= half { try await waitForSpare(log) }
+        #expect(try await log.append(big(expected.count)) == UInt64(expected.count))
+        expected.append(big(expected.count))
+    }
+    try await waitForSpare(log)
     let m = log.metrics
     #expect(m.preallocatedSegments >= 2 && m.preallocationFailures == 0)
     let segments = segmentFiles(dir)
@@ -273,12 +286,11 @@ func diskWALDir() -> String {
 
     let (again, report) = try WriteAheadLog.open(config)
     #expect(report.corruptRecords == 0 && report.tornBytesTruncated == 0 && report.removedTemporaryFiles == 0)
-    let expected = [payload(0)] + (1..<150).map(big)
     #expect(try replayed(again).map(\.1) == expected)
     // Appends continue after the last record, inside the last segment's zeros.
     let last = dir + "/" + segments.last!
     try again.start()
-    #expect(try await again.append(payload(500)) == 150)
+    #expect(try await again.append(payload(500)) == UInt64(expected.count))
     again.close()
     #expect(fileSize(last) == config.segmentBytes && segmentFiles(dir) == segments)
     let (third, r3) = try WriteAheadLog.open(config)
