@@ -38,7 +38,7 @@ public enum WALRecordFrame {
     }
 
     public static func parse(_ bytes: [UInt8], at offset: Int) -> Parse {
-        if bytes[offset..<min(bytes.count, offset + headerSize)].allSatisfy({ $0 == 0 }) { return .end }
+        if endsAt(bytes, offset) { return .end }
         guard bytes.count - offset >= headerSize else { return .truncated }
         guard let length = payloadLength(bytes, at: offset) else { return .badHeader }
         let sequence = read(bytes, offset + 6, 8)
@@ -47,6 +47,12 @@ public enum WALRecordFrame {
         let payload = bytes[(offset + headerSize)..<(offset + size)]
         guard UInt32(read(bytes, offset + 14, 4)) == Zlib.crc32(Array(payload)) else { return .corruptPayload(sequence: sequence, size: size) }
         return .record(sequence: sequence, payload: payload, size: size)
+    }
+
+    /// Whether only zeros stand where a header would start at `offset` (to the end of the
+    /// bytes, if fewer than a header remain): the records have ended.
+    static func endsAt(_ bytes: [UInt8], _ offset: Int) -> Bool {
+        bytes[offset..<min(bytes.count, offset + headerSize)].allSatisfy { $0 == 0 }
     }
 
     /// The payload length a sound header at `offset` gives (nil for a damaged one).

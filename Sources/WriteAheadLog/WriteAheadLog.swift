@@ -147,6 +147,8 @@ public final class WriteAheadLog: @unchecked Sendable {
         for (i, seg) in segments.enumerated() {
             let path = dir + "/" + seg.name
             let bytes = try walIO { () throws(FileError) in try readRecords(path) }
+            // The file's size, not what was read: the read stops in a preallocated tail.
+            let fileSize = Int(FileIO.fileSize(path))
             let last = i == segments.count - 1
             var offset = 0
             scan: while offset < bytes.count {
@@ -160,7 +162,7 @@ public final class WriteAheadLog: @unchecked Sendable {
                         // The log's last record, damaged: a write torn by a crash (in a
                         // preallocated file its extent is there, partly zeros). It was never
                         // acknowledged; clear it so the next record goes in its place.
-                        report.tornBytesTruncated += try clearTail(path, at: offset, extent: min(size, bytes.count - offset), fileSize: bytes.count)
+                        report.tornBytesTruncated += try clearTail(path, at: offset, extent: min(size, bytes.count - offset), fileSize: fileSize)
                         break scan
                     }
                     next = max(next, seq + 1)
@@ -171,7 +173,7 @@ public final class WriteAheadLog: @unchecked Sendable {
                 case .badHeader, .truncated:
                     if last {
                         // A torn write at the end of the log: cut it off.
-                        report.tornBytesTruncated += bytes.count - offset
+                        report.tornBytesTruncated += fileSize - offset
                         guard truncate(path, off_t(offset)) == 0 else { throw .errno("truncate", path) }
                     } else {
                         report.corruptRecords += 1
@@ -610,7 +612,7 @@ public final class WriteAheadLog: @unchecked Sendable {
         // Walk the headers (lengths only): a record running past what was read needs the rest.
         var offset = 0
         while bytes.count - offset >= WALRecordFrame.headerSize {
-            if bytes[offset..<(offset + WALRecordFrame.headerSize)].allSatisfy({ $0 == 0 }) { return bytes }
+            if WALRecordFrame.endsAt(bytes, offset) { return bytes }
             guard let length = WALRecordFrame.payloadLength(bytes, at: offset) else { return bytes }
             offset += WALRecordFrame.headerSize + length
         }

@@ -167,8 +167,6 @@ public final class Deflater {
     private var finished = false
     /// Bytes written so far (the uncompressed length).
     public private(set) var totalIn = 0
-    /// Compressed bytes so far.
-    public var totalOut: Int { output.count }
     static let stagingSize = 128 << 10
     private let level: Int32
     /// False while writes are kept as they are (level 0, stored blocks).

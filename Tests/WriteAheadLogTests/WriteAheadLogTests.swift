@@ -384,3 +384,20 @@ func fourRecordsInAPreallocatedSegment(_ config: WriteAheadLog.Configuration) as
     #expect(try replayed(again).map(\.1) == records)
     #expect(again.upcomingSequence == 3)
 }
+
+@Test func aDamagedHeaderAfterTheRecordsCutsThePreallocatedTailAndCountsAllOfIt() async throws {
+    // The start reads only a MiB into the zeros, yet the bytes reported cut are the file's.
+    let dir = diskWALDir()
+    defer { try? FileManager.default.removeItem(atPath: dir) }
+    let config = preallocatedConfig(dir, segmentBytes: 4 << 20)
+    let path = try await fourRecordsInAPreallocatedSegment(config)
+    let end = (0..<4).reduce(0) { $0 + WALRecordFrame.headerSize + payload($1).count }
+    let handle = FileHandle(forWritingAtPath: path)!
+    try handle.seek(toOffset: UInt64(end))
+    try handle.write(contentsOf: [UInt8](repeating: 0xA5, count: 10))
+    try handle.close()
+    let (again, report) = try WriteAheadLog.open(config)
+    #expect(report.tornBytesTruncated == config.segmentBytes - end && report.corruptRecords == 0)
+    #expect(fileSize(path) == end)
+    #expect(try replayed(again).map(\.0) == [0, 1, 2, 3])
+}
