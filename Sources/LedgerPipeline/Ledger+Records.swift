@@ -22,7 +22,7 @@ extension Ledger {
                 }
             }
         }
-        return sums.records()
+        return sums.takeRecords()
     }
 
     /// The same records, from the attributed run the tree would be built from (a prepared
@@ -46,7 +46,7 @@ extension Ledger {
                 }
             }
         }
-        return sums.records()
+        return sums.takeRecords()
     }
 
     func addRecords(of entry: TraceIndexEntry, tree: [StoredSpan], sign: Int64) {
@@ -193,8 +193,11 @@ struct RunRecordSums {
         if error { otherErrors += 1 }
     }
 
-    consuming func records() -> [(key: RollupKey, measures: RollupMeasures)] {
-        var out = out
+    /// Taken out (the sums are left empty): a `consuming` copy of `out` shared its buffer
+    /// with the sums still alive, and the first write copied all the records.
+    mutating func takeRecords() -> [(key: RollupKey, measures: RollupMeasures)] {
+        var out: [(key: RollupKey, measures: RollupMeasures)] = []
+        swap(&out, &self.out)
         out.withUnsafeMutableBufferPointer { records in
             let run = records.baseAddress!
             run.pointee.measures.toolCalls = toolCalls

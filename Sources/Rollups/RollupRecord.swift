@@ -248,6 +248,33 @@ public struct RollupTable: Sendable {
         if emptied { days[d] = nil }
     }
 
+    /// Adds many records (a release chunk's sums, a flush's delta): each day's partition
+    /// is taken out once per stretch of records of that day, merged into, and put back
+    /// with one new version stamp, where `add` looked the day up and stamped it per record.
+    public mutating func add(contentsOf records: [RollupKey: RollupMeasures]) {
+        var day: Int64?
+        var recs: [RollupKey: RollupMeasures] = [:]
+        var delta = 0
+        var emptied = false
+        func putBack(_ d: Int64, _ recs: inout [RollupKey: RollupMeasures]) {
+            if !recs.isEmpty { days[d] = recs }
+            versions[d] = Self.stamps.add(1, ordering: .relaxed).newValue
+            recs = [:]
+        }
+        for (key, measures) in records {
+            let d = Self.day(of: key.bucketStartUnix)
+            if d != day {
+                if let day { putBack(day, &recs) }
+                day = d
+                // Out of the table while merged into: uniquely referenced, so changed in place.
+                recs = days.removeValue(forKey: d) ?? [:]
+            }
+            Self.update(&recs, key, measures, &delta, &emptied)
+        }
+        if let day { putBack(day, &recs) }
+        count += delta
+    }
+
     /// Merges into one day's records in place (no copy of the partition or the sketch),
     /// hashing the key once for a key already present (the common case on ingest).
     private static func update(_ recs: inout [RollupKey: RollupMeasures], _ key: RollupKey, _ measures: RollupMeasures,
@@ -265,7 +292,7 @@ public struct RollupTable: Sendable {
     }
 
     public mutating func merge(_ other: RollupTable) {
-        for (_, day) in other.days { for (k, m) in day { add(k, m) } }
+        for (_, day) in other.days { add(contentsOf: day) }
     }
 
     public mutating func removeAll() {

@@ -221,3 +221,33 @@ func query(_ t: RollupTable, _ dims: [GroupDimension], from: Int64 = 0, to: Int6
         #expect([key: 1, other: 2].count == 2, "change \(n)")
     }
 }
+
+/// A release chunk's sums go in with `add(contentsOf:)`: the same table as adding them one
+/// by one, across days (a chunk that spans midnight), a day whose records all cancel is
+/// dropped, and only the days touched get a new version stamp.
+@Test func addingManyRecordsAtOnceEqualsAddingThemOneByOne() {
+    let minutesPerDay: Int64 = 1440
+    var base = RollupTable()
+    twoModelRun(into: &base, minute: 10)                       // day 0
+    twoModelRun(into: &base, minute: minutesPerDay + 5)        // day 1: cancelled below
+    twoModelRun(into: &base, minute: 3 * minutesPerDay + 1)    // day 3: untouched
+    var batch: [RollupKey: RollupMeasures] = [:]
+    for (k, m) in base.records where k.bucketStartUnix / 86_400 == 1 { batch[k] = m.negated }
+    var more = RollupTable()
+    twoModelRun(into: &more, minute: minutesPerDay - 1)         // day 0, last minute
+    twoModelRun(into: &more, minute: 2 * minutesPerDay)         // day 2, new
+    twoModelRun(into: &more, minute: 10, latency: 300)          // day 0, keys already there
+    for (k, m) in more.records { batch[k, default: RollupMeasures()].merge(m) }
+
+    var oneByOne = base, atOnce = base
+    for (k, m) in batch { oneByOne.add(k, m) }
+    atOnce.add(contentsOf: batch)
+    #expect(atOnce.records == oneByOne.records)
+    #expect(atOnce.count == oneByOne.count && atOnce.count == oneByOne.records.count)
+    #expect(atOnce.days.keys.sorted() == [0, 2 * 86_400, 3 * 86_400], "the cancelled day is gone")
+    #expect(atOnce.versions[3 * 86_400] == base.versions[3 * 86_400], "an untouched day keeps its stamp")
+    #expect(atOnce.versions[0] != base.versions[0] && atOnce.versions[2 * 86_400] != nil)
+    var empty = base
+    empty.add(contentsOf: [:])
+    #expect(empty.records == base.records && empty.versions == base.versions)
+}
