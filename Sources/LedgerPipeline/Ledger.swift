@@ -460,7 +460,8 @@ public actor Ledger: SpanConsumer {
     /// Records a prepared chunk: its summed records first, then each run, which corrects
     /// the sum by (new − prepared) where a held verdict or rework changed its records.
     public func commit(_ chunk: PreparedChunk) {
-        for (key, measures) in chunk.records { add(key, measures) }
+        table.add(contentsOf: chunk.records)
+        unflushed.add(contentsOf: chunk.records)
         var activities: [RunActivity] = []
         if activityObserver != nil { activities.reserveCapacity(chunk.runs.count) }
         // In place: `chunk.runs[i]` copied each prepared run (a dozen references retained,

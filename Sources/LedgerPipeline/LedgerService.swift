@@ -2,6 +2,7 @@ import LedgerCore
 import Logging
 import NIOCore
 import ServiceLifecycle
+import DequeModule
 import TraceAssembly
 
 /// Runs the ledger's clock: releases due traces every tick and flushes on the flush
@@ -28,44 +29,53 @@ public struct LedgerService: Service {
         self.logger = logger
     }
 
-    /// Releases due traces in chunks: taken out of assembly on the actor, attributed here
-    /// (off it, so requests keep both cores busy meanwhile), recorded on it. Pipelined:
-    /// while the chunks taken last are recorded, the ones taken now are attributed, two
-    /// at a time on both cores; a backlog built up under full ingest drains at the rate
-    /// of both cores, not of one task alternating between attributing and recording.
-    /// Returns after `budget` with traces still due (true), so that under sustained
-    /// overload, when traces are always due, the clock still gets to flush.
+    /// Chunks attributed at once while release lags (`parallelReleaseLagNano`): enough
+    /// that both cores have one to work on whenever the actor is busy recording another
+    /// or taking in requests.
+    static let laggingPipelineDepth = 4
+
+    /// Releases due traces in chunks: taken out of assembly on the actor, attributed in
+    /// tasks of their own (off the actor, so requests keep both cores busy meanwhile),
+    /// recorded on it in the order they were taken. Pipelined: while one chunk is
+    /// recorded, the next are attributed.
     ///
-    /// Two chunks at a time only while release lags (`parallelReleaseLagNano`): a round of
-    /// a tick's due traces attributed on both cores at once held every request arriving
-    /// meanwhile, and at half load that was the ack latency's tail. Without a backlog one
-    /// chunk is attributed while the last one is recorded, and requests keep a core.
+    /// One chunk attributed at a time, unless release lags (`parallelReleaseLagNano`):
+    /// then `laggingPipelineDepth`. A round of a tick's due traces attributed on both
+    /// cores at once held every request arriving meanwhile, and at half load that was the
+    /// ack latency's tail. With one round waiting for two chunks at a time before it took
+    /// the next, a backlog drained at 1.3-1.5 cores: each wait for the slower of the two
+    /// left a core idle.
+    ///
+    /// The first fill ignores the budget; after it no chunk is taken past `budget`, and
+    /// the round returns once those taken are recorded, true when traces are still due:
+    /// under sustained overload, when traces are always due, the clock still gets to flush.
     func releaseDue(budget: Duration = .seconds(3600)) async -> Bool {
         let deadline = ContinuousClock.now + budget
-        var ready: [Ledger.PreparedChunk] = []
-        var more = false
-        while true {
-            let take = ledger.backlog.lagNano > Self.parallelReleaseLagNano ? Self.releaseChunk * 2 : Self.releaseChunk
-            let (toAttribute, released) = await ledger.takeDue(limit: take)
-            async let prepared = Self.prepare(toAttribute, ledger: ledger)
-            for chunk in ready { await ledger.commit(chunk) }
-            ready = await prepared
-            more = released == take
-            if !more || ContinuousClock.now >= deadline { break }
+        var inFlight = Deque<Task<Ledger.PreparedChunk, Never>>()
+        var more = true
+        var firstFill = true
+        func fill() async {
+            let depth = depth() // as release lagged before this fill (a take updates the lag)
+            while more && inFlight.count < depth && (firstFill || ContinuousClock.now < deadline) {
+                let (toAttribute, released) = await ledger.takeDue(limit: Self.releaseChunk)
+                more = released == Self.releaseChunk
+                if !toAttribute.isEmpty { inFlight.append(Task { [ledger] in ledger.prepare(chunk: toAttribute) }) }
+            }
+            firstFill = false
         }
-        for chunk in ready { await ledger.commit(chunk) }
+        while true {
+            await fill()
+            guard let next = inFlight.popFirst() else { break }
+            let chunk = await next.value
+            // Topped up before recording: the cores attribute the next chunks meanwhile.
+            await fill()
+            await ledger.commit(chunk)
+        }
         return more
     }
 
-    /// Attributes up to two chunks' worth of released traces, the two halves in parallel.
-    /// Chunks come back in release order, so they are recorded in that order.
-    static func prepare(_ released: [TraceAssembler.Released], ledger: Ledger) async -> [Ledger.PreparedChunk] {
-        if released.isEmpty { return [] }
-        if released.count <= releaseChunk { return [ledger.prepare(chunk: released)] }
-        let mid = released.count / 2
-        async let first = ledger.prepare(chunk: Array(released[..<mid]))
-        let second = ledger.prepare(chunk: Array(released[mid...]))
-        return [await first, second]
+    func depth() -> Int {
+        ledger.backlog.lagNano > Self.parallelReleaseLagNano ? Self.laggingPipelineDepth : 1
     }
 
     public func run() async throws {

@@ -70,20 +70,22 @@ private func elapsed(since start: ContinuousClock.Instant) -> Double {
     let clock = TestClock()
     let ledger = try makeLedger(tempDataDir(), clock: clock)
     let service = LedgerService(ledger: ledger, logger: Logger(label: "test"))
-    let runs = LedgerService.releaseChunk * 2 * 3
+    let chunk = LedgerService.releaseChunk, depth = LedgerService.laggingPipelineDepth
+    let runs = chunk * (depth + 3)
     var spans: [FixtureSpan] = []
     for n in 1...UInt64(runs) { spans += run(n, workflow: "w", verdict: nil, calls: [("small", 10, 10)]) }
     try await ingest(ledger, spans)
     clock.advance(seconds: 3)
     #expect(await service.releaseDue(budget: .zero), "one round, more due")
-    #expect(await ledger.currentStats().runsReleased == Int64(LedgerService.releaseChunk),
+    #expect(await ledger.currentStats().runsReleased == Int64(chunk),
             "no lag known yet: one chunk, attributed on one core")
     #expect(ledger.backlog.lagNano == 1_000_000_000)
     #expect(await service.releaseDue(budget: .zero))
-    #expect(await ledger.currentStats().runsReleased == Int64(LedgerService.releaseChunk * 3),
-            "lagging by 1 s: two chunks at a time, on both cores")
+    #expect(await ledger.currentStats().runsReleased == Int64(chunk * (1 + depth)),
+            "lagging by 1 s: \(depth) chunks attributed at once, on both cores")
     #expect(await service.releaseDue() == false, "without a budget the round takes everything due")
     #expect(await ledger.currentStats().runsReleased == Int64(runs))
+    #expect(await ledger.attributing.isEmpty, "every chunk taken was recorded")
 }
 
 @Test func theClockFlushesEarlyWhenManySpansWaitForAFlush() async throws {
