@@ -17,6 +17,7 @@ from typing import List, Optional, Tuple
 
 import grpc
 import pytest
+import requests
 from google.rpc import code_pb2
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceRequest,
@@ -480,3 +481,47 @@ def test_spans_per_request_limit(daemon, n, resources, via):
     else:
         good_client_still_served(daemon, wf)
         assert support.total(daemon.api_url, workflow=wf)["runs"] == 0
+
+
+# --------------------------------------------------------------------------------------
+# Running out of file descriptors.
+# --------------------------------------------------------------------------------------
+
+FD_LIMIT = 128
+
+
+def test_running_out_of_file_descriptors_loses_nothing_and_recovers(daemon_factory):
+    """A daemon limited to 128 open files gets 300 idle connections on both OTLP
+    listeners and the API: accept fails (EMFILE) and a flush meanwhile cannot open its
+    files. The listeners back off instead of ending the daemon; once the connections
+    close, a run accepted before is still there (and after a restart), and new exports
+    over HTTP and gRPC land."""
+    d = daemon_factory.create("fdlimit", [*ts.GRPC_ARGS])
+    d.prefix = ["prlimit", f"--nofile={FD_LIMIT}:{FD_LIMIT}", "--"]
+    d.start()
+    before = support.simple_run("fd-before", [ts.GOOD_CALL])
+    r = support.post_otlp(d.otlp_url, support.export_bytes([(before, before.spans)]))
+    assert r.status_code == 200, (r.status_code, r.content[:300])
+    held: List[socket.socket] = []
+    try:
+        for address in [d.listening["otlp_http"], d.listening["otlp_grpc"], d.api_url.split("//")[1]] * 100:
+            host, port = address.rsplit(":", 1)
+            held.append(socket.create_connection((host, int(port)), timeout=5))
+        # Out of files: a new connection is not accepted (not answered within 2 s).
+        with pytest.raises((requests.exceptions.Timeout, requests.exceptions.ConnectionError)):
+            requests.get(d.api_url + "/healthz", timeout=2)
+        # Past the trace wait and a flush interval: the run is released and a flush tried.
+        time.sleep(1)
+        assert d.running, f"the daemon exited with {d.proc.returncode} while out of files\n{d.log_tail()}"
+    finally:
+        for s in held:
+            s.close()
+    # NIO retries accept after a second's backoff.
+    assert ts.wait_for(lambda: support.http("GET", d.api_url + "/healthz", timeout=2).status_code == 200, 20), d.log_tail()
+    support.wait_for_runs(d.api_url, 1, workflow="fd-before")
+    ts.good_export_lands(d, "fd-after-http")
+    ts.good_export_lands(d, "fd-after-grpc", via="grpc")
+    assert d.stop() == 0
+    d.start()
+    for wf in ["fd-before", "fd-after-http", "fd-after-grpc"]:
+        assert support.total(d.api_url, workflow=wf)["runs"] == 1, wf
