@@ -109,6 +109,7 @@ public struct LatencySketch: Sendable, Hashable {
             for k in other.indexes.indices { add(bucket: other.indexes[k], other.counts[k] * sign) }
             return
         }
+        if mergeInPlace(other, sign: sign) { return }
         // Both ascending: one pass, dropping buckets that cancel out.
         var mi: [Int32] = [], mc: [Int64] = []
         mi.reserveCapacity(indexes.count + other.indexes.count)
@@ -135,6 +136,37 @@ public struct LatencySketch: Sendable, Hashable {
         }
         indexes = mi
         counts = mc
+    }
+
+    /// Adds `other`'s counts in place when every one of its buckets is already here (the
+    /// usual case once a minute's sketch has filled: a release chunk's latencies land in
+    /// buckets it holds), dropping buckets that cancel out; false, untouched, otherwise.
+    /// The general merge built two new arrays for every chunk's record.
+    private mutating func mergeInPlace(_ other: LatencySketch, sign: Int64) -> Bool {
+        var a = 0
+        for b in other.indexes.indices {
+            while a < indexes.count && indexes[a] < other.indexes[b] { a += 1 }
+            guard a < indexes.count && indexes[a] == other.indexes[b] else { return false }
+            a += 1
+        }
+        var cancelled = false
+        a = 0
+        for b in other.indexes.indices {
+            while indexes[a] < other.indexes[b] { a += 1 }
+            counts[a] += other.counts[b] * sign
+            cancelled = cancelled || counts[a] == 0
+            a += 1
+        }
+        if cancelled {
+            var kept = 0
+            for k in indexes.indices where counts[k] != 0 {
+                (indexes[kept], counts[kept]) = (indexes[k], counts[k])
+                kept += 1
+            }
+            indexes.removeLast(indexes.count - kept)
+            counts.removeLast(counts.count - kept)
+        }
+        return true
     }
 
     /// Equal when they hold the same counts, whether one bucket is kept alone or in the arrays.

@@ -116,9 +116,18 @@ func query(_ t: RollupTable, _ dims: [GroupDimension], from: Int64 = 0, to: Int6
         #expect(a.buckets == refA.filter { $0.value != 0 }, "merge \(n)+\(m)")
         #expect(a.count == refA.values.reduce(0, +))
         #expect(Array(a.orderedBuckets.map(\.0)) == refA.keys.sorted(), "kept in order")
+        // Every bucket of `b` is in `a` now: merged again, and taken out, in place.
+        var twice = a
+        twice.merge(b)
+        var refTwice = refA
+        for (i, c) in refB { refTwice[i, default: 0] += c }
+        #expect(twice.buckets == refTwice.filter { $0.value != 0 }, "merge \(n)+\(m)+\(m)")
+        twice.merge(b, sign: -1)
+        #expect(twice == a)
         a.merge(b, sign: -1)
         #expect(a == before, "a correction takes exactly what was merged back out (\(n)+\(m))")
         #expect(a.quantile(0.5) == before.quantile(0.5))
+        #expect(Array(a.orderedBuckets.map(\.0)) == Array(before.orderedBuckets.map(\.0)), "cancelled buckets are gone")
     }
     var emptied = LatencySketch()
     emptied.add(milliseconds: 12)
