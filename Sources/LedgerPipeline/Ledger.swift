@@ -130,6 +130,15 @@ public actor Ledger: SpanConsumer {
         let limits = configuration.assembly
         return assembler.openTraces * 2 < limits.maxTraces && assembler.bufferedBytes * 2 < limits.maxBytes
     }
+    /// How long the clock may sleep before its next release round: until the next trace
+    /// falls due, within [`minimumReleaseGapNano`, `tickIntervalNano`].
+    public func nanosUntilNextDue() -> UInt64 {
+        let lo = configuration.minimumReleaseGapNano, hi = max(lo, configuration.tickIntervalNano)
+        guard let deadline = assembler.nextDeadline() else { return hi }
+        let now = monotonicNow()
+        return deadline <= now ? lo : min(hi, max(lo, deadline - now))
+    }
+
     var recentTrees: [TraceID: PackedTree] = [:]
     var recentOrder: Deque<TraceID> = []
     var nextSequence: UInt64

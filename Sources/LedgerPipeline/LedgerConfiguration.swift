@@ -16,8 +16,14 @@ public struct LedgerConfiguration: Sendable {
     /// reach hundreds of MB, and at 500,000 the trees and the index entries waiting for a
     /// flush took peak RSS at the default limits from about 270 to 300 MB).
     public var maxUnflushedSpans: Int = 200_000
-    /// How often due traces are released (fixed, 100 ms).
+    /// The longest the clock sleeps between release rounds (fixed, 100 ms). It wakes
+    /// sooner when a trace falls due, though not within `minimumReleaseGapNano` of the
+    /// last round: with a fixed tick a run reached the rollups up to 100 ms after its
+    /// wait, and once a backlog was worked off the cores idled until the next tick.
     public var tickIntervalNano: UInt64 = 100_000_000
+    /// The shortest sleep between release rounds (fixed, 10 ms): under load traces fall
+    /// due all the time, and a round per trace would attribute them one by one.
+    public var minimumReleaseGapNano: UInt64 = 10_000_000
     /// Ingest waits while the oldest due trace has waited longer than this for release
     /// (default 500 ms; 0 = never): past it clients are slowed to the rate runs are rolled
     /// up at, instead of the backlog and memory growing (`ReleaseBacklog`).

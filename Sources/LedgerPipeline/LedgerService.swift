@@ -92,9 +92,10 @@ public struct LedgerService: Service {
         let warm = Task.detached { [ledger] in await ledger.warmQueryCache() }
         defer { warm.cancel() }
         while !Task.isShuttingDownGracefully && !Task.isCancelled {
-            // With a backlog the clock goes straight on; a tick is also the most one
-            // release round takes before the flush and compaction timers are looked at.
-            if !moreDue { try? await Task.sleep(for: tick) }
+            // With a backlog the clock goes straight on; else it sleeps until the next
+            // trace falls due (a tick at most). A tick is also the most one release round
+            // takes before the flush and compaction timers are looked at.
+            if !moreDue { try? await Task.sleep(for: .nanoseconds(Int64(await ledger.nanosUntilNextDue()))) }
             moreDue = await releaseDue(budget: tick)
             cpu.update()
             // Early when many spans of released runs wait, unless the last flush failed:

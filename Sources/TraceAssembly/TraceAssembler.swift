@@ -166,6 +166,28 @@ public struct TraceAssembler: Sendable {
         return lag
     }
 
+    /// When the next trace falls due (the monotonic clock's nanoseconds; nil when none
+    /// will by its quiet wait or maximum age), so the clock can sleep until then rather
+    /// than a fixed tick. Stale queue entries, and the quiet entry of a rootless trace
+    /// (which waits for its maximum age), are dropped on the way.
+    public mutating func nextDeadline() -> UInt64? {
+        var next: UInt64?
+        while let (id, deadline) = quietQueue.first {
+            guard let t = open[id], t.lastSeen + limits.waitNano == deadline, t.hasRoot || t.late else {
+                quietQueue.removeFirst()
+                continue
+            }
+            next = deadline
+            break
+        }
+        while let (id, deadline) = ageQueue.first {
+            guard let t = open[id], t.firstSeen + limits.maxAgeNano == deadline else { ageQueue.removeFirst(); continue }
+            next = min(next ?? deadline, deadline)
+            break
+        }
+        return next
+    }
+
     /// Releases everything (shutdown).
     public mutating func releaseAll() -> [Released] {
         let ids = open.keys.sorted { open[$0]!.firstSeen < open[$1]!.firstSeen }

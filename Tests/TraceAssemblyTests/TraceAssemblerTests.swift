@@ -146,3 +146,23 @@ func limits(wait: UInt64 = 5 * second, maxAge: UInt64 = 600 * second, maxTraces:
     let end = a.releaseDue(now: 700 * second)
     #expect(end.contains { $0.traceID == orphan && $0.reason == .maxAge } && a.openTraces == 0)
 }
+
+/// The clock sleeps until `nextDeadline`: the end of the quietest rooted trace's wait, or
+/// a rootless trace's maximum age; a span that restarts a wait moves it, and a trace
+/// released (or none open) leaves nothing to wake for.
+@Test func theNextDeadlineIsTheEarliestWaitOrMaximumAgeStillRunning() {
+    var a = TraceAssembler(limits: limits(wait: 5 * second, maxAge: 60 * second))
+    #expect(a.nextDeadline() == nil, "nothing open")
+    let rooted = TraceID(high: 0, low: 1), rootless = TraceID(high: 0, low: 2)
+    _ = a.ingest([span(2, 2, parent: 1)], of: rootless, late: false, now: 0)
+    #expect(a.nextDeadline() == 60 * second, "a rootless trace waits for its maximum age only")
+    _ = a.ingest([span(1, 1)], of: rooted, late: false, now: 1 * second)
+    #expect(a.nextDeadline() == 6 * second)
+    _ = a.ingest([span(1, 2, parent: 1)], of: rooted, late: false, now: 4 * second)
+    #expect(a.nextDeadline() == 9 * second, "a later span restarts the wait")
+    #expect(a.releaseDue(now: 8 * second).isEmpty)
+    #expect(a.releaseDue(now: 9 * second).count == 1)
+    #expect(a.nextDeadline() == 60 * second)
+    #expect(a.releaseDue(now: 60 * second).count == 1)
+    #expect(a.nextDeadline() == nil)
+}
