@@ -1,12 +1,12 @@
 import LedgerCore
 import Logging
 import NIOCore
-import ServiceLifecycle
 import DequeModule
+import ServiceLifecycle
 import TraceAssembly
 
-/// Runs the ledger's clock: releases due traces every tick and flushes on the flush
-/// interval. On graceful shutdown (after the receivers have stopped) it releases every
+/// Runs the ledger's clock: releases traces as they fall due (every 10 ms at most, every
+/// tick at least) and flushes on the flush interval. On graceful shutdown (after the receivers have stopped) it releases every
 /// pending trace and writes the last flush.
 public struct LedgerService: Service {
     let ledger: Ledger
