@@ -113,25 +113,26 @@ private func elapsed(since start: ContinuousClock.Instant) -> Double {
     #expect(DataDirectory(path: dir).sequences(.traceDetail).count >= 1, "the run trees are on disk")
 }
 
-/// The clock wakes when a trace falls due, not on the next tick: with a 2 s tick and a
-/// 300 ms trace wait, a run is rolled up well before the tick (a fixed tick released it
-/// at 2 s).
+/// The clock wakes when a trace falls due, not on the next tick: with a 60 s tick and a
+/// 300 ms trace wait, a run is rolled up long before the tick (a fixed tick released it
+/// at 60 s). The bound is loose: tests share the concurrency pool's two threads, and
+/// under the whole suite the clock's task waited seconds to run.
 @Test func theClockReleasesARunWhenItsWaitEndsNotOnTheNextTick() async throws {
     var config = LedgerConfiguration()
     config.dataDirectory = tempDataDir()
     config.assembly.waitNano = 300_000_000
-    config.tickIntervalNano = 2_000_000_000
+    config.tickIntervalNano = 60_000_000_000
     let ledger = try Ledger(configuration: config, prices: prices, logger: Logger(label: "test"), wallNow: { minute0 })
     try await ingest(ledger, run(1, workflow: "w", verdict: nil, calls: [("small", 10, 10)]))
     let start = ContinuousClock.now
     let clockTask = Task { try await LedgerService(ledger: ledger, logger: Logger(label: "test")).run() }
     defer { clockTask.cancel() }
     var released: Int64 = 0
-    for _ in 0..<200 where released == 0 {
+    while released == 0 && ContinuousClock.now - start < .seconds(30) {
         try await Task.sleep(for: .milliseconds(10))
         released = await ledger.currentStats().runsReleased
     }
     let took = ContinuousClock.now - start
     #expect(released == 1)
-    #expect(took < .milliseconds(1500), "released after \(took)")
+    #expect(took < .seconds(30), "released after \(took)")
 }
