@@ -39,8 +39,8 @@ public struct LedgerService: Service {
     /// recorded on it in the order they were taken. Pipelined: while one chunk is
     /// recorded, the next are attributed.
     ///
-    /// One chunk attributed at a time, unless release lags (`parallelReleaseLagNano`):
-    /// then `laggingPipelineDepth`. A round of a tick's due traces attributed on both
+    /// One chunk attributed at a time, unless release lags (`parallelReleaseLagNano`) or
+    /// no request is arriving (`quietIngestNano`): then `laggingPipelineDepth`. A round of a tick's due traces attributed on both
     /// cores at once held every request arriving meanwhile, and at half load that was the
     /// ack latency's tail. With one round waiting for two chunks at a time before it took
     /// the next, a backlog drained at 1.3-1.5 cores: each wait for the slower of the two
@@ -74,8 +74,15 @@ public struct LedgerService: Service {
         return more
     }
 
+    /// No batch for this long means no request waits on the cores (50 ms).
+    static let quietIngestNano: UInt64 = 50_000_000
+
+    /// Chunks to attribute at once: `laggingPipelineDepth` while release lags, or while no
+    /// request is arriving (after a burst, the backlog left drained at one chunk at a time,
+    /// 1.2-1.5 cores); one otherwise, for the latency of requests arriving meanwhile.
     func depth() -> Int {
-        ledger.backlog.lagNano > Self.parallelReleaseLagNano ? Self.laggingPipelineDepth : 1
+        ledger.backlog.lagNano > Self.parallelReleaseLagNano || ledger.backlog.sinceLastBatchNano > Self.quietIngestNano
+            ? Self.laggingPipelineDepth : 1
     }
 
     public func run() async throws {

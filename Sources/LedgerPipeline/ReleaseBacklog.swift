@@ -1,3 +1,4 @@
+import LedgerCore
 import Synchronization
 
 /// Backpressure from release to ingest. Under more load than attribution keeps up with,
@@ -15,6 +16,7 @@ public final class ReleaseBacklog: Sendable {
         var nextWaiter = 0
         var waiters: [Int: CheckedContinuation<Void, Never>] = [:]
         var waits: Int64 = 0
+        var lastBatchNano: UInt64 = 0
     }
 
     /// Lag over which ingest waits (nanoseconds); 0 turns the gate off.
@@ -59,10 +61,22 @@ public final class ReleaseBacklog: Sendable {
         for c in resumed { c.resume() }
     }
 
+    /// How long ago the last batch came for admission (nanoseconds of the monotonic
+    /// clock; the time since the clock's start when none has).
+    public var sinceLastBatchNano: UInt64 {
+        let now = WallClock.monotonicNano()
+        return now - min(now, state.withLock { $0.lastBatchNano })
+    }
+
     /// Returns at once unless release lags over the limit; then when it no longer does,
-    /// or after `maxWait`.
+    /// or after `maxWait`. Every batch of ingest comes here first: the clock also learns
+    /// from it whether requests are arriving.
     public func waitForRelease() async {
-        guard isLagging else { return }
+        let now = WallClock.monotonicNano()
+        guard state.withLock({ s in
+            s.lastBatchNano = now
+            return Self.lagging(s, limitNano)
+        }) else { return }
         let id = state.withLock { s in
             s.nextWaiter += 1
             s.waits += 1

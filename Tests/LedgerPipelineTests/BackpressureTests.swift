@@ -76,6 +76,7 @@ private func elapsed(since start: ContinuousClock.Instant) -> Double {
     for n in 1...UInt64(runs) { spans += run(n, workflow: "w", verdict: nil, calls: [("small", 10, 10)]) }
     try await ingest(ledger, spans)
     clock.advance(seconds: 3)
+    await ledger.backlog.waitForRelease() // a batch arriving: requests are waiting on the cores
     #expect(await service.releaseDue(budget: .zero), "one round, more due")
     #expect(await ledger.currentStats().runsReleased == Int64(chunk),
             "no lag known yet: one chunk, attributed on one core")
@@ -135,4 +136,24 @@ private func elapsed(since start: ContinuousClock.Instant) -> Double {
     let took = ContinuousClock.now - start
     #expect(released == 1)
     #expect(took < .seconds(30), "released after \(took)")
+}
+
+/// No request arriving (none for 50 ms): a backlog that does not lag yet is attributed
+/// four chunks at once all the same; a batch arriving brings it back to one.
+@Test func withNoRequestArrivingTheBacklogUsesBothCores() async throws {
+    let clock = TestClock()
+    let ledger = try makeLedger(tempDataDir(), clock: clock)
+    let service = LedgerService(ledger: ledger, logger: Logger(label: "test"))
+    let chunk = LedgerService.releaseChunk, depth = LedgerService.laggingPipelineDepth
+    var spans: [FixtureSpan] = []
+    for n in 1...UInt64(chunk * (depth + 2)) { spans += run(n, workflow: "w", verdict: nil, calls: [("small", 10, 10)]) }
+    try await ingest(ledger, spans)
+    clock.advance(seconds: 2.1) // due 100 ms ago: under the 250 ms lag
+    await ledger.backlog.waitForRelease()
+    #expect(await service.releaseDue(budget: .zero))
+    #expect(await ledger.currentStats().runsReleased == Int64(chunk), "a batch just arrived: one chunk")
+    #expect(ledger.backlog.lagNano < LedgerService.parallelReleaseLagNano)
+    try await Task.sleep(for: .milliseconds(80))
+    #expect(await service.releaseDue(budget: .zero))
+    #expect(await ledger.currentStats().runsReleased == Int64(chunk * (1 + depth)), "quiet for 80 ms: \(depth) chunks at once")
 }
