@@ -34,7 +34,6 @@ public final class ReleaseBacklog: Sendable {
     public var lagNano: UInt64 { state.withLock { $0.lagNano } }
     /// Batches that have waited so far.
     public var waits: Int64 { state.withLock { $0.waits } }
-    var isLagging: Bool { state.withLock { Self.lagging($0, limitNano) } }
 
     private static func lagging(_ s: State, _ limit: UInt64) -> Bool {
         limit > 0 && !s.opened && s.lagNano > limit

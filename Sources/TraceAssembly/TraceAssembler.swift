@@ -146,24 +146,12 @@ public struct TraceAssembler: Sendable {
     }
 
     /// How long the oldest due trace has been due at `now` (0 when none is): after
-    /// `releaseDue` with a limit, how far release lags behind. Stale queue entries (of
-    /// traces released or seen again since) are dropped on the way.
+    /// `releaseDue` with a limit, how far release lags behind. The earliest deadline still
+    /// running is the oldest due one once it has passed (`nextDeadline`, which drops stale
+    /// queue entries on the way).
     public mutating func releaseLag(now: UInt64) -> UInt64 {
-        var lag: UInt64 = 0
-        while let (id, deadline) = quietQueue.first {
-            guard let t = open[id], t.lastSeen + limits.waitNano == deadline else { quietQueue.removeFirst(); continue }
-            guard deadline < now else { break }
-            // A rootless trace waits for its maximum age; `releaseDue` drops it here too.
-            guard t.hasRoot || t.late else { quietQueue.removeFirst(); continue }
-            lag = now - deadline
-            break
-        }
-        while let (id, deadline) = ageQueue.first {
-            guard let t = open[id], t.firstSeen + limits.maxAgeNano == deadline else { ageQueue.removeFirst(); continue }
-            if deadline < now { lag = max(lag, now - deadline) }
-            break
-        }
-        return lag
+        guard let due = nextDeadline(), due < now else { return 0 }
+        return now - due
     }
 
     /// When the next trace falls due (the monotonic clock's nanoseconds; nil when none
