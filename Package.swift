@@ -75,7 +75,7 @@ let package = Package(
 
         // Alerts: the pure spike detector, and the engine that evaluates rules over the
         // ledger and delivers notifications to webhooks, Slack and commands.
-        .target(name: "AlertDetection"),
+        .target(name: "AlertDetection", dependencies: ["LedgerCore"]),
         .target(name: "Alerting", dependencies: [
             "AlertDetection", "LedgerPipeline", "Rollups", "LedgerCore", "DurableFiles", "Attribution",
             .product(name: "AsyncHTTPClient", package: "async-http-client"),
@@ -108,7 +108,7 @@ let package = Package(
 
         // Tests: one target per module, plus the in-process pipeline tests.
         .testTarget(name: "OTLPDecodingTests", dependencies: ["OTLPDecoding", "OTLPFixtures", "LedgerCore", "ProtoWire"]),
-        .testTarget(name: "AlertDetectionTests", dependencies: ["AlertDetection"]),
+        .testTarget(name: "AlertDetectionTests", dependencies: ["AlertDetection", "LedgerCore"]),
         .testTarget(name: "OutcomeRegistryTests", dependencies: ["OutcomeRegistry", "Rollups", "LedgerCore"]),
         .testTarget(name: "AlertingTests", dependencies: ["Alerting", "AlertDetection", "LedgerCore"]),
         .testTarget(name: "ZlibCodecTests", dependencies: ["ZlibCodec"]),

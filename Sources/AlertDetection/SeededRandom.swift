@@ -1,17 +1,5 @@
 import Foundation
-
-/// SplitMix64: seeds other generators and derives independent per-series seeds.
-struct SplitMix64: Sendable {
-    var state: UInt64
-
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
+import LedgerCore
 
 /// xoshiro256** with the samplers the synthetic traffic needs. Deterministic for a seed.
 struct SeededRandom: RandomNumberGenerator, Sendable {
@@ -19,7 +7,7 @@ struct SeededRandom: RandomNumberGenerator, Sendable {
     private var spareNormal: Double?
 
     init(seed: UInt64) {
-        var mix = SplitMix64(state: seed)
+        var mix = SplitMix64(seed: seed)
         s0 = mix.next()
         s1 = mix.next()
         s2 = mix.next()

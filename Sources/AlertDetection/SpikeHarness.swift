@@ -1,3 +1,5 @@
+import LedgerCore
+
 /// Runs synthetic series through real `SpikeDetector`s on a simulated clock and scores the alerts.
 public enum SpikeHarness {
     public static let targetDelaySeconds = 120
@@ -11,7 +13,7 @@ public enum SpikeHarness {
         let measuredStart = max(0, scenario.warmupDays) * stepsPerDay
         let totalSteps = measuredStart + max(0, scenario.days) * stepsPerDay
         let effective = SpikeDetector(settings: settings).settings
-        var seeds = SplitMix64(state: scenario.seed)
+        var seeds = SplitMix64(seed: scenario.seed)
 
         var totals = SeriesOutcome()
         for _ in 0..<max(0, scenario.series) {

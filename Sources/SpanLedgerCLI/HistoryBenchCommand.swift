@@ -24,23 +24,10 @@ struct HistoryBenchCommand: AsyncParsableCommand {
     @Option(name: .customLong("max-p50-ms"), help: "Exit non-zero if a query kind's p50 exceeds this.") var maxP50: Double?
     @Option(name: .customLong("max-p99-ms"), help: "Exit non-zero if a query kind's p99 exceeds this.") var maxP99: Double?
 
-    struct Rng {
-        var state: UInt64
-        mutating func next() -> UInt64 {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
-        mutating func int(_ n: Int) -> Int { Int(next() % UInt64(n)) }
-        mutating func unit() -> Double { Double(next() >> 11) / Double(1 << 53) }
-    }
-
     /// The aged rollups: per workflow and period (day, hour or minute bucket by age), the
     /// runs of the models and outcomes that occurred in it.
     func history(nowUnix: Int64) -> RollupTable {
-        var rng = Rng(state: seed)
+        var rng = SplitMix64(seed: seed)
         var table = RollupTable()
         let outcomes: [Outcome] = [.accepted, .edited, .rejected, .escalated, .pending]
         let modelNames = (0..<models).map { ["claude-sonnet-4-5", "gpt-4o-mini", "gemini-2.5-flash", "gpt-5", "claude-haiku-4-5", "o3"][$0 % 6] + ($0 >= 6 ? "-\($0)" : "") }

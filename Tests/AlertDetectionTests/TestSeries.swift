@@ -1,21 +1,15 @@
 import AlertDetection
 import Foundation
+import LedgerCore
 
 /// Deterministic noise for detector tests (SplitMix64 + Box–Muller).
 struct TestNoise {
-    var state: UInt64
+    var bits: SplitMix64
 
-    init(seed: UInt64) { state = seed }
+    init(seed: UInt64) { bits = SplitMix64(seed: seed) }
 
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-
-    mutating func uniform() -> Double { (Double(next() >> 11) + 0.5) * 0x1p-53 }
+    /// In (0, 1): never 0, which `normal` takes the logarithm of.
+    mutating func uniform() -> Double { (Double(bits.next() >> 11) + 0.5) * 0x1p-53 }
 
     mutating func normal() -> Double {
         (-2 * log(uniform())).squareRoot() * cos(2 * Double.pi * uniform())
