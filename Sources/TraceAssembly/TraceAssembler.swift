@@ -100,6 +100,9 @@ public struct TraceAssembler: Sendable {
     public mutating func ingest(_ spans: [SpanRecord], of traceID: TraceID, late: Bool, now: UInt64, sequence: UInt64, bytes: Int,
                                 hasRoot: Bool) -> [Released] {
         guard !spans.isEmpty else { return [] }
+        // The trace's size after this batch, for the per-trace limits (read here, not
+        // looked up again: a second lookup also copied the trace and retained its spans).
+        let (spanCount, traceBytes): (Int, Int)
         if let i = open.index(forKey: traceID) {
             // In place: a copy of the trace out of the dictionary would copy its span array.
             open.values[i].spans += spans
@@ -107,17 +110,19 @@ public struct TraceAssembler: Sendable {
             open.values[i].bytes += bytes
             if hasRoot { open.values[i].hasRoot = true }
             open.values[i].firstSequence = min(open.values[i].firstSequence, sequence)
+            (spanCount, traceBytes) = (open.values[i].spans.count, open.values[i].bytes)
         } else {
             open[traceID] = OpenTrace(spans: spans, firstSeen: now, lastSeen: now, bytes: bytes, firstSequence: sequence, hasRoot: hasRoot,
                                       late: late)
             ageQueue.append((traceID, now + limits.maxAgeNano))
             compactAgeQueueIfStale()
+            (spanCount, traceBytes) = (spans.count, bytes)
         }
         quietQueue.append((traceID, now + limits.waitNano))
         bufferedBytes += bytes
         bufferedSpans += spans.count
         var out: [Released] = []
-        if let t = open[traceID], t.spans.count >= limits.maxSpansPerTrace || t.bytes >= limits.maxTraceBytes {
+        if spanCount >= limits.maxSpansPerTrace || traceBytes >= limits.maxTraceBytes {
             out.append(release(traceID, reason: .traceLimit))
         }
         while open.count > limits.maxTraces || (bufferedBytes > limits.maxBytes && open.count > 1) {
