@@ -20,6 +20,8 @@ public struct LedgerStats: Sendable {
     public var tracesAtTraceLimit: Int64 = 0
     public var lateSpanGroups: Int64 = 0
     public var flushes: Int64 = 0
+    /// Flushes written on idle CPU time (`flush(idle:)`).
+    public var idleFlushes: Int64 = 0
     public var flushFailures: Int64 = 0
     public var damagedSegments: Int64 = 0
     public var pendingTraces: Int = 0
@@ -831,6 +833,7 @@ public actor Ledger: SpanConsumer {
             // Off the actor: two fsyncs and unlinks that ingest would otherwise wait behind.
             if let wal { try await Self.checkpoint(wal, WALCheckpoint(walSequence: pending.checkpoint, flushSequence: pending.sequence)) }
             flushed(pending)
+            if idle { stats.idleFlushes += 1 }
         } catch {
             stats.flushes += 1
             stats.flushFailures += 1

@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import LedgerCore
 import Logging
 import NIOCore
@@ -20,8 +23,9 @@ public struct LedgerService: Service {
     /// Waiting this long for the previous flush means flushes fall behind (awaiting a
     /// finished one takes microseconds).
     static let flushFellBehind = Duration.milliseconds(1)
-    /// Above this share of the cores used in about the last second, flushes run at normal
-    /// priority (at half of maximum throughput the daemon uses about 55%).
+    /// Above this share of the cores used in about the last second, by the daemon or by the
+    /// whole machine, flushes run at normal priority (at half of maximum throughput the
+    /// daemon uses about 55%).
     static let idleFlushMaxCPUShare = 0.75
 
     public init(ledger: Ledger, logger: Logger) {
@@ -96,6 +100,7 @@ public struct LedgerService: Service {
         var lastFlushFailed = false
         var moreDue = false
         var cpu = ProcessCPUShare()
+        var machine = MachineCPUShare()
         let warm = Task.detached { [ledger] in await ledger.warmQueryCache() }
         defer { warm.cancel() }
         while !Task.isShuttingDownGracefully && !Task.isCancelled {
@@ -105,6 +110,7 @@ public struct LedgerService: Service {
             if !moreDue { try? await Task.sleep(for: .nanoseconds(Int64(await ledger.nanosUntilNextDue()))) }
             moreDue = await releaseDue(budget: tick)
             cpu.update()
+            machine.update()
             // Early when many spans of released runs wait, unless the last flush failed:
             // a failing disk is retried on the interval, not on every round.
             let intervalUp = clock.now - lastFlush >= flushEvery
@@ -123,9 +129,12 @@ public struct LedgerService: Service {
                     // normal priority when it is busy, assembly is half full, or it falls
                     // behind (the last flush was still running, or release lags): there an
                     // idle-priority flush is starved, and what waits for it holds memory.
+                    // The machine counts too: other processes keeping the cores busy starve
+                    // an idle flush as surely as the daemon's own work, and the next flush,
+                    // and with it release, waits for it.
                     let headroom = await ledger.assemblyHasHeadroom
-                    let idle = headroom && cpu.recent < Self.idleFlushMaxCPUShare && clock.now - waitStart < Self.flushFellBehind
-                        && ledger.backlog.lagNano <= Self.parallelReleaseLagNano
+                    let idle = headroom && cpu.recent < Self.idleFlushMaxCPUShare && (machine.recent ?? 0) < Self.idleFlushMaxCPUShare
+                        && clock.now - waitStart < Self.flushFellBehind && ledger.backlog.lagNano <= Self.parallelReleaseLagNano
                     flushing = Task { [ledger] in (try? await ledger.flush(idle: idle)) != nil }
                 }
             }
@@ -151,28 +160,83 @@ public struct LedgerService: Service {
     }
 }
 
-/// The share of the machine's cores the process used lately: each `update` (every clock
-/// round, a few a second) measures the share since the previous one and moves `recent`
-/// toward it by the time passed over `window`, so `recent` follows about the last second
-/// (idle time before a burst of load does not hide the burst).
+/// A share (0...1) as it stood lately: each sample moves `recent` toward the share measured
+/// since the previous one by the time passed over `window`, so `recent` follows about the
+/// last second (idle time before a burst of load does not hide the burst).
+struct RecentShare {
+    static let window = 1.0
+    /// 0 until the first sample, which is taken whole.
+    private(set) var recent = 0.0
+    private var measured = false
+
+    mutating func add(_ share: Double, over seconds: Double) {
+        recent = measured ? recent + (share - recent) * min(1, seconds / Self.window) : share
+        measured = true
+    }
+}
+
+/// The share of the machine's cores the process used lately, updated every clock round
+/// (a few a second).
 struct ProcessCPUShare {
     private var lastCPU = WallClock.processCPUSeconds()
     private var lastWall = ContinuousClock.now
     /// Cores the process may use: a cgroup CPU quota or cpuset counts (a container given two
     /// CPUs of a large host is busy at two), not every online CPU.
     static let cores = Double(max(1, System.coreCount))
-    static let window = 1.0
-    /// 0 until the first `update`.
-    private(set) var recent = 0.0
-    private var measured = false
+    static let window = RecentShare.window
+    private var share = RecentShare()
+    var recent: Double { share.recent }
 
     mutating func update() {
         let (cpu, wall) = (WallClock.processCPUSeconds(), ContinuousClock.now)
         let seconds = (wall - lastWall) / .seconds(1)
         guard seconds > 0 else { return }
-        let share = (cpu - lastCPU) / seconds / Self.cores
-        recent = measured ? recent + (share - recent) * min(1, seconds / Self.window) : share
-        measured = true
+        share.add((cpu - lastCPU) / seconds / Self.cores, over: seconds)
         (lastCPU, lastWall) = (cpu, wall)
+    }
+}
+
+/// How busy the machine's CPUs were lately, every process counted: the time not idle (nor
+/// waiting on I/O) over all time, from the first line of /proc/stat, followed as
+/// `ProcessCPUShare` is. nil where /proc/stat cannot be read. On a shared host (or with
+/// another tenant on the cores) the daemon's own share can be low while nothing is idle.
+struct MachineCPUShare {
+    private var last: (busy: UInt64, total: UInt64)?
+    private var lastWall = ContinuousClock.now
+    private var share = RecentShare()
+
+    init() { last = Self.read() }
+
+    var recent: Double? { last == nil ? nil : share.recent }
+
+    mutating func update() {
+        guard let now = Self.read() else { return }
+        let wall = ContinuousClock.now
+        defer { (last, lastWall) = (now, wall) }
+        guard let before = last, now.total > before.total, now.busy >= before.busy else { return }
+        let seconds = (wall - lastWall) / .seconds(1)
+        share.add(min(1, Double(now.busy - before.busy) / Double(now.total - before.total)), over: seconds)
+    }
+
+    /// (busy, total) clock ticks of all CPUs since boot: `cpu  user nice system idle iowait
+    /// irq softirq steal …` (guest time is already inside user and nice).
+    static func read(path: String = "/proc/stat") -> (busy: UInt64, total: UInt64)? {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return nil }
+        defer { close(fd) }
+        var buffer = [UInt8](repeating: 0, count: 512)
+        let n = buffer.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
+        guard n > 0 else { return nil }
+        return parse(buffer[..<n])
+    }
+
+    static func parse(_ bytes: ArraySlice<UInt8>) -> (busy: UInt64, total: UInt64)? {
+        let line = bytes.prefix { $0 != UInt8(ascii: "\n") }.split(separator: UInt8(ascii: " "))
+        guard line.first.map({ Array($0) }) == Array("cpu".utf8), line.count >= 5 else { return nil }
+        let fields = line.dropFirst().prefix(8).compactMap { UInt64(String(decoding: $0, as: UTF8.self)) }
+        guard fields.count >= 4 else { return nil }
+        let total = fields.reduce(0, +)
+        let idle = fields[3] + (fields.count > 4 ? fields[4] : 0)
+        return (total - idle, total)
     }
 }

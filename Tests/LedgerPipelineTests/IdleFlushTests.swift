@@ -60,3 +60,39 @@ import Glibc
     let passed = (ContinuousClock.now - start) / .seconds(1)
     #expect(abs(share.recent - first) <= min(1, passed) * 1.05 + 0.01, "moved \(share.recent - first) in \(passed) s")
 }
+
+@Test func theMachineShareIsReadFromTheFirstLineOfProcStat() throws {
+    // user nice system idle iowait irq softirq steal (guest fields after are not counted).
+    let sample = Array("cpu  100 5 50 800 45 0 0 0 7 0\ncpu0 50 2 25 400 20 0 0 0 3 0\n".utf8)
+    let parsed = try #require(MachineCPUShare.parse(sample[...]))
+    #expect(parsed.total == 1000 && parsed.busy == 155)
+    #expect(MachineCPUShare.parse(Array("intr 1 2 3 4 5\n".utf8)[...]) == nil)
+    #expect(MachineCPUShare.parse(Array("cpu  1 2\n".utf8)[...]) == nil)
+    // This machine's own figures: ticks since boot, some of them busy, some idle.
+    let machine = try #require(MachineCPUShare.read())
+    #expect(machine.total > machine.busy && machine.busy > 0)
+    #expect(MachineCPUShare.read(path: "/nonexistent/stat") == nil)
+}
+
+@Test func theMachineShareSeesEveryCoreBusy() async throws {
+    // Every online CPU spun for 400 ms (threads of this process; the e2e test
+    // `test_a_machine_kept_busy_by_others_gets_normal_priority_flushes` uses other processes).
+    var share = MachineCPUShare()
+    #expect(share.recent == 0)
+    let cpus = Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))
+    let done = DispatchGroup()
+    for _ in 0..<cpus {
+        done.enter()
+        Thread {
+            let until = ContinuousClock.now + .milliseconds(400)
+            var x: UInt64 = 1
+            while ContinuousClock.now < until { x = x &* 6364136223846793005 &+ 1 }
+            if x == 0 { print(x) }
+            done.leave()
+        }.start()
+    }
+    done.wait()
+    share.update()
+    let busy = try #require(share.recent)
+    #expect(busy >= 0.6 && busy <= 1, "machine share \(busy) with all \(cpus) CPUs spinning")
+}
