@@ -22,6 +22,8 @@ public struct LedgerStats: Sendable {
     public var flushes: Int64 = 0
     /// Flushes written on idle CPU time (`flush(idle:)`).
     public var idleFlushes: Int64 = 0
+    /// Idle flushes moved to normal priority because the next was due before they ended.
+    public var promotedFlushes: Int64 = 0
     public var flushFailures: Int64 = 0
     public var damagedSegments: Int64 = 0
     public var pendingTraces: Int = 0
@@ -795,6 +797,9 @@ public actor Ledger: SpanConsumer {
         stats.flushFailures += 1
     }
 
+    /// An idle flush the clock moved to normal priority (`LedgerService`).
+    public func notePromotedFlush() { stats.promotedFlushes += 1 }
+
     func flushed(_ p: PendingFlush) {
         flushingDetails = []
         lastCommittedFlush = max(lastCommittedFlush, p.sequence)
@@ -806,8 +811,10 @@ public actor Ledger: SpanConsumer {
     /// Writes everything not yet on disk as one set of segments, then advances the log's
     /// checkpoint to what that set covers (and drops log segments below it). `idle`: the
     /// files are encoded, compressed and written on CPU time nothing else wants
-    /// (`BlockingThread`), for a flush that can wait while requests are served.
-    public func flush(idle: Bool = false) async throws {
+    /// (`BlockingThread`), for a flush that can wait while requests are served; `priority`
+    /// lets the caller move it back to normal priority (`LedgerService`, when the next
+    /// flush is due before it ends).
+    public func flush(idle: Bool = false, priority: IdlePriority? = nil) async throws {
         // On the flush interval, busy or not: a burst of lookups' files goes when it is over.
         directory.lookupCache?.expire()
         guard let pending = takeUnflushed() else { return }
@@ -816,7 +823,7 @@ public actor Ledger: SpanConsumer {
         let locatorBefore = locator
         let located: TraceLocator
         do {
-            try await Self.writeSegments(pending, to: directory, nowUnixMs: now, idle: idle)
+            try await Self.writeSegments(pending, to: directory, nowUnixMs: now, idle: idle, priority: priority)
             // Off the actor too: inserting a flush's IDs into the filters touches a few MB.
             located = await Self.locate(pending, in: locatorBefore)
         } catch {
@@ -855,8 +862,9 @@ public actor Ledger: SpanConsumer {
     /// at half load, requests sent during a flush had a p99 of 14-24 ms against 9-12 ms
     /// for the rest. With `idle` they did not differ. (Always idle, or nice 10, starves it
     /// under sustained overload, which is why the caller decides: `LedgerService`.)
-    nonisolated static func writeSegments(_ p: PendingFlush, to directory: DataDirectory, nowUnixMs: Int64, idle: Bool = false) async throws {
-        try await BlockingThread.run(name: "spanledger-flush", idle: idle) {
+    nonisolated static func writeSegments(_ p: PendingFlush, to directory: DataDirectory, nowUnixMs: Int64, idle: Bool = false,
+                                          priority: IdlePriority? = nil) async throws {
+        try await BlockingThread.run(name: "spanledger-flush", idle: idle, priority: priority) {
             // Held verdicts first: any snapshot at or after the checkpoint this flush sets is
             // right, since replay from the checkpoint re-applies what came after it.
             if let held = p.held { try FileIO.writeAtomically(OutcomeBatchCodec.encode(held), to: directory.path + "/" + Self.heldVerdictsFile) }

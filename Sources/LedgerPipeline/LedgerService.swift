@@ -6,6 +6,7 @@ import Logging
 import NIOCore
 import DequeModule
 import ServiceLifecycle
+import Synchronization
 import TraceAssembly
 
 /// Runs the ledger's clock: releases traces as they fall due (every 10 ms at most, every
@@ -78,6 +79,23 @@ public struct LedgerService: Service {
         return more
     }
 
+    /// Moves an idle flush still running to normal priority before the clock waits for it:
+    /// a flush not done when the next is due fell behind, and what waits for it (release,
+    /// through it ingest, or shutdown) should not wait on idle CPU time. Logged once when
+    /// the process may not raise a thread's priority (no CAP_SYS_NICE, RLIMIT_NICE 0).
+    func promote(_ priority: IdlePriority?) async {
+        switch priority?.promote() {
+        case .promoted: await ledger.notePromotedFlush()
+        case .notPermitted:
+            if !Self.promotionRefusalLogged.exchange(true, ordering: .relaxed) {
+                logger.warning("an idle-priority flush fell behind and this process may not raise its priority (CAP_SYS_NICE or RLIMIT_NICE); it finishes on idle CPU time")
+            }
+        case .notRunning, nil: break
+        }
+    }
+
+    static let promotionRefusalLogged = Atomic<Bool>(false)
+
     /// No batch for this long means no request waits on the cores (50 ms).
     static let quietIngestNano: UInt64 = 50_000_000
 
@@ -96,6 +114,8 @@ public struct LedgerService: Service {
         let clock = ContinuousClock()
         var lastFlush = clock.now, lastCompaction = clock.now
         var flushing: Task<Bool, Never>?
+        /// The last flush's idle scheduling, while it may still run (nil for one at normal priority).
+        var flushPriority: IdlePriority?
         var merging: Task<Void, Never>?
         var lastFlushFailed = false
         var moreDue = false
@@ -121,6 +141,7 @@ public struct LedgerService: Service {
                 // held the actor. One flush at a time: waiting for the last one is also
                 // what holds release, and through it ingest, back when flushes fall behind.
                 let waitStart = clock.now
+                await promote(flushPriority)
                 if let previous = await flushing?.value { lastFlushFailed = !previous }
                 if intervalUp || !lastFlushFailed {
                     lastFlush = clock.now
@@ -135,11 +156,14 @@ public struct LedgerService: Service {
                     let headroom = await ledger.assemblyHasHeadroom
                     let idle = headroom && cpu.recent < Self.idleFlushMaxCPUShare && (machine.recent ?? 0) < Self.idleFlushMaxCPUShare
                         && clock.now - waitStart < Self.flushFellBehind && ledger.backlog.lagNano <= Self.parallelReleaseLagNano
-                    flushing = Task { [ledger] in (try? await ledger.flush(idle: idle)) != nil }
+                    let priority = idle ? IdlePriority() : nil
+                    flushPriority = priority
+                    flushing = Task { [ledger] in (try? await ledger.flush(idle: idle, priority: priority)) != nil }
                 }
             }
             if compactEvery > 0 && clock.now - lastCompaction >= .nanoseconds(Int64(compactEvery)) {
                 lastCompaction = clock.now
+                await promote(flushPriority)
                 if let previous = await flushing?.value { lastFlushFailed = !previous }
                 do {
                     _ = try await ledger.compact()
@@ -151,6 +175,7 @@ public struct LedgerService: Service {
                 }
             }
         }
+        await promote(flushPriority) // shutdown does not wait on idle time
         _ = await flushing?.value
         merging?.cancel() // finishes the pair being written, if any
         _ = await merging?.value

@@ -82,6 +82,7 @@ final class SelfMetrics: Sendable {
         metric("spanledger_verdicts_dropped_total", "counter", "Held verdicts dropped at --max-held-verdicts.", s.verdictsDropped)
         metric("spanledger_flushes_total", "counter", "Segment flushes written.", s.flushes)
         metric("spanledger_flushes_idle_total", "counter", "Flushes written on idle CPU time (the daemon and the machine had cores to spare when they started).", s.idleFlushes)
+        metric("spanledger_flushes_promoted_total", "counter", "Idle flushes moved to normal priority because the next flush was due (or the daemon stopping) before they ended.", s.promotedFlushes)
         metric("spanledger_flush_failures_total", "counter", "Flushes that failed (their data is kept and written by the next flush) or whose checkpoint failed (replayed, never counted twice).", s.flushFailures)
         metric("spanledger_damaged_segments", "gauge", "Segments skipped at start because they were damaged.", s.damagedSegments)
         metric("spanledger_pending_traces", "gauge", "Traces open in assembly.", Int64(s.pendingTraces))

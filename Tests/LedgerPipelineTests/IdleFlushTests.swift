@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import LedgerCore
 @testable import LedgerPipeline
 import Testing
@@ -95,4 +96,32 @@ import Glibc
     share.update()
     let busy = try #require(share.recent)
     #expect(busy >= 0.6 && busy <= 1, "machine share \(busy) with all \(cpus) CPUs spinning")
+}
+
+@Test func anIdleThreadCanBePromotedToNormalPriorityWhileItRuns() async throws {
+    let priority = IdlePriority()
+    #expect(priority.promote() == .notRunning) // nothing running yet: it then starts at normal priority
+    let fresh = IdlePriority()
+    let release = Mutex(false)
+    let run = Task {
+        try await BlockingThread.run(name: "test-promote", idle: true, priority: fresh) { () -> (Int32, Int32) in
+            let before = sched_getscheduler(0)
+            while !release.withLock({ $0 }) { usleep(1000) }
+            return (before, sched_getscheduler(0))
+        }
+    }
+    for _ in 0..<5000 where !fresh.isRunning { try await Task.sleep(for: .milliseconds(1)) }
+    #expect(fresh.isRunning)
+    let outcome = fresh.promote()
+    release.withLock { $0 = true }
+    let (before, after) = try await run.value
+    #expect(before == 5) // SCHED_IDLE
+    // Root or CAP_SYS_NICE (CI, this VM) may leave SCHED_IDLE; an unprivileged process may not.
+    #expect(outcome == .promoted ? after == 0 : (outcome == .notPermitted && after == 5), "\(outcome), policy after \(after)")
+    #expect(!fresh.isRunning && fresh.promote() == .notRunning)
+    // Promoted before it started: the thread never enters SCHED_IDLE.
+    let early = IdlePriority()
+    early.promote()
+    let policy = try await BlockingThread.run(name: "test-promoted-early", idle: true, priority: early) { sched_getscheduler(0) }
+    #expect(policy == 0)
 }
