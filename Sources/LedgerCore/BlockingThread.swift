@@ -56,7 +56,8 @@ public final class IdlePriority: Sendable {
 
     /// What `promote` did.
     public enum Promotion: Sendable, Equatable {
-        /// The work was not running (not started yet, or finished): it runs, or ran, as it was.
+        /// The work was not running: not started yet (it then starts at normal priority) or
+        /// finished.
         case notRunning
         /// The running thread now has normal priority.
         case promoted
