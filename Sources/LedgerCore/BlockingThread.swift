@@ -9,16 +9,21 @@ public enum BlockingThread {
     /// `idle`: the thread runs under Linux's SCHED_IDLE policy, on CPU time no other
     /// thread of the machine wants (work that may wait, so that requests do not wait
     /// behind it). An unprivileged thread cannot leave SCHED_IDLE again, so the caller
-    /// decides per run whether the work can afford to wait; with `priority` it can move the
-    /// thread back to normal priority where the process is permitted to (`IdlePriority`).
-    public static func run<T: Sendable>(name: String = "spanledger-blocking", idle: Bool = false, priority: IdlePriority? = nil,
+    /// decides per run whether the work can afford to wait; handed an `IdlePriority`
+    /// instead, it can move the thread back to normal priority where the process is
+    /// permitted to.
+    public static func run<T: Sendable>(name: String = "spanledger-blocking", idle: Bool = false,
+                                        _ body: @escaping @Sendable () throws -> T) async throws -> T {
+        try await run(name: name, idle: idle ? IdlePriority() : nil, body)
+    }
+
+    /// `run`, idle under `idle` when one is given (nil: normal priority).
+    public static func run<T: Sendable>(name: String = "spanledger-blocking", idle: IdlePriority?,
                                         _ body: @escaping @Sendable () throws -> T) async throws -> T {
         try await withCheckedThrowingContinuation { (c: CheckedContinuation<T, any Error>) in
             let t = Thread {
-                if idle {
-                    if let priority { priority.enter() } else { enterIdlePolicy() }
-                }
-                defer { priority?.leave() }
+                idle?.enter()
+                defer { idle?.leave() }
                 do { c.resume(returning: try body()) } catch { c.resume(throwing: error) }
             }
             t.name = name

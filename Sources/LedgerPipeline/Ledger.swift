@@ -811,10 +811,10 @@ public actor Ledger: SpanConsumer {
     /// Writes everything not yet on disk as one set of segments, then advances the log's
     /// checkpoint to what that set covers (and drops log segments below it). `idle`: the
     /// files are encoded, compressed and written on CPU time nothing else wants
-    /// (`BlockingThread`), for a flush that can wait while requests are served; `priority`
-    /// lets the caller move it back to normal priority (`LedgerService`, when the next
-    /// flush is due before it ends).
-    public func flush(idle: Bool = false, priority: IdlePriority? = nil) async throws {
+    /// (`BlockingThread`), for a flush that can wait while requests are served, and the
+    /// caller can move it back to normal priority through `idle` (`LedgerService`, when the
+    /// next flush is due before it ends). nil: at normal priority.
+    public func flush(idle: IdlePriority? = nil) async throws {
         // On the flush interval, busy or not: a burst of lookups' files goes when it is over.
         directory.lookupCache?.expire()
         guard let pending = takeUnflushed() else { return }
@@ -823,7 +823,7 @@ public actor Ledger: SpanConsumer {
         let locatorBefore = locator
         let located: TraceLocator
         do {
-            try await Self.writeSegments(pending, to: directory, nowUnixMs: now, idle: idle, priority: priority)
+            try await Self.writeSegments(pending, to: directory, nowUnixMs: now, idle: idle)
             // Off the actor too: inserting a flush's IDs into the filters touches a few MB.
             located = await Self.locate(pending, in: locatorBefore)
         } catch {
@@ -840,7 +840,7 @@ public actor Ledger: SpanConsumer {
             // Off the actor: two fsyncs and unlinks that ingest would otherwise wait behind.
             if let wal { try await Self.checkpoint(wal, WALCheckpoint(walSequence: pending.checkpoint, flushSequence: pending.sequence)) }
             flushed(pending)
-            if idle { stats.idleFlushes += 1 }
+            if idle != nil { stats.idleFlushes += 1 }
         } catch {
             stats.flushes += 1
             stats.flushFailures += 1
@@ -862,9 +862,9 @@ public actor Ledger: SpanConsumer {
     /// at half load, requests sent during a flush had a p99 of 14-24 ms against 9-12 ms
     /// for the rest. With `idle` they did not differ. (Always idle, or nice 10, starves it
     /// under sustained overload, which is why the caller decides: `LedgerService`.)
-    nonisolated static func writeSegments(_ p: PendingFlush, to directory: DataDirectory, nowUnixMs: Int64, idle: Bool = false,
-                                          priority: IdlePriority? = nil) async throws {
-        try await BlockingThread.run(name: "spanledger-flush", idle: idle, priority: priority) {
+    nonisolated static func writeSegments(_ p: PendingFlush, to directory: DataDirectory, nowUnixMs: Int64,
+                                          idle: IdlePriority? = nil) async throws {
+        try await BlockingThread.run(name: "spanledger-flush", idle: idle) {
             // Held verdicts first: any snapshot at or after the checkpoint this flush sets is
             // right, since replay from the checkpoint re-applies what came after it.
             if let held = p.held { try FileIO.writeAtomically(OutcomeBatchCodec.encode(held), to: directory.path + "/" + Self.heldVerdictsFile) }

@@ -1,6 +1,4 @@
-#if canImport(Glibc)
-import Glibc
-#endif
+import DurableFiles
 import LedgerCore
 import Logging
 import NIOCore
@@ -158,7 +156,7 @@ public struct LedgerService: Service {
                         && clock.now - waitStart < Self.flushFellBehind && ledger.backlog.lagNano <= Self.parallelReleaseLagNano
                     let priority = idle ? IdlePriority() : nil
                     flushPriority = priority
-                    flushing = Task { [ledger] in (try? await ledger.flush(idle: idle, priority: priority)) != nil }
+                    flushing = Task { [ledger] in (try? await ledger.flush(idle: priority)) != nil }
                 }
             }
             if compactEvery > 0 && clock.now - lastCompaction >= .nanoseconds(Int64(compactEvery)) {
@@ -208,7 +206,6 @@ struct ProcessCPUShare {
     /// Cores the process may use: a cgroup CPU quota or cpuset counts (a container given two
     /// CPUs of a large host is busy at two), not every online CPU.
     static let cores = Double(max(1, System.coreCount))
-    static let window = RecentShare.window
     private var share = RecentShare()
     var recent: Double { share.recent }
 
@@ -229,14 +226,17 @@ struct MachineCPUShare {
     private var last: (busy: UInt64, total: UInt64)?
     private var lastWall = ContinuousClock.now
     private var share = RecentShare()
+    /// /proc/stat is read at most this often: with a backlog the clock's rounds follow each
+    /// other directly, and a one-second average needs no more samples than this.
+    static let minimumInterval = Duration.milliseconds(100)
 
     init() { last = Self.read() }
 
     var recent: Double? { last == nil ? nil : share.recent }
 
     mutating func update() {
-        guard let now = Self.read() else { return }
         let wall = ContinuousClock.now
+        guard wall - lastWall >= Self.minimumInterval, let now = Self.read() else { return }
         defer { (last, lastWall) = (now, wall) }
         guard let before = last, now.total > before.total, now.busy >= before.busy else { return }
         let seconds = (wall - lastWall) / .seconds(1)
@@ -246,13 +246,8 @@ struct MachineCPUShare {
     /// (busy, total) clock ticks of all CPUs since boot: `cpu  user nice system idle iowait
     /// irq softirq steal …` (guest time is already inside user and nice).
     static func read(path: String = "/proc/stat") -> (busy: UInt64, total: UInt64)? {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { return nil }
-        defer { close(fd) }
-        var buffer = [UInt8](repeating: 0, count: 512)
-        let n = buffer.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
-        guard n > 0 else { return nil }
-        return parse(buffer[..<n])
+        guard let bytes = try? FileIO.readAll(path) else { return nil }
+        return parse(bytes[...])
     }
 
     static func parse(_ bytes: ArraySlice<UInt8>) -> (busy: UInt64, total: UInt64)? {

@@ -27,7 +27,7 @@ import Glibc
     for n in 1...20 { try await ingest(ledger, run(UInt64(n), workflow: "idle-flush", verdict: n % 2 == 0 ? "accepted" : nil, calls: [("small", 1000, 100)])) }
     clock.advance(seconds: 2)
     await ledger.tick()
-    try await ledger.flush(idle: true)
+    try await ledger.flush(idle: IdlePriority())
     #expect(await ledger.currentStats().unflushedSpans == 0)
     // A ledger opened on the directory reads the runs back from the flushed files alone.
     let again = try Ledger(configuration: config, prices: prices, logger: .init(label: "test"), monotonicNow: { clock.now }, wallNow: { minute0 })
@@ -104,7 +104,7 @@ import Glibc
     let fresh = IdlePriority()
     let release = Mutex(false)
     let run = Task {
-        try await BlockingThread.run(name: "test-promote", idle: true, priority: fresh) { () -> (Int32, Int32) in
+        try await BlockingThread.run(name: "test-promote", idle: fresh) { () -> (Int32, Int32) in
             let before = sched_getscheduler(0)
             while !release.withLock({ $0 }) { usleep(1000) }
             return (before, sched_getscheduler(0))
@@ -122,6 +122,6 @@ import Glibc
     // Promoted before it started: the thread never enters SCHED_IDLE.
     let early = IdlePriority()
     early.promote()
-    let policy = try await BlockingThread.run(name: "test-promoted-early", idle: true, priority: early) { sched_getscheduler(0) }
+    let policy = try await BlockingThread.run(name: "test-promoted-early", idle: early) { sched_getscheduler(0) }
     #expect(policy == 0)
 }
