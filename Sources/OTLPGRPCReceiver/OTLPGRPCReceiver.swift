@@ -1,82 +1,53 @@
-import GRPCCore
-import GRPCNIOTransportHTTP2Posix
 import LedgerCore
 import LedgerPipeline
 import Logging
+import NIOCore
+import NIOHTTP2
+import NIOPosix
 import OTLPDecoding
 import ServiceLifecycle
 import Synchronization
 
-/// What an Export call answers: spans rejected alone (partial success), if any.
-public struct ExportResult: Sendable {
-    public var rejectedSpans: Int64
-    public var errorMessage: String?
-}
-
-/// Decodes the request message with libprotobuf-c straight from gRPC's bytes: an
-/// undecodable message is INVALID_ARGUMENT with the reason.
-struct ExportRequestDeserializer: MessageDeserializer {
-    let pool: DecoderPool
-    let maxMessageBytes: Int
-
-    func deserialize<Bytes: GRPCContiguousBytes>(_ serializedMessageBytes: Bytes) throws -> DecodedBatch {
-        guard serializedMessageBytes.count <= maxMessageBytes else {
-            throw RPCError(code: .resourceExhausted, message: "request message is \(serializedMessageBytes.count) bytes (after decompression); the limit is \(maxMessageBytes)")
-        }
-        do {
-            return try serializedMessageBytes.withUnsafeBytes { raw in try pool.withDecoder { try $0.decode(raw) } }
-        } catch let e as OTLPDecodeError {
-            throw RPCError(code: .invalidArgument, message: e.message)
-        }
-    }
-}
-
-/// Encodes ExportTraceServiceResponse (with partial_success when spans were rejected).
-struct ExportResponseSerializer: MessageSerializer {
-    func serialize<Bytes: GRPCContiguousBytes>(_ message: ExportResult) throws -> Bytes {
-        Bytes(OTLPResponses.exportResponse(rejectedSpans: message.rejectedSpans, errorMessage: message.errorMessage))
-    }
-}
-
-/// `opentelemetry.proto.collector.trace.v1.TraceService/Export` (OTLP/gRPC).
-public struct OTLPTraceService: RegistrableRPCService {
-    public static let export = MethodDescriptor(fullyQualifiedService: "opentelemetry.proto.collector.trace.v1.TraceService", method: "Export")
+/// `opentelemetry.proto.collector.trace.v1.TraceService/Export` (OTLP/gRPC): decodes the
+/// request with libprotobuf-c, hands the spans on, answers ExportTraceServiceResponse
+/// (partial_success for rejected spans), INVALID_ARGUMENT for an undecodable message, and
+/// UNAVAILABLE with google.rpc.RetryInfo when the pipeline refuses the batch.
+public struct OTLPTraceExport: Sendable {
+    public static let path = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
     let consumer: any SpanConsumer
     let pool: DecoderPool
     let counters: GRPCCounters
-    let maxMessageBytes: Int
 
-    public func registerMethods<Transport: ServerTransport>(with router: inout RPCRouter<Transport>) {
-        let consumer = self.consumer
-        let counters = self.counters
-        router.registerHandler(forMethod: Self.export, deserializer: ExportRequestDeserializer(pool: pool, maxMessageBytes: maxMessageBytes), serializer: ExportResponseSerializer()) {
-            request, _ in
-            var batch: DecodedBatch?
-            do {
-                for try await message in request.messages { batch = message }
-            } catch {
-                counters.refused()
-                throw error
-            }
-            guard var decoded = batch else { throw RPCError(code: .invalidArgument, message: "Export call carried no request message") }
-            batch = nil
-            let spanCount = decoded.spans.count
-            do {
-                try await consumer.consume(decoded.takeSpans())
-            } catch let error as IngestRefusal {
-                counters.refused()
-                // UNAVAILABLE with google.rpc.RetryInfo in grpc-status-details-bin (OTLP throttling).
-                var metadata = Metadata()
-                metadata.addBinary(OTLPResponses.status(code: RPCCode.unavailable, message: error.message, retryAfterSeconds: Int64(error.retryAfterSeconds)),
-                                   forKey: "grpc-status-details-bin")
-                // The OpenTelemetry exporters also read a bare RetryInfo from this trailer.
-                metadata.addBinary(OTLPResponses.retryInfo(seconds: Int64(error.retryAfterSeconds)), forKey: "google.rpc.retryinfo-bin")
-                throw RPCError(code: .unavailable, message: error.message, metadata: metadata)
-            }
-            counters.accepted(spans: Int64(spanCount), rejected: decoded.rejectedSpans)
-            let message = decoded.rejectedSpans > 0 ? "\(decoded.rejectedSpans) span(s) rejected: \(decoded.rejectionMessage ?? "invalid span")" : nil
-            return StreamingServerResponse(single: ServerResponse(message: ExportResult(rejectedSpans: decoded.rejectedSpans, errorMessage: message)))
+    public init(consumer: any SpanConsumer, limits: DecodeLimits, counters: GRPCCounters) {
+        self.consumer = consumer
+        self.pool = DecoderPool(limits: limits)
+        self.counters = counters
+    }
+
+    public func export(_ request: GRPCRequestBytes) async -> Result<[UInt8], GRPCStatus> {
+        var decoded: DecodedBatch
+        do {
+            decoded = try request.withUnsafeBytes { raw in try pool.withDecoder { try $0.decode(raw) } }
+        } catch let e as OTLPDecodeError {
+            return .failure(GRPCStatus(code: GRPCStatus.invalidArgument, message: e.message))
+        } catch {
+            return .failure(GRPCStatus(code: GRPCStatus.invalidArgument, message: "\(error)"))
         }
+        let spanCount = decoded.spans.count
+        do {
+            try await consumer.consume(decoded.takeSpans())
+        } catch {
+            // UNAVAILABLE with google.rpc.RetryInfo in grpc-status-details-bin (OTLP throttling);
+            // the OpenTelemetry exporters also read a bare RetryInfo from its own trailer.
+            let seconds = Int64(error.retryAfterSeconds)
+            return .failure(GRPCStatus(code: GRPCStatus.unavailable, message: error.message, binaryMetadata: [
+                ("grpc-status-details-bin", OTLPResponses.status(code: GRPCStatus.unavailable, message: error.message, retryAfterSeconds: seconds)),
+                ("google.rpc.retryinfo-bin", OTLPResponses.retryInfo(seconds: seconds)),
+            ]))
+        }
+        counters.accepted(spans: Int64(spanCount), rejected: decoded.rejectedSpans)
+        let message = decoded.rejectedSpans > 0 ? "\(decoded.rejectedSpans) span(s) rejected: \(decoded.rejectionMessage ?? "invalid span")" : nil
+        return .success(OTLPResponses.exportResponse(rejectedSpans: decoded.rejectedSpans, errorMessage: message))
     }
 }
 
@@ -89,16 +60,23 @@ public final class GRPCCounters: Sendable {
     public var snapshot: (spans: Int64, rejectedSpans: Int64, refusedCalls: Int64) { values.withLock { $0 } }
 }
 
-/// The OTLP/gRPC listener as a lifecycle service: serves until graceful shutdown, then
-/// lets calls in flight finish.
+/// The OTLP/gRPC listener as a lifecycle service: HTTP/2 (cleartext, prior knowledge) on
+/// SwiftNIO, unary calls served by `GRPCConnectionHandler`. Graceful shutdown stops
+/// accepting, sends each connection GOAWAY, and lets calls in flight finish.
 public struct OTLPGRPCReceiver: Service {
     public struct Configuration: Sendable {
         public var host: String
         public var port: Int
         /// Largest request message, counted after decompression (`--max-body-size`):
-        /// larger ones get RESOURCE_EXHAUSTED. The transport itself stops reading at four
-        /// times this (a stream reset), so a hostile sender cannot make it buffer more.
+        /// larger ones get RESOURCE_EXHAUSTED, as soon as the message's length prefix (or
+        /// the inflation) shows it, so no more than this is buffered per call.
         public var maxMessageBytes: Int = 16 << 20
+        /// A call's request must arrive whole within this of its headers.
+        public var requestTimeout: TimeAmount = .seconds(30)
+        /// A connection without calls for this long is closed (GOAWAY).
+        public var maxIdleTime: TimeAmount = .minutes(10)
+        /// Calls in flight at shutdown get this long to finish.
+        public var maxGraceTime: TimeAmount = .seconds(30)
         public init(host: String, port: Int) {
             self.host = host
             self.port = port
@@ -106,52 +84,127 @@ public struct OTLPGRPCReceiver: Service {
     }
 
     /// Flow-control window offered to each connection and stream: a few batches in flight.
+    /// (HTTP/2's default is 64 KB: an exporter would wait for window updates two or three
+    /// times per 512-span batch of about 160 KB.)
     static let windowBytes = 4 << 20
-    /// Largest HTTP/2 frame a client may send (a batch in one or two frames).
+    /// Largest HTTP/2 frame a client may send: a batch in one or two frames, not ten.
     static let maxFrameBytes = 1 << 20
+    static let maxConcurrentStreams = 256
 
-    let server: GRPCServer<HTTP2ServerTransport.Posix>
-    let transport: HTTP2ServerTransport.Posix
+    let configuration: Configuration
+    let routes: GRPCUnaryRoutes
     let logger: Logger
     let onBound: @Sendable (String, Int) async -> Void
+    let connections = GRPCConnections()
 
     public init(configuration: Configuration, consumer: any SpanConsumer, limits: DecodeLimits, counters: GRPCCounters, logger: Logger,
                 onBound: @escaping @Sendable (String, Int) async -> Void) {
-        let transport = HTTP2ServerTransport.Posix(
-            address: .ipv4(host: configuration.host, port: configuration.port),
-            transportSecurity: .plaintext,
-            config: .defaults { config in
-                config.compression.enabledAlgorithms = [.gzip, .deflate]
-                config.rpc.maxRequestPayloadSize = configuration.maxMessageBytes * 4
-                // The transport's defaults (a 64 KB window, 16 KB frames) make an exporter
-                // wait for stream window updates two or three times per 512-span batch
-                // (about 160 KB), and cut it into ten frames for the server to parse and
-                // join. (The connection's window starts at 64 KB by the HTTP/2 spec and
-                // grows to this target once data flows.)
-                config.http2.targetWindowSize = Self.windowBytes
-                config.http2.maxFrameSize = Self.maxFrameBytes
-            })
-        self.transport = transport
-        self.server = GRPCServer(transport: transport, services: [
-            OTLPTraceService(consumer: consumer, pool: DecoderPool(limits: limits), counters: counters, maxMessageBytes: configuration.maxMessageBytes),
-        ])
+        let export = OTLPTraceExport(consumer: consumer, limits: limits, counters: counters)
+        self.routes = GRPCUnaryRoutes([OTLPTraceExport.path: { await export.export($0) }], refused: { _ in counters.refused() })
+        self.configuration = configuration
         self.logger = logger
         self.onBound = onBound
     }
 
     public func run() async throws {
-        try await withGracefulShutdownHandler {
-            try await withThrowingDiscardingTaskGroup { group in
-                group.addTask { try await server.serve() }
-                let address = try await transport.listeningAddress
-                if let ipv4 = address.ipv4 {
-                    logger.info("OTLP/gRPC receiver listening", metadata: ["address": "\(ipv4.host):\(ipv4.port)"])
-                    await onBound(ipv4.host, ipv4.port)
+        let configuration = self.configuration
+        let routes = self.routes
+        let logger = self.logger
+        let connections = self.connections
+        let http2 = Self.http2Configuration()
+        let management = NIOHTTP2ServerConnectionManagementHandler.Configuration(
+            maxIdleTime: configuration.maxIdleTime, maxAge: nil, maxGraceTime: configuration.maxGraceTime,
+            keepalive: .init(pingInterval: .hours(2), ackTimeout: .seconds(20)))
+        let handlerConfiguration = GRPCConnectionHandler.Configuration(
+            maxMessageBytes: configuration.maxMessageBytes, windowBytes: Self.windowBytes, requestTimeout: configuration.requestTimeout)
+
+        let server = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .serverChannelOption(.backlog, value: 256)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelOption(.tcpOption(.tcp_nodelay), value: 1)
+            .childChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    guard connections.opened(channel) else { throw ChannelError.ioOnClosedChannel }
+                    let sync = channel.pipeline.syncOperations
+                    try sync.addHandler(NIOHTTP2Handler(mode: .server, connectionConfiguration: http2))
+                    try sync.addHandler(NIOHTTP2ServerConnectionManagementHandler(eventLoop: channel.eventLoop, configuration: management))
+                    try sync.addHandler(GRPCConnectionHandler(routes: routes, configuration: handlerConfiguration, logger: logger))
                 }
             }
-        } onGracefulShutdown: {
-            server.beginGracefulShutdown()
+            .bind(host: configuration.host, port: configuration.port).get()
+        if let address = server.localAddress, let port = address.port {
+            logger.info("OTLP/gRPC receiver listening", metadata: ["address": "\(address.ipAddress ?? configuration.host):\(port)"])
+            await onBound(address.ipAddress ?? configuration.host, port)
+        }
+        await withTaskCancellationHandler {
+            await withGracefulShutdownHandler {
+                try? await server.closeFuture.get()
+                await connections.allClosed()
+            } onGracefulShutdown: {
+                server.close(promise: nil)
+                connections.quiesce()
+            }
+        } onCancel: {
+            server.close(promise: nil)
+            connections.closeAll()
         }
         logger.info("OTLP/gRPC receiver stopped")
+    }
+
+    /// SETTINGS offered to clients: batch-sized windows and frames, bounded streams and headers.
+    static func http2Configuration() -> NIOHTTP2Handler.ConnectionConfiguration {
+        var http2 = NIOHTTP2Handler.ConnectionConfiguration()
+        http2.initialSettings = [
+            HTTP2Setting(parameter: .maxConcurrentStreams, value: maxConcurrentStreams),
+            HTTP2Setting(parameter: .maxHeaderListSize, value: 16 << 10),
+            HTTP2Setting(parameter: .initialWindowSize, value: windowBytes),
+            HTTP2Setting(parameter: .maxFrameSize, value: maxFrameBytes),
+        ]
+        return http2
+    }
+}
+
+/// Open connections, so that shutdown can ask each to finish its calls and close.
+final class GRPCConnections: Sendable {
+    private struct State {
+        var channels: [ObjectIdentifier: any Channel] = [:]
+        var quiescing = false
+    }
+    private let state = Mutex(State())
+
+    /// Registers a new connection; false once shutdown has begun (it is then refused).
+    func opened(_ channel: any Channel) -> Bool {
+        let id = ObjectIdentifier(channel)
+        let accepted = state.withLock { s in
+            guard !s.quiescing else { return false }
+            s.channels[id] = channel
+            return true
+        }
+        if accepted { channel.closeFuture.whenComplete { _ in self.state.withLock { _ = $0.channels.removeValue(forKey: id) } } }
+        return accepted
+    }
+
+    /// GOAWAY to every connection; each closes once its calls are answered.
+    func quiesce() {
+        let channels = state.withLock { s in
+            s.quiescing = true
+            return Array(s.channels.values)
+        }
+        for channel in channels { channel.pipeline.fireUserInboundEventTriggered(ChannelShouldQuiesceEvent()) }
+    }
+
+    /// Closes every connection at once (the service was cancelled).
+    func closeAll() {
+        let channels = state.withLock { s in
+            s.quiescing = true
+            return Array(s.channels.values)
+        }
+        for channel in channels { channel.close(promise: nil) }
+    }
+
+    func allClosed() async {
+        for channel in state.withLock({ Array($0.channels.values) }) {
+            try? await channel.closeFuture.get()
+        }
     }
 }

@@ -315,7 +315,7 @@ struct BenchCommand: AsyncParsableCommand {
             }
             // The load generator's own HTTP/2 client, one call in flight per connection:
             // grpc-swift's client cost about 1.4 CPU-s per million spans on the same two cores.
-            let path = "/" + OTLPTraceService.export.fullyQualifiedMethod
+            let path = OTLPTraceExport.path
             connect = {
                 let client = try LoopbackGRPCClient(port: grpcPort, path: path)
                 return { i in

@@ -111,14 +111,13 @@ def test_grpc_gzip_bomb_is_resource_exhausted_and_memory_stays_flat(daemon):
     assert relay.up < 1_000_000, f"the bomb should cross the wire compressed: {relay.up} bytes"
     ts.assert_alive(daemon)
     grew_peak, grew_after = rss.peak - rss.before, (rss.after or 0) - rss.before
-    # The gRPC transport inflates at most four times --max-body-size before it gives up
-    # (README "OTLP/gRPC"): memory may grow by that much, and not by the 100 MB bomb.
-    grpc_bound_kib = RSS_GROWTH_LIMIT_KIB + 4 * MAX_BODY // 1024
-    assert grew_peak < grpc_bound_kib and grew_after < grpc_bound_kib, \
+    # The receiver inflates at most --max-body-size before it refuses (README "OTLP/gRPC"),
+    # as the OTLP/HTTP one does: the same bound, not the 100 MB bomb.
+    assert grew_peak < RSS_GROWTH_LIMIT_KIB and grew_after < RSS_GROWTH_LIMIT_KIB, \
         (f"VmRSS {rss.before} KiB before, peak {rss.peak}, after {rss.after}: a 100 MB gRPC inflation must stop at "
-         f"4 × --max-body-size ({4 * MAX_BODY} bytes)")
-    # 100 MB is past 4 × the limit: the transport resets the stream (CANCELLED at the client).
-    assert res.code == grpc.StatusCode.CANCELLED, (res.code, res.details)
+         f"--max-body-size ({MAX_BODY} bytes)")
+    assert res.code == grpc.StatusCode.RESOURCE_EXHAUSTED, (res.code, res.details)
+    assert str(MAX_BODY) in res.details, res.details
     good_client_still_served(daemon, "grpc-gzip-bomb")
 
 
