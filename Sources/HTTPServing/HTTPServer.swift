@@ -123,9 +123,9 @@ public struct HTTPServerError: Error, CustomStringConvertible {
     public init(_ d: String) { description = d }
 }
 
-/// An HTTP/1.1 server (keep-alive, pipelining) over SwiftNIO: one task per connection,
-/// structured concurrency, graceful shutdown that finishes responses in flight and closes
-/// idle connections.
+/// An HTTP/1.1 server (keep-alive, pipelining) over SwiftNIO: each connection's requests
+/// are collected on its event loop by `HTTPConnectionHandler`, each handled in a task;
+/// graceful shutdown finishes responses in flight and closes idle connections.
 public final class HTTPServer: Service, Sendable {
     public let name: String
     let configuration: HTTPServerConfiguration
@@ -133,8 +133,6 @@ public final class HTTPServer: Service, Sendable {
     let logger: Logger
     let onBound: @Sendable (SocketAddress) async -> Void
     let connections = ConnectionTracker()
-    /// Largest request buffer a keep-alive connection keeps between requests.
-    static let keptBodyCapacity = 1 << 20
 
     public init(name: String, configuration: HTTPServerConfiguration, handler: any HTTPHandler, logger: Logger,
                 onBound: @escaping @Sendable (SocketAddress) async -> Void = { _ in }) {
@@ -148,103 +146,151 @@ public final class HTTPServer: Service, Sendable {
     public func run() async throws {
         let idle = configuration.idleTimeout
         let readTimeout = configuration.readTimeout
+        let handler = self.handler
+        let connections = self.connections
+        let logger = self.logger
         let server = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .serverChannelOption(.backlog, value: configuration.backlog)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             // TCP_NODELAY is a TCP-level option: `.socketOption(.tcp_nodelay)` set SOL_SOCKET
             // option 1, SO_DEBUG, which only root may set (everyone else: EACCES on accept).
             .childChannelOption(.tcpOption(.tcp_nodelay), value: 1)
-            .bind(host: configuration.host, port: configuration.port) { channel in
+            .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHandler(IdleStateHandler(readTimeout: idle))
-                    try channel.pipeline.syncOperations.addHandler(CloseOnIdleHandler())
-                    try channel.pipeline.syncOperations.addHandler(RequestDeadlineHandler(timeout: readTimeout))
-                    try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: true)
-                    return try NIOAsyncChannel<HTTPServerRequestPart, HTTPServerResponsePart>(wrappingChannelSynchronously: channel)
+                    guard connections.opened(ObjectIdentifier(channel), channel) else { throw ChannelError.ioOnClosedChannel }
+                    let sync = channel.pipeline.syncOperations
+                    try sync.addHandler(IdleStateHandler(readTimeout: idle))
+                    try sync.addHandler(CloseOnIdleHandler())
+                    try sync.addHandler(RequestDeadlineHandler(timeout: readTimeout))
+                    try sync.configureHTTPServerPipeline(withErrorHandling: true)
+                    try sync.addHandler(HTTPConnectionHandler(handler: handler, connections: connections, logger: logger))
                 }
             }
-        if let address = server.channel.localAddress {
+            .bind(host: configuration.host, port: configuration.port).get()
+        if let address = server.localAddress {
             logger.info("\(name) listening", metadata: ["address": "\(address)"])
             await onBound(address)
         }
-        try await withGracefulShutdownHandler {
-            try await withThrowingDiscardingTaskGroup { group in
-                try await server.executeThenClose { inbound in
-                    for try await connection in inbound {
-                        group.addTask { await self.serve(connection) }
-                    }
-                }
+        await withTaskCancellationHandler {
+            await withGracefulShutdownHandler {
+                try? await server.closeFuture.get()
+                await connections.allClosed()
+            } onGracefulShutdown: {
+                server.close(promise: nil)
+                connections.shutdown()
             }
-        } onGracefulShutdown: {
-            server.channel.close(promise: nil)
-            self.connections.shutdown()
+        } onCancel: {
+            server.close(promise: nil)
+            connections.closeAll()
         }
         logger.info("\(name) stopped")
     }
+}
 
-    func serve(_ connection: NIOAsyncChannel<HTTPServerRequestPart, HTTPServerResponsePart>) async {
-        let channel = connection.channel
-        let id = ObjectIdentifier(channel)
-        guard connections.opened(id, channel) else {
-            channel.close(promise: nil)
-            return
-        }
-        defer { connections.closed(id) }
-        do {
-            try await connection.executeThenClose { inbound, outbound in
-                var head: HTTPRequestHead?
-                var body = channel.allocator.buffer(capacity: 0)
-                let limit = handler.maxBodySize
-                for try await part in inbound {
-                    switch part {
-                    case .head(let h):
-                        connections.busy(id)
-                        head = h
-                        body.clear()
-                        if let length = h.headers.first(name: "content-length").flatMap(Int.init) {
-                            if length > limit {
-                                try await write(handler.bodyTooLarge(h), keepAlive: false, to: outbound)
-                                return
-                            }
-                            // Room for the whole body at once: no regrowth (and copy) per chunk.
-                            body.reserveCapacity(length)
-                        }
-                    case .body(var chunk):
-                        guard let h = head else { continue }
-                        if body.readableBytes + chunk.readableBytes > limit {
-                            try await write(handler.bodyTooLarge(h), keepAlive: false, to: outbound)
-                            return
-                        }
-                        body.writeBuffer(&chunk)
-                    case .end:
-                        guard let h = head else { continue }
-                        head = nil
-                        RequestDeadlineHandler.requestComplete(on: channel)
-                        let response = await handler.handle(HTTPRequest(method: h.method, uri: h.uri, headers: h.headers, body: body))
-                        let keepAlive = h.isKeepAlive && !response.close && !connections.isShuttingDown
-                        try await write(response, keepAlive: keepAlive, to: outbound)
-                        if !keepAlive { return }
-                        // The next request on this connection reuses the buffer, unless it
-                        // grew large: an idle connection should not hold megabytes.
-                        if body.capacity > Self.keptBodyCapacity { body = channel.allocator.buffer(capacity: 0) } else { body.clear() }
-                        connections.idle(id)
-                    }
-                }
+/// One connection's requests, one at a time (NIO's pipelining handler holds the next
+/// until the response is written): the body is collected within the handler's limit on
+/// the event loop, the request handled in a task, the response written back on the loop.
+final class HTTPConnectionHandler: ChannelInboundHandler {
+    typealias InboundIn = HTTPServerRequestPart
+    typealias OutboundOut = HTTPServerResponsePart
+
+    let handler: any HTTPHandler
+    let connections: ConnectionTracker
+    let logger: Logger
+    private var head: HTTPRequestHead?
+    private var body = ByteBuffer()
+    /// A response ending the connection was sent: what else arrives is dropped.
+    private var closing = false
+
+    init(handler: any HTTPHandler, connections: ConnectionTracker, logger: Logger) {
+        self.handler = handler
+        self.connections = connections
+        self.logger = logger
+    }
+
+    /// Disarmed when a request has arrived whole.
+    private var deadline: RequestDeadlineHandler?
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        deadline = try? context.pipeline.syncOperations.handler(type: RequestDeadlineHandler.self)
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        connections.closed(ObjectIdentifier(context.channel))
+        context.fireChannelInactive()
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        guard !closing else { return }
+        let limit = handler.maxBodySize
+        switch unwrapInboundIn(data) {
+        case .head(let h):
+            connections.busy(ObjectIdentifier(context.channel))
+            head = h
+            let length = h.headers.first(name: "content-length").flatMap(Int.init)
+            if let length, length > limit {
+                respond(context, handler.bodyTooLarge(h), head: h, keepAlive: false)
+                return
             }
-        } catch {
-            logger.debug("connection ended", metadata: ["error": "\(error)"])
+            // Room for the whole body at once: no regrowth (and copy) per chunk.
+            body = context.channel.allocator.buffer(capacity: min(length ?? 0, limit))
+        case .body(var chunk):
+            guard let h = head else { return }
+            if body.readableBytes + chunk.readableBytes > limit {
+                respond(context, handler.bodyTooLarge(h), head: h, keepAlive: false)
+                return
+            }
+            body.writeBuffer(&chunk)
+        case .end:
+            guard let h = head else { return }
+            head = nil
+            deadline?.disarm()
+            let request = HTTPRequest(method: h.method, uri: h.uri, headers: h.headers, body: body)
+            body = ByteBuffer()
+            let job = HTTPRequestJob(handler: handler, request: request, head: h, connection: NIOLoopBound(self, eventLoop: context.eventLoop),
+                                     context: NIOLoopBound(context, eventLoop: context.eventLoop))
+            Task { await job.run() }
         }
     }
 
-    func write(_ response: HTTPResponse, keepAlive: Bool, to outbound: NIOAsyncChannelOutboundWriter<HTTPServerResponsePart>) async throws {
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        logger.debug("connection ended", metadata: ["error": "\(error)"])
+        context.close(promise: nil)
+    }
+
+    fileprivate func respond(_ context: ChannelHandlerContext, _ response: HTTPResponse, head: HTTPRequestHead, keepAlive requested: Bool? = nil) {
+        guard context.channel.isActive else { return }
+        let keepAlive = (requested ?? head.isKeepAlive) && !response.close && !connections.isShuttingDown
         var headers = response.headers
         headers.replaceOrAdd(name: "Content-Length", value: String(response.body.count))
         headers.replaceOrAdd(name: "Connection", value: keepAlive ? "keep-alive" : "close")
-        let head = HTTPResponseHead(version: .http1_1, status: response.status, headers: headers)
-        var parts: [HTTPServerResponsePart] = [.head(head)]
-        if !response.body.isEmpty { parts.append(.body(.byteBuffer(ByteBuffer(bytes: response.body)))) }
-        parts.append(.end(nil))
-        try await outbound.write(contentsOf: parts)
+        context.write(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: response.status, headers: headers))), promise: nil)
+        if !response.body.isEmpty {
+            context.write(wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(bytes: response.body)))), promise: nil)
+        }
+        if keepAlive, !connections.idle(ObjectIdentifier(context.channel)) {
+            context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+        } else {
+            closing = true
+            self.head = nil
+            let channel = context.channel
+            context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { _ in channel.close(promise: nil) }
+        }
+    }
+}
+
+/// One request handled off the event loop; the response goes back to the connection's loop.
+private struct HTTPRequestJob: Sendable {
+    let handler: any HTTPHandler
+    let request: HTTPRequest
+    let head: HTTPRequestHead
+    let connection: NIOLoopBound<HTTPConnectionHandler>
+    let context: NIOLoopBound<ChannelHandlerContext>
+
+    func run() async {
+        let response = await handler.handle(request)
+        let connection = self.connection, context = self.context, head = self.head
+        connection.eventLoop.execute { connection.value.respond(context.value, response, head: head) }
     }
 }
 
@@ -267,17 +313,34 @@ final class ConnectionTracker: Sendable {
 
     func busy(_ id: ObjectIdentifier) { state.withLockedValue { $0.channels[id]?.busy = true } }
 
-    func idle(_ id: ObjectIdentifier) {
-        let close: Channel? = state.withLockedValue { s in
+    /// Marks a connection between requests; true when shutdown has begun (the caller
+    /// closes it once its last response is written).
+    func idle(_ id: ObjectIdentifier) -> Bool {
+        state.withLockedValue { s in
             s.channels[id]?.busy = false
-            return s.shuttingDown ? s.channels[id]?.0 : nil
+            return s.shuttingDown
         }
-        close?.close(promise: nil)
     }
 
     func closed(_ id: ObjectIdentifier) { _ = state.withLockedValue { $0.channels.removeValue(forKey: id) } }
 
     var isShuttingDown: Bool { state.withLockedValue { $0.shuttingDown } }
+
+    /// Closes every connection at once (the server was cancelled).
+    func closeAll() {
+        let all: [Channel] = state.withLockedValue { s in
+            s.shuttingDown = true
+            return s.channels.values.map(\.0)
+        }
+        for c in all { c.close(promise: nil) }
+    }
+
+    /// Returns once every connection open now has closed.
+    func allClosed() async {
+        for channel in state.withLockedValue({ $0.channels.values.map(\.0) }) {
+            try? await channel.closeFuture.get()
+        }
+    }
 
     func shutdown() {
         let idle: [Channel] = state.withLockedValue { s in
@@ -329,12 +392,5 @@ final class RequestDeadlineHandler: ChannelInboundHandler, RemovableChannelHandl
     func disarm() {
         deadline?.cancel()
         deadline = nil
-    }
-
-    /// Called when a whole request has been read: the next bytes start a new deadline.
-    static func requestComplete(on channel: any Channel) {
-        channel.eventLoop.execute {
-            (try? channel.pipeline.syncOperations.handler(type: RequestDeadlineHandler.self))?.disarm()
-        }
     }
 }
