@@ -155,3 +155,61 @@ def test_grpc_listener_offers_a_batch_sized_window_and_frames(daemon_factory):
                     settings = {k: v for k, v in (struct.unpack(">HI", payload[i:i + 6]) for i in range(0, len(payload), 6))}
     assert settings.get(0x4, 65535) >= 1 << 20, settings  # SETTINGS_INITIAL_WINDOW_SIZE
     assert settings.get(0x5, 16384) >= 256 << 10, settings  # SETTINGS_MAX_FRAME_SIZE
+
+
+def test_grpc_calls_in_flight_finish_when_the_daemon_stops(daemon_factory):
+    """Many concurrent Export calls on one HTTP/2 connection (one gRPC channel), then
+    SIGTERM while they keep coming: the daemon exits cleanly within its grace time, every
+    call ends OK or UNAVAILABLE (no reset, no INTERNAL), and every run acknowledged OK is
+    in the ledger after a restart."""
+    import threading
+    import time
+
+    import grpc
+
+    d = ts.start_daemon(daemon_factory, "grpc_stop")
+    target = ts.grpc_target(d)
+    acked: List[str] = []
+    other: List[str] = []
+    lock = threading.Lock()
+    stop_sending = threading.Event()
+
+    def sender(k: int, channel: grpc.Channel) -> None:
+        call = channel.unary_unary(ts.EXPORT_METHOD)
+        for i in range(2000):  # bounded; stop_sending ends it much sooner
+            if stop_sending.is_set():
+                return
+            wf = f"stop-{k}-{i}"
+            run = support.simple_run(wf, [ts.GOOD_CALL])
+            try:
+                call(support.export_bytes([(run, run.spans)]), timeout=30)
+                with lock:
+                    acked.append(wf)
+            except grpc.RpcError as e:
+                with lock:
+                    other.append(f"{wf}: {e.code().name} {e.details()}")
+                if e.code() == grpc.StatusCode.UNAVAILABLE:
+                    return
+                raise
+
+    with grpc.insecure_channel(target, options=ts.GRPC_CHANNEL_OPTIONS) as channel:
+        threads = [threading.Thread(target=sender, args=(k, channel)) for k in range(16)]
+        for t in threads:
+            t.start()
+        assert ts.wait_for(lambda: len(acked) >= 200, 30), f"only {len(acked)} calls acknowledged: {other[:5]}"
+        started = time.monotonic()
+        code = d.stop()
+        stopped_in = time.monotonic() - started
+        stop_sending.set()
+        for t in threads:
+            t.join(timeout=60)
+    assert not any(t.is_alive() for t in threads), "senders did not finish"
+    assert code == 0 and stopped_in < 30, (code, stopped_in, d.log_tail())
+    assert all(" UNAVAILABLE " in o for o in other), other[:10]
+    print(f"[grpc stop] {len(acked)} calls acknowledged, {len(other)} unavailable; stopped in {stopped_in:.2f}s")
+
+    d.start()
+    groups = support.rollups(d.api_url, group_by=("workflow",))["groups"]
+    recorded = {g["workflow"]: g["runs"] for g in groups}
+    missing = [wf for wf in acked if recorded.get(wf) != 1]
+    assert not missing, f"{len(missing)} of {len(acked)} acknowledged runs are not in the ledger after the restart: {missing[:10]}"
