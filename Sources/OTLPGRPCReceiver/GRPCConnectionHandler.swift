@@ -57,6 +57,10 @@ final class GRPCConnectionHandler: ChannelInboundHandler {
         var windowBytes: Int
         /// A call's request must arrive whole within this of its headers.
         var requestTimeout: TimeAmount
+        /// Request bytes buffered on one connection (calls still being read) past which
+        /// its window is not topped up: a client cannot make it hold more than this plus
+        /// one window, however many streams it opens.
+        var maxBufferedBytes: Int
     }
 
     enum Phase {
@@ -79,6 +83,10 @@ final class GRPCConnectionHandler: ChannelInboundHandler {
     private var calls: [HTTP2StreamID: Call] = [:]
     private var context: ChannelHandlerContext?
     private var connectionWindowOpened = false
+    /// Bytes held by calls being read, and the connection window left unreplenished
+    /// while that was over `maxBufferedBytes`.
+    private var bufferedBytes = 0
+    private var withheldConnectionWindow: Int?
     private var sweep: RepeatedTask?
 
     init(routes: GRPCUnaryRoutes, configuration: Configuration, logger: Logger) {
@@ -120,12 +128,15 @@ final class GRPCConnectionHandler: ChannelInboundHandler {
         case .data(let payload):
             guard case .reading(var message)? = calls[id]?.phase, case .byteBuffer(var bytes) = payload.data else { return }
             calls[id]!.phase = .answering  // so the message's buffer is not shared while it grows
+            let before = message.bytes.readableBytes
             do {
                 try message.append(&bytes, reserveLimit: configuration.windowBytes)
             } catch {
+                bufferedBytes -= before
                 refuse(id, error, clientDone: payload.endStream)
                 return
             }
+            bufferedBytes += message.bytes.readableBytes - before
             calls[id]!.phase = .reading(message)
             if payload.endStream { complete(id) }
         default:
@@ -143,7 +154,9 @@ final class GRPCConnectionHandler: ChannelInboundHandler {
         case let window as NIOHTTP2WindowUpdatedEvent:
             keepWindowOpen(window)
         case let closed as StreamClosedEvent:
-            calls.removeValue(forKey: closed.streamID)
+            if let call = calls.removeValue(forKey: closed.streamID), case .reading(let message) = call.phase {
+                released(message.bytes.readableBytes)
+            }
         default:
             break
         }
@@ -184,10 +197,12 @@ final class GRPCConnectionHandler: ChannelInboundHandler {
         do {
             body = try message.finish()
         } catch {
+            released(message.bytes.readableBytes)
             refuse(id, error, clientDone: true)
             return
         }
         calls[id]!.phase = .answering
+        released(message.bytes.readableBytes)
         start(id, method, body, message.compressed ? message.compression : .identity, on: eventLoop)
     }
 
@@ -227,7 +242,8 @@ final class GRPCConnectionHandler: ChannelInboundHandler {
         let now = self.now
         let timeout = configuration.requestTimeout
         for (id, call) in calls {
-            guard case .reading = call.phase, call.started + timeout < now else { continue }
+            guard case .reading(let message) = call.phase, call.started + timeout < now else { continue }
+            released(message.bytes.readableBytes)
             refuse(id, GRPCStatus(code: GRPCStatus.deadlineExceeded,
                                   message: "the request message did not arrive within \(timeout.nanoseconds / 1_000_000_000) s of the call's headers"),
                    clientDone: false)
@@ -267,8 +283,21 @@ final class GRPCConnectionHandler: ChannelInboundHandler {
         guard let inbound = event.inboundWindowSize, inbound <= configuration.windowBytes / 2 else { return }
         if event.streamID != .rootStream {
             guard case .reading? = calls[event.streamID]?.phase else { return }
+        } else if bufferedBytes > configuration.maxBufferedBytes {
+            withheldConnectionWindow = inbound
+            return
         }
         write(event.streamID, .windowUpdate(windowSizeIncrement: configuration.windowBytes - inbound))
+    }
+
+    /// A call stopped being read: its bytes no longer count, and a withheld connection
+    /// window is topped up once the connection is back under its limit.
+    private func released(_ bytes: Int) {
+        bufferedBytes -= bytes
+        guard let inbound = withheldConnectionWindow, bufferedBytes <= configuration.maxBufferedBytes else { return }
+        withheldConnectionWindow = nil
+        write(.rootStream, .windowUpdate(windowSizeIncrement: configuration.windowBytes - inbound))
+        context?.flush()
     }
 }
 

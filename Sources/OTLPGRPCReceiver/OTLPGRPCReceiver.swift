@@ -116,7 +116,8 @@ public struct OTLPGRPCReceiver: Service {
             maxIdleTime: configuration.maxIdleTime, maxAge: nil, maxGraceTime: configuration.maxGraceTime,
             keepalive: .init(pingInterval: .hours(2), ackTimeout: .seconds(20)))
         let handlerConfiguration = GRPCConnectionHandler.Configuration(
-            maxMessageBytes: configuration.maxMessageBytes, windowBytes: Self.windowBytes, requestTimeout: configuration.requestTimeout)
+            maxMessageBytes: configuration.maxMessageBytes, windowBytes: Self.windowBytes, requestTimeout: configuration.requestTimeout,
+            maxBufferedBytes: configuration.maxMessageBytes + Self.windowBytes)
 
         let server = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .serverChannelOption(.backlog, value: 256)

@@ -14,10 +14,11 @@ private final class Harness {
     let refusals = RefusalLog()
     let windowBytes = 1 << 20
 
-    init(maxMessageBytes: Int = 1_000, requestTimeout: TimeAmount = .seconds(30)) throws {
+    init(maxMessageBytes: Int = 1_000, requestTimeout: TimeAmount = .seconds(30), maxBufferedBytes: Int = 1 << 30) throws {
         let routes = GRPCUnaryRoutes(["/p.S/Export": { _ in .success([]) }], refused: { [refusals] in refusals.add($0) })
         try channel.pipeline.syncOperations.addHandler(GRPCConnectionHandler(
-            routes: routes, configuration: .init(maxMessageBytes: maxMessageBytes, windowBytes: windowBytes, requestTimeout: requestTimeout),
+            routes: routes, configuration: .init(maxMessageBytes: maxMessageBytes, windowBytes: windowBytes, requestTimeout: requestTimeout,
+                                                 maxBufferedBytes: maxBufferedBytes),
             logger: Logger(label: "test")))
     }
 
@@ -125,4 +126,28 @@ private func resets(_ frames: [HTTP2Frame], stream: Int) -> [HTTP2ErrorCode] {
         return (f.streamID, increment)
     }
     #expect(updates.map(\.0) == [.rootStream, 7] && updates.map(\.1) == [h.windowBytes - 100, h.windowBytes - 200], "\(updates)")
+}
+
+@Test func aConnectionHoldingTooManyRequestBytesGetsNoMoreWindowUntilACallEnds() throws {
+    let h = try Harness(maxMessageBytes: 10_000, maxBufferedBytes: 1_000)
+    func rootUpdates() throws -> [Int] {
+        try h.written().compactMap { f in
+            guard f.streamID == .rootStream, case .windowUpdate(let increment) = f.payload else { return nil }
+            return increment
+        }
+    }
+    for stream in [1, 3] {
+        try h.headers(stream)
+        var part = ByteBuffer(bytes: [0, 0, 0, 0x13, 0x88] + [UInt8](repeating: 1, count: 600))  // 600 of 5,000 bytes
+        try h.send(stream, .data(.init(data: .byteBuffer(part))))
+        part.clear()
+    }
+    _ = try h.written()
+    // 1,210 bytes buffered, over the 1,000 allowed: the connection's window stays as it is.
+    h.channel.pipeline.fireUserInboundEventTriggered(NIOHTTP2WindowUpdatedEvent(streamID: .rootStream, inboundWindowSize: 300, outboundWindowSize: 0))
+    h.channel.flush()
+    #expect(try rootUpdates().isEmpty)
+    // One call goes away (the client reset it): 605 bytes left, and the window is topped up.
+    h.channel.pipeline.fireUserInboundEventTriggered(StreamClosedEvent(streamID: 1, reason: .cancel))
+    #expect(try rootUpdates() == [h.windowBytes - 300])
 }
