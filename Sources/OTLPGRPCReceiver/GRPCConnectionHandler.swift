@@ -2,6 +2,7 @@ import Logging
 import NIOCore
 import NIOHPACK
 import NIOHTTP2
+import OTLPDecoding
 import ZlibCodec
 
 /// A unary call's request message as the method gets it: the received bytes where they
@@ -163,9 +164,16 @@ final class GRPCConnectionHandler: ChannelInboundHandler {
         context.fireUserInboundEventTriggered(event)
     }
 
+    /// NIOHTTP2Handler has already answered the error (RST_STREAM for a stream's, GOAWAY
+    /// for the connection's); a connection error also ends the connection, which is left
+    /// to the handler at the end of the pipeline.
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        // NIOHTTP2Handler answers protocol errors itself (RST_STREAM or GOAWAY and close).
-        logger.debug("OTLP/gRPC connection error", metadata: ["error": "\(error)"])
+        if let stream = error as? NIOHTTP2Errors.StreamError {
+            logger.debug("OTLP/gRPC stream error", metadata: ["stream": "\(stream.streamID)", "error": "\(stream.baseError)"])
+        } else {
+            logger.debug("OTLP/gRPC connection error", metadata: ["error": "\(error)"])
+            context.close(promise: nil)
+        }
     }
 
     // MARK: Calls
@@ -220,7 +228,7 @@ final class GRPCConnectionHandler: ChannelInboundHandler {
         case .success(let response):
             write(id, GRPCHeaders.response(), endStream: false)
             write(id, .data(.init(data: .byteBuffer(GRPCHeaders.message(response, allocator: context.channel.allocator)))))
-            write(id, GRPCHeaders.trailers(GRPCStatus(code: GRPCStatus.ok, message: "")), endStream: true)
+            write(id, GRPCHeaders.trailers(GRPCStatus(code: RPCCode.ok, message: "")), endStream: true)
         case .failure(let status):
             routes.refused(status)
             write(id, GRPCHeaders.trailersOnly(status), endStream: true)
@@ -244,7 +252,7 @@ final class GRPCConnectionHandler: ChannelInboundHandler {
         for (id, call) in calls {
             guard case .reading(let message) = call.phase, call.started + timeout < now else { continue }
             released(message.bytes.readableBytes)
-            refuse(id, GRPCStatus(code: GRPCStatus.deadlineExceeded,
+            refuse(id, GRPCStatus(code: RPCCode.deadlineExceeded,
                                   message: "the request message did not arrive within \(timeout.nanoseconds / 1_000_000_000) s of the call's headers"),
                    clientDone: false)
         }
@@ -261,9 +269,9 @@ final class GRPCConnectionHandler: ChannelInboundHandler {
             let bytes = try body.withUnsafeReadableBytes { raw throws(ZlibError) in try Zlib.decompress(raw, format: format, limit: limit) }
             return .success(GRPCRequestBytes(storage: .decompressed(bytes)))
         } catch where error.code == .outputLimitExceeded {
-            return .failure(GRPCStatus(code: GRPCStatus.resourceExhausted, message: "request message decompresses to more than the limit of \(limit) bytes"))
+            return .failure(GRPCStatus(code: RPCCode.resourceExhausted, message: "request message decompresses to more than the limit of \(limit) bytes"))
         } catch {
-            return .failure(GRPCStatus(code: GRPCStatus.invalidArgument, message: "\(compression) request message cannot be decompressed: \(error.message)"))
+            return .failure(GRPCStatus(code: RPCCode.invalidArgument, message: "\(compression) request message cannot be decompressed: \(error.message)"))
         }
     }
 

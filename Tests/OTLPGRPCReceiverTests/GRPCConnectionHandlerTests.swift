@@ -3,6 +3,7 @@ import NIOCore
 import NIOEmbedded
 import NIOHPACK
 import NIOHTTP2
+import OTLPDecoding
 import Testing
 @testable import OTLPGRPCReceiver
 
@@ -80,7 +81,7 @@ private func resets(_ frames: [HTTP2Frame], stream: Int) -> [HTTP2ErrorCode] {
     #expect(answer?.status == "8" && answer?.endStream == true, "\(frames)")
     #expect(answer?.message == "request message is 5000000 bytes; the limit is 1000")
     #expect(resets(frames, stream: 1) == [.noError])
-    #expect(h.refusals.all == [GRPCStatus.resourceExhausted])
+    #expect(h.refusals.all == [RPCCode.resourceExhausted])
     // What the client still sends is dropped, and not answered again.
     var more = ByteBuffer(bytes: [UInt8](repeating: 7, count: 100))
     try h.send(1, .data(.init(data: .byteBuffer(more), endStream: true)))
@@ -150,4 +151,15 @@ private func resets(_ frames: [HTTP2Frame], stream: Int) -> [HTTP2ErrorCode] {
     // One call goes away (the client reset it): 605 bytes left, and the window is topped up.
     h.channel.pipeline.fireUserInboundEventTriggered(StreamClosedEvent(streamID: 1, reason: .cancel))
     #expect(try rootUpdates() == [h.windowBytes - 300])
+}
+
+@Test func aConnectionErrorClosesTheConnectionAndAStreamErrorDoesNot() throws {
+    // NIOHTTP2Handler reports a connection error after sending GOAWAY, and leaves the
+    // close to the pipeline: a connection left open kept a stopping daemon waiting.
+    let h = try Harness()
+    try h.channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 4317)).wait()
+    h.channel.pipeline.fireErrorCaught(NIOHTTP2Errors.streamError(streamID: 3, baseError: NIOHTTP2Errors.createdStreamAfterGoaway()))
+    #expect(h.channel.isActive)
+    h.channel.pipeline.fireErrorCaught(NIOHTTP2Errors.ioOnClosedConnection())
+    #expect(!h.channel.isActive)
 }

@@ -1,6 +1,7 @@
 import Foundation
 import NIOCore
 import NIOHPACK
+import OTLPDecoding
 import Testing
 @testable import OTLPGRPCReceiver
 
@@ -28,7 +29,7 @@ private func prefixed(_ payload: [UInt8], compressed: Bool = false, declared: In
 @Test func aMessageOverTheLimitIsRefusedFromItsPrefix() {
     var message = GRPCRequestMessage(maxMessageBytes: 1_000, compression: .identity)
     var prefixOnly = prefixed([], declared: 1_001)
-    #expect(throws: GRPCStatus(code: GRPCStatus.resourceExhausted, message: "request message is 1001 bytes; the limit is 1000")) {
+    #expect(throws: GRPCStatus(code: RPCCode.resourceExhausted, message: "request message is 1001 bytes; the limit is 1000")) {
         try message.append(&prefixOnly, reserveLimit: 1 << 20)
     }
     var gzip = GRPCRequestMessage(maxMessageBytes: 1_000, compression: .gzip)
@@ -37,7 +38,7 @@ private func prefixed(_ payload: [UInt8], compressed: Bool = false, declared: In
         try gzip.append(&compressed, reserveLimit: 1 << 20)
         Issue.record("a compressed message longer than the limit was accepted")
     } catch {
-        #expect(error.code == GRPCStatus.resourceExhausted && error.message.contains("compressed"), "\(error)")
+        #expect(error.code == RPCCode.resourceExhausted && error.message.contains("compressed"), "\(error)")
     }
 }
 
@@ -56,14 +57,14 @@ private func prefixed(_ payload: [UInt8], compressed: Bool = false, declared: In
         try plain.append(&flagged, reserveLimit: 1 << 20)
         Issue.record("a compressed message without grpc-encoding was accepted")
     } catch {
-        #expect(error.code == GRPCStatus.internal && error.message.contains("grpc-encoding"))
+        #expect(error.code == RPCCode.internal && error.message.contains("grpc-encoding"))
     }
 
     // The stream ends inside the message, or without one.
     var short = prefixed([1, 2], declared: 10)
     var truncated = GRPCRequestMessage(maxMessageBytes: 1_000, compression: .identity)
     try truncated.append(&short, reserveLimit: 1 << 20)
-    #expect(throws: GRPCStatus(code: GRPCStatus.internal, message: "request message truncated: the stream ended after 2 bytes of 10")) {
+    #expect(throws: GRPCStatus(code: RPCCode.internal, message: "request message truncated: the stream ended after 2 bytes of 10")) {
         try truncated.finish()
     }
     let empty = GRPCRequestMessage(maxMessageBytes: 1_000, compression: .identity)
@@ -71,7 +72,7 @@ private func prefixed(_ payload: [UInt8], compressed: Bool = false, declared: In
         _ = try empty.finish()
         Issue.record("a call without a message was accepted")
     } catch {
-        #expect(error.code == GRPCStatus.invalidArgument)
+        #expect(error.code == RPCCode.invalidArgument)
     }
 }
 
@@ -96,9 +97,9 @@ private func prefixed(_ payload: [UInt8], compressed: Bool = false, declared: In
     guard case .failure(let json) = GRPCRequestHead.parse(head([], contentType: "application/json"), servedPaths: served) else { Issue.record("JSON accepted"); return }
     #expect(json.httpStatus == 415 && json.status.message.contains("application/json"))
     guard case .failure(let other) = GRPCRequestHead.parse(head([], path: "/p.S/Query"), servedPaths: served) else { Issue.record("unknown method accepted"); return }
-    #expect(other.httpStatus == 200 && other.status.code == GRPCStatus.unimplemented && other.status.message.contains("/p.S/Query"))
+    #expect(other.httpStatus == 200 && other.status.code == RPCCode.unimplemented && other.status.message.contains("/p.S/Query"))
     guard case .failure(let snappy) = GRPCRequestHead.parse(head([("grpc-encoding", "snappy")]), servedPaths: served) else { Issue.record("snappy accepted"); return }
-    #expect(snappy.status.code == GRPCStatus.unimplemented && snappy.acceptEncoding)
+    #expect(snappy.status.code == RPCCode.unimplemented && snappy.acceptEncoding)
 }
 
 @Test func statusDetailsAreEncodedForHeaders() {

@@ -167,7 +167,7 @@ def test_grpc_calls_in_flight_finish_when_the_daemon_stops(daemon_factory):
 
     import grpc
 
-    d = ts.start_daemon(daemon_factory, "grpc_stop")
+    d = ts.start_daemon(daemon_factory, "grpc_stop", ["--log-level", "debug"])
     target = ts.grpc_target(d)
     acked: List[str] = []
     other: List[str] = []
