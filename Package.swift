@@ -62,7 +62,7 @@ let package = Package(
         ]),
         .target(name: "OTLPReceiver", dependencies: ["HTTPServing", "OTLPDecoding", "LedgerPipeline", "LedgerCore"]),
         .target(name: "OTLPGRPCReceiver", dependencies: [
-            "OTLPDecoding", "LedgerPipeline", "LedgerCore", "ZlibCodec",
+            "HTTPServing", "OTLPDecoding", "LedgerPipeline", "LedgerCore", "ZlibCodec",
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "NIOHTTP2", package: "swift-nio-http2"),
@@ -113,7 +113,7 @@ let package = Package(
         .testTarget(name: "AlertingTests", dependencies: ["Alerting", "AlertDetection", "LedgerCore"]),
         .testTarget(name: "ZlibCodecTests", dependencies: ["ZlibCodec"]),
         .testTarget(name: "OTLPGRPCReceiverTests", dependencies: [
-            "OTLPGRPCReceiver",
+            "OTLPGRPCReceiver", "OTLPDecoding",
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOEmbedded", package: "swift-nio"),
             .product(name: "NIOHPACK", package: "swift-nio-http2"),

@@ -157,7 +157,7 @@ public final class HTTPServer: Service, Sendable {
             .childChannelOption(.tcpOption(.tcp_nodelay), value: 1)
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    guard connections.opened(ObjectIdentifier(channel), channel) else { throw ChannelError.ioOnClosedChannel }
+                    guard connections.opened(channel) else { throw ChannelError.ioOnClosedChannel }
                     let sync = channel.pipeline.syncOperations
                     try sync.addHandler(IdleStateHandler(readTimeout: idle))
                     try sync.addHandler(CloseOnIdleHandler())
@@ -171,17 +171,9 @@ public final class HTTPServer: Service, Sendable {
             logger.info("\(name) listening", metadata: ["address": "\(address)"])
             await onBound(address)
         }
-        await withTaskCancellationHandler {
-            await withGracefulShutdownHandler {
-                try? await server.closeFuture.get()
-                await connections.allClosed()
-            } onGracefulShutdown: {
-                server.close(promise: nil)
-                connections.shutdown()
-            }
-        } onCancel: {
-            server.close(promise: nil)
-            connections.closeAll()
+        await connections.serve(until: server) { shutdown in
+            // Idle connections close now; busy ones after their response (`idle`).
+            for (channel, busy) in shutdown where !busy { channel.close(promise: nil) }
         }
         logger.info("\(name) stopped")
     }
@@ -213,11 +205,6 @@ final class HTTPConnectionHandler: ChannelInboundHandler {
 
     func handlerAdded(context: ChannelHandlerContext) {
         deadline = try? context.pipeline.syncOperations.handler(type: RequestDeadlineHandler.self)
-    }
-
-    func channelInactive(context: ChannelHandlerContext) {
-        connections.closed(ObjectIdentifier(context.channel))
-        context.fireChannelInactive()
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -291,63 +278,6 @@ private struct HTTPRequestJob: Sendable {
         let response = await handler.handle(request)
         let connection = self.connection, context = self.context, head = self.head
         connection.eventLoop.execute { connection.value.respond(context.value, response, head: head) }
-    }
-}
-
-/// Open connections and whether each is between requests, so shutdown can close the idle ones.
-final class ConnectionTracker: Sendable {
-    struct State {
-        var channels: [ObjectIdentifier: (Channel, busy: Bool)] = [:]
-        var shuttingDown = false
-    }
-
-    private let state = NIOLockedValueBox(State())
-
-    func opened(_ id: ObjectIdentifier, _ channel: Channel) -> Bool {
-        state.withLockedValue { s in
-            guard !s.shuttingDown else { return false }
-            s.channels[id] = (channel, false)
-            return true
-        }
-    }
-
-    func busy(_ id: ObjectIdentifier) { state.withLockedValue { $0.channels[id]?.busy = true } }
-
-    /// Marks a connection between requests; true when shutdown has begun (the caller
-    /// closes it once its last response is written).
-    func idle(_ id: ObjectIdentifier) -> Bool {
-        state.withLockedValue { s in
-            s.channels[id]?.busy = false
-            return s.shuttingDown
-        }
-    }
-
-    func closed(_ id: ObjectIdentifier) { _ = state.withLockedValue { $0.channels.removeValue(forKey: id) } }
-
-    var isShuttingDown: Bool { state.withLockedValue { $0.shuttingDown } }
-
-    /// Closes every connection at once (the server was cancelled).
-    func closeAll() {
-        let all: [Channel] = state.withLockedValue { s in
-            s.shuttingDown = true
-            return s.channels.values.map(\.0)
-        }
-        for c in all { c.close(promise: nil) }
-    }
-
-    /// Returns once every connection open now has closed.
-    func allClosed() async {
-        for channel in state.withLockedValue({ $0.channels.values.map(\.0) }) {
-            try? await channel.closeFuture.get()
-        }
-    }
-
-    func shutdown() {
-        let idle: [Channel] = state.withLockedValue { s in
-            s.shuttingDown = true
-            return s.channels.values.filter { !$0.busy }.map(\.0)
-        }
-        for c in idle { c.close(promise: nil) }
     }
 }
 

@@ -56,10 +56,12 @@ public enum OTLPJSONResponses {
 
 }
 
-/// gRPC status codes used in google.rpc.Status bodies.
+/// gRPC status codes (grpc/grpc doc/statuscodes.md) used in google.rpc.Status bodies and gRPC trailers.
 public enum RPCCode {
     public static let ok: Int32 = 0
+    public static let cancelled: Int32 = 1
     public static let invalidArgument: Int32 = 3
+    public static let deadlineExceeded: Int32 = 4
     public static let notFound: Int32 = 5
     public static let resourceExhausted: Int32 = 8
     public static let unimplemented: Int32 = 12

@@ -1,5 +1,6 @@
 import NIOCore
 import NIOHPACK
+import OTLPDecoding
 
 /// gRPC over HTTP/2 as the OTLP/gRPC receiver needs it: unary calls, the request's
 /// length-prefixed message, the response's headers, message and trailers
@@ -21,16 +22,6 @@ public struct GRPCStatus: Error, Sendable, Equatable {
     public static func == (a: GRPCStatus, b: GRPCStatus) -> Bool {
         a.code == b.code && a.message == b.message && a.binaryMetadata.elementsEqual(b.binaryMetadata) { $0.key == $1.key && $0.value == $1.value }
     }
-
-    /// Status codes (grpc/grpc doc/statuscodes.md) that this receiver answers with.
-    public static let ok: Int32 = 0
-    public static let cancelled: Int32 = 1
-    public static let invalidArgument: Int32 = 3
-    public static let deadlineExceeded: Int32 = 4
-    public static let resourceExhausted: Int32 = 8
-    public static let unimplemented: Int32 = 12
-    public static let `internal`: Int32 = 13
-    public static let unavailable: Int32 = 14
 }
 
 /// The message compressions a call may name in `grpc-encoding`.
@@ -66,23 +57,23 @@ struct GRPCRequestHead: Equatable {
     static func parse(_ headers: HPACKHeaders, servedPaths: Set<String>) -> Result<GRPCRequestHead, Refusal> {
         guard headers.first(name: ":method") == "POST" else {
             let method = headers.first(name: ":method") ?? "none"
-            return .failure(Refusal(httpStatus: 405, status: GRPCStatus(code: GRPCStatus.unimplemented, message: "HTTP method \(method): gRPC calls are POST")))
+            return .failure(Refusal(httpStatus: 405, status: GRPCStatus(code: RPCCode.unimplemented, message: "HTTP method \(method): gRPC calls are POST")))
         }
         let contentType = headers.first(name: "content-type") ?? ""
         guard contentType.lowercased().hasPrefix("application/grpc") else {
             return .failure(Refusal(httpStatus: 415, status: GRPCStatus(
-                code: GRPCStatus.internal, message: "content-type '\(contentType)' is not gRPC; this listener takes application/grpc")))
+                code: RPCCode.internal, message: "content-type '\(contentType)' is not gRPC; this listener takes application/grpc")))
         }
         let path = headers.first(name: ":path") ?? ""
         guard servedPaths.contains(path) else {
             let served = servedPaths.sorted().joined(separator: ", ")
             return .failure(Refusal(httpStatus: 200, status: GRPCStatus(
-                code: GRPCStatus.unimplemented, message: "method '\(path)' is not implemented here; this listener serves \(served)")))
+                code: RPCCode.unimplemented, message: "method '\(path)' is not implemented here; this listener serves \(served)")))
         }
         let encoding = headers.first(name: "grpc-encoding")
         guard let compression = GRPCCompression(header: encoding) else {
             return .failure(Refusal(httpStatus: 200, status: GRPCStatus(
-                code: GRPCStatus.unimplemented, message: "grpc-encoding '\(encoding ?? "")' is not supported; use one of \(GRPCCompression.accepted)"),
+                code: RPCCode.unimplemented, message: "grpc-encoding '\(encoding ?? "")' is not supported; use one of \(GRPCCompression.accepted)"),
                 acceptEncoding: true))
         }
         return .success(GRPCRequestHead(path: path, compression: compression))
@@ -118,14 +109,14 @@ struct GRPCRequestMessage {
             let flag = bytes.getInteger(at: bytes.readerIndex, as: UInt8.self)!
             let length = Int(bytes.getInteger(at: bytes.readerIndex + 1, as: UInt32.self)!)
             guard flag == 0 || flag == 1 else {
-                throw GRPCStatus(code: GRPCStatus.internal, message: "message prefix has flag \(flag); only 0 (plain) and 1 (compressed) exist")
+                throw GRPCStatus(code: RPCCode.internal, message: "message prefix has flag \(flag); only 0 (plain) and 1 (compressed) exist")
             }
             compressed = flag == 1
             if compressed && compression == .identity {
-                throw GRPCStatus(code: GRPCStatus.internal, message: "message is marked compressed but the call named no grpc-encoding")
+                throw GRPCStatus(code: RPCCode.internal, message: "message is marked compressed but the call named no grpc-encoding")
             }
             guard length <= maxMessageBytes else {
-                throw GRPCStatus(code: GRPCStatus.resourceExhausted, message: compressed
+                throw GRPCStatus(code: RPCCode.resourceExhausted, message: compressed
                     ? "request message is \(length) bytes compressed; the limit is \(maxMessageBytes) after decompression"
                     : "request message is \(length) bytes; the limit is \(maxMessageBytes)")
             }
@@ -135,18 +126,18 @@ struct GRPCRequestMessage {
             if wanted > bytes.writableBytes { bytes.reserveCapacity(minimumWritableBytes: wanted) }
         }
         if let declaredLength, bytes.readableBytes > Self.prefixBytes + declaredLength {
-            throw GRPCStatus(code: GRPCStatus.internal, message: "Export is unary: the call carried more than one request message")
+            throw GRPCStatus(code: RPCCode.internal, message: "Export is unary: the call carried more than one request message")
         }
     }
 
     /// The message once the stream has ended, or why there is none.
     func finish() throws(GRPCStatus) -> ByteBuffer {
         guard bytes.readableBytes > 0 else {
-            throw GRPCStatus(code: GRPCStatus.invalidArgument, message: "the call carried no request message")
+            throw GRPCStatus(code: RPCCode.invalidArgument, message: "the call carried no request message")
         }
         guard let declaredLength, bytes.readableBytes == Self.prefixBytes + declaredLength else {
             let expected = declaredLength.map { " of \($0)" } ?? ""
-            throw GRPCStatus(code: GRPCStatus.internal, message: "request message truncated: the stream ended after \(max(0, bytes.readableBytes - Self.prefixBytes)) bytes\(expected)")
+            throw GRPCStatus(code: RPCCode.internal, message: "request message truncated: the stream ended after \(max(0, bytes.readableBytes - Self.prefixBytes)) bytes\(expected)")
         }
         return bytes.getSlice(at: bytes.readerIndex + Self.prefixBytes, length: declaredLength)!
     }

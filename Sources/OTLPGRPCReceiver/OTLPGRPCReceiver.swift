@@ -1,5 +1,6 @@
 import LedgerCore
 import LedgerPipeline
+import HTTPServing
 import Logging
 import NIOCore
 import NIOHTTP2
@@ -29,9 +30,9 @@ public struct OTLPTraceExport: Sendable {
         do {
             decoded = try request.withUnsafeBytes { raw in try pool.withDecoder { try $0.decode(raw) } }
         } catch let e as OTLPDecodeError {
-            return .failure(GRPCStatus(code: GRPCStatus.invalidArgument, message: e.message))
+            return .failure(GRPCStatus(code: RPCCode.invalidArgument, message: e.message))
         } catch {
-            return .failure(GRPCStatus(code: GRPCStatus.invalidArgument, message: "\(error)"))
+            return .failure(GRPCStatus(code: RPCCode.invalidArgument, message: "\(error)"))
         }
         let spanCount = decoded.spans.count
         do {
@@ -40,8 +41,8 @@ public struct OTLPTraceExport: Sendable {
             // UNAVAILABLE with google.rpc.RetryInfo in grpc-status-details-bin (OTLP throttling);
             // the OpenTelemetry exporters also read a bare RetryInfo from its own trailer.
             let seconds = Int64(error.retryAfterSeconds)
-            return .failure(GRPCStatus(code: GRPCStatus.unavailable, message: error.message, binaryMetadata: [
-                ("grpc-status-details-bin", OTLPResponses.status(code: GRPCStatus.unavailable, message: error.message, retryAfterSeconds: seconds)),
+            return .failure(GRPCStatus(code: RPCCode.unavailable, message: error.message, binaryMetadata: [
+                ("grpc-status-details-bin", OTLPResponses.status(code: RPCCode.unavailable, message: error.message, retryAfterSeconds: seconds)),
                 ("google.rpc.retryinfo-bin", OTLPResponses.retryInfo(seconds: seconds)),
             ]))
         }
@@ -95,7 +96,7 @@ public struct OTLPGRPCReceiver: Service {
     let routes: GRPCUnaryRoutes
     let logger: Logger
     let onBound: @Sendable (String, Int) async -> Void
-    let connections = GRPCConnections()
+    let connections = ConnectionTracker()
 
     public init(configuration: Configuration, consumer: any SpanConsumer, limits: DecodeLimits, counters: GRPCCounters, logger: Logger,
                 onBound: @escaping @Sendable (String, Int) async -> Void) {
@@ -137,17 +138,10 @@ public struct OTLPGRPCReceiver: Service {
             logger.info("OTLP/gRPC receiver listening", metadata: ["address": "\(address.ipAddress ?? configuration.host):\(port)"])
             await onBound(address.ipAddress ?? configuration.host, port)
         }
-        await withTaskCancellationHandler {
-            await withGracefulShutdownHandler {
-                try? await server.closeFuture.get()
-                await connections.allClosed()
-            } onGracefulShutdown: {
-                server.close(promise: nil)
-                connections.quiesce()
-            }
-        } onCancel: {
-            server.close(promise: nil)
-            connections.closeAll()
+        await connections.serve(until: server) { shutdown in
+            // GOAWAY to each connection; NIO's connection management handler closes it
+            // once its calls are answered (or after maxGraceTime).
+            for (channel, _) in shutdown { channel.pipeline.fireUserInboundEventTriggered(ChannelShouldQuiesceEvent()) }
         }
         logger.info("OTLP/gRPC receiver stopped")
     }
@@ -162,50 +156,5 @@ public struct OTLPGRPCReceiver: Service {
             HTTP2Setting(parameter: .maxFrameSize, value: maxFrameBytes),
         ]
         return http2
-    }
-}
-
-/// Open connections, so that shutdown can ask each to finish its calls and close.
-final class GRPCConnections: Sendable {
-    private struct State {
-        var channels: [ObjectIdentifier: any Channel] = [:]
-        var quiescing = false
-    }
-    private let state = Mutex(State())
-
-    /// Registers a new connection; false once shutdown has begun (it is then refused).
-    func opened(_ channel: any Channel) -> Bool {
-        let id = ObjectIdentifier(channel)
-        let accepted = state.withLock { s in
-            guard !s.quiescing else { return false }
-            s.channels[id] = channel
-            return true
-        }
-        if accepted { channel.closeFuture.whenComplete { _ in self.state.withLock { _ = $0.channels.removeValue(forKey: id) } } }
-        return accepted
-    }
-
-    /// GOAWAY to every connection; each closes once its calls are answered.
-    func quiesce() {
-        let channels = state.withLock { s in
-            s.quiescing = true
-            return Array(s.channels.values)
-        }
-        for channel in channels { channel.pipeline.fireUserInboundEventTriggered(ChannelShouldQuiesceEvent()) }
-    }
-
-    /// Closes every connection at once (the service was cancelled).
-    func closeAll() {
-        let channels = state.withLock { s in
-            s.quiescing = true
-            return Array(s.channels.values)
-        }
-        for channel in channels { channel.close(promise: nil) }
-    }
-
-    func allClosed() async {
-        for channel in state.withLock({ Array($0.channels.values) }) {
-            try? await channel.closeFuture.get()
-        }
     }
 }
