@@ -193,15 +193,14 @@ final class HTTPConnectionHandler: ChannelInboundHandler {
     private var body = ByteBuffer()
     /// A response ending the connection was sent: what else arrives is dropped.
     private var closing = false
+    /// The slow-loris deadline, disarmed when a request has arrived whole.
+    private var deadline: RequestDeadlineHandler?
 
     init(handler: any HTTPHandler, connections: ConnectionTracker, logger: Logger) {
         self.handler = handler
         self.connections = connections
         self.logger = logger
     }
-
-    /// Disarmed when a request has arrived whole.
-    private var deadline: RequestDeadlineHandler?
 
     func handlerAdded(context: ChannelHandlerContext) {
         deadline = try? context.pipeline.syncOperations.handler(type: RequestDeadlineHandler.self)

@@ -165,8 +165,8 @@ final class GRPCConnectionHandler: ChannelInboundHandler {
     }
 
     /// NIOHTTP2Handler has already answered the error (RST_STREAM for a stream's, GOAWAY
-    /// for the connection's); a connection error also ends the connection, which is left
-    /// to the handler at the end of the pipeline.
+    /// for the connection's) but leaves closing the connection to the pipeline: this
+    /// handler, at its end, closes it on a connection error.
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
         if let stream = error as? NIOHTTP2Errors.StreamError {
             logger.debug("OTLP/gRPC stream error", metadata: ["stream": "\(stream.streamID)", "error": "\(stream.baseError)"])
