@@ -149,12 +149,7 @@ public final class HTTPServer: Service, Sendable {
         let handler = self.handler
         let connections = self.connections
         let logger = self.logger
-        let server = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
-            .serverChannelOption(.backlog, value: configuration.backlog)
-            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
-            // TCP_NODELAY is a TCP-level option: `.socketOption(.tcp_nodelay)` set SOL_SOCKET
-            // option 1, SO_DEBUG, which only root may set (everyone else: EACCES on accept).
-            .childChannelOption(.tcpOption(.tcp_nodelay), value: 1)
+        let server = try await ServerBootstrap.spanLedgerListener(backlog: configuration.backlog)
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     guard connections.opened(channel) else { throw ChannelError.ioOnClosedChannel }

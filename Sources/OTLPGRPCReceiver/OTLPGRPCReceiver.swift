@@ -120,10 +120,7 @@ public struct OTLPGRPCReceiver: Service {
             maxMessageBytes: configuration.maxMessageBytes, windowBytes: Self.windowBytes, requestTimeout: configuration.requestTimeout,
             maxBufferedBytes: configuration.maxMessageBytes + Self.windowBytes)
 
-        let server = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
-            .serverChannelOption(.backlog, value: 256)
-            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
-            .childChannelOption(.tcpOption(.tcp_nodelay), value: 1)
+        let server = try await ServerBootstrap.spanLedgerListener()
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     guard connections.opened(channel) else { throw ChannelError.ioOnClosedChannel }
