@@ -14,13 +14,6 @@ public struct GRPCRequestBytes: Sendable {
     }
     let storage: Storage
 
-    public var count: Int {
-        switch storage {
-        case .received(let b): b.readableBytes
-        case .decompressed(let a): a.count
-        }
-    }
-
     public func withUnsafeBytes<T>(_ body: (UnsafeRawBufferPointer) throws -> T) rethrows -> T {
         switch storage {
         case .received(let b): try b.withUnsafeReadableBytes(body)
@@ -34,11 +27,14 @@ public struct GRPCRequestBytes: Sendable {
 public struct GRPCUnaryRoutes: Sendable {
     public typealias Method = @Sendable (GRPCRequestBytes) async -> Result<[UInt8], GRPCStatus>
     let methods: [String: Method]
+    /// The served paths, for checking each call's `:path` without building the set per call.
+    let paths: Set<String>
     /// Told of every call on a served path that is not answered OK (for /metrics).
     let refused: @Sendable (GRPCStatus) -> Void
 
     public init(_ methods: [String: Method], refused: @escaping @Sendable (GRPCStatus) -> Void = { _ in }) {
         self.methods = methods
+        self.paths = Set(methods.keys)
         self.refused = refused
     }
 }
@@ -133,7 +129,7 @@ final class GRPCConnectionHandler: ChannelInboundHandler {
             do {
                 try message.append(&bytes, reserveLimit: configuration.windowBytes)
             } catch {
-                bufferedBytes -= before
+                released(before)
                 refuse(id, error, clientDone: payload.endStream)
                 return
             }
@@ -182,7 +178,7 @@ final class GRPCConnectionHandler: ChannelInboundHandler {
     private var now: NIODeadline { context?.eventLoop.now ?? .now() }
 
     private func open(_ id: HTTP2StreamID, _ headers: HPACKHeaders, endStream: Bool) {
-        switch GRPCRequestHead.parse(headers, servedPaths: Set(routes.methods.keys)) {
+        switch GRPCRequestHead.parse(headers, servedPaths: routes.paths) {
         case .failure(let refusal):
             // Recorded before the answer: the stream's close (which forgets the call) may
             // be reported while the answer is written.

@@ -163,3 +163,27 @@ private func resets(_ frames: [HTTP2Frame], stream: Int) -> [HTTP2ErrorCode] {
     h.channel.pipeline.fireErrorCaught(NIOHTTP2Errors.ioOnClosedConnection())
     #expect(!h.channel.isActive)
 }
+
+@Test func aCallRefusedMidMessageGivesBackAWithheldConnectionWindow() throws {
+    let h = try Harness(maxMessageBytes: 10_000, maxBufferedBytes: 1_000)
+    for stream in [1, 3] {
+        try h.headers(stream)
+        var part = ByteBuffer(bytes: [0, 0, 0, 0x13, 0x88] + [UInt8](repeating: 1, count: 600))  // 600 of 5,000 bytes
+        try h.send(stream, .data(.init(data: .byteBuffer(part))))
+        part.clear()
+    }
+    h.channel.pipeline.fireUserInboundEventTriggered(NIOHTTP2WindowUpdatedEvent(streamID: .rootStream, inboundWindowSize: 300, outboundWindowSize: 0))
+    h.channel.flush()
+    _ = try h.written()
+    // Stream 1 sends past its message's end: refused, and its 605 bytes no longer count.
+    var tooMuch = ByteBuffer(bytes: [UInt8](repeating: 2, count: 4_500))
+    try h.send(1, .data(.init(data: .byteBuffer(tooMuch))))
+    tooMuch.clear()
+    let frames = try h.written()
+    #expect(grpcStatus(frames, stream: 1)?.status == "13", "\(frames)")
+    let rootUpdates: [Int] = frames.compactMap { f in
+        guard f.streamID == .rootStream, case .windowUpdate(let increment) = f.payload else { return nil }
+        return increment
+    }
+    #expect(rootUpdates == [h.windowBytes - 300], "\(frames)")
+}
