@@ -38,8 +38,6 @@ public final class ConnectionTracker: Sendable {
         }
     }
 
-    public var isShuttingDown: Bool { state.withLockedValue { $0.shuttingDown } }
-
     /// Serves until graceful shutdown or cancellation, then returns once the listener and
     /// every connection have closed. On graceful shutdown the listener stops accepting and
     /// `shutdown` gets the open connections (with whether each is busy) to end as its

@@ -241,7 +241,8 @@ final class HTTPConnectionHandler: ChannelInboundHandler {
 
     fileprivate func respond(_ context: ChannelHandlerContext, _ response: HTTPResponse, head: HTTPRequestHead, keepAlive requested: Bool? = nil) {
         guard context.channel.isActive else { return }
-        let keepAlive = (requested ?? head.isKeepAlive) && !response.close && !connections.isShuttingDown
+        // Marking the connection idle also tells whether shutdown has begun (then it closes).
+        let keepAlive = (requested ?? head.isKeepAlive) && !response.close && !connections.idle(ObjectIdentifier(context.channel))
         var headers = response.headers
         headers.replaceOrAdd(name: "Content-Length", value: String(response.body.count))
         headers.replaceOrAdd(name: "Connection", value: keepAlive ? "keep-alive" : "close")
@@ -249,7 +250,7 @@ final class HTTPConnectionHandler: ChannelInboundHandler {
         if !response.body.isEmpty {
             context.write(wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(bytes: response.body)))), promise: nil)
         }
-        if keepAlive, !connections.idle(ObjectIdentifier(context.channel)) {
+        if keepAlive {
             context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
         } else {
             closing = true

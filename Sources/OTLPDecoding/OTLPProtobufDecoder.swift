@@ -23,6 +23,11 @@ public struct DecodedBatch: Sendable {
         return taken
     }
 
+    /// The partial-success error message for the response, when spans were rejected.
+    public var rejectionSummary: String? {
+        rejectedSpans > 0 ? "\(rejectedSpans) span(s) rejected: \(rejectionMessage ?? "invalid span")" : nil
+    }
+
     mutating func reject(_ reason: String) {
         rejectedSpans += 1
         if rejectionMessage == nil { rejectionMessage = reason }

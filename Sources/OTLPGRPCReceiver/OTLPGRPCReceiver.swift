@@ -47,8 +47,7 @@ public struct OTLPTraceExport: Sendable {
             ]))
         }
         counters.accepted(spans: Int64(spanCount), rejected: decoded.rejectedSpans)
-        let message = decoded.rejectedSpans > 0 ? "\(decoded.rejectedSpans) span(s) rejected: \(decoded.rejectionMessage ?? "invalid span")" : nil
-        return .success(OTLPResponses.exportResponse(rejectedSpans: decoded.rejectedSpans, errorMessage: message))
+        return .success(OTLPResponses.exportResponse(rejectedSpans: decoded.rejectedSpans, errorMessage: decoded.rejectionSummary))
     }
 }
 

@@ -108,7 +108,7 @@ public struct OTLPHTTPReceiver: HTTPHandler {
             return refusal(error.message, retryAfter: error.retryAfterSeconds, encoding)
         }
         counters.add(spans: Int64(spanCount), rejected: batch.rejectedSpans)
-        let message = batch.rejectedSpans > 0 ? "\(batch.rejectedSpans) span(s) rejected: \(batch.rejectionMessage ?? "invalid span")" : nil
+        let message = batch.rejectionSummary
         let answer = encoding == .json ? OTLPJSONResponses.exportResponse(rejectedSpans: batch.rejectedSpans, errorMessage: message)
                                        : OTLPResponses.exportResponse(rejectedSpans: batch.rejectedSpans, errorMessage: message)
         return HTTPResponse(status: .ok, headers: ["Content-Type": encoding.contentType], body: answer)
