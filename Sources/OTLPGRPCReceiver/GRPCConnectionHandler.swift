@@ -14,6 +14,14 @@ public struct GRPCRequestBytes: Sendable {
     }
     let storage: Storage
 
+    /// The message's size (decompressed).
+    public var count: Int {
+        switch storage {
+        case .received(let b): b.readableBytes
+        case .decompressed(let a): a.count
+        }
+    }
+
     public func withUnsafeBytes<T>(_ body: (UnsafeRawBufferPointer) throws -> T) rethrows -> T {
         switch storage {
         case .received(let b): try b.withUnsafeReadableBytes(body)

@@ -12,20 +12,26 @@ import Synchronization
 /// `opentelemetry.proto.collector.trace.v1.TraceService/Export` (OTLP/gRPC): decodes the
 /// request with libprotobuf-c, hands the spans on, answers ExportTraceServiceResponse
 /// (partial_success for rejected spans), INVALID_ARGUMENT for an undecodable message, and
-/// UNAVAILABLE with google.rpc.RetryInfo when the pipeline refuses the batch.
+/// UNAVAILABLE with google.rpc.RetryInfo when the pipeline refuses the batch or the
+/// request bytes in flight (both receivers together) are at `--max-inflight-bytes`.
 public struct OTLPTraceExport: Sendable {
     public static let path = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
     let consumer: any SpanConsumer
     let pool: DecoderPool
     let counters: GRPCCounters
+    let budget: InflightBudget
 
-    public init(consumer: any SpanConsumer, limits: DecodeLimits, counters: GRPCCounters) {
+    public init(consumer: any SpanConsumer, limits: DecodeLimits, counters: GRPCCounters, budget: InflightBudget) {
         self.consumer = consumer
         self.pool = DecoderPool(limits: limits)
         self.counters = counters
+        self.budget = budget
     }
 
     public func export(_ request: GRPCRequestBytes) async -> Result<[UInt8], GRPCStatus> {
+        let size = request.count
+        guard budget.reserve(size) else { return .failure(Self.unavailable(InflightBudget.refusal)) }
+        defer { budget.release(size) }
         var decoded: DecodedBatch
         do {
             decoded = try request.withUnsafeBytes { raw in try pool.withDecoder { try $0.decode(raw) } }
@@ -38,16 +44,20 @@ public struct OTLPTraceExport: Sendable {
         do {
             try await consumer.consume(decoded.takeSpans())
         } catch {
-            // UNAVAILABLE with google.rpc.RetryInfo in grpc-status-details-bin (OTLP throttling);
-            // the OpenTelemetry exporters also read a bare RetryInfo from its own trailer.
-            let seconds = Int64(error.retryAfterSeconds)
-            return .failure(GRPCStatus(code: RPCCode.unavailable, message: error.message, binaryMetadata: [
-                ("grpc-status-details-bin", OTLPResponses.status(code: RPCCode.unavailable, message: error.message, retryAfterSeconds: seconds)),
-                ("google.rpc.retryinfo-bin", OTLPResponses.retryInfo(seconds: seconds)),
-            ]))
+            return .failure(Self.unavailable(error))
         }
         counters.accepted(spans: Int64(spanCount), rejected: decoded.rejectedSpans)
         return .success(OTLPResponses.exportResponse(rejectedSpans: decoded.rejectedSpans, errorMessage: decoded.rejectionSummary))
+    }
+
+    /// UNAVAILABLE with google.rpc.RetryInfo in grpc-status-details-bin (OTLP throttling);
+    /// the OpenTelemetry exporters also read a bare RetryInfo from its own trailer.
+    static func unavailable(_ refusal: IngestRefusal) -> GRPCStatus {
+        let seconds = Int64(refusal.retryAfterSeconds)
+        return GRPCStatus(code: RPCCode.unavailable, message: refusal.message, binaryMetadata: [
+            ("grpc-status-details-bin", OTLPResponses.status(code: RPCCode.unavailable, message: refusal.message, retryAfterSeconds: seconds)),
+            ("google.rpc.retryinfo-bin", OTLPResponses.retryInfo(seconds: seconds)),
+        ])
     }
 }
 
@@ -97,9 +107,9 @@ public struct OTLPGRPCReceiver: Service {
     let onBound: @Sendable (String, Int) async -> Void
     let connections = ConnectionTracker()
 
-    public init(configuration: Configuration, consumer: any SpanConsumer, limits: DecodeLimits, counters: GRPCCounters, logger: Logger,
-                onBound: @escaping @Sendable (String, Int) async -> Void) {
-        let export = OTLPTraceExport(consumer: consumer, limits: limits, counters: counters)
+    public init(configuration: Configuration, consumer: any SpanConsumer, limits: DecodeLimits, counters: GRPCCounters,
+                budget: InflightBudget = InflightBudget(), logger: Logger, onBound: @escaping @Sendable (String, Int) async -> Void) {
+        let export = OTLPTraceExport(consumer: consumer, limits: limits, counters: counters, budget: budget)
         self.routes = GRPCUnaryRoutes([OTLPTraceExport.path: { await export.export($0) }], refused: { _ in counters.refused() })
         self.configuration = configuration
         self.logger = logger

@@ -16,11 +16,13 @@ public struct OTLPHTTPReceiver: HTTPHandler {
     let consumer: any SpanConsumer
     let decoders: DecoderPool
     let counters: ReceiverCounters
+    let budget: InflightBudget
     let outcomes: OutcomesEndpoint?
 
     public init(consumer: any SpanConsumer, outcomes: (any OutcomeConsumer)? = nil, maxBodySize: Int = 16 << 20,
-                counters: ReceiverCounters = ReceiverCounters(), limits: DecodeLimits = .default) {
+                counters: ReceiverCounters = ReceiverCounters(), budget: InflightBudget = InflightBudget(), limits: DecodeLimits = .default) {
         self.consumer = consumer
+        self.budget = budget
         self.outcomes = outcomes.map(OutcomesEndpoint.init(consumer:))
         self.decoders = DecoderPool(limits: limits)
         self.maxBodySize = maxBodySize
@@ -52,10 +54,11 @@ public struct OTLPHTTPReceiver: HTTPHandler {
                          "unsupported Content-Type '\(mediaType)'; this endpoint accepts application/x-protobuf and application/json", encoding)
         }
         var body = request.body
-        guard counters.reserve(body.readableBytes) else {
-            return refusal("too many request bytes in flight; retry later", retryAfter: 1, encoding)
+        guard budget.reserve(body.readableBytes) else {
+            counters.add(refused: 1)
+            return refusal(InflightBudget.refusal.message, retryAfter: InflightBudget.refusal.retryAfterSeconds, encoding)
         }
-        defer { counters.release(request.body.readableBytes) }
+        defer { budget.release(request.body.readableBytes) }
         let contentEncoding = request.headers.first(name: "content-encoding")?.lowercased().trimmingWhitespace() ?? "identity"
         if encoding == .protobuf && (contentEncoding == "" || contentEncoding == "identity") {
             // The common case decodes the request buffer where it is, without copying it out.
@@ -146,35 +149,10 @@ public final class ReceiverCounters: Sendable {
         var rejected: Int64 = 0
         var refusedRequests: Int64 = 0
         var requests: Int64 = 0
-        var inflightBytes: Int64 = 0
-        var inflightLimit: Int64 = 64 << 20
-        var overInflight: Int64 = 0
     }
     private let values = NIOLockedValueBox(Values())
 
     public init() {}
-
-    /// Bytes of request bodies being decoded and logged at once (`--max-inflight-bytes`).
-    public var inflightLimit: Int {
-        get { Int(values.withLockedValue { $0.inflightLimit }) }
-        set { values.withLockedValue { $0.inflightLimit = Int64(newValue) } }
-    }
-
-    /// Reserves `bytes` of the in-flight budget; false (and counted) when over it. One
-    /// request alone is always admitted, so a body under the size limit can always pass.
-    func reserve(_ bytes: Int) -> Bool {
-        values.withLockedValue { v in
-            if v.inflightBytes > 0 && v.inflightBytes + Int64(bytes) > v.inflightLimit {
-                v.overInflight += 1
-                v.refusedRequests += 1
-                return false
-            }
-            v.inflightBytes += Int64(bytes)
-            return true
-        }
-    }
-
-    func release(_ bytes: Int) { values.withLockedValue { $0.inflightBytes -= Int64(bytes) } }
 
     func add(spans: Int64 = 0, rejected: Int64 = 0, refused: Int64 = 0) {
         values.withLockedValue {
@@ -185,7 +163,7 @@ public final class ReceiverCounters: Sendable {
         }
     }
 
-    public var snapshot: (spans: Int64, rejectedSpans: Int64, refusedRequests: Int64, requests: Int64, inflightBytes: Int64, overInflight: Int64) {
-        values.withLockedValue { ($0.spans, $0.rejected, $0.refusedRequests, $0.requests, $0.inflightBytes, $0.overInflight) }
+    public var snapshot: (spans: Int64, rejectedSpans: Int64, refusedRequests: Int64, requests: Int64) {
+        values.withLockedValue { ($0.spans, $0.rejected, $0.refusedRequests, $0.requests) }
     }
 }

@@ -55,7 +55,7 @@ final class SelfMetrics: Sendable {
         }
     }
 
-    func render(ledger: Ledger, receiver: ReceiverCounters, grpc: GRPCCounters, wal: WriteAheadLog, alerts: AlertEngine, trimmer: HeapTrimmer) async -> String {
+    func render(ledger: Ledger, receiver: ReceiverCounters, grpc: GRPCCounters, budget: InflightBudget, wal: WriteAheadLog, alerts: AlertEngine, trimmer: HeapTrimmer) async -> String {
         let s = await ledger.currentStats()
         let r = receiver.snapshot
         func metric(_ name: String, _ type: String, _ help: String, _ value: Int64) { record(name, type, help, value) }
@@ -115,8 +115,9 @@ final class SelfMetrics: Sendable {
         metric("spanledger_trace_locator_bytes", "gauge", "Bytes of the Bloom filters that locate runs on disk.", Int64(s.locatorBytes))
         metric("spanledger_unflushed_spans", "gauge", "Spans of released runs not yet flushed to disk.", Int64(s.unflushedSpans))
         metric("spanledger_batches_refused_total", "counter", "Batches refused because assembly was full of live traces.", s.refusedBatches)
-        metric("spanledger_requests_over_inflight_total", "counter", "Requests refused because in-flight request bytes were at the limit.", r.overInflight)
-        metric("spanledger_inflight_request_bytes", "gauge", "Request bytes being decoded and logged now.", r.inflightBytes)
+        let inflight = budget.snapshot
+        metric("spanledger_requests_over_inflight_total", "counter", "Requests (OTLP/HTTP and gRPC) refused because in-flight request bytes were at --max-inflight-bytes.", inflight.refused)
+        metric("spanledger_inflight_request_bytes", "gauge", "Request bytes (OTLP/HTTP and gRPC) being decoded and logged now.", inflight.bytes)
         metric("spanledger_wal_replayed_records_total", "counter", "Log records replayed at start.", s.replayedRecords)
         metric("spanledger_wal_replayed_spans_total", "counter", "Spans replayed at start.", s.replayedSpans)
         metric("spanledger_wal_replay_skipped_spans_total", "counter", "Replayed spans skipped because a flush already held them.", s.replaySkippedSpans)

@@ -47,7 +47,7 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(name: .customLong("log-level"), help: "Log level (default info).") var logLevel: String?
     @Option(help: "Write-ahead log durability: fsync (before every answer, group-committed), batch (fsync every --durability-interval), none (default fsync).") var durability: String?
     @Option(name: .customLong("durability-interval"), help: "fsync period of --durability batch (default 100ms).") var durabilityInterval: String?
-    @Option(name: .customLong("max-inflight-bytes"), help: "Request bytes decoded and logged at once before 503 (default 67108864).") var maxInflightBytes: Int?
+    @Option(name: .customLong("max-inflight-bytes"), help: "Request bytes (OTLP/HTTP and gRPC together) decoded and logged at once before 503 / UNAVAILABLE (default 67108864).") var maxInflightBytes: Int?
     @Option(name: .customLong("read-timeout"), help: "A whole request must arrive within this (default 30s).") var readTimeout: String?
     @Option(name: .customLong("max-attribute-depth"), help: "Nesting of attribute arrays/key-value lists (default 32).") var maxAttributeDepth: Int?
     @Option(name: .customLong("max-span-attributes"), help: "Attributes per span (default 1024).") var maxSpanAttributes: Int?
@@ -203,7 +203,8 @@ struct ServeCommand: AsyncParsableCommand {
         } catch { throw ValidationError("\(error)") }
         await ledger.setActivityObserver(FanOutObserver([inbox, prometheus]))
         let counters = ReceiverCounters()
-        counters.inflightLimit = s.maxInflightBytes
+        guard s.maxInflightBytes > 0 else { throw ValidationError("max inflight bytes must be positive (got \(s.maxInflightBytes))") }
+        let budget = InflightBudget(limit: s.maxInflightBytes)
         var otlpConfig = try HTTPServerConfiguration(address: s.otlpHTTP)
         var apiConfig = try HTTPServerConfiguration(address: s.api)
         let idle = try ServeSettings.duration(s.idleTimeout, "idle timeout")
@@ -227,15 +228,15 @@ struct ServeCommand: AsyncParsableCommand {
         grpcConfig.maxMessageBytes = s.maxBodySize
         let grpcCounters = GRPCCounters()
         let ingest = DurableIngest(ledger: ledger, wal: wal)
-        let grpc = OTLPGRPCReceiver(configuration: grpcConfig, consumer: ingest, limits: decodeLimits, counters: grpcCounters, logger: logger,
-                                    onBound: { host, port in await listening.bound("otlp_grpc", host: host, port: port) })
+        let grpc = OTLPGRPCReceiver(configuration: grpcConfig, consumer: ingest, limits: decodeLimits, counters: grpcCounters, budget: budget,
+                                    logger: logger, onBound: { host, port in await listening.bound("otlp_grpc", host: host, port: port) })
         let otlp = HTTPServer(name: "OTLP/HTTP receiver", configuration: otlpConfig,
                               handler: OTLPHTTPReceiver(consumer: ingest, outcomes: ingest, maxBodySize: s.maxBodySize, counters: counters,
-                                                         limits: decodeLimits), logger: logger,
+                                                         budget: budget, limits: decodeLimits), logger: logger,
                               onBound: { await listening.bound("otlp_http", $0) })
         let queryAPI = HTTPServer(name: "query API", configuration: apiConfig,
                                   handler: QueryHTTPHandler(ledger: ledger, registry: outcomeRegistry,
-                                                            metrics: { await selfMetrics.render(ledger: ledger, receiver: counters, grpc: grpcCounters, wal: wal, alerts: alertEngine,
+                                                            metrics: { await selfMetrics.render(ledger: ledger, receiver: counters, grpc: grpcCounters, budget: budget, wal: wal, alerts: alertEngine,
                                                                                                  trimmer: trimmer) },
                                                             alerts: { await alertEngine.reportJSON() }),
                                   logger: logger, onBound: { address in

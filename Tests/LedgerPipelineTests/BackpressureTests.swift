@@ -157,3 +157,16 @@ private func elapsed(since start: ContinuousClock.Instant) -> Double {
     #expect(await service.releaseDue(budget: .zero))
     #expect(await ledger.currentStats().runsReleased == Int64(chunk * (1 + depth)), "quiet for 80 ms: \(depth) chunks at once")
 }
+
+@Test func inflightBudgetAdmitsOneRequestAloneAndRefusesPastItsLimit() {
+    let budget = InflightBudget(limit: 100)
+    #expect(budget.reserve(500)) // alone: admitted even past the limit
+    #expect(!budget.reserve(1))
+    budget.release(500)
+    #expect(budget.reserve(60))
+    #expect(budget.reserve(40)) // exactly at the limit
+    #expect(!budget.reserve(1))
+    budget.release(60)
+    #expect(budget.reserve(50))
+    #expect(budget.snapshot == (bytes: 90, refused: 2))
+}

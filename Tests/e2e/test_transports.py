@@ -213,3 +213,111 @@ def test_grpc_calls_in_flight_finish_when_the_daemon_stops(daemon_factory):
     recorded = {g["workflow"]: g["runs"] for g in groups}
     missing = [wf for wf in acked if recorded.get(wf) != 1]
     assert not missing, f"{len(missing)} of {len(acked)} acknowledged runs are not in the ledger after the restart: {missing[:10]}"
+
+
+def test_inflight_byte_budget_is_shared_by_both_receivers(daemon_factory):
+    """--max-inflight-bytes bounds the request bytes decoded and logged at once over
+    OTLP/HTTP and OTLP/gRPC together. With a budget of one byte, only one request at a time
+    is admitted: concurrent senders on both transports get retryable refusals (HTTP 503 +
+    Retry-After + RetryInfo, gRPC UNAVAILABLE + RetryInfo) naming the cause, the daemon
+    counts exactly the refusals the clients saw, the gauge returns to zero, and every run
+    acknowledged is in the ledger once."""
+    import threading
+    import time
+
+    import grpc
+
+    d = ts.start_daemon(daemon_factory, "inflight", ["--max-inflight-bytes", "1"])
+    target = ts.grpc_target(d)
+    lock = threading.Lock()
+    acked: List[str] = []
+    refusals = {"http": 0, "grpc": 0}
+    samples: Dict[str, Any] = {}
+    failures: List[str] = []
+    calls = [dict(ts.GOOD_CALL) for _ in range(3)]
+
+    def body_for(wf: str) -> bytes:
+        # 40 runs per request: big enough that decoding overlaps between senders.
+        runs = [support.simple_run(wf, calls) for _ in range(40)]
+        return support.export_bytes([(r, r.spans) for r in runs])
+
+    def http_sender(n: int, k: int) -> None:
+        session = requests.Session()
+        for i in range(12):
+            wf = f"inflight-http-{n}-{k}-{i}"
+            body = body_for(wf)
+            for _ in range(400):  # bounded retries
+                r = session.post(d.otlp_url + "/v1/traces", data=body, headers={"Content-Type": "application/x-protobuf"}, timeout=30)
+                if r.status_code == 200:
+                    with lock:
+                        acked.append(wf)
+                    break
+                if r.status_code != 503:
+                    with lock:
+                        failures.append(f"http {wf}: {r.status_code} {r.content[:200]!r}")
+                    return
+                with lock:
+                    refusals["http"] += 1
+                    samples.setdefault("http", r)
+                time.sleep(0.01)
+
+    def grpc_sender(n: int, k: int) -> None:
+        with grpc.insecure_channel(target, options=ts.GRPC_CHANNEL_OPTIONS) as ch:
+            call = ch.unary_unary(ts.EXPORT_METHOD)
+            for i in range(12):
+                wf = f"inflight-grpc-{n}-{k}-{i}"
+                body = body_for(wf)
+                for _ in range(400):
+                    try:
+                        call(body, timeout=30)
+                        with lock:
+                            acked.append(wf)
+                        break
+                    except grpc.RpcError as e:
+                        if e.code() != grpc.StatusCode.UNAVAILABLE:
+                            with lock:
+                                failures.append(f"grpc {wf}: {e.code().name} {e.details()}")
+                            return
+                        with lock:
+                            refusals["grpc"] += 1
+                            samples.setdefault("grpc", ts.GrpcResult(e.code(), e.details() or "", None,
+                                                                     dict(e.trailing_metadata() or ())))
+                    time.sleep(0.01)
+
+    # Rounds of 4 + 4 concurrent senders until each transport has seen a refusal (whether
+    # a request finds another in flight is a race; one round nearly always suffices).
+    rounds = 0
+    while rounds < 5 and (refusals["http"] == 0 or refusals["grpc"] == 0):
+        threads = [threading.Thread(target=http_sender, args=(rounds, k)) for k in range(4)]
+        threads += [threading.Thread(target=grpc_sender, args=(rounds, k)) for k in range(4)]
+        rounds += 1
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=120)
+        assert not any(t.is_alive() for t in threads), "senders did not finish"
+        assert not failures, failures[:5]
+    requests_sent = rounds * 96
+    assert len(acked) == requests_sent, f"{len(acked)} of {requests_sent} requests acknowledged"
+    assert refusals["http"] > 0 and refusals["grpc"] > 0, f"no refusal on one transport in {rounds} rounds: {refusals}"
+
+    r = samples["http"]
+    assert r.headers.get("Retry-After") == "1", dict(r.headers)
+    st = ts.proto_status(r)
+    assert st.code == 14 and "in flight" in st.message, st
+    assert [ri.retry_delay.seconds for ri in ts.retry_infos(st)] == [1], st
+    g = samples["grpc"]
+    assert "too many request bytes in flight" in g.details, g.details
+    gst = g.status()
+    assert gst is not None and gst.code == 14 and [ri.retry_delay.seconds for ri in ts.retry_infos(gst)] == [1], gst
+
+    m = support.metrics(d.api_url)
+    assert m["spanledger_requests_over_inflight_total"] == refusals["http"] + refusals["grpc"], (m, refusals)
+    assert m["spanledger_inflight_request_bytes"] == 0, m
+    assert m["spanledger_grpc_calls_refused_total"] == refusals["grpc"], (m, refusals)
+    support.wait_for_runs(d.api_url, requests_sent * 40)
+    recorded = {g["workflow"]: g["runs"] for g in support.rollups(d.api_url, group_by=("workflow",))["groups"]}
+    wrong = {wf: recorded.get(wf) for wf in acked if recorded.get(wf) != 40}
+    assert not wrong, f"acknowledged requests not in the ledger exactly once: {list(wrong.items())[:10]}"
+    print(f"[inflight] {requests_sent} requests acknowledged in {rounds} round(s); refusals {refusals}")
+    assert d.stop() == 0, d.log_tail()
