@@ -15,9 +15,6 @@ public struct DurableIngest: SpanConsumer {
         self.wal = wal
     }
 
-    /// While assembly is full of live traces, batches are refused undecoded.
-    public func refusalBeforeDecode() -> IngestRefusal? { ledger.assemblyFull.check() }
-
     public func consume(_ spans: consuming [SpanRecord]) async throws(IngestRefusal) {
         guard !spans.isEmpty else { return }
         // The log's record is encoded from the batch as received (feedback spans keep their

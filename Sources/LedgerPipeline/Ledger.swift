@@ -153,8 +153,6 @@ public actor Ledger: SpanConsumer {
     public let inflight = InflightSequences()
     /// How far release lags behind; ingest waits on it (`DurableIngest`).
     public nonisolated let backlog: ReleaseBacklog
-    /// A refusal for batches not yet decoded while assembly is full (the receivers).
-    public nonisolated let assemblyFull = AssemblyFullHint()
     /// Highest log sequence consumed so far.
     var lastConsumedSequence: UInt64 = 0
     var lastCheckpoint: UInt64 = 0
@@ -286,7 +284,6 @@ public actor Ledger: SpanConsumer {
     public func cancel(_ r: Reservation) {
         reservedBytes -= r.bytes
         reservedTraces -= r.traces
-        if r.bytes > 0 || r.traces > 0 { assemblyFull.reopened() }
     }
 
     /// Adds spans (already in the log at `sequence`, or 0 when not logged) to assembly.
@@ -327,10 +324,8 @@ public actor Ledger: SpanConsumer {
             || assembler.openTraces + reservedTraces + newTraces > limits.maxTraces
         if full && assembler.oldestAge(now: monotonicNow()) < limits.waitNano {
             stats.refusedBatches += 1
-            let refusal = IngestRefusal(message: "trace assembly buffer is full (\(assembler.openTraces) open traces, \(assembler.bufferedBytes) bytes); retry later",
-                                        retryAfterSeconds: max(1, Int(limits.waitNano / 1_000_000_000)))
-            assemblyFull.refused(refusal)
-            throw refusal
+            throw IngestRefusal(message: "trace assembly buffer is full (\(assembler.openTraces) open traces, \(assembler.bufferedBytes) bytes); retry later",
+                                retryAfterSeconds: max(1, Int(limits.waitNano / 1_000_000_000)))
         }
         reservedBytes += incoming
         reservedTraces += newTraces
@@ -416,7 +411,6 @@ public actor Ledger: SpanConsumer {
         let now = monotonicNow()
         let due = assembler.releaseDue(now: now, limit: limit)
         backlog.update(lagNano: due.count < limit ? 0 : assembler.releaseLag(now: now))
-        if !due.isEmpty { assemblyFull.reopened() }
         var out: [TraceAssembler.Released] = []
         out.reserveCapacity(due.count)
         for r in due {

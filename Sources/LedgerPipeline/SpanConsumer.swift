@@ -6,13 +6,6 @@ import LedgerCore
 public protocol SpanConsumer: Sendable {
     /// `spans` is consumed: the pipeline moves the records on rather than copy them.
     func consume(_ spans: consuming [SpanRecord]) async throws(IngestRefusal)
-    /// A refusal the receiver gives before decoding a request, when the pipeline already
-    /// knows it would refuse the batch (nil: decode and hand it on).
-    func refusalBeforeDecode() -> IngestRefusal?
-}
-
-extension SpanConsumer {
-    public func refusalBeforeDecode() -> IngestRefusal? { nil }
 }
 
 /// Why the pipeline refused a batch. Receivers map it to HTTP 503/429 + Retry-After

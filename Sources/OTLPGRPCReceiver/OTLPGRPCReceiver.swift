@@ -32,7 +32,6 @@ public struct OTLPTraceExport: Sendable {
         let size = request.count
         guard budget.reserve(size) else { return .failure(Self.unavailable(InflightBudget.refusal)) }
         defer { budget.release(size) }
-        if let refused = consumer.refusalBeforeDecode() { return .failure(Self.unavailable(refused)) }
         var decoded: DecodedBatch
         do {
             decoded = try request.withUnsafeBytes { raw in try pool.withDecoder { try $0.decode(raw) } }

@@ -59,10 +59,6 @@ public struct OTLPHTTPReceiver: HTTPHandler {
             return refusal(InflightBudget.refusal.message, retryAfter: InflightBudget.refusal.retryAfterSeconds, encoding)
         }
         defer { budget.release(request.body.readableBytes) }
-        if let refused = consumer.refusalBeforeDecode() {
-            counters.add(refused: 1)
-            return refusal(refused.message, retryAfter: refused.retryAfterSeconds, encoding)
-        }
         let contentEncoding = request.headers.first(name: "content-encoding")?.lowercased().trimmingWhitespace() ?? "identity"
         if encoding == .protobuf && (contentEncoding == "" || contentEncoding == "identity") {
             // The common case decodes the request buffer where it is, without copying it out.

@@ -114,9 +114,7 @@ final class SelfMetrics: Sendable {
         metric("spanledger_lookup_cache_bytes", "gauge", "Bytes of inflated index and run-tree files kept for lookups (--lookup-cache-bytes).", Int64(s.lookupCacheBytes))
         metric("spanledger_trace_locator_bytes", "gauge", "Bytes of the Bloom filters that locate runs on disk.", Int64(s.locatorBytes))
         metric("spanledger_unflushed_spans", "gauge", "Spans of released runs not yet flushed to disk.", Int64(s.unflushedSpans))
-        let undecoded = ledger.assemblyFull.refusedUndecoded
-        metric("spanledger_batches_refused_total", "counter", "Batches refused because assembly was full of live traces.", s.refusedBatches + undecoded)
-        metric("spanledger_batches_refused_undecoded_total", "counter", "Of those, batches refused before they were decoded, while a refusal stood (at most 100 ms, until assembly let traces go).", undecoded)
+        metric("spanledger_batches_refused_total", "counter", "Batches refused because assembly was full of live traces.", s.refusedBatches)
         let inflight = budget.snapshot
         metric("spanledger_requests_over_inflight_total", "counter", "Requests (OTLP/HTTP and gRPC) refused because in-flight request bytes were at --max-inflight-bytes.", inflight.refused)
         metric("spanledger_inflight_request_bytes", "gauge", "Request bytes (OTLP/HTTP and gRPC) being decoded and logged now.", inflight.bytes)

@@ -4,7 +4,6 @@ import LedgerCore
 import LedgerStore
 import Logging
 import OTLPFixtures
-import Synchronization
 import Testing
 
 /// Seconds since `start`, for bounds on how long something waited.
@@ -170,39 +169,4 @@ private func elapsed(since start: ContinuousClock.Instant) -> Double {
     budget.release(60)
     #expect(budget.reserve(50))
     #expect(budget.snapshot == (bytes: 90, refused: 2))
-}
-
-@Test func assemblyFullHintStandsUntilTracesGoOrItsHoldEnds() {
-    let clock = Mutex<UInt64>(1_000)
-    let hint = AssemblyFullHint(holdNano: 100, now: { clock.withLock { $0 } })
-    #expect(hint.check() == nil) // nothing refused yet
-    hint.refused(IngestRefusal(message: "full", retryAfterSeconds: 5))
-    #expect(hint.check()?.message == "full")
-    #expect(hint.check()?.retryAfterSeconds == 5)
-    hint.reopened() // the clock released traces
-    #expect(hint.check() == nil)
-    hint.refused(IngestRefusal(message: "full again"))
-    clock.withLock { $0 += 99 }
-    #expect(hint.check() != nil)
-    clock.withLock { $0 += 1 } // the hold has ended: admission decides again
-    #expect(hint.check() == nil)
-    #expect(hint.check() == nil)
-    #expect(hint.refusedUndecoded == 3)
-}
-
-@Test func aFullAssemblyRefusesTheNextBatchesBeforeTheyAreDecoded() async throws {
-    var config = LedgerConfiguration()
-    config.dataDirectory = tempDataDir()
-    config.assembly.maxTraces = 2
-    config.assembly.waitNano = 60_000_000_000 // both traces stay inside their wait window
-    let ledger = try Ledger(configuration: config, prices: prices, logger: Logger(label: "test"), wallNow: { minute0 })
-    try await ingest(ledger, run(1, workflow: "w", verdict: nil, calls: [("small", 10, 10)]))
-    try await ingest(ledger, run(2, workflow: "w", verdict: nil, calls: [("small", 10, 10)]))
-    #expect(ledger.assemblyFull.check() == nil, "admitted so far: nothing stands")
-    await #expect(throws: IngestRefusal.self) { try await ingest(ledger, run(3, workflow: "w", verdict: nil, calls: [("small", 10, 10)])) }
-    let standing = ledger.assemblyFull.check()
-    #expect(standing?.message.contains("trace assembly buffer is full") == true)
-    #expect(standing?.retryAfterSeconds == 60)
-    #expect(ledger.assemblyFull.refusedUndecoded == 1)
-    #expect(await ledger.currentStats().refusedBatches == 1, "admission itself refused once")
 }

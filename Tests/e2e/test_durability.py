@@ -676,13 +676,6 @@ def test_flood_of_unfinished_traces_is_refused_not_fatal(daemon_factory):
     stop_sampling.set()
     sampling.join(timeout=5)
     m = support.metrics(d.api_url)
-    # A flood that keeps assembly full is mostly refused before decoding (the refusal stands
-    # up to 100 ms), and those refusals are among batches_refused.
-    undecoded = m["spanledger_batches_refused_undecoded_total"]
-    print(f"[flood] {undecoded:.0f} of {m['spanledger_batches_refused_total']:.0f} batch refusals made before decoding")
-    if statuses[503] >= 20 and not 0 < undecoded <= m["spanledger_batches_refused_total"]:
-        problems.append(f"{undecoded:.0f} batches refused undecoded of {m['spanledger_batches_refused_total']:.0f} refused "
-                        f"({statuses[503]} 503s): a standing refusal should spare most of them decoding")
     refused = m["spanledger_batches_refused_total"] + m["spanledger_requests_over_inflight_total"]
     if refused != statuses[503]:
         problems.append(f"daemon counted {refused:.0f} refusals (batches_refused + over_inflight), "
