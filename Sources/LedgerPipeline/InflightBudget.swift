@@ -1,8 +1,9 @@
 import Synchronization
 
 /// Request bytes being decoded and logged at once, across both receivers
-/// (`--max-inflight-bytes`). Each request reserves its size (the message as received)
-/// before it is decoded and gives it back once answered; past the limit it is refused with
+/// (`--max-inflight-bytes`). Each request reserves its size before it is decoded (an
+/// OTLP/HTTP body as received, gzip or not; a gRPC message as the method gets it, after
+/// its `grpc-encoding` was undone) and gives it back once answered; past the limit it is refused with
 /// a retryable status (HTTP 503 + Retry-After, gRPC UNAVAILABLE + RetryInfo), so clients
 /// that outpace the pipeline hold their batches rather than the daemon holding them
 /// decoded. One request alone is always admitted: a message under the size limit can

@@ -56,7 +56,7 @@ public struct OTLPHTTPReceiver: HTTPHandler {
         var body = request.body
         guard budget.reserve(body.readableBytes) else {
             counters.add(refused: 1)
-            return refusal(InflightBudget.refusal.message, retryAfter: InflightBudget.refusal.retryAfterSeconds, encoding)
+            return refusal(InflightBudget.refusal, encoding)
         }
         defer { budget.release(request.body.readableBytes) }
         let contentEncoding = request.headers.first(name: "content-encoding")?.lowercased().trimmingWhitespace() ?? "identity"
@@ -108,7 +108,7 @@ public struct OTLPHTTPReceiver: HTTPHandler {
             try await consumer.consume(batch.takeSpans())
         } catch {
             counters.add(refused: 1)
-            return refusal(error.message, retryAfter: error.retryAfterSeconds, encoding)
+            return refusal(error, encoding)
         }
         counters.add(spans: Int64(spanCount), rejected: batch.rejectedSpans)
         let message = batch.rejectionSummary
@@ -124,9 +124,9 @@ public struct OTLPHTTPReceiver: HTTPHandler {
     }
 
     /// 503 with Retry-After and a google.rpc.Status carrying RetryInfo (OTLP "throttling").
-    func refusal(_ message: String, retryAfter: Int, _ encoding: Encoding) -> HTTPResponse {
-        var r = error(.serviceUnavailable, RPCCode.unavailable, message, encoding, retryAfter: retryAfter)
-        r.headers.add(name: "Retry-After", value: String(retryAfter))
+    func refusal(_ refusal: IngestRefusal, _ encoding: Encoding) -> HTTPResponse {
+        var r = error(.serviceUnavailable, RPCCode.unavailable, refusal.message, encoding, retryAfter: refusal.retryAfterSeconds)
+        r.headers.add(name: "Retry-After", value: String(refusal.retryAfterSeconds))
         return r
     }
 
