@@ -402,3 +402,27 @@ func fourRecordsInAPreallocatedSegment(_ config: WriteAheadLog.Configuration) as
     #expect(fileSize(path) == end)
     #expect(try replayed(again).map(\.0) == [0, 1, 2, 3])
 }
+
+/// The spare is written with direct I/O where the size allows, and buffered where it does
+/// not (a size that is no multiple of the disk's block): either way it is the segment's
+/// size in zeros, and records written into it replay.
+@Test(arguments: [64 << 10, (64 << 10) + 100])
+func aSpareIsTheSegmentSizeInZerosWhetherWrittenDirectOrBuffered(segmentBytes: Int) async throws {
+    let dir = diskWALDir()
+    defer { try? FileManager.default.removeItem(atPath: dir) }
+    let config = preallocatedConfig(dir, segmentBytes: segmentBytes)
+    let (log, _) = try WriteAheadLog.open(config)
+    try log.start()
+    try await waitForSpare(log)
+    let spare = try #require(FileManager.default.contents(atPath: dir + "/wal-spare"))
+    #expect(spare.count == segmentBytes)
+    #expect(spare.allSatisfy { $0 == 0 })
+    #expect(log.metrics.preallocationFailures == 0)
+    #expect(try await log.append(payload(0)) == 0)
+    #expect(log.metrics.preallocatedSegments == 1)
+    #expect(try await log.append(payload(1)) == 1)
+    log.close()
+    let (again, report) = try WriteAheadLog.open(config)
+    #expect(report.corruptRecords == 0 && report.tornBytesTruncated == 0)
+    #expect(try replayed(again).map(\.1) == [payload(0), payload(1)])
+}
