@@ -23,11 +23,50 @@ public enum BlockingThread {
         try await withCheckedThrowingContinuation { (c: CheckedContinuation<T, any Error>) in
             let t = Thread {
                 idle?.enter()
-                defer { idle?.leave() }
-                do { c.resume(returning: try body()) } catch { c.resume(throwing: error) }
+                let result = Result { try body() }
+                idle?.leave() // before the caller resumes: it may ask whether this still runs
+                c.resume(with: result)
             }
             t.name = name
             t.start()
+        }
+    }
+
+    /// Runs `steps` one after another on a thread of its own, idle under `idle` when one is
+    /// given. Should the starter then ask for normal priority where the process may not
+    /// raise the thread's (`IdlePriority.promote` answers `.atNextStep`), the steps not yet
+    /// begun go on at normal priority on a new thread: an unprivileged process cannot bring
+    /// an idle thread back, but it may start a normal one. Steps never overlap; the first
+    /// error ends the run and is thrown.
+    public static func runSteps(name: String = "spanledger-blocking", idle: IdlePriority?,
+                                _ steps: [@Sendable () throws -> Void]) async throws {
+        try await withCheckedThrowingContinuation { (c: CheckedContinuation<Void, any Error>) in
+            @Sendable func start(at first: Int, idle: IdlePriority?) {
+                let t = Thread {
+                    idle?.enter(stepped: true)
+                    var outcome: Result<Void, any Error> = .success(())
+                    var k = first
+                    while k < steps.count {
+                        if k > first, let idle, idle.takeHandOff() {
+                            idle.leave() // before the rest can finish: the run is not idle now
+                            // Started from the concurrency pool: a thread inherits its
+                            // creator's policy, and this one's is SCHED_IDLE.
+                            Task.detached { start(at: k, idle: nil) }
+                            return
+                        }
+                        do { try steps[k]() } catch {
+                            outcome = .failure(error)
+                            break
+                        }
+                        k += 1
+                    }
+                    idle?.leave()
+                    c.resume(with: outcome)
+                }
+                t.name = name
+                t.start()
+            }
+            start(at: 0, idle: idle)
         }
     }
 
@@ -52,12 +91,39 @@ public enum BlockingThread {
 /// The idle scheduling of one `BlockingThread` run, which its starter can end: `promote`
 /// moves the thread to normal priority (or keeps it from leaving it, if it has not started).
 /// Linux lets a thread leave SCHED_IDLE only with CAP_SYS_NICE or an RLIMIT_NICE that
-/// allows normal priority; without either `promote` reports that it could not.
+/// allows normal priority; without either, work run in steps (`BlockingThread.runSteps`)
+/// moves to a new normal-priority thread at its next step, and other work stays idle
+/// (`promote` says which).
 public final class IdlePriority: Sendable {
-    /// The thread while it runs its work, and whether it was promoted.
-    private let state = Mutex<(thread: pthread_t?, promoted: Bool)>((nil, false))
+    private struct State {
+        /// The thread while it runs its work.
+        var thread: pthread_t?
+        var promoted = false
+        /// The work is a `BlockingThread.runSteps` run: it can move to a new thread.
+        var stepped = false
+        /// Normal priority was asked for and refused: the next step moves.
+        var handOff = false
+    }
 
-    public init() {}
+    private let state = Mutex(State())
+    /// Moves a running thread to normal priority (tests put a refusal in its place).
+    private let raise: @Sendable (pthread_t) -> Bool
+
+    public init() {
+        raise = { thread in
+            #if os(Linux)
+            var param = sched_param()
+            return pthread_setschedparam(thread, 0, &param) == 0 // 0: SCHED_OTHER
+            #else
+            return false
+            #endif
+        }
+    }
+
+    /// `raise` in place of `pthread_setschedparam` (false: not permitted), for tests.
+    public init(raise: @escaping @Sendable (pthread_t) -> Bool) {
+        self.raise = raise
+    }
 
     /// What `promote` did.
     public enum Promotion: Sendable, Equatable {
@@ -66,20 +132,32 @@ public final class IdlePriority: Sendable {
         case notRunning
         /// The running thread now has normal priority.
         case promoted
+        /// The process may not raise the thread's priority, but the work comes in steps:
+        /// the steps not yet begun go on at normal priority on a new thread.
+        case atNextStep
         /// The running thread stays idle: the process may not raise its priority.
         case notPermitted
     }
 
     /// On the thread, before its work: SCHED_IDLE unless promoted already.
-    func enter() {
+    func enter(stepped: Bool = false) {
         state.withLock { s in
             s.thread = pthread_self()
+            s.stepped = stepped
             if !s.promoted { BlockingThread.enterIdlePolicy() }
         }
     }
 
     /// On the thread, after its work.
     func leave() { state.withLock { $0.thread = nil } }
+
+    /// Whether the steps left should move to a new thread now (asked once).
+    func takeHandOff() -> Bool {
+        state.withLock { s in
+            defer { s.handOff = false }
+            return s.handOff
+        }
+    }
 
     public var isRunning: Bool { state.withLock { $0.thread != nil } }
 
@@ -88,12 +166,10 @@ public final class IdlePriority: Sendable {
         state.withLock { s in
             s.promoted = true
             guard let thread = s.thread else { return .notRunning }
-            #if os(Linux)
-            var param = sched_param()
-            return pthread_setschedparam(thread, 0, &param) == 0 ? .promoted : .notPermitted // 0: SCHED_OTHER
-            #else
-            return .notPermitted
-            #endif
+            if raise(thread) { return .promoted }
+            guard s.stepped else { return .notPermitted }
+            s.handOff = true
+            return .atNextStep
         }
     }
 }

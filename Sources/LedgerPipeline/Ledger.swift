@@ -864,17 +864,18 @@ public actor Ledger: SpanConsumer {
     /// under sustained overload, which is why the caller decides: `LedgerService`.)
     nonisolated static func writeSegments(_ p: PendingFlush, to directory: DataDirectory, nowUnixMs: Int64,
                                           idle: IdlePriority? = nil) async throws {
-        try await BlockingThread.run(name: "spanledger-flush", idle: idle) {
-            // Held verdicts first: any snapshot at or after the checkpoint this flush sets is
-            // right, since replay from the checkpoint re-applies what came after it.
-            if let held = p.held { try FileIO.writeAtomically(OutcomeBatchCodec.encode(held), to: directory.path + "/" + Self.heldVerdictsFile) }
-            do {
-                try directory.writeFlush(sequence: p.sequence, rollups: p.rollups, index: p.index, details: p.details,
-                                         walSequenceMax: p.walSequenceMax, nowUnixMs: nowUnixMs)
-            } catch {
-                if directory.sequences(.traceDetail).contains(p.sequence) { return }
-                throw error
-            }
+        // Held verdicts first: any snapshot at or after the checkpoint this flush sets is
+        // right, since replay from the checkpoint re-applies what came after it.
+        var steps: [@Sendable () throws -> Void] = []
+        if let held = p.held { steps.append { try FileIO.writeAtomically(OutcomeBatchCodec.encode(held), to: directory.path + "/" + Self.heldVerdictsFile) } }
+        steps += directory.flushSteps(sequence: p.sequence, rollups: p.rollups, index: p.index, details: p.details,
+                                      walSequenceMax: p.walSequenceMax, nowUnixMs: nowUnixMs)
+        do {
+            try await BlockingThread.runSteps(name: "spanledger-flush", idle: idle, steps)
+        } catch {
+            // The run-tree file is the commit mark: once it is in place the flush is written.
+            if directory.sequences(.traceDetail).contains(p.sequence) { return }
+            throw error
         }
     }
 

@@ -79,11 +79,13 @@ public struct LedgerService: Service {
 
     /// Moves an idle flush still running to normal priority before the clock waits for it:
     /// a flush not done when the next is due fell behind, and what waits for it (release,
-    /// through it ingest, or shutdown) should not wait on idle CPU time. Logged once when
-    /// the process may not raise a thread's priority (no CAP_SYS_NICE, RLIMIT_NICE 0).
+    /// through it ingest, or shutdown) should not wait on idle CPU time. Where the process
+    /// may not raise a thread's priority (no CAP_SYS_NICE, RLIMIT_NICE 0) the flush's
+    /// writes not yet begun move to a normal-priority thread instead; logged once if even
+    /// that is not possible.
     func promote(_ priority: IdlePriority?) async {
         switch priority?.promote() {
-        case .promoted: await ledger.notePromotedFlush()
+        case .promoted, .atNextStep: await ledger.notePromotedFlush()
         case .notPermitted:
             if !Self.promotionRefusalLogged.exchange(true, ordering: .relaxed) {
                 logger.warning("an idle-priority flush fell behind and this process may not raise its priority (CAP_SYS_NICE or RLIMIT_NICE); it finishes on idle CPU time")

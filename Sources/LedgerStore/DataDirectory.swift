@@ -292,21 +292,43 @@ public struct DataDirectory: Sendable {
     /// Writes one flush: the rollup delta, index entries, then the run trees — each file
     /// atomically, the trees file last: it is the flush's commit mark (`prepare` removes
     /// the other two when it is missing).
-    public func writeFlush(sequence: UInt64, rollups: RollupTable, index: some Collection<TraceIndexEntry>, details: [PackedTree],
+    public func writeFlush(sequence: UInt64, rollups: RollupTable, index: some Collection<TraceIndexEntry> & Sendable, details: [PackedTree],
                            walSequenceMax: UInt64 = 0, nowUnixMs: Int64) throws {
-        if !rollups.isEmpty {
-            try FileIO.writeAtomically(try SegmentFrame.encode(kind: .rollup, message: RollupSegmentCodec.encode(rollups, createdUnixMs: nowUnixMs)),
-                                       to: file(.rollup, sequence: sequence))
+        for step in flushSteps(sequence: sequence, rollups: rollups, index: index, details: details, walSequenceMax: walSequenceMax,
+                               nowUnixMs: nowUnixMs) {
+            try step()
         }
-        if !index.isEmpty {
-            try FileIO.writeAtomically(try TraceIndexCodec.segment(index, createdUnixMs: nowUnixMs),
-                                       to: file(.traceIndex, sequence: sequence))
-        }
-        // Compressed as the trees are copied in: the uncompressed segment is never built.
-        let trees = try TraceDetailCodec.segmentParts(details, createdUnixMs: nowUnixMs, walSequenceMax: walSequenceMax)
-        try FileIO.writeAtomically(parts: trees, to: file(.traceDetail, sequence: sequence))
     }
 
+    /// Run trees compressed per step of a flush: about 10 ms of a core each.
+    public static let treesPerFlushStep = 2_048
+
+    /// `writeFlush`'s work as steps, each to run once the one before has returned (on any
+    /// thread, never two at once): the rollup file, the index file, the run trees
+    /// compressed `treesPerFlushStep` at a time, then the run-tree file, the flush's commit
+    /// mark, written last. An idle flush moves to a normal-priority thread between steps
+    /// (`BlockingThread.runSteps`).
+    public func flushSteps(sequence: UInt64, rollups: RollupTable, index: some Collection<TraceIndexEntry> & Sendable, details: [PackedTree],
+                           walSequenceMax: UInt64 = 0, nowUnixMs: Int64) -> [@Sendable () throws -> Void] {
+        var steps: [@Sendable () throws -> Void] = []
+        if !rollups.isEmpty {
+            steps.append {
+                try FileIO.writeAtomically(try SegmentFrame.encode(kind: .rollup, message: RollupSegmentCodec.encode(rollups, createdUnixMs: nowUnixMs)),
+                                           to: file(.rollup, sequence: sequence))
+            }
+        }
+        if !index.isEmpty {
+            steps.append { try FileIO.writeAtomically(try TraceIndexCodec.segment(index, createdUnixMs: nowUnixMs), to: file(.traceIndex, sequence: sequence)) }
+        }
+        // Compressed as the trees are copied in: the uncompressed segment is never built.
+        let trees = TreesInProgress()
+        steps.append { trees.writer = try BlockedTrees.Writer(createdUnixMs: nowUnixMs, walSequenceMax: walSequenceMax) }
+        for start in stride(from: 0, to: details.count, by: Self.treesPerFlushStep) {
+            steps.append { try trees.writer!.add(Array(details[start..<min(start + Self.treesPerFlushStep, details.count)])) }
+        }
+        steps.append { try FileIO.writeAtomically(parts: try trees.writer!.finish(), to: file(.traceDetail, sequence: sequence)) }
+        return steps
+    }
     /// Bytes on disk per segment kind.
     public func bytesOnDisk() -> [SegmentKind: Int64] {
         var out: [SegmentKind: Int64] = [:]
@@ -316,4 +338,10 @@ public struct DataDirectory: Sendable {
         }
         return out
     }
+}
+
+/// The run-tree writer a flush's steps share. Its steps run one after another, never at
+/// once (`flushSteps`), which is what makes handing it between threads safe.
+private final class TreesInProgress: @unchecked Sendable {
+    var writer: BlockedTrees.Writer?
 }

@@ -125,3 +125,70 @@ import Glibc
     let policy = try await BlockingThread.run(name: "test-promoted-early", idle: early) { sched_getscheduler(0) }
     #expect(policy == 0)
 }
+
+/// The kernel's ID of the calling thread (`pthread_t` values are reused as soon as a
+/// thread exits).
+func threadID() -> String {
+    (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/thread-self")) ?? "?"
+}
+
+/// Where the process may not raise a thread's priority (an unprivileged user: the pods'
+/// 10001), a run in steps is promoted by moving the steps not yet begun to a new thread at
+/// normal priority. The refusal is put in place here: this suite runs as root.
+@Test func stepsLeftOfARefusedPromotionGoOnAtNormalPriorityOnANewThread() async throws {
+    let refusing = IdlePriority(raise: { _ in false })
+    let started = Mutex(false), release = Mutex(false)
+    let seen = Mutex<[(policy: Int32, thread: String)]>([])
+    @Sendable func note() { seen.withLock { $0.append((sched_getscheduler(0), threadID())) } }
+    let run = Task {
+        try await BlockingThread.runSteps(name: "test-steps", idle: refusing, [
+            {
+                note()
+                started.withLock { $0 = true }
+                while !release.withLock({ $0 }) { usleep(1000) }
+            },
+            { note() },
+            { note() },
+        ])
+    }
+    for _ in 0..<5000 where !started.withLock({ $0 }) { try await Task.sleep(for: .milliseconds(1)) }
+    #expect(refusing.promote() == .atNextStep)
+    release.withLock { $0 = true }
+    try await run.value
+    let steps = seen.withLock { $0 }
+    try #require(steps.count == 3)
+    #expect(steps[0].policy == 5) // SCHED_IDLE
+    #expect(steps[1].policy == 0 && steps[2].policy == 0) // SCHED_OTHER
+    #expect(steps[0].thread != steps[1].thread, "the rest moved to another thread")
+    #expect(steps[1].thread == steps[2].thread, "and stayed there")
+    #expect(!refusing.isRunning && refusing.promote() == .notRunning)
+}
+
+/// Not promoted, every step runs idle on one thread; a step that throws ends the run with
+/// its error, and the steps after it do not run. Work not in steps stays idle when refused.
+@Test func stepsRunInOrderOnOneIdleThreadAndStopAtTheFirstError() async throws {
+    struct Boom: Error {}
+    let seen = Mutex<[(step: Int, policy: Int32, thread: String)]>([])
+    @Sendable func note(_ i: Int) { seen.withLock { $0.append((i, sched_getscheduler(0), threadID())) } }
+    try await BlockingThread.runSteps(idle: IdlePriority(), (0..<4).map { i in { note(i) } })
+    let steps = seen.withLock { $0 }
+    #expect(steps.map(\.step) == [0, 1, 2, 3] && steps.allSatisfy { $0.policy == 5 })
+    #expect(steps.allSatisfy { $0.thread == steps[0].thread })
+    seen.withLock { $0 = [] }
+    await #expect(throws: Boom.self) {
+        try await BlockingThread.runSteps(idle: nil, [{ note(0) }, { throw Boom() }, { note(2) }])
+    }
+    #expect(seen.withLock { $0.map(\.step) } == [0])
+    let refusing = IdlePriority(raise: { _ in false })
+    let release = Mutex(false)
+    let run = Task {
+        try await BlockingThread.run(name: "test-unstepped", idle: refusing) { () -> Int32 in
+            while !release.withLock({ $0 }) { usleep(1000) }
+            return sched_getscheduler(0)
+        }
+    }
+    for _ in 0..<5000 where !refusing.isRunning { try await Task.sleep(for: .milliseconds(1)) }
+    #expect(refusing.promote() == .notPermitted)
+    release.withLock { $0 = true }
+    #expect(try await run.value == 5)
+}
