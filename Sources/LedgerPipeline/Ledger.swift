@@ -19,6 +19,9 @@ public struct LedgerStats: Sendable {
     public var tracesReleasedAtMaxAge: Int64 = 0
     public var tracesAtTraceLimit: Int64 = 0
     public var lateSpanGroups: Int64 = 0
+    /// Spans dropped because their run already held a span with their ID (an export sent
+    /// again): in assembly, or arriving late for a released run.
+    public var repeatedSpans: Int64 = 0
     public var flushes: Int64 = 0
     /// Flushes written on idle CPU time (`flush(idle:)`).
     public var idleFlushes: Int64 = 0
@@ -581,11 +584,16 @@ public actor Ledger: SpanConsumer {
     /// are charged to the run's minute, workflow, outcome and service; the run is not
     /// counted again (a model or agent new to the run counts the run under it). The run's
     /// records are rebuilt from its whole tree, old and new: the difference is added.
-    func processLate(_ spans: [SpanRecord], entry: TraceIndexEntry) {
-        stats.lateSpanGroups += 1
+    func processLate(_ arrived: [SpanRecord], entry: TraceIndexEntry) {
         let oldTree = tree(of: entry.traceID)
         var inherited: [SpanID: String] = [:]
         for s in oldTree { inherited[s.spanID] = s.agent }
+        // Spans the run already has (an export sent again after its run was released)
+        // are not counted twice.
+        let spans = arrived.filter { inherited[$0.spanID] == nil }
+        stats.repeatedSpans += Int64(arrived.count - spans.count)
+        guard !spans.isEmpty else { return }
+        stats.lateSpanGroups += 1
         var run = AttributedRun(traceID: entry.traceID, workflow: entry.workflow, service: entry.service, startUnixNano: entry.startUnixNano,
                                 durationNano: entry.durationNano, verdict: nil, incomplete: false, spans: spans, calls: [], toolCalls: 0, otherErrors: 0)
         attributor.attributeCalls(&run, inheritedAgents: inherited)
@@ -961,6 +969,7 @@ public actor Ledger: SpanConsumer {
         s.pendingTraces = assembler.openTraces
         s.pendingSpans = assembler.bufferedSpans
         s.pendingBytes = assembler.bufferedBytes
+        s.repeatedSpans += assembler.repeatedSpans
         s.unflushedSpans = unflushedSpans
         s.indexedRuns = index.residentCount
         s.runsOnDiskOnly = index.evictedCount

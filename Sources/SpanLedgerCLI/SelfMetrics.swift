@@ -71,6 +71,7 @@ final class SelfMetrics: Sendable {
         metric("spanledger_traces_max_age_total", "counter", "Traces released at the maximum age.", s.tracesReleasedAtMaxAge)
         metric("spanledger_traces_at_trace_limit_total", "counter", "Traces released early at the per-trace span or byte limit.", s.tracesAtTraceLimit)
         metric("spanledger_late_span_groups_total", "counter", "Groups of spans that joined an already released run.", s.lateSpanGroups)
+        metric("spanledger_spans_repeated_total", "counter", "Spans dropped because their run already held a span with the same span ID (an export sent again).", s.repeatedSpans)
         metric("spanledger_verdicts_applied_total", "counter", "Verdicts that decided a pending run after it was released (API, feedback spans, late spans, held verdicts).", s.verdictsApplied)
         metric("spanledger_verdict_corrections_total", "counter", "Verdicts that changed a decided run's outcome (the run moved between outcome buckets).", s.verdictCorrections)
         metric("spanledger_verdicts_held", "gauge", "Verdicts held for runs not released or not seen yet.", Int64(s.verdictsHeld))

@@ -243,6 +243,42 @@ public struct TraceAssembler: Sendable {
         let t = open.removeValue(forKey: id)!
         bufferedBytes -= t.bytes
         bufferedSpans -= t.spans.count
-        return Released(traceID: id, spans: t.spans, reason: reason, hasRoot: t.hasRoot, late: t.late, firstSequence: t.firstSequence)
+        let (spans, repeated) = Self.firstOfEachSpanID(t.spans)
+        repeatedSpans += Int64(repeated)
+        return Released(traceID: id, spans: spans, reason: reason, hasRoot: t.hasRoot, late: t.late, firstSequence: t.firstSequence)
+    }
+
+    /// Spans dropped at release because the trace already held a span with their ID.
+    public private(set) var repeatedSpans: Int64 = 0
+
+    /// The spans with each span ID kept once, the first to arrive (and how many were
+    /// dropped). An exporter sends a batch again when it did not see the answer (a timeout,
+    /// a dropped connection), though it may have been taken; counted twice, its LLM calls
+    /// would be charged twice. The array itself comes back when no ID repeats (the usual
+    /// case); a trace of a few dozen spans is checked pairwise, a larger one with a set.
+    public static func firstOfEachSpanID(_ spans: [SpanRecord]) -> (spans: [SpanRecord], dropped: Int) {
+        spans.withUnsafeBufferPointer { p -> ([SpanRecord], Int) in
+            var repeats = false
+            if p.count <= 32 {
+                search: for i in p.indices.dropFirst() {
+                    for j in 0..<i where p[j].spanID == p[i].spanID {
+                        repeats = true
+                        break search
+                    }
+                }
+            } else {
+                var seen = Set<SpanID>(minimumCapacity: p.count)
+                for i in p.indices where !seen.insert(p[i].spanID).inserted {
+                    repeats = true
+                    break
+                }
+            }
+            guard repeats else { return (spans, 0) }
+            var seen = Set<SpanID>(minimumCapacity: p.count)
+            var kept: [SpanRecord] = []
+            kept.reserveCapacity(p.count - 1)
+            for i in p.indices where seen.insert(p[i].spanID).inserted { kept.append(p[i]) }
+            return (kept, p.count - kept.count)
+        }
     }
 }

@@ -166,3 +166,25 @@ func limits(wait: UInt64 = 5 * second, maxAge: UInt64 = 600 * second, maxTraces:
     #expect(a.releaseDue(now: 60 * second).count == 1)
     #expect(a.nextDeadline() == nil)
 }
+
+/// An export sent again brings spans the trace already holds: the release keeps each span
+/// ID once, the first copy, and counts the rest.
+@Test func aSpanIDRepeatedInATraceIsReleasedOnceAndCounted() {
+    var a = TraceAssembler(limits: limits())
+    let t = TraceID(high: 0, low: 7)
+    let first = [span(7, 1), span(7, 2, parent: 1), span(7, 3, parent: 1)]
+    var renamed = span(7, 2, parent: 1)
+    renamed.name = "a later copy"
+    _ = a.ingest(first, of: t, late: false, now: 0)
+    _ = a.ingest([renamed, span(7, 3, parent: 1), span(7, 4, parent: 1)], of: t, late: false, now: second)
+    let out = a.releaseDue(now: 7 * second)
+    #expect(out.count == 1)
+    #expect(out[0].spans.map(\.spanID.value) == [1, 2, 3, 4])
+    #expect(out[0].spans[1].name == "s2", "the first copy is kept")
+    #expect(a.repeatedSpans == 2)
+    // Past 32 spans the check uses a set; the same answer.
+    let many = (1...40).map { span(8, UInt64($0), parent: $0 == 1 ? 0 : 1) }
+    let (kept, dropped) = TraceAssembler.firstOfEachSpanID(many + many.prefix(5) + [span(8, 41, parent: 1)])
+    #expect(dropped == 5 && kept.map(\.spanID.value) == Array(1...41))
+    #expect(TraceAssembler.firstOfEachSpanID(many).dropped == 0 && TraceAssembler.firstOfEachSpanID([]).spans.isEmpty)
+}

@@ -940,6 +940,7 @@ SELF_METRICS = {
     "spanledger_requests_refused_total": "counter", "spanledger_runs_released_total": "counter",
     "spanledger_runs_incomplete_total": "counter", "spanledger_traces_evicted_total": "counter",
     "spanledger_late_span_groups_total": "counter", "spanledger_verdicts_applied_total": "counter",
+    "spanledger_spans_repeated_total": "counter",
     "spanledger_verdict_corrections_total": "counter", "spanledger_verdicts_held": "gauge",
     "spanledger_flushes_total": "counter", "spanledger_flush_failures_total": "counter",
     "spanledger_pending_traces": "gauge", "spanledger_pending_spans": "gauge", "spanledger_pending_bytes": "gauge",
