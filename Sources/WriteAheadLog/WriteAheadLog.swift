@@ -549,14 +549,15 @@ public final class WriteAheadLog: @unchecked Sendable {
         memset(chunk, 0, chunkSize)
         var written = 0
         var ok = true
+        func writeChunk() -> Int { Glibc.write(fd, chunk, min(chunkSize, configuration.segmentBytes - written)) }
         while ok && written < configuration.segmentBytes {
             if lock.withLock({ closed }) { ok = false; break }
-            var n = Glibc.write(fd, chunk, min(chunkSize, configuration.segmentBytes - written))
+            var n = writeChunk()
             if n < 0 && direct && Glibc.errno == EINVAL {
                 // The file system refused direct I/O here (an odd size, or no support): buffered from now on.
                 direct = false
                 ok = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~Self.directIO) == 0
-                n = ok ? Glibc.write(fd, chunk, min(chunkSize, configuration.segmentBytes - written)) : -1
+                n = ok ? writeChunk() : -1
             }
             if n <= 0 { ok = false; break }
             written += n
