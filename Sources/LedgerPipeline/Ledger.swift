@@ -112,9 +112,11 @@ public actor Ledger: SpanConsumer {
     let wallNow: @Sendable () -> Int64
 
     var assembler: TraceAssembler
-    /// Everything: disk plus unflushed. Queries read this.
+    /// Everything up to the last flush taken: disk plus a flush being written. Queries
+    /// read it with `unflushed`, which joins it when the next flush is taken, so each
+    /// release chunk's sums are merged into one table, not two.
     var table = RollupTable()
-    /// Changes since the last flush.
+    /// Changes since the last flush taken.
     var unflushed = RollupTable()
     /// The newest runs (`maxIndexedRuns`); it also tracks the entries changed since the
     /// last flush. Older runs are on disk, found through `locator`.
@@ -476,7 +478,6 @@ public actor Ledger: SpanConsumer {
     /// Records a prepared chunk: its summed records first, then each run, which corrects
     /// the sum by (new − prepared) where a held verdict or rework changed its records.
     public func commit(_ chunk: PreparedChunk) {
-        table.add(contentsOf: chunk.records)
         unflushed.add(contentsOf: chunk.records)
         var activities: [RunActivity] = []
         if activityObserver != nil { activities.reserveCapacity(chunk.runs.count) }
@@ -655,7 +656,6 @@ public actor Ledger: SpanConsumer {
     }
 
     func add(_ key: RollupKey, _ m: RollupMeasures) {
-        table.add(key, m)
         unflushed.add(key, m)
     }
 
@@ -720,6 +720,8 @@ public actor Ledger: SpanConsumer {
         flushesInProgress += 1
         flushingDetails = unflushedDetails
         nextSequence += 1
+        // Once per flush, not per release chunk: the flush's keys recur across its chunks.
+        table.merge(unflushed)
         unflushed = RollupTable()
         unflushedDetails = []
         unflushedSpans = 0
@@ -793,7 +795,9 @@ public actor Ledger: SpanConsumer {
 
     func restore(_ p: PendingFlush) {
         flushesInProgress -= 1
-        // Put a failed flush back in front of what arrived since.
+        // Put a failed flush back in front of what arrived since; the table takes its
+        // records again when the next flush is taken.
+        table.subtract(p.rollups)
         var merged = p.rollups
         merged.merge(unflushed)
         unflushed = merged
@@ -943,12 +947,14 @@ public actor Ledger: SpanConsumer {
     /// changes it meanwhile), off the actor and across both cores, so a long-window query
     /// holds up neither ingest nor other queries.
     public func query(_ q: RollupQuery) async -> [QueryGroup] {
-        let snapshot = table
-        return await Self.answer(q, snapshot, cache: queryCache)
+        let (snapshot, recent) = (table, unflushed)
+        return await Self.answer(q, snapshot, recent: recent, cache: queryCache)
     }
 
-    nonisolated static func answer(_ q: RollupQuery, _ table: RollupTable, cache: PartialAggregateCache) async -> [QueryGroup] {
-        await q.run(over: table, ways: 2, cache: cache)
+    /// `recent`, records since the last flush taken, is aggregated on every query; the
+    /// table's whole days come from the cache while no flush changed them.
+    nonisolated static func answer(_ q: RollupQuery, _ table: RollupTable, recent: RollupTable? = nil, cache: PartialAggregateCache) async -> [QueryGroup] {
+        await q.run(over: table, recent: recent, ways: 2, cache: cache)
     }
 
     /// A run's entry and tree (the trace view); a run on disk is read off the actor first.
@@ -1022,12 +1028,14 @@ public actor Ledger: SpanConsumer {
     /// (`GET /api/v1/rollups/records`, `spanledger query --merge-server`).
     public func rollupRecords(_ q: RollupQuery) -> RollupTable {
         var out = RollupTable()
-        for (key, measures) in table.records(inBucketRange: q.windowStartUnix..<q.windowEndUnix) { out.add(key, measures) }
+        for t in [table, unflushed] {
+            for (key, measures) in t.records(inBucketRange: q.windowStartUnix..<q.windowEndUnix) { out.add(key, measures) }
+        }
         return out
     }
 
     public func workflows() -> [String] {
-        Array(Set(table.days.values.flatMap { $0.keys.map(\.workflow) })).sorted()
+        Array(Set([table, unflushed].flatMap { $0.days.values.flatMap { $0.keys.map(\.workflow) } })).sorted()
     }
 }
 

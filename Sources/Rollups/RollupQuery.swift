@@ -128,7 +128,9 @@ extension RollupQuery {
     /// Runs the query over a table: each whole day inside the window is answered from the
     /// cache when its partial aggregate is there and the day has not changed since, the
     /// rest is aggregated across `ways` tasks; partial groups merge (every measure is additive).
-    public func run(over table: RollupTable, ways: Int, cache: PartialAggregateCache? = nil) async -> [QueryGroup] {
+    /// `recent` (a few seconds of records, changing on every release) is aggregated whole
+    /// and added, never cached.
+    public func run(over table: RollupTable, recent: RollupTable? = nil, ways: Int, cache: PartialAggregateCache? = nil) async -> [QueryGroup] {
         let range = bucketRange
         let shape = cacheShape
         var wholeDays: [Int64] = []
@@ -152,9 +154,12 @@ extension RollupQuery {
             merged = await aggregate(days: wholeDays, of: table, ways: ways, cache: cache, shape: shape)
             if let cache, !wholeDays.isEmpty { cache.storeSpan(span, stamp: stamp, groups: merged) }
         }
-        let edges = await aggregate(days: edgeDays, of: table, ways: ways, cache: nil, shape: shape)
-        for (k, g) in edges {
-            if let i = merged.index(forKey: k) { merged.values[i].add(g) } else { merged[k] = g }
+        var rest = [await aggregate(days: edgeDays, of: table, ways: ways, cache: nil, shape: shape)]
+        if let recent, !recent.isEmpty { rest.append(aggregate(recent.records(inBucketRange: range))) }
+        for groups in rest {
+            for (k, g) in groups {
+                if let i = merged.index(forKey: k) { merged.values[i].add(g) } else { merged[k] = g }
+            }
         }
         return finish(merged)
     }

@@ -295,6 +295,11 @@ public struct RollupTable: Sendable {
         for (_, day) in other.days { add(contentsOf: day) }
     }
 
+    /// Takes `other`'s records out again (records that reach zero leave the table).
+    public mutating func subtract(_ other: RollupTable) {
+        for (_, day) in other.days { add(contentsOf: day.mapValues(\.negated)) }
+    }
+
     public mutating func removeAll() {
         days.removeAll(keepingCapacity: true)
         versions.removeAll(keepingCapacity: true)

@@ -515,3 +515,47 @@ let window = RollupQuery(fromUnixNano: minute0 - 3_600_000_000_000, toUnixNano: 
     index[TraceID(high: 3, low: 1)] = entry(1)
     #expect(index[TraceID(high: 3, low: 1)]?.startUnixNano == 1 && index.residentCount == 21 && index.count == 101)
 }
+
+/// Queries read the table (through the last flush taken) and the records since: a release,
+/// a flush taken, a flush that failed and was put back, and the retry each leave every
+/// answer (and the rollup records another node merges) exactly as it was.
+@Test func queriesCountEveryRunOnceAcrossFlushesTakenFailedAndRetried() async throws {
+    let clock = TestClock()
+    let dir = tempDataDir()
+    let ledger = try makeLedger(dir, clock: clock)
+    var all = window
+    all.groupBy = [.workflow, .model, .outcome]
+    func ingestRuns(_ ids: ClosedRange<Int>) async throws {
+        for i in ids {
+            try await ingest(ledger, run(UInt64(i), workflow: "wf\(i % 3)", verdict: i % 2 == 0 ? "accepted" : "rejected",
+                                         calls: [("small", Int64(i * 10), Int64(i))], startOffset: Int64(i % 4) * 60_000_000_000))
+        }
+        clock.advance(seconds: 3)
+        await ledger.tick()
+    }
+    func totals() async -> (runs: Int64, cost: Int64, records: Int64) {
+        let groups = await ledger.query(all)
+        let records = await ledger.rollupRecords(all).records.values.reduce(0) { $0 + $1.runs }
+        return (groups.reduce(0) { $0 + $1.runs }, groups.reduce(0) { $0 + $1.measures.costMicros }, records)
+    }
+    try await ingestRuns(1...12)
+    let released = await totals()
+    #expect(released.runs == 12 && released.records > 0, "released runs answer before any flush")
+    #expect(await ledger.workflows() == ["wf0", "wf1", "wf2"])
+    try await ledger.flush()
+    #expect(await totals() == released, "a flush moves records into the table without counting them again")
+    try await ingestRuns(13...20)
+    let more = await totals()
+    #expect(more.runs == 20 && more.cost > released.cost)
+    let taken = try #require(await ledger.takeUnflushed())
+    #expect(await totals() == more, "a flush being written still answers")
+    await ledger.restore(taken)
+    #expect(await totals() == more, "a failed flush put back is not counted twice")
+    try await ingestRuns(21...24)
+    let last = await totals()
+    #expect(last.runs == 24)
+    try await ledger.flush()
+    #expect(await totals() == last)
+    let reopened = try makeLedger(dir, clock: clock)
+    #expect(await reopened.query(all) == (await ledger.query(all)), "the disk holds each run once")
+}
