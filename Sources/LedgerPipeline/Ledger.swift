@@ -366,8 +366,6 @@ public actor Ledger: SpanConsumer {
         /// attributed run: no `StoredSpan` array is built (and freed) for it.
         public internal(set) var packed: PackedTree
         public internal(set) var records: [(key: RollupKey, measures: RollupMeasures)]
-        /// What observers hear of the run (its release time, outcome and rework set on commit).
-        var activity: RunActivity
     }
 
     func process(_ released: TraceAssembler.Released) {
@@ -440,8 +438,7 @@ public actor Ledger: SpanConsumer {
         let entry = Self.entry(of: run, verdictSource: run.verdict == nil ? .none : .spans, held: nil)
         var packer = TreePacker(traceID: released.traceID, expectedSpans: run.spans.count)
         Self.emitTree(run, into: &packer)
-        return PreparedRun(released: released, run: run, entry: entry, packed: packer.finish(), records: Self.runRecords(entry, run: run),
-                           activity: RunActivity(run: run, runs: 1, releasedUnixNano: 0))
+        return PreparedRun(released: released, run: run, entry: entry, packed: packer.finish(), records: Self.runRecords(entry, run: run))
     }
 
     /// Records prepared runs: a held verdict or rework changes the entry (and records).
@@ -452,19 +449,23 @@ public actor Ledger: SpanConsumer {
     /// The prepared runs of one release chunk and the sum of their rollup records by key,
     /// made off the actor: the actor then adds each key once per chunk (runs of a chunk
     /// mostly share minute, workflow and model) instead of every record of every run.
+    /// Their activities are summed the same way, under the outcomes they were prepared with.
     public struct PreparedChunk: Sendable {
         public internal(set) var runs: [PreparedRun]
         var records: [RollupKey: RollupMeasures]
+        var activities: ActivitySums
     }
 
     public nonisolated func prepare(chunk: [TraceAssembler.Released]) -> PreparedChunk {
         let runs = chunk.map { Self.prepare($0, attributor: attributor) }
         var records: [RollupKey: RollupMeasures] = [:]
         records.reserveCapacity(runs.count * 2)
+        var activities = ActivitySums()
         // In place: iterating the runs copied each prepared run (a dozen references retained
         // and released), and iterating its records copied each key and its measures.
         runs.withUnsafeBufferPointer { prepared in
             for n in prepared.indices {
+                activities.add(prepared[n].run, outcome: prepared[n].entry.outcome, rework: false)
                 prepared[n].records.withUnsafeBufferPointer { own in
                     for r in own.indices {
                         if let i = records.index(forKey: own[r].key) { records.values[i].merge(own[r].measures) } else { records[own[r].key] = own[r].measures }
@@ -472,15 +473,14 @@ public actor Ledger: SpanConsumer {
                 }
             }
         }
-        return PreparedChunk(runs: runs, records: records)
+        return PreparedChunk(runs: runs, records: records, activities: activities)
     }
 
     /// Records a prepared chunk: its summed records first, then each run, which corrects
     /// the sum by (new − prepared) where a held verdict or rework changed its records.
     public func commit(_ chunk: PreparedChunk) {
         unflushed.add(contentsOf: chunk.records)
-        var activities: [RunActivity] = []
-        if activityObserver != nil { activities.reserveCapacity(chunk.runs.count) }
+        var activities = chunk.activities
         // In place: `chunk.runs[i]` copied each prepared run (a dozen references retained,
         // then released) to lend it to `commit`.
         chunk.runs.withUnsafeBufferPointer { runs in
@@ -492,22 +492,26 @@ public actor Ledger: SpanConsumer {
     /// Borrowed, not copied: a prepared run holds a dozen references (spans, tree, names),
     /// and a copy per run retained and released every one of them.
     func commit(_ p: borrowing PreparedRun) {
-        var activities: [RunActivity] = []
+        var activities = ActivitySums()
         withUnsafePointer(to: p) { commit($0, recordsAdded: false, activities: &activities) }
         handOn(activities)
     }
 
-    /// Committed runs' activities to the observer, in one call.
-    private func handOn(_ activities: [RunActivity]) {
-        if let o = activityObserver, !activities.isEmpty { o.observe(contentsOf: activities) }
+    /// Committed runs' activities to the observer, in one call, released now.
+    private func handOn(_ activities: ActivitySums) {
+        guard let o = activityObserver else { return }
+        let summed = activities.activities(releasedUnixNano: wallNow())
+        if !summed.isEmpty { o.observe(contentsOf: summed) }
     }
 
     /// Commits one run (its records already added with its chunk's sums when
-    /// `recordsAdded`); its activity, for the observer, is appended to `activities`.
+    /// `recordsAdded`, its activity too, under the outcome it was prepared with); its
+    /// activity, for the observer, is added to `activities` or moved to its final outcome
+    /// and rework.
     /// The run is read in place through a pointer: handed the run itself, a caller reading
     /// it out of an array (or a buffer) copied it first, a dozen references retained and
     /// released.
-    func commit(_ prepared: UnsafePointer<PreparedRun>, recordsAdded: Bool, activities: inout [RunActivity]) {
+    func commit(_ prepared: UnsafePointer<PreparedRun>, recordsAdded: Bool, activities: inout ActivitySums) {
         let id = prepared.pointee.released.traceID
         var entry = prepared.pointee.entry
         attributing[id] = nil
@@ -541,11 +545,12 @@ public actor Ledger: SpanConsumer {
             noteTask(entry)
         }
         if activityObserver != nil {
-            var a = prepared.pointee.activity
-            a.releasedUnixNano = wallNow()
-            a.outcome = outcome
-            a.rework = rework
-            activities.append(a)
+            if !recordsAdded {
+                activities.add(prepared.pointee.run, outcome: outcome, rework: rework)
+            } else if changed {
+                activities.add(prepared.pointee.run, outcome: prepared.pointee.entry.outcome, rework: false, sign: -1)
+                activities.add(prepared.pointee.run, outcome: outcome, rework: rework)
+            }
         }
         if let late = lateWhileAttributing.removeValue(forKey: id) {
             for r in late { process(r) }

@@ -262,10 +262,39 @@ let window = RollupQuery(fromUnixNano: minute0 - 3_600_000_000_000, toUnixNano: 
 
 // The service commits a release chunk as the sum of its runs' records plus a correction
 // for each run a held verdict or rework changed; the rollups must equal run-by-run commits.
+/// Collects what observers hear, summed by workflow, outcome, rework and model.
+final class ActivityTotals: RunActivityObserver, @unchecked Sendable {
+    private let lock = NSLock()
+    private var sums: [String: [Int64]] = [:]
+    private(set) var deliveries = 0
+
+    func observe(_ activity: RunActivity) { observe(contentsOf: [activity]) }
+
+    func observe(contentsOf activities: [RunActivity]) {
+        lock.withLock {
+            for a in activities {
+                deliveries += 1
+                let run = "\(a.workflow)|\(a.service)|\(a.outcome)|\(a.rework)"
+                sums[run, default: [0]][0] += a.runs
+                for m in a.models {
+                    let figures = [m.calls, m.retries, m.tokens, m.unpricedTokens, m.unpricedCalls, m.costMicros, m.inputTokens, m.cachedInputTokens,
+                                   m.outputTokens]
+                    let old = sums[run + "|" + m.model] ?? Array(repeating: 0, count: figures.count)
+                    sums[run + "|" + m.model] = zip(old, figures).map { $0 + $1 }
+                }
+            }
+        }
+    }
+
+    var totals: [String: [Int64]] { lock.withLock { sums.filter { $0.value.contains { $0 != 0 } } } }
+}
+
 @Test func chunkCommitSumsRecordsExactlyAsRunByRunCommits() async throws {
-    func scenario(chunked: Bool) async throws -> [[QueryGroup]] {
+    func scenario(chunked: Bool) async throws -> (answers: [[QueryGroup]], heard: ActivityTotals) {
         let clock = TestClock()
         let ledger = try makeLedger(tempDataDir(), clock: clock)
+        let heard = ActivityTotals()
+        await ledger.setActivityObserver(heard)
         func task(_ spans: [FixtureSpan], _ id: String) -> [FixtureSpan] {
             var s = spans
             s[0].attributes.append(("outcome.task_id", .string(id)))
@@ -297,11 +326,18 @@ let window = RollupQuery(fromUnixNano: minute0 - 3_600_000_000_000, toUnixNano: 
             q.groupBy = groups
             answers.append(await ledger.query(q).sorted { "\($0.workflow ?? "")\($0.model ?? "")\($0.outcome?.rawValue ?? -1)" < "\($1.workflow ?? "")\($1.model ?? "")\($1.outcome?.rawValue ?? -1)" })
         }
-        return answers
+        return (answers, heard)
     }
-    let runByRun = try await scenario(chunked: false)
-    let chunked = try await scenario(chunked: true)
+    let (runByRun, heardRunByRun) = try await scenario(chunked: false)
+    let (chunked, heardChunked) = try await scenario(chunked: true)
     #expect(chunked == runByRun)
+    // Observers hear a chunk as sums per workflow, outcome and rework, with the same totals.
+    let heard = heardChunked.totals
+    #expect(heard == heardRunByRun.totals)
+    #expect(heard["triage|agents|escalated|false"] == [1] && heard["triage|agents|pending|false"] == nil, "the held verdict moved run 2")
+    #expect(heard["triage|agents|accepted|true"] == [1] && heard["triage|agents|accepted|true|small"]?[0] == 1, "run 3 is rework")
+    #expect(heard.filter { !$0.key.hasSuffix("|small") && !$0.key.hasSuffix("|large") }.values.reduce(0) { $0 + $1[0] } == 9)
+    #expect(heardChunked.deliveries < heardRunByRun.deliveries, "a chunk is heard as a few sums")
     let byOutcome = runByRun[2]
     #expect(byOutcome.first { $0.outcome == .escalated }?.runs == 1, "the held verdict moved run 2")
     #expect(byOutcome.reduce(0) { $0 + $1.measures.reworkRuns } == 1, "run 3 re-ran rejected task t1")
