@@ -8,7 +8,7 @@ import Rollups
 extension Ledger {
     /// What a run adds to the rollups (../shared/DESIGN.md "Rollups"), from its stored
     /// tree: what `RunRecordSums` says, fed one stored span at a time.
-    static func runRecords(_ entry: TraceIndexEntry, tree: [StoredSpan]) -> [(key: RollupKey, measures: RollupMeasures)] {
+    static func runRecords(_ entry: TraceIndexEntry, tree: [StoredSpan]) -> [RunRecord] {
         var sums = RunRecordSums(entry)
         // In place: a copy of a span retains its strings.
         tree.withUnsafeBufferPointer { spans in
@@ -27,7 +27,7 @@ extension Ledger {
 
     /// The same records, from the attributed run the tree would be built from (a prepared
     /// run has no `StoredSpan` tree): its calls are its LLM spans.
-    static func runRecords(_ entry: TraceIndexEntry, run: AttributedRun) -> [(key: RollupKey, measures: RollupMeasures)] {
+    static func runRecords(_ entry: TraceIndexEntry, run: AttributedRun) -> [RunRecord] {
         var sums = RunRecordSums(entry)
         run.calls.withUnsafeBufferPointer { calls in
             for c in calls.indices {
@@ -127,6 +127,15 @@ extension Ledger {
     }
 }
 
+/// One rollup record of a run. A struct, not a (key, measures) tuple: read through a
+/// buffer, a tuple's field was copied out with the whole tuple (through its type's
+/// value witnesses, retaining every string of the key and the sketch's arrays), four
+/// copies per record as a chunk summed them.
+public struct RunRecord: Sendable {
+    public var key: RollupKey
+    public var measures: RollupMeasures
+}
+
 /// What a run adds to the rollups (../shared/DESIGN.md "Rollups"): one run-level record
 /// (run measures, non-LLM errors, the whole run's rework cost); one record per model (run
 /// measures plus that model's calls); one record per agent (the run count and latency,
@@ -143,7 +152,7 @@ struct RunRecordSums {
     /// The records as they will be returned: the run-level one, one per model, one per
     /// agent, summed in place (per-model and per-agent arrays of measures beside them
     /// were two allocations and two generic-metadata lookups per run).
-    private var out: [(key: RollupKey, measures: RollupMeasures)] = []
+    private var out: [RunRecord] = []
     private var otherErrors: Int64 = 0
     private var llmCost: Int64 = 0
 
@@ -161,9 +170,9 @@ struct RunRecordSums {
         var modelBase = base
         modelBase.toolCalls = entry.toolCalls
         out.reserveCapacity(1 + models.count + agents.count)
-        out.append((RollupKey(shared, model: "", runLevel: true, agent: nil), base))
-        for model in models { out.append((RollupKey(shared, model: model, runLevel: false, agent: nil), modelBase)) }
-        for agent in agents { out.append((RollupKey(shared, model: "", runLevel: false, agent: agent), base)) }
+        out.append(RunRecord(key: RollupKey(shared, model: "", runLevel: true, agent: nil), measures: base))
+        for model in models { out.append(RunRecord(key: RollupKey(shared, model: model, runLevel: false, agent: nil), measures: modelBase)) }
+        for agent in agents { out.append(RunRecord(key: RollupKey(shared, model: "", runLevel: false, agent: agent), measures: base)) }
     }
 
     mutating func call(model: String, agent: String, usage: TokenUsage, costMicros: Int64, priced: Bool, retry: Bool, error: Bool) {
@@ -195,8 +204,8 @@ struct RunRecordSums {
 
     /// Taken out (the sums are left empty): a `consuming` copy of `out` shared its buffer
     /// with the sums still alive, and the first write copied all the records.
-    mutating func takeRecords() -> [(key: RollupKey, measures: RollupMeasures)] {
-        var out: [(key: RollupKey, measures: RollupMeasures)] = []
+    mutating func takeRecords() -> [RunRecord] {
+        var out: [RunRecord] = []
         swap(&out, &self.out)
         out.withUnsafeMutableBufferPointer { records in
             let run = records.baseAddress!

@@ -365,7 +365,7 @@ public actor Ledger: SpanConsumer {
         /// The tree as memory keeps it once the run is committed, packed straight from the
         /// attributed run: no `StoredSpan` array is built (and freed) for it.
         public internal(set) var packed: PackedTree
-        public internal(set) var records: [(key: RollupKey, measures: RollupMeasures)]
+        public internal(set) var records: [RunRecord]
     }
 
     func process(_ released: TraceAssembler.Released) {
@@ -434,8 +434,17 @@ public actor Ledger: SpanConsumer {
     }
 
     public static func prepare(_ released: TraceAssembler.Released, attributor: RunAttributor) -> PreparedRun {
+        var alone: ActivitySums?
+        return prepare(released, attributor: attributor, activities: &alone)
+    }
+
+    /// `activities`, when there are some, take the run's activity under its prepared
+    /// outcome (here, where the run is a local value: added from a prepared run read out of
+    /// the chunk's buffer, the whole attributed run was copied for the call).
+    static func prepare(_ released: TraceAssembler.Released, attributor: RunAttributor, activities: inout ActivitySums?) -> PreparedRun {
         let run = attributor.attribute(traceID: released.traceID, spans: released.spans)
         let entry = Self.entry(of: run, verdictSource: run.verdict == nil ? .none : .spans, held: nil)
+        activities?.add(run, outcome: entry.outcome, rework: false)
         var packer = TreePacker(traceID: released.traceID, expectedSpans: run.spans.count)
         Self.emitTree(run, into: &packer)
         return PreparedRun(released: released, run: run, entry: entry, packed: packer.finish(), records: Self.runRecords(entry, run: run))
@@ -457,15 +466,14 @@ public actor Ledger: SpanConsumer {
     }
 
     public nonisolated func prepare(chunk: [TraceAssembler.Released]) -> PreparedChunk {
-        let runs = chunk.map { Self.prepare($0, attributor: attributor) }
+        var activities: ActivitySums? = ActivitySums()
+        let runs = chunk.map { Self.prepare($0, attributor: attributor, activities: &activities) }
         var records: [RollupKey: RollupMeasures] = [:]
         records.reserveCapacity(runs.count * 2)
-        var activities = ActivitySums()
         // In place: iterating the runs copied each prepared run (a dozen references retained
         // and released), and iterating its records copied each key and its measures.
         runs.withUnsafeBufferPointer { prepared in
             for n in prepared.indices {
-                activities.add(prepared[n].run, outcome: prepared[n].entry.outcome, rework: false)
                 prepared[n].records.withUnsafeBufferPointer { own in
                     for r in own.indices {
                         if let i = records.index(forKey: own[r].key) { records.values[i].merge(own[r].measures) } else { records[own[r].key] = own[r].measures }
@@ -473,7 +481,7 @@ public actor Ledger: SpanConsumer {
                 }
             }
         }
-        return PreparedChunk(runs: runs, records: records, activities: activities)
+        return PreparedChunk(runs: runs, records: records, activities: activities ?? ActivitySums())
     }
 
     /// Records a prepared chunk: its summed records first, then each run, which corrects

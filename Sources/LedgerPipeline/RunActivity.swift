@@ -83,7 +83,7 @@ public struct RunActivity: Sendable, Equatable {
     }
 
     /// Adds (sign 1) or takes out (sign −1) the priced calls of `run`, per model.
-    mutating func addCalls(of run: AttributedRun, sign: Int64) {
+    mutating func addCalls(of run: borrowing AttributedRun, sign: Int64) {
         // The calls in place: iterating the array copied each call, retaining its strings.
         run.calls.withUnsafeBufferPointer { calls in
             for n in calls.indices {
@@ -127,7 +127,7 @@ struct ActivitySums: Sendable {
 
     /// Adds (sign 1) or takes out (sign −1) one released run, with the outcome and
     /// rework it is counted under.
-    mutating func add(_ run: AttributedRun, outcome: Outcome, rework: Bool, sign: Int64 = 1) {
+    mutating func add(_ run: borrowing AttributedRun, outcome: Outcome, rework: Bool, sign: Int64 = 1) {
         let key = Key(workflow: run.workflow, service: run.service, outcome: outcome, rework: rework)
         let i: Int
         if let found = slots[key] { i = found } else {

@@ -47,7 +47,7 @@ import TraceAssembly
         return try #require(assembler.releaseAll().first)
     }
 
-    func byKey(_ records: [(key: RollupKey, measures: RollupMeasures)]) -> [RollupKey: RollupMeasures] {
+    func byKey(_ records: [RunRecord]) -> [RollupKey: RollupMeasures] {
         Dictionary(records.map { ($0.key, $0.measures) }, uniquingKeysWith: { a, b in var m = a; m.merge(b); return m })
     }
 
