@@ -524,7 +524,8 @@ public actor Ledger: SpanConsumer {
         var entry = prepared.pointee.entry
         attributing[id] = nil
         countRelease(prepared.pointee.released.reason)
-        if let h = heldVerdicts.removeValue(forKey: id) {
+        // Both maps are empty nearly always: checked first, no hash of the ID.
+        if !heldVerdicts.isEmpty, let h = heldVerdicts.removeValue(forKey: id) {
             heldDirty = true
             if h.supersedes(time: prepared.pointee.run.verdict?.timeUnixNano ?? .min, outcome: prepared.pointee.run.verdict?.outcome ?? .pending) {
                 var run = prepared.pointee.run
@@ -560,7 +561,7 @@ public actor Ledger: SpanConsumer {
                 activities.add(prepared.pointee.run, outcome: outcome, rework: rework)
             }
         }
-        if let late = lateWhileAttributing.removeValue(forKey: id) {
+        if !lateWhileAttributing.isEmpty, let late = lateWhileAttributing.removeValue(forKey: id) {
             for r in late { process(r) }
         }
     }
@@ -684,12 +685,11 @@ public actor Ledger: SpanConsumer {
         index[id] = entry // its last use: moved in
         unflushedDetails.append(tree)
         unflushedSpans += tree.spanCount
-        if let earlier = recentTrees[id] {
-            recentTrees[id] = wholeTree ?? PackedTree(traceID: id, spans: earlier.unpack() + tree.unpack())
+        // The whole tree (a run that left `recentTrees` may get late spans); for a new run
+        // it shares the array with the flush's copy. One lookup for a new run.
+        if let earlier = recentTrees.updateValue(wholeTree ?? tree, forKey: id) {
+            if wholeTree == nil { recentTrees[id] = PackedTree(traceID: id, spans: earlier.unpack() + tree.unpack()) }
         } else {
-            // The whole tree (a run that left `recentTrees` may get late spans); for a new
-            // run it shares the array with the flush's copy.
-            recentTrees[id] = wholeTree ?? tree
             recentOrder.append(id)
         }
         while recentOrder.count > configuration.recentTreeCapacity, let old = recentOrder.popFirst() {
