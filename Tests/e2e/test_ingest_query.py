@@ -146,3 +146,34 @@ def test_cli_csv_and_table_match_the_json_answer(ingested):
     for (name,) in expected:  # workflow names may contain spaces ("POST /v1/triage")
         assert any(l.startswith(name + " ") for l in body), (name, table)
     assert not re.search(r"\d[eE][-+]\d", table), table  # no exponent-notation numbers
+
+
+def test_every_answer_counts_each_run_once_while_flushes_come_and_go(daemon_factory):
+    """Queries read the table of flushed rollups plus the records released since the last
+    flush was taken, which the table takes only then. Polled while runs arrive and a flush
+    is taken every 200 ms, no answer counts a run twice or half of one (a run's calls come
+    with it), and the last answer counts every run once, through the API and, after a
+    restart, from disk."""
+    d = daemon_factory.start("flushing", extra_args=["--flush-interval", "200ms"])
+    call = {"gen_ai.operation.name": "chat", "gen_ai.request.model": "gpt-4o-mini",
+            "gen_ai.usage.input_tokens": 100, "gen_ai.usage.output_tokens": 10}
+    sent = 0
+    answers = []
+    for _ in range(12):
+        runs = [support.simple_run("flush-race", [call, call]) for _ in range(25)]
+        assert support.post_otlp(d.otlp_url, support.export_bytes([(r, r.spans) for r in runs])).status_code == 200
+        sent += len(runs)
+        for _ in range(3):
+            g = support.total(d.api_url)
+            answers.append((g.get("runs", 0), g.get("llm_calls", 0)))
+            assert g.get("runs", 0) <= sent and g.get("llm_calls", 0) == 2 * g.get("runs", 0), (sent, g)
+            time.sleep(0.05)
+    final = support.wait_for_runs(d.api_url, sent, timeout=30)
+    assert final["llm_calls"] == 2 * sent and final["input_tokens"] == 200 * sent, final
+    assert any(0 < runs < sent for runs, _ in answers), answers  # some answers came mid-stream
+    flushes = support.metric(d.api_url, "spanledger_flushes_total")
+    assert flushes >= 6, flushes  # every 200 ms while the runs arrived and released
+    before = support.rollups(d.api_url, ("workflow", "model"))
+    d.stop()
+    d.start()
+    assert support.rollups(d.api_url, ("workflow", "model"))["groups"] == before["groups"]
