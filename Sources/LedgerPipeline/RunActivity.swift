@@ -65,20 +65,11 @@ public struct RunActivity: Sendable, Equatable {
         self.models = models
     }
 
-    /// Summarises the priced calls of `run` per model.
+    /// Summarises the priced calls of `run` per model (late spans joining a run; released
+    /// runs reach observers summed per chunk, `ActivitySums`).
     public init(run: AttributedRun, runs: Int64, releasedUnixNano: Int64) {
         self.init(workflow: run.workflow, service: run.service, releasedUnixNano: releasedUnixNano, runs: runs, models: [])
         outcome = run.outcome
-        // Room for exactly the run's models when it has a few calls: grown from 2, a
-        // third of the benchmark's runs reallocated, and room for one per call held
-        // 700 bytes an activity for nothing while the metrics waited for a scrape.
-        run.calls.withUnsafeBufferPointer { calls in
-            var distinct = calls.count > 16 ? 4 : 0
-            if distinct == 0 {
-                for n in calls.indices where !(0..<n).contains(where: { calls[$0].model == calls[n].model }) { distinct += 1 }
-            }
-            models.reserveCapacity(distinct)
-        }
         addCalls(of: run, sign: 1)
     }
 
