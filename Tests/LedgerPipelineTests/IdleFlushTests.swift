@@ -102,15 +102,18 @@ import Glibc
     let priority = IdlePriority()
     #expect(priority.promote() == .notRunning) // nothing running yet: it then starts at normal priority
     let fresh = IdlePriority()
-    let release = Mutex(false)
+    let release = Mutex(false), sampled = Mutex(false)
     let run = Task {
         try await BlockingThread.run(name: "test-promote", idle: fresh) { () -> (Int32, Int32) in
             let before = sched_getscheduler(0)
+            sampled.withLock { $0 = true }
             while !release.withLock({ $0 }) { usleep(1000) }
             return (before, sched_getscheduler(0))
         }
     }
-    for _ in 0..<5000 where !fresh.isRunning { try await Task.sleep(for: .milliseconds(1)) }
+    // Promoted only once the body has read its policy: running (`isRunning`) starts before
+    // the body does, and on a busy machine a promotion in between was read as the start.
+    for _ in 0..<5000 where !sampled.withLock({ $0 }) { try await Task.sleep(for: .milliseconds(1)) }
     #expect(fresh.isRunning)
     let outcome = fresh.promote()
     release.withLock { $0 = true }
