@@ -9,7 +9,7 @@ import Rollups
 
 /// The query API on the API listener (default 127.0.0.1:4320):
 /// `GET /api/v1/rollups`, `GET /api/v1/traces/{id}`, `GET /api/v1/workflows`, `GET /api/v1/alerts`,
-/// `GET /healthz`, `GET /metrics`. Errors are `{"error":{"code":N,"message":"…"}}`.
+/// `GET /api/v1/status`, `GET /healthz`, `GET /metrics`. Errors are `{"error":{"code":N,"message":"…"}}`.
 public struct QueryHTTPHandler: HTTPHandler {
     public let maxBodySize = 64 << 10
     let ledger: Ledger
@@ -180,6 +180,9 @@ public struct QueryHTTPHandler: HTTPHandler {
         case "/", "/index.html":
             return HTTPResponse(status: .ok, headers: ["Content-Type": "text/html; charset=utf-8", "Cache-Control": "no-cache"],
                                 body: Array(DashboardPage.html.utf8))
+        case "/api/v1/status":
+            let stats = await ledger.currentStats()
+            return Self.json(StatusJSON.render(stats, releaseLagNano: ledger.backlog.lagNano, ingestWaits: ledger.backlog.waits))
         case "/healthz":
             return HTTPResponse.text(.ok, "ok\n")
         case "/metrics":

@@ -59,7 +59,7 @@ HTTP_METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "tra
 # spec must have no other). test_served_paths_match_the_handler_source keeps this list
 # honest against Sources/QueryAPI/QueryHTTPHandler.swift.
 SERVED_QUERY_PATHS = {"/api/v1/rollups", "/api/v1/rollups/records", "/api/v1/series", "/api/v1/top", "/api/v1/traces/{id}", "/api/v1/workflows", "/api/v1/runs",
-                      "/api/v1/scorecard", "/api/v1/routes", "/api/v1/alerts", "/healthz", "/metrics", "/", "/index.html"}
+                      "/api/v1/scorecard", "/api/v1/routes", "/api/v1/alerts", "/api/v1/status", "/healthz", "/metrics", "/", "/index.html"}
 SERVED_OTLP_PATHS = {"/v1/traces", "/v1/outcomes"}
 # How literal paths or prefixes in the handler's source map to the spec's templates.
 SOURCE_PATH_TEMPLATES = {"/api/v1/traces/": "/api/v1/traces/{id}"}
@@ -67,7 +67,7 @@ SOURCE_PATH_TEMPLATES = {"/api/v1/traces/": "/api/v1/traces/{id}"}
 # Paths near the served ones that must not answer anything but 404.
 UNDOCUMENTED_API_PATHS = ["/api/v1/rollup", "/api/v1/rollups/", "/api/v1/Rollups", "/api/v1/traces", "/api/v1/trace/x",
                           "/api/v1/series/", "/api/v1/top/spend", "/api/v1/workflow", "/api/v1/scorecards",
-                          "/api/v1/route", "/api/v1/alerts/firing", "/api/v1/metrics", "/api/v1/healthz", "/api/v1/",
+                          "/api/v1/route", "/api/v1/alerts/firing", "/api/v1/metrics", "/api/v1/healthz", "/api/v1/status/", "/api/v1/",
                           "/api/v1", "/api/v2/rollups", "/api/", "/api/v1/unknown", "/api/v1/outcomes", "/v1/traces"]
 
 # --------------------------------------------------------------------------------------
@@ -332,6 +332,7 @@ QUERY_OK: List[Case] = [
     C("/api/v1/routes", {"confidence": "0.9", "margin": "0.05", "min_runs": "0"}),
     C("/api/v1/routes", {"workflow": "triage-agent", "since": "quarter", "until": "now"}),
     C("/api/v1/alerts"),
+    C("/api/v1/status"),
     C("/healthz"),
     C("/metrics"),
     C("/"),

@@ -155,3 +155,39 @@ def test_free_heap_goes_back_to_the_system_once_buffered_traces_are_released(dae
     assert kept_gap > trimmed_gap + (4 << 20), (kept_gap, trimmed_gap, idle)
     assert support.metric(off.api_url, "spanledger_heap_trims_total") == 0
     assert support.metric(off.api_url, "spanledger_heap_trimmed_bytes_total") == 0
+
+
+def status(api_url: str) -> dict:
+    r = requests.get(api_url + "/api/v1/status", timeout=10)
+    assert r.status_code == 200 and r.headers["Content-Type"] == "application/json", (r.status_code, r.text[:300])
+    return r.json()
+
+
+def test_status_follows_spans_from_assembly_to_the_flush(daemon_factory):
+    """/api/v1/status, the cheap probe scripts and the bench poll: spans counted when taken
+    in, their traces pending through the trace wait, then released as runs, unflushed until
+    a flush writes them; the same numbers as the Prometheus counters."""
+    d = daemon_factory.start("status", ["--trace-wait", "3s", "--flush-interval", "1h", "--max-unflushed-spans", "1000000"])
+    s = status(d.api_url)
+    assert {k: s[k] for k in ("spans_accepted", "runs_released", "pending_traces", "pending_spans", "unflushed_spans")} == \
+        dict.fromkeys(("spans_accepted", "runs_released", "pending_traces", "pending_spans", "unflushed_spans"), 0), s
+    runs = [support.simple_run(f"status-{i % 3}", [CALL, CALL], verdict="accepted") for i in range(12)]
+    assert support.post_otlp(d.otlp_url, support.export_bytes([(r, r.spans) for r in runs])).status_code == 200
+    # Acknowledged: taken in, and waiting out the 3 s trace wait in assembly.
+    s = status(d.api_url)
+    assert s["spans_accepted"] == 36 and s["runs_released"] == 0, s
+    assert s["pending_traces"] == 12 and s["pending_spans"] == 36, s
+    ok, s = support.wait_until(lambda: status(d.api_url), lambda s: s["runs_released"] == 12, 30)
+    assert ok, f"runs never released: {s}"
+    assert s["pending_traces"] == 0 and s["pending_spans"] == 0 and s["runs_incomplete"] == 0, s
+    assert s["unflushed_spans"] == 36 and s["flushes"] == 0 and s["flush_failures"] == 0, s
+    assert s["release_lag_ms"] == 0 and s["ingest_waits"] == 0, s
+    fams = families(d.api_url)
+    assert fams["spanledger_runs_released"].samples[0].value == 12
+    assert fams["spanledger_spans_received"].samples[0].value == 36
+    # A restart flushes on the way down: nothing left unflushed, and the counters start again.
+    d.stop()
+    d.start()
+    s = status(d.api_url)
+    assert s["unflushed_spans"] == 0 and s["runs_released"] == 0 and s["pending_traces"] == 0, s
+    assert support.total(d.api_url)["runs"] == 12
