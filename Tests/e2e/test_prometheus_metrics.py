@@ -169,8 +169,8 @@ def test_status_follows_spans_from_assembly_to_the_flush(daemon_factory):
     a flush writes them; the same numbers as the Prometheus counters."""
     d = daemon_factory.start("status", ["--trace-wait", "3s", "--flush-interval", "1h", "--max-unflushed-spans", "1000000"])
     s = status(d.api_url)
-    assert {k: s[k] for k in ("spans_accepted", "runs_released", "pending_traces", "pending_spans", "unflushed_spans")} == \
-        dict.fromkeys(("spans_accepted", "runs_released", "pending_traces", "pending_spans", "unflushed_spans"), 0), s
+    progress = ("spans_accepted", "runs_released", "pending_traces", "pending_spans", "unflushed_spans")
+    assert {k: s[k] for k in progress} == dict.fromkeys(progress, 0), s
     runs = [support.simple_run(f"status-{i % 3}", [CALL, CALL], verdict="accepted") for i in range(12)]
     assert support.post_otlp(d.otlp_url, support.export_bytes([(r, r.spans) for r in runs])).status_code == 200
     # Acknowledged: taken in, and waiting out the 3 s trace wait in assembly.
