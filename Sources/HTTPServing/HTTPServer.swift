@@ -84,6 +84,13 @@ public protocol HTTPHandler: Sendable {
     func handle(_ request: HTTPRequest) async -> HTTPResponse
     /// The response for a body over `maxBodySize` (the connection is then closed).
     func bodyTooLarge(_ head: HTTPRequestHead) -> HTTPResponse
+    /// Handle requests on the connection's event loop rather than the concurrency pool:
+    /// for handlers whose work is short and never blocks (decoding and handing on spans).
+    var handlesOnEventLoop: Bool { get }
+}
+
+extension HTTPHandler {
+    public var handlesOnEventLoop: Bool { false }
 }
 
 /// Timeouts against slow clients: a connection that sends nothing for `idleTimeout`
@@ -190,6 +197,8 @@ final class HTTPConnectionHandler: ChannelInboundHandler {
     private var closing = false
     /// The slow-loris deadline, disarmed when a request has arrived whole.
     private var deadline: RequestDeadlineHandler?
+    /// Where requests are handled when the handler asks for its connection's loop.
+    private var executor: EventLoopTaskExecutor?
 
     init(handler: any HTTPHandler, connections: ConnectionTracker, logger: Logger) {
         self.handler = handler
@@ -199,6 +208,7 @@ final class HTTPConnectionHandler: ChannelInboundHandler {
 
     func handlerAdded(context: ChannelHandlerContext) {
         deadline = try? context.pipeline.syncOperations.handler(type: RequestDeadlineHandler.self)
+        if handler.handlesOnEventLoop { executor = EventLoopTaskExecutor(context.eventLoop) }
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -230,7 +240,11 @@ final class HTTPConnectionHandler: ChannelInboundHandler {
             body = ByteBuffer()
             let job = HTTPRequestJob(handler: handler, request: request, head: h, connection: NIOLoopBound(self, eventLoop: context.eventLoop),
                                      context: NIOLoopBound(context, eventLoop: context.eventLoop))
-            Task { await job.run() }
+            if let executor {
+                Task(executorPreference: executor) { await job.run() }
+            } else {
+                Task { await job.run() }
+            }
         }
     }
 
@@ -272,7 +286,11 @@ private struct HTTPRequestJob: Sendable {
     func run() async {
         let response = await handler.handle(request)
         let connection = self.connection, context = self.context, head = self.head
-        connection.eventLoop.execute { connection.value.respond(context.value, response, head: head) }
+        if connection.eventLoop.inEventLoop {
+            connection.value.respond(context.value, response, head: head)
+        } else {
+            connection.eventLoop.execute { connection.value.respond(context.value, response, head: head) }
+        }
     }
 }
 

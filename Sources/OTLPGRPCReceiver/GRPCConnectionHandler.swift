@@ -1,3 +1,4 @@
+import HTTPServing
 import Logging
 import NIOCore
 import NIOHPACK
@@ -93,6 +94,9 @@ final class GRPCConnectionHandler: ChannelInboundHandler {
     private var bufferedBytes = 0
     private var withheldConnectionWindow: Int?
     private var sweep: RepeatedTask?
+    /// Calls run on the connection's loop: decoding and handing on spans is short and
+    /// never blocks, and the loop then needs no wake-up for the answer.
+    private var executor: EventLoopTaskExecutor?
 
     init(routes: GRPCUnaryRoutes, configuration: Configuration, logger: Logger) {
         self.routes = routes
@@ -102,6 +106,7 @@ final class GRPCConnectionHandler: ChannelInboundHandler {
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
+        executor = EventLoopTaskExecutor(context.eventLoop)
         let interval = TimeAmount.nanoseconds(max(configuration.requestTimeout.nanoseconds / 4, 1_000_000))
         let handler = NIOLoopBound(self, eventLoop: context.eventLoop)
         sweep = context.eventLoop.scheduleRepeatedTask(initialDelay: interval, delay: interval) { _ in handler.value.cutOffSlowCalls() }
@@ -222,7 +227,7 @@ final class GRPCConnectionHandler: ChannelInboundHandler {
                        on eventLoop: any EventLoop) {
         let job = UnaryJob(id: id, method: method, body: body, compression: compression, limit: configuration.maxMessageBytes,
                            handler: NIOLoopBound(self, eventLoop: eventLoop))
-        Task { await job.run() }
+        Task(executorPreference: executor ?? EventLoopTaskExecutor(eventLoop)) { await job.run() }
     }
 
     fileprivate func answer(_ id: HTTP2StreamID, _ result: Result<[UInt8], GRPCStatus>) {
@@ -330,6 +335,10 @@ private struct UnaryJob: Sendable {
         }
         let handler = self.handler
         let id = self.id
-        handler.eventLoop.execute { handler.value.answer(id, result) }
+        if handler.eventLoop.inEventLoop {
+            handler.value.answer(id, result)
+        } else {
+            handler.eventLoop.execute { handler.value.answer(id, result) }
+        }
     }
 }

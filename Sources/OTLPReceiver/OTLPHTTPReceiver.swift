@@ -31,6 +31,10 @@ public struct OTLPHTTPReceiver: HTTPHandler {
 
     public static let tracesPath = "/v1/traces"
 
+    /// Decoding and handing on a batch is short CPU work, and the write-ahead log's wait
+    /// suspends: requests stay on the loop that read them.
+    public var handlesOnEventLoop: Bool { true }
+
     /// The two OTLP/HTTP encodings; a response uses the request's.
     enum Encoding {
         case protobuf, json
