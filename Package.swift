@@ -120,6 +120,11 @@ let package = Package(
             .product(name: "NIOHTTP2", package: "swift-nio-http2"),
             .product(name: "Logging", package: "swift-log"),
         ]),
+        .testTarget(name: "HTTPServingTests", dependencies: [
+            "HTTPServing",
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOPosix", package: "swift-nio"),
+        ]),
         .testTarget(name: "TraceAssemblyTests", dependencies: ["TraceAssembly", "LedgerCore"]),
         .testTarget(name: "AttributionTests", dependencies: ["Attribution", "LedgerCore"]),
         .testTarget(name: "RollupsTests", dependencies: ["Rollups", "LedgerCore"]),
