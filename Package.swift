@@ -124,6 +124,8 @@ let package = Package(
             "HTTPServing",
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
+            .product(name: "NIOHTTP1", package: "swift-nio"),
+            .product(name: "Logging", package: "swift-log"),
         ]),
         .testTarget(name: "TraceAssemblyTests", dependencies: ["TraceAssembly", "LedgerCore"]),
         .testTarget(name: "AttributionTests", dependencies: ["Attribution", "LedgerCore"]),

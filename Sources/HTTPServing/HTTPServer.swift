@@ -84,13 +84,14 @@ public protocol HTTPHandler: Sendable {
     func handle(_ request: HTTPRequest) async -> HTTPResponse
     /// The response for a body over `maxBodySize` (the connection is then closed).
     func bodyTooLarge(_ head: HTTPRequestHead) -> HTTPResponse
-    /// Handle requests on the connection's event loop rather than the concurrency pool:
-    /// for handlers whose work is short and never blocks (decoding and handing on spans).
-    var handlesOnEventLoop: Bool { get }
+    /// Handle this request on the connection's event loop rather than the concurrency
+    /// pool: for work that is short and never blocks (decoding and handing on a batch of
+    /// spans), which the loop's other connections can afford to wait for.
+    func handlesOnEventLoop(_ request: HTTPRequest) -> Bool
 }
 
 extension HTTPHandler {
-    public var handlesOnEventLoop: Bool { false }
+    public func handlesOnEventLoop(_ request: HTTPRequest) -> Bool { false }
 }
 
 /// Timeouts against slow clients: a connection that sends nothing for `idleTimeout`
@@ -208,7 +209,7 @@ final class HTTPConnectionHandler: ChannelInboundHandler {
 
     func handlerAdded(context: ChannelHandlerContext) {
         deadline = try? context.pipeline.syncOperations.handler(type: RequestDeadlineHandler.self)
-        if handler.handlesOnEventLoop { executor = EventLoopTaskExecutor(context.eventLoop) }
+        executor = EventLoopTaskExecutor(context.eventLoop)
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -240,7 +241,7 @@ final class HTTPConnectionHandler: ChannelInboundHandler {
             body = ByteBuffer()
             let job = HTTPRequestJob(handler: handler, request: request, head: h, connection: NIOLoopBound(self, eventLoop: context.eventLoop),
                                      context: NIOLoopBound(context, eventLoop: context.eventLoop))
-            if let executor {
+            if let executor, handler.handlesOnEventLoop(request) {
                 Task(executorPreference: executor) { await job.run() }
             } else {
                 Task { await job.run() }

@@ -94,9 +94,12 @@ final class GRPCConnectionHandler: ChannelInboundHandler {
     private var bufferedBytes = 0
     private var withheldConnectionWindow: Int?
     private var sweep: RepeatedTask?
-    /// Calls run on the connection's loop: decoding and handing on spans is short and
-    /// never blocks, and the loop then needs no wake-up for the answer.
+    /// Calls with a message up to `largestMessageOnEventLoop` run on the connection's loop:
+    /// decoding and handing on spans is short and never blocks, and the loop then needs no
+    /// wake-up for the answer. Bigger ones run on the concurrency pool, so that one big
+    /// batch does not hold up the loop's other connections.
     private var executor: EventLoopTaskExecutor?
+    static let largestMessageOnEventLoop = 512 << 10
 
     init(routes: GRPCUnaryRoutes, configuration: Configuration, logger: Logger) {
         self.routes = routes
@@ -227,7 +230,12 @@ final class GRPCConnectionHandler: ChannelInboundHandler {
                        on eventLoop: any EventLoop) {
         let job = UnaryJob(id: id, method: method, body: body, compression: compression, limit: configuration.maxMessageBytes,
                            handler: NIOLoopBound(self, eventLoop: eventLoop))
-        Task(executorPreference: executor ?? EventLoopTaskExecutor(eventLoop)) { await job.run() }
+        // A compressed message counts eight times its size (OTLP deflates to a fifth or less).
+        if let executor, body.readableBytes * (compression == .identity ? 1 : 8) <= Self.largestMessageOnEventLoop {
+            Task(executorPreference: executor) { await job.run() }
+        } else {
+            Task { await job.run() }
+        }
     }
 
     fileprivate func answer(_ id: HTTP2StreamID, _ result: Result<[UInt8], GRPCStatus>) {

@@ -2,6 +2,8 @@ import Foundation
 import HTTPServing
 import NIOCore
 import NIOPosix
+import Logging
+import NIOHTTP1
 import Testing
 
 private actor Notes {
@@ -30,4 +32,55 @@ private actor Notes {
     // Without the preference the same work runs on the concurrency pool.
     #expect(await Task { loop.inEventLoop }.value == false)
     try await group.shutdownGracefully()
+}
+
+/// Answers where it handled the request: on an event loop or on the concurrency pool.
+private struct WhereHandled: HTTPHandler {
+    let maxBodySize = 1 << 20
+    func handle(_ request: HTTPRequest) async -> HTTPResponse {
+        .text(.ok, MultiThreadedEventLoopGroup.currentEventLoop == nil ? "pool" : "loop")
+    }
+    func bodyTooLarge(_ head: HTTPRequestHead) -> HTTPResponse { .text(.payloadTooLarge, "too large") }
+    func handlesOnEventLoop(_ request: HTTPRequest) -> Bool { request.body.readableBytes <= 16 }
+}
+
+/// One request on a fresh loopback connection; the response's body.
+private func post(port: Int, body: String) throws -> String {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    guard fd >= 0 else { throw HTTPServerError("socket failed") }
+    defer { close(fd) }
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_port = in_port_t(UInt16(port).bigEndian)
+    address.sin_addr.s_addr = inet_addr("127.0.0.1")
+    let connected = withUnsafePointer(to: &address) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+    }
+    guard connected == 0 else { throw HTTPServerError("connect failed") }
+    let request = Array("POST /x HTTP/1.1\r\nHost: t\r\nContent-Length: \(body.utf8.count)\r\nConnection: close\r\n\r\n\(body)".utf8)
+    guard send(fd, request, request.count, 0) == request.count else { throw HTTPServerError("send failed") }
+    var response: [UInt8] = []
+    var buffer = [UInt8](repeating: 0, count: 4096)
+    while true {
+        let n = recv(fd, &buffer, buffer.count, 0)
+        if n <= 0 { break }
+        response += buffer[0..<n]
+    }
+    let text = String(decoding: response, as: UTF8.self)
+    return text.components(separatedBy: "\r\n\r\n").last ?? ""
+}
+
+/// The server asks its handler per request: a small body is handled on the connection's
+/// loop, a big one (which the OTLP receivers send to the pool) on the concurrency pool.
+@Test func theServerHandlesARequestOnTheLoopOnlyWhenTheHandlerAsks() async throws {
+    let bound = AsyncStream.makeStream(of: Int.self)
+    let server = HTTPServer(name: "test", configuration: HTTPServerConfiguration(host: "127.0.0.1", port: 0), handler: WhereHandled(),
+                            logger: Logger(label: "test"), onBound: { bound.continuation.yield($0.port ?? 0) })
+    let running = Task { try await server.run() }
+    var ports = bound.stream.makeAsyncIterator()
+    let port = try #require(await ports.next())
+    #expect(try post(port: port, body: "small") == "loop")
+    #expect(try post(port: port, body: String(repeating: "x", count: 4096)) == "pool")
+    running.cancel()
+    _ = try? await running.value
 }
