@@ -18,4 +18,23 @@ public final class EventLoopTaskExecutor: TaskExecutor {
         // From the loop itself this only queues the job; from another thread it wakes the loop.
         eventLoop.execute { job.runSynchronously(on: self.asUnownedTaskExecutor()) }
     }
+
+    /// Whether a batch this size is short enough work to decode on the loop: up to 512
+    /// KiB, about 1,600 spans of protobuf (1-2 ms), a third of that in JSON; a compressed
+    /// one counts eight times its size (OTLP deflates to a fifth or less). Bigger ones (up
+    /// to 16 MiB by default: tens to hundreds of ms) go to the concurrency pool, so that
+    /// one big batch does not hold up every other connection on its loop.
+    public static func suits(messageBytes: Int, compressed: Bool) -> Bool {
+        messageBytes * (compressed ? 8 : 1) <= largestMessage
+    }
+
+    public static let largestMessage = 512 << 10
+}
+
+extension EventLoop {
+    /// Runs `body` at once when called on this loop (a task on its `EventLoopTaskExecutor`
+    /// answering), else queues it there.
+    public func runOrExecute(_ body: @escaping @Sendable () -> Void) {
+        if inEventLoop { body() } else { execute(body) }
+    }
 }

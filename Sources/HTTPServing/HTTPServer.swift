@@ -287,11 +287,7 @@ private struct HTTPRequestJob: Sendable {
     func run() async {
         let response = await handler.handle(request)
         let connection = self.connection, context = self.context, head = self.head
-        if connection.eventLoop.inEventLoop {
-            connection.value.respond(context.value, response, head: head)
-        } else {
-            connection.eventLoop.execute { connection.value.respond(context.value, response, head: head) }
-        }
+        connection.eventLoop.runOrExecute { connection.value.respond(context.value, response, head: head) }
     }
 }
 

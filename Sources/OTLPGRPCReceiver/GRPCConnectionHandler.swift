@@ -94,12 +94,10 @@ final class GRPCConnectionHandler: ChannelInboundHandler {
     private var bufferedBytes = 0
     private var withheldConnectionWindow: Int?
     private var sweep: RepeatedTask?
-    /// Calls with a message up to `largestMessageOnEventLoop` run on the connection's loop:
-    /// decoding and handing on spans is short and never blocks, and the loop then needs no
-    /// wake-up for the answer. Bigger ones run on the concurrency pool, so that one big
-    /// batch does not hold up the loop's other connections.
+    /// Calls run on the connection's loop while their message is small enough
+    /// (`EventLoopTaskExecutor.suits`): decoding and handing on spans is short and never
+    /// blocks, and the loop then needs no wake-up for the answer.
     private var executor: EventLoopTaskExecutor?
-    static let largestMessageOnEventLoop = 512 << 10
 
     init(routes: GRPCUnaryRoutes, configuration: Configuration, logger: Logger) {
         self.routes = routes
@@ -230,8 +228,7 @@ final class GRPCConnectionHandler: ChannelInboundHandler {
                        on eventLoop: any EventLoop) {
         let job = UnaryJob(id: id, method: method, body: body, compression: compression, limit: configuration.maxMessageBytes,
                            handler: NIOLoopBound(self, eventLoop: eventLoop))
-        // A compressed message counts eight times its size (OTLP deflates to a fifth or less).
-        if let executor, body.readableBytes * (compression == .identity ? 1 : 8) <= Self.largestMessageOnEventLoop {
+        if let executor, EventLoopTaskExecutor.suits(messageBytes: body.readableBytes, compressed: compression != .identity) {
             Task(executorPreference: executor) { await job.run() }
         } else {
             Task { await job.run() }
@@ -343,10 +340,6 @@ private struct UnaryJob: Sendable {
         }
         let handler = self.handler
         let id = self.id
-        if handler.eventLoop.inEventLoop {
-            handler.value.answer(id, result)
-        } else {
-            handler.eventLoop.execute { handler.value.answer(id, result) }
-        }
+        handler.eventLoop.runOrExecute { handler.value.answer(id, result) }
     }
 }

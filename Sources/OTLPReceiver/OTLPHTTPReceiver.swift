@@ -32,20 +32,17 @@ public struct OTLPHTTPReceiver: HTTPHandler {
     public static let tracesPath = "/v1/traces"
 
     /// Decoding and handing on a batch is short CPU work, and the write-ahead log's wait
-    /// suspends: requests stay on the loop that read them. Bodies over
-    /// `largestBodyOnEventLoop` (up to `maxBodySize`, 16 MiB by default: tens to hundreds
-    /// of ms of decoding, JSON the slowest) go to the concurrency pool instead, so that one
-    /// big batch does not hold up every other connection on its loop.
-    /// A compressed body counts `compressionAllowance` times its size (OTLP deflates to
-    /// a fifth or less).
+    /// suspends: requests stay on the loop that read them, unless the body is too big for
+    /// that (`EventLoopTaskExecutor.suits`).
     public func handlesOnEventLoop(_ request: HTTPRequest) -> Bool {
-        let encoded = request.headers.first(name: "content-encoding").map { !["", "identity"].contains($0.lowercased().trimmingWhitespace()) } ?? false
-        return request.body.readableBytes * (encoded ? Self.compressionAllowance : 1) <= Self.largestBodyOnEventLoop
+        let encoding = Self.contentEncoding(request)
+        return EventLoopTaskExecutor.suits(messageBytes: request.body.readableBytes, compressed: encoding != "" && encoding != "identity")
     }
 
-    /// 512 KiB: about 1,600 spans of protobuf (1-2 ms to decode), a third of that in JSON.
-    public static let largestBodyOnEventLoop = 512 << 10
-    public static let compressionAllowance = 8
+    /// The request's Content-Encoding, lowercased ("identity" when there is none).
+    static func contentEncoding(_ request: HTTPRequest) -> String {
+        request.headers.first(name: "content-encoding")?.lowercased().trimmingWhitespace() ?? "identity"
+    }
 
     /// The two OTLP/HTTP encodings; a response uses the request's.
     enum Encoding {
@@ -75,7 +72,7 @@ public struct OTLPHTTPReceiver: HTTPHandler {
             return refusal(InflightBudget.refusal, encoding)
         }
         defer { budget.release(request.body.readableBytes) }
-        let contentEncoding = request.headers.first(name: "content-encoding")?.lowercased().trimmingWhitespace() ?? "identity"
+        let contentEncoding = Self.contentEncoding(request)
         if encoding == .protobuf && (contentEncoding == "" || contentEncoding == "identity") {
             // The common case decodes the request buffer where it is, without copying it out.
             let batch: DecodedBatch
