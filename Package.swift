@@ -142,4 +142,8 @@ let package = Package(
 // the test suite runs, keep them, so an overlapping access still fails a test.
 for target in package.targets where target.type == .regular || target.type == .executable {
     target.swiftSettings = (target.swiftSettings ?? []) + [.unsafeFlags(["-enforce-exclusivity=unchecked"], .when(configuration: .release))]
+    target.swiftSettings! += [.unsafeFlags(["-static-stdlib"], .when(platforms: [.linux], configuration: .release))]
+    if target.type == .executable {
+        target.linkerSettings = (target.linkerSettings ?? []) + [.unsafeFlags(["-static-stdlib"], .when(platforms: [.linux], configuration: .release))]
+    }
 }
