@@ -142,6 +142,11 @@ let package = Package(
 // the test suite runs, keep them, so an overlapping access still fails a test.
 for target in package.targets where target.type == .regular || target.type == .executable {
     target.swiftSettings = (target.swiftSettings ?? []) + [.unsafeFlags(["-enforce-exclusivity=unchecked"], .when(configuration: .release))]
+    // Release builds on Linux link the Swift runtime, Foundation and Dispatch in (compiled
+    // and linked with -static-stdlib, as `--static-swift-stdlib` would): the daemon spends
+    // a fifth of its CPU in the runtime, and its calls then skip libswiftCore.so's PLT and
+    // GOT (README, "How it works"). Static Foundation networking links against libcurl,
+    // whose development files scripts/install-deps installs. Debug builds stay dynamic.
     target.swiftSettings! += [.unsafeFlags(["-static-stdlib"], .when(platforms: [.linux], configuration: .release))]
     if target.type == .executable {
         target.linkerSettings = (target.linkerSettings ?? []) + [.unsafeFlags(["-static-stdlib"], .when(platforms: [.linux], configuration: .release))]
