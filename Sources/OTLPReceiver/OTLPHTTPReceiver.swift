@@ -35,13 +35,14 @@ public struct OTLPHTTPReceiver: HTTPHandler {
     /// suspends: requests stay on the loop that read them, unless the body is too big for
     /// that (`EventLoopTaskExecutor.suits`).
     public func handlesOnEventLoop(_ request: HTTPRequest) -> Bool {
-        let encoding = Self.contentEncoding(request)
-        return EventLoopTaskExecutor.suits(messageBytes: request.body.readableBytes, compressed: encoding != "" && encoding != "identity")
+        EventLoopTaskExecutor.suits(messageBytes: request.body.readableBytes, compressed: Self.contentEncoding(request) != "identity")
     }
 
-    /// The request's Content-Encoding, lowercased ("identity" when there is none).
+    /// The request's Content-Encoding, lowercased: "identity" when there is none or it is
+    /// empty, so that one comparison tells an uncompressed body.
     static func contentEncoding(_ request: HTTPRequest) -> String {
-        request.headers.first(name: "content-encoding")?.lowercased().trimmingWhitespace() ?? "identity"
+        let value = request.headers.first(name: "content-encoding")?.lowercased().trimmingWhitespace() ?? ""
+        return value.isEmpty ? "identity" : value
     }
 
     /// The two OTLP/HTTP encodings; a response uses the request's.
@@ -73,7 +74,7 @@ public struct OTLPHTTPReceiver: HTTPHandler {
         }
         defer { budget.release(request.body.readableBytes) }
         let contentEncoding = Self.contentEncoding(request)
-        if encoding == .protobuf && (contentEncoding == "" || contentEncoding == "identity") {
+        if encoding == .protobuf && contentEncoding == "identity" {
             // The common case decodes the request buffer where it is, without copying it out.
             let batch: DecodedBatch
             do {
@@ -86,7 +87,7 @@ public struct OTLPHTTPReceiver: HTTPHandler {
         }
         var bytes = body.readBytes(length: body.readableBytes) ?? []
         switch contentEncoding {
-        case "", "identity":
+        case "identity":
             break
         case "gzip":
             do {

@@ -166,6 +166,8 @@ HTTP_CASES = [
     HttpCase("valid", 200, body=from_request(valid_run)),
     HttpCase("valid_gzip", 200, body=gz(from_request(valid_run)), headers={"Content-Encoding": "gzip"}),
     HttpCase("valid_identity_encoding", 200, body=from_request(valid_run), headers={"Content-Encoding": "identity"}),
+    # An empty Content-Encoding names no encoding: the body is taken as it is.
+    HttpCase("valid_empty_encoding", 200, body=from_request(valid_run), headers={"Content-Encoding": ""}),
     HttpCase("empty_body", 200, body=raw(b"", b"")),
     HttpCase("empty_object", 200, content_types=(JSON,), body=raw(b"", b"{}")),
     HttpCase("empty_containers", 200, body=from_request(empty_containers)),
