@@ -137,18 +137,24 @@ let package = Package(
     swiftLanguageModes: [.v6]
 )
 
-// Release builds skip the run-time exclusivity checks on class and actor properties
-// (about 1.5% of the daemon's CPU, nearly all in the ledger's commit); debug builds, which
-// the test suite runs, keep them, so an overlapping access still fails a test.
+// Settings of every target of this package in release builds.
+let linuxRelease = BuildSettingCondition.when(platforms: [.linux], configuration: .release)
 for target in package.targets where target.type == .regular || target.type == .executable {
-    target.swiftSettings = (target.swiftSettings ?? []) + [.unsafeFlags(["-enforce-exclusivity=unchecked"], .when(configuration: .release))]
-    // Release builds on Linux link the Swift runtime, Foundation and Dispatch in (compiled
-    // and linked with -static-stdlib, as `--static-swift-stdlib` would): the daemon spends
-    // a fifth of its CPU in the runtime, and its calls then skip libswiftCore.so's PLT and
-    // GOT (README, "How it works"). Static Foundation networking links against libcurl,
-    // whose development files scripts/install-deps installs. Debug builds stay dynamic.
-    target.swiftSettings! += [.unsafeFlags(["-static-stdlib"], .when(platforms: [.linux], configuration: .release))]
+    target.swiftSettings = (target.swiftSettings ?? []) + [
+        // Release builds skip the run-time exclusivity checks on class and actor
+        // properties (about 1.5% of the daemon's CPU, nearly all in the ledger's commit);
+        // debug builds, which the test suite runs, keep them, so an overlapping access
+        // still fails a test.
+        .unsafeFlags(["-enforce-exclusivity=unchecked"], .when(configuration: .release)),
+        // Release builds on Linux link the Swift runtime, Foundation and Dispatch in
+        // (compiled and linked with -static-stdlib, as `--static-swift-stdlib` would): the
+        // daemon spends a fifth of its CPU in the runtime, and its calls then skip
+        // libswiftCore.so's PLT and GOT (README, "How it works"). Static Foundation
+        // networking links against libcurl, whose development files scripts/install-deps
+        // installs. Debug builds stay dynamic.
+        .unsafeFlags(["-static-stdlib"], linuxRelease),
+    ]
     if target.type == .executable {
-        target.linkerSettings = (target.linkerSettings ?? []) + [.unsafeFlags(["-static-stdlib"], .when(platforms: [.linux], configuration: .release))]
+        target.linkerSettings = (target.linkerSettings ?? []) + [.unsafeFlags(["-static-stdlib"], linuxRelease)]
     }
 }
