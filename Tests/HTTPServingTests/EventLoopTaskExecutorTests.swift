@@ -1,5 +1,6 @@
 import Foundation
 import HTTPServing
+import LoadGenerator
 import NIOCore
 import NIOPosix
 import Logging
@@ -46,26 +47,10 @@ private struct WhereHandled: HTTPHandler {
 
 /// One request on a fresh loopback connection; the response's body.
 private func post(port: Int, body: String) throws -> String {
-    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-    guard fd >= 0 else { throw HTTPServerError("socket failed") }
-    defer { close(fd) }
-    var address = sockaddr_in()
-    address.sin_family = sa_family_t(AF_INET)
-    address.sin_port = in_port_t(UInt16(port).bigEndian)
-    address.sin_addr.s_addr = inet_addr("127.0.0.1")
-    let connected = withUnsafePointer(to: &address) {
-        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-    }
-    guard connected == 0 else { throw HTTPServerError("connect failed") }
-    let request = Array("POST /x HTTP/1.1\r\nHost: t\r\nContent-Length: \(body.utf8.count)\r\nConnection: close\r\n\r\n\(body)".utf8)
-    guard send(fd, request, request.count, 0) == request.count else { throw HTTPServerError("send failed") }
+    let socket = try LoopbackSocket(host: "127.0.0.1", port: port)
+    try socket.send(Array("POST /x HTTP/1.1\r\nHost: t\r\nContent-Length: \(body.utf8.count)\r\nConnection: close\r\n\r\n\(body)".utf8))
     var response: [UInt8] = []
-    var buffer = [UInt8](repeating: 0, count: 4096)
-    while true {
-        let n = recv(fd, &buffer, buffer.count, 0)
-        if n <= 0 { break }
-        response += buffer[0..<n]
-    }
+    while let piece = try? socket.receive() { response += piece }
     let text = String(decoding: response, as: UTF8.self)
     return text.components(separatedBy: "\r\n\r\n").last ?? ""
 }

@@ -1,5 +1,6 @@
 import Foundation
 import HTTPServing
+import LoadGenerator
 import Logging
 import NIOCore
 import NIOHTTP1
@@ -52,48 +53,23 @@ private func echoed(_ response: (status: Int, body: [UInt8])?, _ body: [UInt8]) 
 /// A loopback connection that sends pieces with pauses between them and reads until the
 /// server closes.
 private struct Connection {
-    let fd: Int32
+    let socket: LoopbackSocket
 
     init(port: Int) throws {
-        fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard fd >= 0 else { throw HTTPServerError("socket failed") }
-        var one: Int32 = 1
-        setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = in_port_t(UInt16(port).bigEndian)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        let connected = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        }
-        guard connected == 0 else {
-            close(fd)
-            throw HTTPServerError("connect failed")
-        }
+        socket = try LoopbackSocket(host: "127.0.0.1", port: port)
     }
 
     func send(_ pieces: [[UInt8]], pause: useconds_t = 40_000) throws {
         for (i, piece) in pieces.enumerated() {
             if i > 0 { usleep(pause) }
-            var sent = 0
-            while sent < piece.count {
-                let n = piece.withUnsafeBytes { Foundation.send(fd, $0.baseAddress! + sent, piece.count - sent, Int32(MSG_NOSIGNAL)) }
-                guard n > 0 else { throw HTTPServerError("send failed") }
-                sent += n
-            }
+            try socket.send(piece)
         }
     }
 
     /// Everything the server sends until it closes.
     func readAll() -> [UInt8] {
         var response: [UInt8] = []
-        var buffer = [UInt8](repeating: 0, count: 65536)
-        while true {
-            let n = recv(fd, &buffer, buffer.count, 0)
-            if n <= 0 { break }
-            response += buffer[0..<n]
-        }
-        close(fd)
+        while let piece = try? socket.receive() { response += piece }
         return response
     }
 }
