@@ -24,7 +24,20 @@ public final class LoopbackHTTPClient {
 
     /// Sends one request and returns (status, body).
     public func roundTrip(_ request: [UInt8]) throws -> (status: Int, body: [UInt8]) {
-        try socket.send(request)
+        try send(request)
+        return try readResponse()
+    }
+
+    /// Writes `bytes` as they are: a request, part of one, or several.
+    public func send(_ bytes: [UInt8]) throws {
+        try socket.send(bytes)
+    }
+
+    /// Bytes received and not yet read as part of a response.
+    public var buffered: Int { pending.count }
+
+    /// Reads the next response: (status, body).
+    public func readResponse() throws -> (status: Int, body: [UInt8]) {
         // Headers.
         var headerEnd: Int?
         while headerEnd == nil {

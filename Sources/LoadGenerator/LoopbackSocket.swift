@@ -3,12 +3,12 @@ import Glibc
 #endif
 
 /// One blocking TCP connection to a loopback port (Nagle off), for the load generator's
-/// clients and the HTTP server's tests: whole writes, and reads of whatever has arrived.
-public final class LoopbackSocket {
-    public let fd: Int32
+/// clients: whole writes, and reads of whatever has arrived.
+final class LoopbackSocket {
+    let fd: Int32
     private var buffer = [UInt8](repeating: 0, count: 1 << 16)
 
-    public init(host: String, port: Int) throws {
+    init(host: String, port: Int) throws {
         fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { throw LoadError("socket: \(String(cString: strerror(errno)))") }
         var one: Int32 = 1
@@ -28,7 +28,7 @@ public final class LoopbackSocket {
 
     deinit { close(fd) }
 
-    public func send(_ bytes: [UInt8]) throws {
+    func send(_ bytes: [UInt8]) throws {
         var sent = 0
         while sent < bytes.count {
             let n = bytes.withUnsafeBytes { Glibc.send(fd, $0.baseAddress! + sent, $0.count - sent, Int32(MSG_NOSIGNAL)) }
@@ -41,7 +41,7 @@ public final class LoopbackSocket {
     }
 
     /// What has arrived (at least one byte), waiting for it.
-    public func receive() throws -> ArraySlice<UInt8> {
+    func receive() throws -> ArraySlice<UInt8> {
         while true {
             let n = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
             if n < 0 && errno == EINTR { continue }

@@ -47,12 +47,9 @@ private struct WhereHandled: HTTPHandler {
 
 /// One request on a fresh loopback connection; the response's body.
 private func post(port: Int, body: String) throws -> String {
-    let socket = try LoopbackSocket(host: "127.0.0.1", port: port)
-    try socket.send(Array("POST /x HTTP/1.1\r\nHost: t\r\nContent-Length: \(body.utf8.count)\r\nConnection: close\r\n\r\n\(body)".utf8))
-    var response: [UInt8] = []
-    while let piece = try? socket.receive() { response += piece }
-    let text = String(decoding: response, as: UTF8.self)
-    return text.components(separatedBy: "\r\n\r\n").last ?? ""
+    let client = try LoopbackHTTPClient(host: "127.0.0.1", port: port)
+    let response = try client.roundTrip(LoopbackHTTPClient.postRequest(path: "/x", contentType: "text/plain", body: Array(body.utf8)))
+    return String(decoding: response.body, as: UTF8.self)
 }
 
 /// The server asks its handler per request: a small body is handled on the connection's

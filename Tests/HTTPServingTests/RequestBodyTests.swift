@@ -50,27 +50,34 @@ private func echoed(_ response: (status: Int, body: [UInt8])?, _ body: [UInt8]) 
     response?.status == 200 && response?.body == body
 }
 
-/// A loopback connection that sends pieces with pauses between them and reads until the
-/// server closes.
+/// A loopback connection that sends pieces with pauses between them and reads responses
+/// until the server closes.
 private struct Connection {
-    let socket: LoopbackSocket
+    let client: LoopbackHTTPClient
 
     init(port: Int) throws {
-        socket = try LoopbackSocket(host: "127.0.0.1", port: port)
+        client = try LoopbackHTTPClient(host: "127.0.0.1", port: port)
     }
 
     func send(_ pieces: [[UInt8]], pause: useconds_t = 40_000) throws {
         for (i, piece) in pieces.enumerated() {
             if i > 0 { usleep(pause) }
-            try socket.send(piece)
+            try client.send(piece)
         }
     }
 
-    /// Everything the server sends until it closes.
-    func readAll() -> [UInt8] {
-        var response: [UInt8] = []
-        while let piece = try? socket.receive() { response += piece }
-        return response
+    /// Every response until the server closes; bytes left that are not a whole response
+    /// are an error.
+    func responses() throws -> [(status: Int, body: [UInt8])] {
+        var out: [(status: Int, body: [UInt8])] = []
+        while true {
+            do {
+                out.append(try client.readResponse())
+            } catch {
+                guard client.buffered == 0 else { throw error }
+                return out
+            }
+        }
     }
 }
 
@@ -78,34 +85,12 @@ private func head(_ length: Int, close: Bool = true) -> [UInt8] {
     Array("POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: \(length)\r\nConnection: \(close ? "close" : "keep-alive")\r\n\r\n".utf8)
 }
 
-/// The bodies of the responses in `bytes` (each with a Content-Length), in order.
-private func responseBodies(_ bytes: [UInt8]) throws -> [(status: Int, body: [UInt8])] {
-    var out: [(Int, [UInt8])] = []
-    var rest = bytes[...]
-    let separator = Array("\r\n\r\n".utf8)
-    while !rest.isEmpty {
-        guard let end = rest.firstRange(of: separator) else { throw HTTPServerError("response head without end") }
-        let head = String(decoding: rest[rest.startIndex..<end.lowerBound], as: UTF8.self)
-        let lines = head.components(separatedBy: "\r\n")
-        let status = Int(lines[0].split(separator: " ")[1]) ?? 0
-        let length = lines.compactMap { line -> Int? in
-            let parts = line.split(separator: ":", maxSplits: 1)
-            return parts.count == 2 && parts[0].lowercased() == "content-length" ? Int(parts[1].trimmingCharacters(in: .whitespaces)) : nil
-        }.first ?? 0
-        let bodyStart = end.upperBound
-        guard rest.endIndex - bodyStart >= length else { throw HTTPServerError("response body shorter than its Content-Length") }
-        out.append((status, Array(rest[bodyStart..<(bodyStart + length)])))
-        rest = rest[(bodyStart + length)...]
-    }
-    return out
-}
-
 @Test func aBodySentInOneWriteComesBackWhole() async throws {
     let body = pattern(200_000, seed: 1)
     let responses = try await withEchoServer { port in
         let c = try Connection(port: port)
         try c.send([head(body.count) + body])
-        return try responseBodies(c.readAll())
+        return try c.responses()
     }
     #expect(responses.count == 1)
     #expect(echoed(responses.first, body))
@@ -117,7 +102,7 @@ private func responseBodies(_ bytes: [UInt8]) throws -> [(status: Int, body: [UI
         let c = try Connection(port: port)
         // The head with the first bytes, then two more pieces, each read on its own.
         try c.send([head(body.count) + body[0..<10], Array(body[10..<50_000]), Array(body[50_000...])])
-        return try responseBodies(c.readAll())
+        return try c.responses()
     }
     #expect(responses.count == 1)
     #expect(echoed(responses.first, body))
@@ -131,7 +116,7 @@ private func responseBodies(_ bytes: [UInt8]) throws -> [(status: Int, body: [UI
         for p in parts { pieces.append(Array((String(p.count, radix: 16) + "\r\n").utf8) + p + Array("\r\n".utf8)) }
         pieces.append(Array("0\r\n\r\n".utf8))
         try c.send(pieces)
-        return try responseBodies(c.readAll())
+        return try c.responses()
     }
     #expect(responses.count == 1)
     #expect(echoed(responses.first, parts.flatMap { $0 }))
@@ -143,7 +128,7 @@ private func responseBodies(_ bytes: [UInt8]) throws -> [(status: Int, body: [UI
     let responses = try await withEchoServer { port in
         let c = try Connection(port: port)
         try c.send([head(first.count, close: false) + first + head(second.count) + second])
-        return try responseBodies(c.readAll())
+        return try c.responses()
     }
     #expect(responses.count == 2)
     #expect(echoed(responses.first, first))
@@ -159,7 +144,7 @@ private func responseBodies(_ bytes: [UInt8]) throws -> [(status: Int, body: [UI
         let framed = Array((String(chunk.count, radix: 16) + "\r\n").utf8) + chunk + Array("\r\n".utf8)
         // The server may close before the second chunk is all sent; the answer is read anyway.
         try? c.send([Array("POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n".utf8) + framed, framed])
-        return try responseBodies(c.readAll())
+        return try c.responses()
     }
     #expect(responses.map(\.status) == [413])
 }
